@@ -1,0 +1,1 @@
+"""The paper's solvers, one algorithm per module."""

@@ -1,0 +1,1 @@
+"""absl binaries: `python -m vsg_spiel.eval.<name>`."""

@@ -1,0 +1,353 @@
+"""A finite Markov game as numpy tensors, enumerated once from an OpenSpiel game.
+
+`MarkovGame.from_openspiel(game)` walks a perfect-information OpenSpiel game
+with simultaneous (or turn-based) moves and chance, and stores:
+
+  * `num_states` decision states s, keyed by what identifies them: the public
+    observation string together with the move number where the game provides
+    observations (the observation of a perfect-information game is its state;
+    the move number makes a finite-horizon state Markov), otherwise the
+    action history;
+  * `num_actions[i]`: player i's action count (OpenSpiel action ids, padded to
+    `game.num_distinct_actions()`); `legal_mask[i][s, a]` marks legal ones. In a
+    turn-based game the players not to move have the single action 0;
+  * `rewards[i, s, a_1, ..., a_N]`: player i's expected reward from s under
+    the joint action, chance resolved (returns accumulated up to the next
+    decision state or the end);
+  * `transitions`: a sparse matrix P[(s, a), s'] of the probability of the
+    next decision state, chance resolved; the mass missing from a row is the
+    probability that the game ends;
+  * `initial_distribution[s]`, `discount` and `horizon` (the most decisions on
+    any play).
+
+States are numbered in move-number order, so every transition goes from one
+layer to a later one and backward induction runs over `layers` in reverse.
+All solvers and NashConv computations of the package work on these arrays.
+"""
+
+import itertools
+
+import numpy as np
+import pyspiel
+from scipy import sparse
+
+_SIMULTANEOUS = pyspiel.GameType.Dynamics.SIMULTANEOUS
+_SEQUENTIAL = pyspiel.GameType.Dynamics.SEQUENTIAL
+_ACCEPTED_INFORMATION = (pyspiel.GameType.Information.PERFECT_INFORMATION,
+                         pyspiel.GameType.Information.ONE_SHOT)
+DEFAULT_MAX_STATES = 200_000
+
+
+class MarkovGame:
+  """Tensors of a finite N-player Markov game; see the module docstring."""
+
+  def __init__(self, *, rewards, transitions, legal_mask, initial_distribution,
+               layers, discount=1.0, game=None, state_key=None,
+               state_keys=None, states=None, current_player=None):
+    self.rewards = np.asarray(rewards, dtype=np.float64)
+    self.num_players = self.rewards.shape[0]
+    self.num_states = self.rewards.shape[1]
+    self.num_actions = tuple(self.rewards.shape[2:])
+    if len(self.num_actions) != self.num_players:
+      raise ValueError(
+          f"rewards must have shape (num_players, num_states, A_1, ..., A_N); "
+          f"got {self.rewards.shape}")
+    self.num_joint_actions = int(np.prod(self.num_actions))
+    self.transitions = sparse.csr_matrix(transitions)
+    self.legal_mask = [np.asarray(mask, dtype=bool) for mask in legal_mask]
+    self.initial_distribution = np.asarray(initial_distribution, np.float64)
+    self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
+    if not 0.0 < discount <= 1.0:
+      raise ValueError(f"discount must be in (0, 1]; got {discount}")
+    self.discount = float(discount)
+    self.game = game
+    self.state_key = state_key  # "observation" or "history" (from OpenSpiel)
+    self.state_keys = state_keys
+    self.states = states
+    # pyspiel.PlayerId.SIMULTANEOUS (-2) at simultaneous nodes, else the mover.
+    self.current_player = (np.full(self.num_states, -2) if current_player is None
+                           else np.asarray(current_player))
+    self._index_of_key = (None if state_keys is None else
+                          {key: index for index, key in enumerate(state_keys)})
+    self._check_shapes()
+    # Per-layer row blocks of P, sliced once: layer states are contiguous.
+    self._layer_transitions = [
+        self.transitions[layer[0] * self.num_joint_actions:
+                         (layer[-1] + 1) * self.num_joint_actions]
+        for layer in self.layers]
+    self.horizon = self._longest_play()
+    self.max_legal_actions = max(int(mask.sum(axis=1).max())
+                                 for mask in self.legal_mask)
+
+  # --------------------------------------------------------------------------
+  # Construction from OpenSpiel.
+
+  @classmethod
+  def from_openspiel(cls, game, *, state_key="auto", discount=1.0,
+                     max_states=DEFAULT_MAX_STATES):
+    """Enumerates `game`'s decision states once and builds its tensors.
+
+    Args:
+      game: a pyspiel.Game (or a game string) with simultaneous or
+        turn-based moves, perfect information (or one-shot) and finite plays.
+      state_key: "observation" merges histories with the same move number and
+        public observation string (the Markov state of a perfect-information
+        game), "history" keeps every history apart (needed only to evaluate
+        policies that depend on the history); "auto" takes "observation"
+        where the game provides observation strings.
+      discount: gamma per decision step; OpenSpiel's own tools evaluate
+        undiscounted returns, so keep 1 when comparing with them.
+      max_states: enumeration stops with an error past this many states.
+
+    Raises:
+      ValueError: the game is not a finite perfect-information Markov game.
+    """
+    if isinstance(game, str):
+      game = pyspiel.load_game(game)
+    game_type = game.get_type()
+    name = game_type.short_name
+    if game_type.dynamics not in (_SIMULTANEOUS, _SEQUENTIAL):
+      raise ValueError(
+          f"{name} has {game_type.dynamics} dynamics; a Markov game needs "
+          "simultaneous or turn-based moves (mean-field games are solved by "
+          "vsg_spiel.algorithms.mf_bayesian_q)")
+    if game_type.information not in _ACCEPTED_INFORMATION:
+      raise ValueError(
+          f"{name} has imperfect information ({game_type.information}): its "
+          "players' information states are not Markov states, so it is not a "
+          "Markov game; use a perfect-information or one-shot game")
+    if state_key == "auto":
+      state_key = ("observation" if game_type.provides_observation_string
+                   else "history")
+    if state_key not in ("observation", "history"):
+      raise ValueError(f"state_key must be 'auto', 'observation' or "
+                       f"'history'; got {state_key!r}")
+    if state_key == "observation" and not game_type.provides_observation_string:
+      raise ValueError(f"{name} provides no observation strings; use "
+                       "state_key='history'")
+    return _Enumerator(game, state_key, max_states).build(cls, discount)
+
+  # --------------------------------------------------------------------------
+  # Vectorised Bellman pieces used by every solver.
+
+  def expected_next(self, layer_index, values):
+    """E_{s'~P(.|s,a)}[values[s']] for the states of one layer.
+
+    Args:
+      layer_index: index into `self.layers`.
+      values: array (num_states, ...) of next-state values (0 at the end).
+
+    Returns:
+      Array (layer size, A_1, ..., A_N, ...) of expected next values.
+    """
+    layer_size = len(self.layers[layer_index])
+    expected = self._layer_transitions[layer_index] @ values.reshape(
+        self.num_states, -1)
+    return expected.reshape((layer_size,) + self.num_actions +
+                            values.shape[1:])
+
+  def index_of(self, state):
+    """The Markov state index of a decision state of `self.game`."""
+    return self._index_of_key[key_of(self.state_key, state)]
+
+  def _longest_play(self):
+    """The most decision steps on any play: the T of Theorem 4.2."""
+    steps_to_go = np.zeros(self.num_states, dtype=np.int64)
+    for layer_index in reversed(range(len(self.layers))):
+      block = self._layer_transitions[layer_index].tocoo()
+      longest = np.zeros(block.shape[0], dtype=np.int64)
+      np.maximum.at(longest, block.row, steps_to_go[block.col])
+      longest = longest.reshape(len(self.layers[layer_index]), -1).max(axis=1)
+      steps_to_go[self.layers[layer_index]] = 1 + longest
+    return int(steps_to_go[self.initial_distribution > 0].max())
+
+  def _check_shapes(self):
+    num_states, joint = self.num_states, self.num_joint_actions
+    if self.transitions.shape != (num_states * joint, num_states):
+      raise ValueError(
+          f"transitions must have shape ({num_states * joint}, {num_states})"
+          f"; got {self.transitions.shape}")
+    for player, mask in enumerate(self.legal_mask):
+      if mask.shape != (num_states, self.num_actions[player]):
+        raise ValueError(f"legal_mask[{player}] must have shape "
+                         f"({num_states}, {self.num_actions[player]})")
+      if not mask.any(axis=1).all():
+        raise ValueError(f"player {player} has a state with no legal action")
+    if self.initial_distribution.shape != (num_states,):
+      raise ValueError("initial_distribution must have one entry per state")
+    order = np.concatenate(self.layers)
+    if not np.array_equal(order, np.arange(num_states)):
+      raise ValueError("layers must list the states 0..S-1 in order")
+
+  def __repr__(self):
+    name = self.game.get_type().short_name if self.game else "arrays"
+    return (f"MarkovGame({name}: {self.num_players} players, "
+            f"{self.num_states} states, actions {self.num_actions}, "
+            f"horizon {self.horizon}, discount {self.discount})")
+
+
+def expect_over_actions(joint_values, policies, keep=None):
+  """Expectation of joint-action values under independent per-player policies.
+
+  Args:
+    joint_values: array (..., n, A_1, ..., A_N): a value per state of a layer
+      and joint action, with any leading axes.
+    policies: N arrays (n, A_j): each player's policy at those states.
+    keep: a player whose action is not averaged out, or None.
+
+  Returns:
+    (..., n) or, with `keep`, (..., n, A_keep):
+    sum_{a_j, j != keep} prod_j pi_j(a_j|s) joint_values[..., s, a].
+  """
+  num_players = len(policies)
+  state_label = num_players
+  operands = [joint_values, [Ellipsis, state_label, *range(num_players)]]
+  for player, policy in enumerate(policies):
+    if player != keep:
+      operands += [policy, [state_label, player]]
+  output = [Ellipsis, state_label] + ([] if keep is None else [keep])
+  return np.einsum(*operands, output, optimize=len(policies) > 2)
+
+
+def key_of(state_key, state):
+  """What identifies a Markov state: (move number, public observation) or the
+  action history, as `state_key` says."""
+  if state_key == "observation":
+    return (state.move_number(), state.observation_string(0))
+  return tuple(state.history())
+
+
+class _Enumerator:
+  """Breadth-first walk of an OpenSpiel game that merges Markov-equal states."""
+
+  def __init__(self, game, state_key, max_states):
+    self.game = game
+    self.state_key = state_key
+    self.max_states = max_states
+    game_type = game.get_type()
+    self.simultaneous = game_type.dynamics == _SIMULTANEOUS
+    self.num_players = game.num_players()
+    self.num_actions = (game.num_distinct_actions(),) * self.num_players
+    self.index = {}
+    self.states = []
+
+
+  def decision_outcomes(self, state):
+    """Chance resolved: [(probability, decision-or-terminal state)]."""
+    if not state.is_chance_node():
+      return [(1.0, state)]
+    outcomes = []
+    for action, probability in state.chance_outcomes():
+      for inner_probability, leaf in self.decision_outcomes(
+          state.child(action)):
+        outcomes.append((probability * inner_probability, leaf))
+    return outcomes
+
+  def state_index(self, state):
+    key = key_of(self.state_key, state)
+    index = self.index.get(key)
+    if index is None:
+      if len(self.states) >= self.max_states:
+        raise ValueError(
+            f"{self.game} has more than {self.max_states} Markov states "
+            f"(max_game_length={self.game.max_game_length()}): it is too "
+            "long or too wide to enumerate; load it with smaller parameters "
+            "or raise max_states")
+      index = len(self.states)
+      self.index[key] = index
+      self.states.append(state)
+    return index
+
+  def joint_actions(self, state):
+    """Yields (joint action tuple padded for all players, child state)."""
+    if self.simultaneous:
+      legal = [state.legal_actions(player) for player in
+               range(self.num_players)]
+      for joint in itertools.product(*legal):
+        child = state.clone()
+        child.apply_actions(list(joint))
+        yield joint, child
+    else:
+      mover = state.current_player()
+      for action in state.legal_actions():
+        joint = [0] * self.num_players
+        joint[mover] = action
+        yield tuple(joint), state.child(action)
+
+  def build(self, cls, discount):
+    root = self.game.new_initial_state()
+    root_returns = np.asarray(root.returns())
+    initial = []
+    for probability, leaf in self.decision_outcomes(root):
+      if leaf.is_terminal():
+        raise ValueError(f"{self.game} can end before any decision")
+      if np.any(np.asarray(leaf.returns()) != root_returns):
+        raise ValueError(f"{self.game} pays rewards before the first decision")
+      initial.append((self.state_index(leaf), probability))
+    if not initial:
+      raise ValueError(f"{self.game} has no decision state")
+
+    joint_shape = self.num_actions
+    rows, cols, probs = [], [], []
+    rewards, legal, movers = [], [], []
+    position = 0
+    while position < len(self.states):
+      state = self.states[position]
+      returns = np.asarray(state.returns(), dtype=np.float64)
+      reward = np.zeros((self.num_players,) + joint_shape)
+      mask = [np.zeros(n, dtype=bool) for n in self.num_actions]
+      if self.simultaneous:
+        movers.append(pyspiel.PlayerId.SIMULTANEOUS)
+        for player in range(self.num_players):
+          mask[player][state.legal_actions(player)] = True
+      else:
+        mover = state.current_player()
+        movers.append(mover)
+        for player in range(self.num_players):
+          mask[player][state.legal_actions() if player == mover else [0]] = True
+      for joint, child in self.joint_actions(state):
+        row = position * int(np.prod(joint_shape)) + int(
+            np.ravel_multi_index(joint, joint_shape))
+        for probability, leaf in self.decision_outcomes(child):
+          reward[(slice(None),) + joint] += probability * (
+              np.asarray(leaf.returns()) - returns)
+          if not leaf.is_terminal():
+            rows.append(row)
+            cols.append(self.state_index(leaf))
+            probs.append(probability)
+      rewards.append(reward)
+      legal.append(mask)
+      position += 1
+
+    num_states = len(self.states)
+    move_numbers = np.array([s.move_number() for s in self.states])
+    order = np.argsort(move_numbers, kind="stable")
+    new_index = np.empty(num_states, dtype=np.int64)
+    new_index[order] = np.arange(num_states)
+    joint = int(np.prod(joint_shape))
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = new_index[rows // joint] * joint + rows % joint
+    transitions = sparse.csr_matrix(
+        (np.asarray(probs, dtype=np.float64),
+         (rows, new_index[np.asarray(cols, dtype=np.int64)])),
+        shape=(num_states * joint, num_states))
+    initial_distribution = np.zeros(num_states)
+    for index, probability in initial:
+      initial_distribution[new_index[index]] += probability
+    sorted_moves = move_numbers[order]
+    boundaries = np.flatnonzero(np.diff(sorted_moves)) + 1
+    layers = np.split(np.arange(num_states), boundaries)
+    keys = list(self.index)  # insertion order == discovery index
+    return cls(
+        rewards=np.stack(rewards, axis=1)[:, order],
+        transitions=transitions,
+        legal_mask=[np.array([legal[i][player] for i in order])
+                    for player in range(self.num_players)],
+        initial_distribution=initial_distribution,
+        layers=layers,
+        discount=discount,
+        game=self.game,
+        state_key=self.state_key,
+        state_keys=[keys[i] for i in order],
+        states=[self.states[i] for i in order],
+        current_player=np.asarray(movers)[order])
