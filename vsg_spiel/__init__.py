@@ -16,7 +16,7 @@ from vsg_spiel.exploitability import markov_game
 from vsg_spiel.exploitability import nash_conv
 from vsg_spiel.exploitability import policy_values
 from vsg_spiel.exploitability import profile_deviation_gains
-from vsg_spiel.markov_game import MarkovGame
+from vsg_spiel.core import MarkovGame
 from vsg_spiel.profiles import from_policy
 from vsg_spiel.profiles import MarkovPolicy
 from vsg_spiel.profiles import NonMarkovPolicyError

@@ -1,0 +1,592 @@
+"""Variational policy gradient (VPG) with variational opponent modelling.
+
+Algorithms 1 and 3 of Zhao & Zhang, "Variational Stochastic Games" (arXiv
+2503.06037), for every game the Markov-game core accepts. Each agent i keeps
+
+  * a policy conditioned on a predicted opponent action,
+    pi_i(a^i | s, a_hat^{-i})          (policy_form="conditional", the paper's)
+    or a plain pi_i(a^i | s)            (policy_form="marginal");
+  * an opponent model rho^i(a^{-i} | s) = prod_j rho^i_j(a^j | s);
+
+and one iteration (Algorithm 1) does:
+
+  1. update the opponent models: "exact" (the others' current marginal
+     policies), "empirical" (observed action frequencies with a prior) or
+     "variational" (Prop. 5.9, with the opponents' rewards fitted by the
+     maximum-entropy objective of eqs. 8-9, or the true rewards with
+     oracle_reward=True);
+  2. compute every agent's soft action value (Def. 5.1), in units of 1/alpha:
+       Q^i(s, a, a_hat) = r^i(s, a, a_hat) / alpha + gamma E_{s'} V^i(s'),
+       V^i(s) = E_{a_hat ~ rho^i, a ~ pi_i(.|s, a_hat)}[Q^i - log pi_i],
+     exactly by backward induction (mode="planning", the default) or from
+     sampled play (mode="sampled": decentralised soft Q-learning, each agent
+     sees states, its own reward and the others' actions only);
+  3. take the natural-gradient step of eq. 4 for every agent at once:
+       pi_i <- pi_i^(1 - beta) * exp(beta * Q^i) / Z,   beta = `step`,
+     (beta = 1 is the soft best response of Prop. 5.2). The marginal form uses
+     Q averaged over rho^i.
+
+The played policy is the marginal pi_i(a|s) = sum_a_hat rho^i(a_hat|s)
+pi_i(a|s, a_hat); `policy()` returns it as an OpenSpiel policy. All arrays are
+[state, own action, predicted joint action of the others] and every update is
+vectorised over states and joint actions.
+"""
+
+import numpy as np
+
+from vsg_spiel import exploitability
+from vsg_spiel import core
+from vsg_spiel import profiles
+
+OPPONENT_MODELS = ("exact", "empirical", "variational")
+POLICY_FORMS = ("conditional", "marginal")
+MODES = ("planning", "sampled")
+OPPONENT_PRIORS = ("uniform", "empirical", "previous")
+
+
+def log_softmax(logits, legal, axis):
+  """log softmax over `axis` restricted to `legal` entries (others -inf)."""
+  masked = np.where(legal, logits, -np.inf)
+  shifted = masked - masked.max(axis=axis, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def log_sum_exp(logits, legal, axis):
+  masked = np.where(legal, logits, -np.inf)
+  top = masked.max(axis=axis)
+  return top + np.log(np.exp(masked - np.expand_dims(top, axis)).sum(axis))
+
+
+def own_first(joint, player, num_players):
+  """(..., n, A_1, ..., A_N) -> (..., n, A_player, J_-player): the player's
+  action axis first, the others' joint action flattened in player order."""
+  axis = joint.ndim - num_players + player
+  moved = np.moveaxis(joint, axis, joint.ndim - num_players)
+  return moved.reshape(moved.shape[:joint.ndim - num_players + 1] + (-1,))
+
+
+def joint_distribution(marginals):
+  """prod_j marginals[j](a^j|s) as (n, J) in player order."""
+  joint = np.ones((marginals[0].shape[0], 1))
+  for marginal in marginals:
+    joint = (joint[:, :, None] * marginal[:, None, :]).reshape(
+        joint.shape[0], -1)
+  return joint
+
+
+def sample_rows(probabilities, rng):
+  """One index per row of (n, k) probabilities, by the inverse CDF."""
+  cumulative = np.cumsum(probabilities, axis=1)
+  draws = rng.random((probabilities.shape[0], 1)) * cumulative[:, -1:]
+  return np.minimum((cumulative <= draws).sum(axis=1),
+                    probabilities.shape[1] - 1)
+
+
+class VPGSolver:
+  """Variational policy gradient on the tensors of a `MarkovGame`.
+
+  Args:
+    game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
+    temperature: alpha > 0, or a callable iteration -> alpha (annealing; see
+      `geometric_annealing`).
+    step: beta in (0, 1], the eq. 4 step; 1 is the soft best response.
+    opponent_model: "exact", "empirical" or "variational".
+    policy_form: "conditional" (pi_i(a|s,a_hat), the paper's) or "marginal".
+    seed: seeds the sampled mode.
+    oracle_reward: the variational model uses the opponents' true rewards
+      instead of fitted estimates (the ablation).
+    opponent_prior: pibar of Prop. 5.9: "uniform", "empirical" (the observed
+      action frequencies) or "previous" (the previous model).
+    prior_count: pseudo-count of the uniform prior of the empirical model.
+    reward_learning_rate: step of the eqs. 8-9 gradient on the reward
+      estimates (in units of alpha).
+    mode: "planning" (exact expectations) or "sampled" (decentralised).
+    episodes_per_iteration, q_learning_rate: of the sampled mode.
+  """
+
+  def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",
+               policy_form="conditional", seed=None, *, oracle_reward=False,
+               opponent_prior="uniform", prior_count=1.0,
+               reward_learning_rate=1.0, mode="planning",
+               episodes_per_iteration=64, q_learning_rate=0.5):
+    if not callable(temperature):
+      _check_temperature(temperature)
+    if not 0.0 < step <= 1.0:
+      raise ValueError(f"step must be in (0, 1]; got {step}")
+    _check_choice("opponent_model", opponent_model, OPPONENT_MODELS)
+    _check_choice("policy_form", policy_form, POLICY_FORMS)
+    _check_choice("mode", mode, MODES)
+    _check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
+    if prior_count <= 0:
+      raise ValueError(f"prior_count must be > 0; got {prior_count}")
+    if reward_learning_rate <= 0:
+      raise ValueError("reward_learning_rate must be > 0; got "
+                       f"{reward_learning_rate}")
+    if episodes_per_iteration < 1:
+      raise ValueError("episodes_per_iteration must be >= 1; got "
+                       f"{episodes_per_iteration}")
+    if not 0.0 < q_learning_rate <= 1.0:
+      raise ValueError(f"q_learning_rate must be in (0, 1]; got "
+                       f"{q_learning_rate}")
+    self.mgame = exploitability.markov_game(game)
+    self.temperature = temperature
+    self.step = float(step)
+    self.opponent_model = opponent_model
+    self.policy_form = policy_form
+    self.oracle_reward = oracle_reward
+    self.opponent_prior = opponent_prior
+    self.prior_count = float(prior_count)
+    self.reward_learning_rate = float(reward_learning_rate)
+    self.mode = mode
+    self.episodes_per_iteration = int(episodes_per_iteration)
+    self.q_learning_rate = float(q_learning_rate)
+    self._rng = np.random.default_rng(seed)
+    self._iteration = 0
+
+    mgame = self.mgame
+    num_players = self.num_players = mgame.num_players
+    self._others = [[j for j in range(num_players) if j != i]
+                    for i in range(num_players)]
+    self._legal = [mask[:, :, None] for mask in mgame.legal_mask]
+    uniform = profiles.uniform_profile(mgame)
+    # Agent i's rewards, own action first: (S, A_i, J_-i).
+    self._own_rewards = [own_first(mgame.rewards[i], i, num_players)
+                         for i in range(num_players)]
+    # Conditional (or marginal, width 1) log-policies, uniform to start.
+    self.log_policies = []
+    for i, mask in enumerate(mgame.legal_mask):
+      width = (int(np.prod([mgame.num_actions[j] for j in self._others[i]]))
+               if policy_form == "conditional" else 1)
+      log_uniform = np.where(mask, -np.log(mask.sum(axis=1, keepdims=True)),
+                             -np.inf)
+      self.log_policies.append(np.repeat(log_uniform[:, :, None], width, 2))
+    # rho^i_j for j != i, uniform to start; the empirical action counts.
+    self.opponent_models = [{j: uniform[j].copy() for j in self._others[i]}
+                            for i in range(num_players)]
+    self.action_counts = [np.zeros(mask.shape) for mask in mgame.legal_mask]
+    self.observations = 0
+    # Agent i's estimate of r^j (reward units), joint-action tensors.
+    self.reward_estimates = [
+        {j: np.zeros(mgame.rewards.shape[1:]) for j in self._others[i]}
+        for i in range(num_players)]
+    # Sampled mode: soft Q estimates (own-first) and opponents' soft Q.
+    self.q_estimates = [np.zeros(r.shape) for r in self._own_rewards]
+    self.opponent_q_estimates = [
+        {j: np.zeros(mgame.rewards.shape[1:]) for j in self._others[i]}
+        for i in range(num_players)]
+    self._refresh_joint_models()
+
+  # --------------------------------------------------------------------------
+  # OpenSpiel-style interface.
+
+  @property
+  def iteration_count(self):
+    return self._iteration
+
+  def current_temperature(self):
+    alpha = (self.temperature(self._iteration) if callable(self.temperature)
+             else self.temperature)
+    return _check_temperature(alpha)
+
+  def iteration(self):
+    """One VPG iteration (Algorithm 1): models, soft Q, eq. 4 step."""
+    alpha = self.current_temperature()
+    if self.mode == "sampled":
+      self._learn_from_play(alpha)
+    else:
+      self._observe_expected_play()
+    self.update_opponent_models(alpha)
+    q_values = (self.q_estimates if self.mode == "sampled" else
+                self.soft_q_values(alpha))
+    for i in range(self.num_players):
+      self.log_policies[i] = self._natural_gradient_step(i, q_values[i])
+    self._iteration += 1
+
+  def marginal_profile(self):
+    """pi_i(a|s) = sum_a_hat rho^i(a_hat|s) pi_i(a|s, a_hat), per player."""
+    marginals = []
+    for i in range(self.num_players):
+      policy = np.exp(self.log_policies[i])
+      if self.policy_form == "conditional":
+        policy = np.einsum("saj,sj->sa", policy, self._joint_models[i])
+        # Keep rounding from compounding through the models' products.
+        marginals.append(policy / policy.sum(axis=1, keepdims=True))
+      else:
+        marginals.append(policy[:, :, 0])
+    return marginals
+
+  def policy(self):
+    """The played (marginal) policies as an OpenSpiel policy."""
+    return profiles.to_policy(self.mgame, self.marginal_profile())
+
+  def conditional_policies(self):
+    """pi_i(a|s, a_hat) as arrays (S, A_i, J_-i) (width 1 if marginal)."""
+    return [np.exp(log_policy) for log_policy in self.log_policies]
+
+  def joint_opponent_models(self):
+    """rho^i(a_hat^{-i}|s) as arrays (S, J_-i), others in player order."""
+    return [model.copy() for model in self._joint_models]
+
+  def deviation_gains(self):
+    """True gains of unilateral deviation from the marginal profile."""
+    return exploitability.profile_deviation_gains(self.mgame,
+                                                  self.marginal_profile())
+
+  def nash_conv(self):
+    return float(np.sum(self.deviation_gains()))
+
+  # --------------------------------------------------------------------------
+  # Step 2: soft action values (Def. 5.1), exact.
+
+  def soft_q_values(self, alpha=None, opponent="model"):
+    """Every agent's soft Q^i(s, a, a_hat) in units of 1/alpha (Def. 5.1).
+
+    Args:
+      alpha: the temperature (default: the current one).
+      opponent: "model" values the others by rho^i (the agent's subjective Q);
+        "exact" by their true marginal policies (for Prop. 5.5's error).
+
+    Returns:
+      Per player an array (S, A_i, J_-i).
+    """
+    alpha = self.current_temperature() if alpha is None else alpha
+    mgame = self.mgame
+    joint_models = (self._joint_models if opponent == "model" else
+                    self._true_joint_models())
+    values = np.zeros((mgame.num_states, self.num_players))
+    q_values = [np.zeros(r.shape) for r in self._own_rewards]
+    for layer_index in reversed(range(len(mgame.layers))):
+      layer = mgame.layers[layer_index]
+      continuation = mgame.expected_next(layer_index, values)
+      for i in range(self.num_players):
+        q_layer = (self._own_rewards[i][layer] / alpha + mgame.discount *
+                   own_first(continuation[..., i], i, self.num_players))
+        q_values[i][layer] = q_layer
+        values[layer, i] = self._soft_value(i, q_layer, layer,
+                                            joint_models[i][layer])
+    return q_values
+
+  def _soft_value(self, i, q_values, states, joint_model):
+    """V^i(s) = E_{a_hat~rho, a~pi}[Q^i - log pi] at `states`."""
+    log_policy = self.log_policies[i][states]
+    if self.policy_form == "marginal":
+      q_values = np.einsum("saj,sj->sa", q_values, joint_model)[:, :, None]
+      joint_model = np.ones((len(joint_model), 1))
+    legal = self._legal[i][states]
+    per_prediction = np.where(legal, np.exp(log_policy) * (
+        q_values - np.where(legal, log_policy, 0.0)), 0.0).sum(axis=1)
+    return (per_prediction * joint_model).sum(axis=1)
+
+  # --------------------------------------------------------------------------
+  # Step 3: the natural policy gradient step (eq. 4).
+
+  def _natural_gradient_step(self, i, q_values):
+    """pi <- pi^(1-beta) exp(beta Q) / Z, in log space (eq. 4)."""
+    if self.policy_form == "marginal":
+      q_values = np.einsum("saj,sj->sa", q_values,
+                           self._joint_models[i])[:, :, None]
+    legal = self._legal[i]
+    logits = ((1.0 - self.step) * np.where(legal, self.log_policies[i], 0.0) +
+              self.step * q_values)
+    return log_softmax(logits, legal, axis=1)
+
+  # --------------------------------------------------------------------------
+  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 8-9).
+
+  def _observe_expected_play(self):
+    """Planning mode observes the expected action frequencies: every
+    state counts each player's current marginal policy once."""
+    for j, marginal in enumerate(self.marginal_profile()):
+      self.action_counts[j] += marginal
+    self.observations += 1
+
+  def empirical_models(self):
+    """Observed action frequencies with a uniform prior of `prior_count`."""
+    models = []
+    for counts, mask in zip(self.action_counts, self.mgame.legal_mask):
+      counts = counts + self.prior_count * mask / mask.sum(1, keepdims=True)
+      models.append(counts / counts.sum(axis=1, keepdims=True))
+    return models
+
+  def update_opponent_models(self, alpha):
+    """Step 1 of Algorithm 1: rho^i_j for every agent i and opponent j."""
+    if self.opponent_model == "exact":
+      marginals = self.marginal_profile()
+      for i in range(self.num_players):
+        for j in self._others[i]:
+          self.opponent_models[i][j] = marginals[j].copy()
+    elif self.opponent_model == "empirical":
+      empirical = self.empirical_models()
+      for i in range(self.num_players):
+        for j in self._others[i]:
+          self.opponent_models[i][j] = empirical[j]
+    else:
+      self._variational_models(alpha)
+    self._refresh_joint_models()
+
+  def _variational_models(self, alpha):
+    """rho_j(a^j|s) ∝ pibar_j(a^j|s) exp(E_{a^-j ~ rho_-j} Q^j_rho(s, a))
+    (Prop. 5.9), with agent i's own marginal for itself in rho_-j."""
+    empirical = self.empirical_models()
+    own_marginals = self.marginal_profile()
+    for i in range(self.num_players):
+      for j in self._others[i]:
+        if not self.oracle_reward:
+          self._fit_reward_estimate(i, j, empirical[j], own_marginals[i])
+        if self.opponent_prior == "uniform":
+          prior = profiles.uniform_profile(self.mgame)[j]
+        elif self.opponent_prior == "empirical":
+          prior = empirical[j]
+        else:
+          prior = self.opponent_models[i][j]
+        reward = (self.mgame.rewards[j] if self.oracle_reward else
+                  self.reward_estimates[i][j])
+        self.opponent_models[i][j] = self._prop_5_9(
+            i, j, reward, prior, own_marginals[i], alpha)
+
+  def _others_of(self, i, j, own_marginal, states=slice(None)):
+    """The policies agent i believes j faces: its own, and rho^i_k."""
+    return [own_marginal[states] if k == i else
+            (None if k == j else self.opponent_models[i][k][states])
+            for k in range(self.num_players)]
+
+  def _prop_5_9(self, i, j, reward, prior, own_marginal, alpha):
+    """Agent i's model of j by the soft backward recursion of Prop. 5.9."""
+    mgame = self.mgame
+    legal = mgame.legal_mask[j]
+    log_prior = np.where(legal, np.log(np.maximum(prior, 1e-300)), 0.0)
+    model = np.zeros(prior.shape)
+    if self.mode == "sampled":
+      expected_q = core.expect_over_actions(
+          self.opponent_q_estimates[i][j],
+          _fill(self._others_of(i, j, own_marginal), j, legal), keep=j)
+      return np.exp(log_softmax(log_prior + expected_q, legal, axis=1))
+    values = np.zeros(mgame.num_states)
+    for layer_index in reversed(range(len(mgame.layers))):
+      layer = mgame.layers[layer_index]
+      q_joint = (reward[layer] / alpha + mgame.discount *
+                 mgame.expected_next(layer_index, values))
+      expected_q = core.expect_over_actions(
+          q_joint, _fill(self._others_of(i, j, own_marginal, layer), j,
+                         legal[layer]), keep=j)
+      logits = log_prior[layer] + expected_q
+      model[layer] = np.exp(log_softmax(logits, legal[layer], axis=1))
+      values[layer] = log_sum_exp(logits, legal[layer], axis=1)
+    return model
+
+  def _fit_reward_estimate(self, i, j, observed, own_marginal):
+    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 8-9).
+
+    The transition factors of the two trajectory distributions cancel, so
+    the objective is E_s KL(observed_j(.|s) || rho_j(.|s)); its gradient in
+    rhat_j(s, a)/alpha, holding the continuation fixed, is the data's minus
+    the model's expected reward features:
+      rho_-j(a^-j|s) (observed_j(a^j|s) - rho_j(a^j|s)).
+    """
+    others = _fill(self._others_of(i, j, own_marginal), j, None)
+    features = np.ones((self.mgame.num_states,) + (1,) * self.num_players)
+    for k, policy in enumerate(others):
+      shape = [self.mgame.num_states] + [1] * self.num_players
+      shape[1 + k] = self.mgame.num_actions[k]
+      factor = (observed - self.opponent_models[i][j] if k == j else policy)
+      features = features * factor.reshape(shape)
+    self.reward_estimates[i][j] += self.reward_learning_rate * (
+        self.current_temperature() * features)
+
+  def _refresh_joint_models(self):
+    self._joint_models = [
+        joint_distribution([self.opponent_models[i][j]
+                            for j in self._others[i]])
+        for i in range(self.num_players)]
+
+  def _true_joint_models(self):
+    marginals = self.marginal_profile()
+    return [joint_distribution([marginals[j] for j in self._others[i]])
+            for i in range(self.num_players)]
+
+  # --------------------------------------------------------------------------
+  # Sampled (decentralised) mode.
+
+  def _learn_from_play(self, alpha):
+    """Plays `episodes_per_iteration` episodes and updates, per agent, the
+    soft Q estimate by TD (Def. 5.1), the action counts of the others and,
+    for the variational model, its estimate of each opponent's soft Q."""
+    transitions = self._sample_play()
+    states, joint_actions, next_states = transitions
+    mgame = self.mgame
+    flat = states * mgame.num_joint_actions + joint_actions
+    actions = np.unravel_index(joint_actions, mgame.num_actions)
+    for j in range(self.num_players):
+      np.add.at(self.action_counts[j], (states, actions[j]), 1.0)
+    self.observations += len(states)
+    ends = next_states < 0
+    safe_next = np.where(ends, 0, next_states)
+    all_states = np.arange(mgame.num_states)
+    for i in range(self.num_players):
+      values = self._soft_value(i, self.q_estimates[i], all_states,
+                                self._joint_models[i])
+      own_reward = mgame.rewards[i].reshape(-1)[flat]
+      targets = own_reward / alpha + mgame.discount * np.where(
+          ends, 0.0, values[safe_next])
+      own_flat = self._own_flat_index(i, states, actions)
+      self._td_update(self.q_estimates[i].reshape(-1), own_flat, targets)
+      if self.opponent_model == "variational":
+        own_marginal = self.marginal_profile()[i]
+        for j in self._others[i]:
+          self._opponent_td_update(i, j, flat, ends, safe_next, own_marginal,
+                                   alpha)
+
+  def _opponent_td_update(self, i, j, flat, ends, safe_next, own_marginal,
+                          alpha):
+    """TD for agent i's estimate of j's soft Q, whose soft value is
+    log E_{pibar_j} exp(E_{a^-j} Q^j) (the normaliser of Prop. 5.9)."""
+    legal = self.mgame.legal_mask[j]
+    expected_q = core.expect_over_actions(
+        self.opponent_q_estimates[i][j],
+        _fill(self._others_of(i, j, own_marginal), j, legal), keep=j)
+    log_prior = np.log(np.maximum(self.opponent_models[i][j], 1e-300))
+    values = log_sum_exp(log_prior + expected_q, legal, axis=1)
+    reward = (self.mgame.rewards[j] if self.oracle_reward else
+              self.reward_estimates[i][j]).reshape(-1)[flat]
+    targets = reward / alpha + self.mgame.discount * np.where(
+        ends, 0.0, values[safe_next])
+    self._td_update(self.opponent_q_estimates[i][j].reshape(-1), flat,
+                    targets)
+
+  def _td_update(self, table, index, targets):
+    """table[k] += lr * (mean target at k - table[k]) for sampled k."""
+    sums = np.bincount(index, weights=targets, minlength=table.size)
+    counts = np.bincount(index, minlength=table.size)
+    seen = counts > 0
+    table[seen] += self.q_learning_rate * (sums[seen] / counts[seen] -
+                                           table[seen])
+
+  def _own_flat_index(self, i, states, actions):
+    others_shape = [self.mgame.num_actions[j] for j in self._others[i]]
+    others_index = (np.ravel_multi_index(
+        [actions[j] for j in self._others[i]], others_shape)
+                    if others_shape else np.zeros_like(states))
+    width = int(np.prod(others_shape))
+    return (states * self.mgame.num_actions[i] + actions[i]) * width + (
+        others_index)
+
+  def _sample_play(self):
+    """Episodes on the game's tensors, vectorised over episodes: each agent
+    draws a_hat ~ rho^i(.|s), then a^i ~ pi_i(.|s, a_hat)."""
+    mgame = self.mgame
+    episodes = self.episodes_per_iteration
+    transitions = mgame.transitions
+    states = sample_rows(np.broadcast_to(mgame.initial_distribution,
+                                         (episodes, mgame.num_states)),
+                         self._rng)
+    collected_states, collected_joint, collected_next = [], [], []
+    policies = self.conditional_policies()
+    while states.size:
+      actions = []
+      for i in range(self.num_players):
+        predicted = sample_rows(self._joint_models[i][states], self._rng)
+        width = policies[i].shape[2]
+        own = policies[i][states, :, predicted % width]
+        actions.append(sample_rows(own, self._rng))
+      joint = np.ravel_multi_index(actions, mgame.num_actions)
+      rows = states * mgame.num_joint_actions + joint
+      next_states = self._sample_next(transitions, rows)
+      collected_states.append(states)
+      collected_joint.append(joint)
+      collected_next.append(next_states)
+      states = next_states[next_states >= 0]
+    return (np.concatenate(collected_states), np.concatenate(collected_joint),
+            np.concatenate(collected_next))
+
+  def _sample_next(self, transitions, rows):
+    """Next state per row of P, or -1 where the game ends."""
+    starts, ends = transitions.indptr[rows], transitions.indptr[rows + 1]
+    draws = self._rng.random(len(rows))
+    next_states = np.full(len(rows), -1)
+    for position in range(len(rows)):  # rows have few successors
+      start, end = starts[position], ends[position]
+      if start == end:
+        continue
+      cumulative = np.cumsum(transitions.data[start:end])
+      chosen = np.searchsorted(cumulative, draws[position], side="right")
+      if chosen < end - start:
+        next_states[position] = transitions.indices[start + chosen]
+    return next_states
+
+  # --------------------------------------------------------------------------
+  # What Theorem 4.2 bounds, measured (DESIGN.md).
+
+  def elbo_gaps(self):
+    """Per agent, under q (the opponents drawn from rho^i and seen by the
+    agent): the best response's value minus the policy's value, in reward
+    units. In the conditional form the best response may condition on the
+    predicted action; in the marginal form it may not."""
+    mgame = self.mgame
+    policy_values = np.zeros((mgame.num_states, self.num_players))
+    best_values = np.zeros((mgame.num_states, self.num_players))
+    stacked = np.concatenate([policy_values, best_values], axis=1)
+    for layer_index in reversed(range(len(mgame.layers))):
+      layer = mgame.layers[layer_index]
+      continuation = mgame.expected_next(layer_index, stacked)
+      for i in range(self.num_players):
+        joint_model = self._joint_models[i][layer]
+        legal = self._legal[i][layer]
+        policy = np.exp(self.log_policies[i][layer])
+        own = self._own_rewards[i][layer]
+        on_policy = own + mgame.discount * own_first(
+            continuation[..., i], i, self.num_players)
+        best = own + mgame.discount * own_first(
+            continuation[..., self.num_players + i], i, self.num_players)
+        if self.policy_form == "marginal":
+          on_policy = np.einsum("saj,sj->sa", on_policy, joint_model)[..., None]
+          best = np.einsum("saj,sj->sa", best, joint_model)[..., None]
+          joint_model = np.ones((len(layer), 1))
+        stacked[layer, i] = ((np.where(legal, policy * on_policy, 0.0)
+                              .sum(axis=1)) * joint_model).sum(axis=1)
+        stacked[layer, self.num_players + i] = (
+            np.where(legal, best, -np.inf).max(axis=1) * joint_model).sum(
+                axis=1)
+    start = mgame.initial_distribution @ stacked
+    return start[self.num_players:] - start[:self.num_players]
+
+  def opponent_model_kl(self):
+    """max_s KL(rho^i(.|s) || pi_-i(.|s)) per agent (Prop. 5.5's eps_p)."""
+    true_models = self._true_joint_models()
+    result = []
+    for model, truth in zip(self._joint_models, true_models):
+      with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(model > 0, model * (np.log(model) - np.log(truth)),
+                         0.0)
+      result.append(float(np.max(terms.sum(axis=1))))
+    return np.array(result)
+
+
+def geometric_annealing(initial, final, decay):
+  """alpha_t = max(final, initial * decay^t): a temperature schedule."""
+  _check_temperature(initial)
+  _check_temperature(final)
+  if not 0.0 < decay <= 1.0:
+    raise ValueError(f"decay must be in (0, 1]; got {decay}")
+  return lambda iteration: max(final, initial * decay**iteration)
+
+
+def _fill(policies, player, legal):
+  """Puts a placeholder (the uniform policy) in `player`'s kept slot."""
+  filled = list(policies)
+  if legal is None:
+    filled[player] = None
+  else:
+    filled[player] = legal / legal.sum(axis=1, keepdims=True)
+  return filled
+
+
+def _check_temperature(alpha):
+  alpha = float(alpha)
+  if not np.isfinite(alpha) or alpha <= 0:
+    raise ValueError(f"temperature must be a finite number > 0; got {alpha}")
+  return alpha
+
+
+def _check_choice(name, value, choices):
+  if value not in choices:
+    raise ValueError(f"unknown {name} {value!r}; choose one of {choices}")

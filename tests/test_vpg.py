@@ -1,0 +1,222 @@
+"""Variational policy gradient (Algorithms 1 and 3)."""
+
+import numpy as np
+import pyspiel
+import pytest
+from open_spiel.python.algorithms import exploitability
+from scipy import special
+
+import vsg_spiel
+from vsg_spiel.algorithms import vpg
+
+ROUTING = "python_vsg_routing(num_players=3,split_levels=3,horizon=2)"
+
+
+def converge(solver, iterations, tolerance=1e-10):
+  """Iterates until the (conditional) policies stop moving; returns the
+  last change."""
+  previous = solver.conditional_policies()
+  for _ in range(iterations):
+    solver.iteration()
+    current = solver.conditional_policies()
+    change = max(np.abs(a - b).max() for a, b in zip(current, previous))
+    previous = current
+    if change < tolerance:
+      break
+  return change
+
+
+@pytest.mark.parametrize("policy_form", ["conditional", "marginal"])
+def test_unit_step_is_the_soft_best_response(policy_form):
+  game = pyspiel.load_game("matrix_bos")
+  solver = vpg.VPGSolver(game, temperature=0.3, step=1.0,
+                         policy_form=policy_form)
+  solver.iteration()  # moves away from uniform, so the next Q is not flat
+  # With exact models, the next iteration's models are today's marginals.
+  marginals = solver.marginal_profile()
+  solver.iteration()
+  for i in range(2):
+    model = marginals[1 - i]
+    rewards = vpg.own_first(solver.mgame.rewards[i], i, 2)[0]  # (A_i, A_-i)
+    q_values = rewards / 0.3
+    if policy_form == "marginal":
+      expected = special.softmax(q_values @ model[0])
+      got = solver.conditional_policies()[i][0, :, 0]
+    else:
+      expected = special.softmax(q_values, axis=0)
+      got = solver.conditional_policies()[i][0]
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("game_string", ["matrix_sh", "matrix_bos", ROUTING])
+def test_marginal_fixed_point_is_epsilon_nash(game_string):
+  """Marginal form, exact models: the regularised fixed point's true
+  deviation gains are at most the Theorem 4.2 epsilon."""
+  game = pyspiel.load_game(game_string)
+  temperature = 0.2
+  solver = vpg.VPGSolver(game, temperature=temperature, step=0.2,
+                         opponent_model="exact", policy_form="marginal")
+  assert converge(solver, 3000) < 1e-10
+  epsilon = vsg_spiel.epsilon_bound(game, temperature)
+  gains = solver.deviation_gains()
+  assert np.all(gains <= epsilon), (gains, epsilon)
+  # With exact models the ELBO gap of the marginal form is the true gain.
+  np.testing.assert_allclose(solver.elbo_gaps(), gains, atol=1e-9)
+
+
+@pytest.mark.parametrize("game_string", ["matrix_sh", "matrix_bos", ROUTING])
+def test_conditional_elbo_gap_is_at_most_epsilon(game_string):
+  game = pyspiel.load_game(game_string)
+  temperature = 0.2
+  solver = vpg.VPGSolver(game, temperature=temperature, step=0.2)
+  converge(solver, 3000)
+  epsilon = vsg_spiel.epsilon_bound(game, temperature)
+  assert np.all(solver.elbo_gaps() <= epsilon + 1e-12)
+
+
+def test_conditional_true_gain_can_exceed_epsilon():
+  """DESIGN.md: in matrix_bos the conditional form coordinates on the
+  predicted action under q, but its marginal is exploitable in the game."""
+  game = pyspiel.load_game("matrix_bos")
+  solver = vpg.VPGSolver(game, temperature=0.1, step=1.0)
+  converge(solver, 500)
+  epsilon = vsg_spiel.epsilon_bound(game, 0.1)
+  assert np.all(solver.elbo_gaps() <= epsilon)
+  assert solver.deviation_gains().max() > epsilon
+
+
+@pytest.mark.parametrize("opponent_model", vpg.OPPONENT_MODELS)
+def test_policy_is_measured_equally_by_openspiel(opponent_model):
+  game = pyspiel.load_game(
+      "python_iterated_prisoners_dilemma(max_game_length=2)")
+  solver = vpg.VPGSolver(game, temperature=0.5, step=0.5,
+                         opponent_model=opponent_model)
+  for _ in range(5):
+    solver.iteration()
+  theirs = exploitability.nash_conv(pyspiel.convert_to_turn_based(game),
+                                    solver.policy())
+  assert solver.nash_conv() == pytest.approx(theirs, abs=1e-9)
+  assert vsg_spiel.nash_conv(game, solver.policy()) == pytest.approx(
+      theirs, abs=1e-9)
+
+
+def test_empirical_model_is_the_average_of_observed_play():
+  game = pyspiel.load_game("matrix_bos")
+  solver = vpg.VPGSolver(game, temperature=0.5, step=0.5,
+                         opponent_model="empirical", prior_count=2.0)
+  played = []
+  for _ in range(4):
+    played.append(solver.marginal_profile()[1])
+    solver.iteration()
+  expected = (np.sum(played, axis=0) + 2.0 * 0.5) / (4 + 2.0)
+  np.testing.assert_allclose(solver.opponent_models[0][1], expected,
+                             atol=1e-15)
+
+
+def test_variational_oracle_model_is_prop_5_9_in_closed_form():
+  """One-shot game, uniform prior: rho_j(a) ∝ exp(E_{a_i~pi_i} r_j / alpha)."""
+  game = pyspiel.load_game("matrix_bos")
+  solver = vpg.VPGSolver(game, temperature=0.7, step=0.5,
+                         opponent_model="variational", oracle_reward=True)
+  solver.iteration()
+  own = solver.marginal_profile()[0]
+  solver.iteration()
+  expected = special.softmax(own[0] @ solver.mgame.rewards[1, 0] / 0.7)
+  np.testing.assert_allclose(solver.opponent_models[0][1][0], expected,
+                             rtol=1e-12)
+
+
+def test_learned_reward_fits_the_observed_play():
+  """Gradient steps of eqs. 8-9 on rhat_j make the model of j reproduce
+  j's observed action frequencies (here held fixed at 90% / 10%)."""
+  game = pyspiel.load_game("matrix_pd")
+  solver = vpg.VPGSolver(game, temperature=1.0, step=0.5,
+                         opponent_model="variational", prior_count=1e-9)
+  solver.action_counts[1][0] = [90.0, 10.0]
+  observed = solver.empirical_models()[1][0]
+  kls = []
+  for _ in range(300):
+    solver.update_opponent_models(1.0)
+    model = solver.opponent_models[0][1][0]
+    kls.append(float(np.sum(observed * np.log(observed / model))))
+  assert kls[0] > 0.1 and kls[-1] < 1e-6
+  assert np.all(np.diff(kls) <= 1e-15)  # monotone descent
+
+
+def test_sampled_mode_learns_to_defect_in_the_prisoners_dilemma():
+  """Decentralised soft Q-learning from play finds the dominant action."""
+  game = pyspiel.load_game("matrix_pd")
+  for opponent_model in vpg.OPPONENT_MODELS:
+    solver = vpg.VPGSolver(game, temperature=0.2, step=0.5, seed=3,
+                           opponent_model=opponent_model, mode="sampled",
+                           episodes_per_iteration=32)
+    for _ in range(60):
+      solver.iteration()
+    defect = solver.marginal_profile()
+    assert defect[0][0, 1] > 0.9 and defect[1][0, 1] > 0.9
+
+
+def test_sampled_mode_is_reproducible():
+  game = pyspiel.load_game(ROUTING)
+  runs = []
+  for _ in range(2):
+    solver = vpg.VPGSolver(game, temperature=0.5, seed=11, mode="sampled",
+                           episodes_per_iteration=8)
+    for _ in range(3):
+      solver.iteration()
+    runs.append(solver.marginal_profile())
+  for a, b in zip(*runs):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_annealing_reduces_the_temperature():
+  schedule = vpg.geometric_annealing(1.0, 0.01, 0.5)
+  solver = vpg.VPGSolver(pyspiel.load_game("matrix_rps"),
+                         temperature=schedule)
+  temperatures = []
+  for _ in range(10):
+    temperatures.append(solver.current_temperature())
+    solver.iteration()
+  assert temperatures[0] == 1.0 and temperatures[-1] == 0.01
+  assert all(a >= b for a, b in zip(temperatures, temperatures[1:]))
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 1e-1, 1e1, 1e3])
+@pytest.mark.parametrize("policy_form", vpg.POLICY_FORMS)
+def test_large_rewards_and_extreme_temperatures_stay_finite(
+    temperature, policy_form):
+  payoffs = np.random.default_rng(0).uniform(-1e4, 1e4, size=(2, 4, 3))
+  game = pyspiel.create_matrix_game(payoffs[0].tolist(), payoffs[1].tolist())
+  for opponent_model in vpg.OPPONENT_MODELS:
+    solver = vpg.VPGSolver(game, temperature=temperature, step=0.7,
+                           opponent_model=opponent_model,
+                           policy_form=policy_form)
+    for _ in range(20):
+      solver.iteration()
+    assert all(np.all(np.isfinite(p)) for p in solver.marginal_profile())
+    assert all(np.all(np.isfinite(q)) for q in solver.soft_q_values())
+    assert np.all(np.isfinite(solver.deviation_gains()))
+    assert np.all(np.isfinite(solver.elbo_gaps()))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": 0.0}, "temperature"),
+    ({"temperature": -1.0}, "temperature"),
+    ({"step": 0.0}, "step"),
+    ({"step": 1.5}, "step"),
+    ({"opponent_model": "oracle"}, "opponent_model"),
+    ({"policy_form": "joint"}, "policy_form"),
+    ({"mode": "online"}, "mode"),
+    ({"opponent_prior": "flat"}, "opponent_prior"),
+])
+def test_bad_arguments_raise(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    vpg.VPGSolver(pyspiel.load_game("matrix_rps"), **kwargs)
+
+
+def test_bad_annealed_temperature_raises_when_reached():
+  solver = vpg.VPGSolver(pyspiel.load_game("matrix_rps"),
+                         temperature=lambda t: 1.0 - t)
+  solver.iteration()
+  with pytest.raises(ValueError, match="temperature"):
+    solver.iteration()
