@@ -557,7 +557,7 @@ class VPGSolver:
       with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(model > 0, model * (np.log(model) - np.log(truth)),
                          0.0)
-      result.append(float(np.max(terms.sum(axis=1))))
+      result.append(max(0.0, float(np.max(terms.sum(axis=1)))))
     return np.array(result)
 
 

@@ -8,10 +8,8 @@ sections join it as their solvers land.
 """
 
 import importlib.metadata
-import json
 import os
 import platform
-import tempfile
 import time
 
 from absl import app
@@ -22,6 +20,7 @@ import pyspiel
 from open_spiel.python.algorithms import exploitability
 
 import vsg_spiel
+from vsg_spiel.eval import common
 
 DEFAULT_GAMES = (
     "matrix_rps",
@@ -36,22 +35,6 @@ _OUT = flags.DEFINE_string("out", "vsg_report", "Output directory.")
 _GAMES = flags.DEFINE_list("games", list(DEFAULT_GAMES),
                            "OpenSpiel game strings to evaluate.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random profiles.")
-
-
-def atomic_write_text(path, text):
-  """Writes `text` to `path` through a temporary file and a rename."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-  try:
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-      stream.write(text)
-      stream.flush()
-      os.fsync(stream.fileno())
-    os.replace(temporary, path)
-  except BaseException:
-    os.unlink(temporary)
-    raise
 
 
 def nash_conv_rows(game_string, rng):
@@ -129,9 +112,9 @@ def main(argv):
   rows = [row for game_string in _GAMES.value
           for row in nash_conv_rows(game_string, rng)]
   environment = environment_info(time.perf_counter() - start)
-  atomic_write_text(os.path.join(_OUT.value, "results.json"), json.dumps(
-      {"nash_conv": rows, "environment": environment}, indent=2))
-  atomic_write_text(os.path.join(_OUT.value, "report.md"),
+  common.atomic_write_json(os.path.join(_OUT.value, "results.json"),
+                           {"nash_conv": rows, "environment": environment})
+  common.atomic_write_text(os.path.join(_OUT.value, "report.md"),
                     markdown(rows, environment))
   print(f"wrote {os.path.join(_OUT.value, 'report.md')}")
 

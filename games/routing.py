@@ -551,6 +551,20 @@ class RoutingGame(pyspiel.Game):
     """Returns the state at step 0 in the initial regime."""
     return RoutingState(self)
 
+  def stage_potentials(self):
+    """Phi of every joint grid action in every regime: (K, A, ..., A).
+
+    Rewards are -C_i, so -Phi is the reward potential of a stage.
+    """
+    num_actions = len(self.split_fractions)
+    joint = np.indices((num_actions,) * self.model.num_players).reshape(
+        self.model.num_players, -1).T  # (A^N, N) action indices
+    splits = self.split_fractions[joint]  # (A^N, N, P)
+    flows = self.model.flows(splits[None],
+                             self.regimes.scales[:, None])  # (K, A^N, N, P)
+    return self.model.potential(flows).reshape(
+        (self.regimes.num_regimes,) + (num_actions,) * self.model.num_players)
+
   def make_py_observer(self, iig_obs_type=None, params=None):
     """Returns the (step, regime) observer.
 

@@ -565,3 +565,16 @@ def test_grid_equilibrium_per_regime_has_zero_nash_conv(spec):
   everyone_last = [(0,) * game.num_players()] * 2
   assert exploitability.nash_conv(
       turn_based, _RegimePolicy(turn_based, everyone_last)) > 0.1
+
+
+def test_stage_potentials_match_the_model():
+  game = pyspiel.load_game(
+      "python_vsg_routing(network=braess,num_players=3,split_levels=2)")
+  potentials = game.stage_potentials()
+  assert potentials.shape == (2, 6, 6, 6)
+  for regime in range(2):
+    for actions in [(0, 0, 0), (1, 5, 2), (5, 4, 3)]:
+      flows = game.model.flows(game.split_fractions[list(actions)],
+                               game.regimes.scales[regime])
+      assert potentials[(regime,) + actions] == pytest.approx(
+          game.model.potential(flows), abs=1e-12)

@@ -1,0 +1,75 @@
+"""What every eval binary shares: atomic output files, tables and figures."""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+
+def atomic_write_bytes(path, data):
+  """Writes `data` to `path` through a temporary file, fsync and rename, so
+  a reader (or a killed run) never sees a partial file."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+  try:
+    with os.fdopen(handle, "wb") as stream:
+      stream.write(data)
+      stream.flush()
+      os.fsync(stream.fileno())
+    os.replace(temporary, path)
+  except BaseException:
+    os.unlink(temporary)
+    raise
+
+
+def atomic_write_text(path, text):
+  atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(value):
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, (np.floating, np.integer, np.bool_)):
+    return value.item()
+  raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_json(data):
+  return json.dumps(data, indent=2, default=_jsonable, allow_nan=True)
+
+
+def atomic_write_json(path, data):
+  atomic_write_text(path, to_json(data) + "\n")
+
+
+def save_figure(figure, path):
+  """Saves a matplotlib figure atomically as PNG and closes it."""
+  import io  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+  plt.close(figure)
+  atomic_write_bytes(path, buffer.getvalue())
+
+
+def markdown_table(headers, rows):
+  """A GitHub markdown table; floats shown with 4 significant digits."""
+  def cell(value):
+    if isinstance(value, (float, np.floating)):
+      return f"{value:.4g}"
+    return str(value)
+  lines = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---" for _ in headers) + "|"]
+  lines += ["| " + " | ".join(cell(value) for value in row) + " |"
+            for row in rows]
+  return "\n".join(lines)
+
+
+def pyplot():
+  """matplotlib.pyplot on the non-interactive Agg backend."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
