@@ -102,15 +102,19 @@ class VPGSolver:
       estimates (in units of alpha).
     mode: "planning" (exact expectations) or "sampled" (decentralised).
     episodes_per_iteration, q_learning_rate: of the sampled mode.
+    initial_profile: the starting policies (a profile of the game's
+      MarkovGame; every conditional slice starts at it); uniform by default.
+      The opponent models start at the others' starting policies.
   """
 
   def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",
                policy_form="conditional", seed=None, *, oracle_reward=False,
                opponent_prior="uniform", prior_count=1.0,
                reward_learning_rate=1.0, mode="planning",
-               episodes_per_iteration=64, q_learning_rate=0.5):
+               episodes_per_iteration=64, q_learning_rate=0.5,
+               initial_profile=None):
     if not callable(temperature):
-      _check_temperature(temperature)
+      check_temperature(temperature)
     if not 0.0 < step <= 1.0:
       raise ValueError(f"step must be in (0, 1]; got {step}")
     _check_choice("opponent_model", opponent_model, OPPONENT_MODELS)
@@ -148,20 +152,21 @@ class VPGSolver:
     self._others = [[j for j in range(num_players) if j != i]
                     for i in range(num_players)]
     self._legal = [mask[:, :, None] for mask in mgame.legal_mask]
-    uniform = profiles.uniform_profile(mgame)
+    start = (profiles.uniform_profile(mgame) if initial_profile is None else
+             profiles.validate_profile(mgame, initial_profile))
     # Agent i's rewards, own action first: (S, A_i, J_-i).
     self._own_rewards = [own_first(mgame.rewards[i], i, num_players)
                          for i in range(num_players)]
-    # Conditional (or marginal, width 1) log-policies, uniform to start.
+    # Conditional (or marginal, width 1) log-policies.
     self.log_policies = []
     for i, mask in enumerate(mgame.legal_mask):
       width = (int(np.prod([mgame.num_actions[j] for j in self._others[i]]))
                if policy_form == "conditional" else 1)
-      log_uniform = np.where(mask, -np.log(mask.sum(axis=1, keepdims=True)),
-                             -np.inf)
-      self.log_policies.append(np.repeat(log_uniform[:, :, None], width, 2))
-    # rho^i_j for j != i, uniform to start; the empirical action counts.
-    self.opponent_models = [{j: uniform[j].copy() for j in self._others[i]}
+      with np.errstate(divide="ignore"):
+        log_start = np.where(mask, np.log(start[i]), -np.inf)
+      self.log_policies.append(np.repeat(log_start[:, :, None], width, 2))
+    # rho^i_j for j != i and the empirical action counts.
+    self.opponent_models = [{j: start[j].copy() for j in self._others[i]}
                             for i in range(num_players)]
     self.action_counts = [np.zeros(mask.shape) for mask in mgame.legal_mask]
     self.observations = 0
@@ -186,7 +191,7 @@ class VPGSolver:
   def current_temperature(self):
     alpha = (self.temperature(self._iteration) if callable(self.temperature)
              else self.temperature)
-    return _check_temperature(alpha)
+    return check_temperature(alpha)
 
   def iteration(self):
     """One VPG iteration (Algorithm 1): models, soft Q, eq. 4 step."""
@@ -249,6 +254,13 @@ class VPGSolver:
     Returns:
       Per player an array (S, A_i, J_-i).
     """
+    return self._soft_backward(alpha, opponent)[0]
+
+  def soft_values(self, alpha=None):
+    """V^i(s) of Def. 5.1 (units of 1/alpha): array (S, num_players)."""
+    return self._soft_backward(alpha, "model")[1]
+
+  def _soft_backward(self, alpha, opponent):
     alpha = self.current_temperature() if alpha is None else alpha
     mgame = self.mgame
     joint_models = (self._joint_models if opponent == "model" else
@@ -264,7 +276,7 @@ class VPGSolver:
         q_values[i][layer] = q_layer
         values[layer, i] = self._soft_value(i, q_layer, layer,
                                             joint_models[i][layer])
-    return q_values
+    return q_values, values
 
   def _soft_value(self, i, q_values, states, joint_model):
     """V^i(s) = E_{a_hat~rho, a~pi}[Q^i - log pi] at `states`."""
@@ -563,8 +575,8 @@ class VPGSolver:
 
 def geometric_annealing(initial, final, decay):
   """alpha_t = max(final, initial * decay^t): a temperature schedule."""
-  _check_temperature(initial)
-  _check_temperature(final)
+  check_temperature(initial)
+  check_temperature(final)
   if not 0.0 < decay <= 1.0:
     raise ValueError(f"decay must be in (0, 1]; got {decay}")
   return lambda iteration: max(final, initial * decay**iteration)
@@ -580,7 +592,7 @@ def _fill(policies, player, legal):
   return filled
 
 
-def _check_temperature(alpha):
+def check_temperature(alpha):
   alpha = float(alpha)
   if not np.isfinite(alpha) or alpha <= 0:
     raise ValueError(f"temperature must be a finite number > 0; got {alpha}")

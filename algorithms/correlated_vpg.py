@@ -1,0 +1,274 @@
+"""Correlated equilibria by variational inference over a public signal (§5.3).
+
+Section 5.3 of Zhao & Zhang, "Variational Stochastic Games": a public signal
+w ~ sigma(w) is drawn every step and appended to the state, each agent's
+policy is pi_i(a^i | s, w, a_hat^{-i}), and the variational machinery of VPG
+(Algorithms 1 and 3) runs unchanged on the augmented Markov game. The
+correlation device is
+
+  mu(a | s) = sum_w sigma(w) prod_i pi_i(a^i | s, w),
+
+returned as a per-state joint distribution and in the form
+`pyspiel.ce_dist` / `pyspiel.cce_dist` take. With a public signal every
+reachable device is a mixture of equilibria of the signal-conditioned games,
+so the best correlated equilibrium (which may recommend outcomes that are not
+Nash) is out of reach in one-shot games; the eval binary shows that gap.
+
+Signals start apart, so that they can settle on different equilibria: with
+"distinct" initialisation, under signal w player i's starting policy leans
+towards its legal action (w + i) mod |A_i| (the players are recommended
+different actions, as in anti-coordination games); with "shared", towards
+action w mod |A_i| (the same recommendation for all, as in coordination
+games); "random" draws seeded logit noise. VPG then moves each signal to an
+equilibrium of its own. Policies are marginal by default: in the conditional
+form, the soft best response to the predicted action has a continuum of
+fixed points whose marginals need not be equilibria (DESIGN.md), which would
+blur the device. sigma is fixed, or learned (learn_signal_distribution=True) by a
+mirror step towards the signals whose soft social value is higher: the
+variational posterior q(w) ∝ sigma(w) exp(sum_i V_i(w)) of the latent signal.
+"""
+
+import itertools
+
+import numpy as np
+import pyspiel
+from open_spiel.python import policy as policy_lib
+from scipy import sparse
+
+from vsg_spiel import core
+from vsg_spiel import exploitability
+from vsg_spiel import profiles
+from vsg_spiel.algorithms import vpg
+
+INITIALISATIONS = ("distinct", "shared", "random", "uniform")
+MAX_DEVICE_POLICIES = 4096
+
+
+def augment_with_signal(mgame, signal_distribution):
+  """The Markov game whose state is (s, w), w ~ sigma drawn every step.
+
+  Augmented state index s * W + w; layers, rewards and legal actions are
+  the original's repeated over w; P((s', w') | (s, w), a) =
+  P(s' | s, a) sigma(w').
+  """
+  sigma = np.asarray(signal_distribution, dtype=np.float64)
+  num_signals = len(sigma)
+  num_states, joint = mgame.num_states, mgame.num_joint_actions
+  base = mgame.transitions.tocoo()
+  states, joint_actions = np.divmod(base.row, joint)
+  signal, next_signal = np.meshgrid(np.arange(num_signals),
+                                    np.arange(num_signals), indexing="ij")
+  rows = ((states[:, None, None] * num_signals + signal) * joint +
+          joint_actions[:, None, None])
+  cols = base.col[:, None, None] * num_signals + next_signal
+  probabilities = base.data[:, None, None] * sigma[next_signal]
+  transitions = sparse.csr_matrix(
+      (np.broadcast_to(probabilities, rows.shape).ravel(),
+       (np.broadcast_to(rows, rows.shape).ravel(),
+        np.broadcast_to(cols, rows.shape).ravel())),
+      shape=(num_states * num_signals * joint, num_states * num_signals))
+  return core.MarkovGame(
+      rewards=np.repeat(mgame.rewards, num_signals, axis=1),
+      transitions=transitions,
+      legal_mask=[np.repeat(mask, num_signals, axis=0)
+                  for mask in mgame.legal_mask],
+      initial_distribution=np.outer(mgame.initial_distribution,
+                                    sigma).ravel(),
+      layers=[np.arange(layer[0] * num_signals,
+                        (layer[-1] + 1) * num_signals)
+              for layer in mgame.layers],
+      discount=mgame.discount,
+      state_keys=[(key, w) for key in mgame.state_keys
+                  for w in range(num_signals)])
+
+
+class CorrelatedVPGSolver:
+  """VPG on the signal-augmented game; see the module docstring.
+
+  Args:
+    game: a pyspiel game (or string, or `MarkovGame`) the core accepts.
+    num_signals: W >= 1.
+    signal_distribution: sigma, W probabilities (uniform by default).
+    learn_signal_distribution: update sigma towards signals of higher soft
+      social value after every iteration (step `signal_step`).
+    initialisation: "distinct", "shared", "random" or "uniform".
+    temperature, step, opponent_model, policy_form, seed: as `VPGSolver`.
+  """
+
+  def __init__(self, game, num_signals=2, signal_distribution=None, *,
+               learn_signal_distribution=False, signal_step=0.1,
+               initialisation="distinct", temperature=0.05, step=0.1,
+               opponent_model="exact", policy_form="marginal", seed=None):
+    if int(num_signals) != num_signals or num_signals < 1:
+      raise ValueError(f"num_signals must be an integer >= 1; got "
+                       f"{num_signals}")
+    num_signals = int(num_signals)
+    sigma = (np.full(num_signals, 1.0 / num_signals)
+             if signal_distribution is None else
+             np.asarray(signal_distribution, dtype=np.float64))
+    if (sigma.shape != (num_signals,) or np.any(sigma < 0) or
+        abs(sigma.sum() - 1.0) > 1e-9):
+      raise ValueError(f"signal_distribution must be {num_signals} "
+                       f"non-negative probabilities summing to 1; got {sigma}")
+    if initialisation not in INITIALISATIONS:
+      raise ValueError(f"unknown initialisation {initialisation!r}; choose "
+                       f"one of {INITIALISATIONS}")
+    if not 0.0 < signal_step <= 1.0:
+      raise ValueError(f"signal_step must be in (0, 1]; got {signal_step}")
+    self.mgame = exploitability.markov_game(game)
+    self.num_signals = num_signals
+    self.signal_distribution = sigma
+    self.learn_signal_distribution = learn_signal_distribution
+    self.signal_step = signal_step
+    self.augmented = augment_with_signal(self.mgame, sigma)
+    rng = np.random.default_rng(seed)
+    self.solver = vpg.VPGSolver(
+        self.augmented, temperature=temperature, step=step,
+        opponent_model=opponent_model, policy_form=policy_form, seed=seed,
+        initial_profile=self._initial_profile(initialisation, rng))
+
+  def _initial_profile(self, initialisation, rng):
+    profile = []
+    for player, mask in enumerate(self.augmented.legal_mask):
+      if initialisation == "uniform":
+        logits = np.zeros(mask.shape)
+      elif initialisation == "random":
+        logits = rng.normal(size=mask.shape)
+      else:
+        logits = np.zeros(mask.shape)
+        signals = np.arange(self.augmented.num_states) % self.num_signals
+        offset = player if initialisation == "distinct" else 0
+        # The (w + offset)-th legal action of each state.
+        ranks = (signals + offset) % mask.sum(axis=1)
+        chosen = np.argmax(np.cumsum(mask, axis=1) > ranks[:, None], axis=1)
+        logits[np.arange(len(chosen)), chosen] = 1.0
+      weights = np.exp(logits) * mask
+      profile.append(weights / weights.sum(axis=1, keepdims=True))
+    return profile
+
+  def iteration(self):
+    """One VPG iteration on the augmented game (and a sigma step)."""
+    self.solver.iteration()
+    if self.learn_signal_distribution:
+      self._update_signal_distribution()
+
+  def _update_signal_distribution(self):
+    """sigma <- sigma exp(eta sum_i V_i(w)), normalised, with V_i(w) agent
+    i's soft value (Def. 5.1) at the initial states under signal w."""
+    start = np.flatnonzero(self.augmented.initial_distribution)
+    weights = (self.mgame.initial_distribution[start // self.num_signals] *
+               self.solver.soft_values()[start].sum(axis=1))
+    social = np.bincount(start % self.num_signals, weights=weights,
+                         minlength=self.num_signals)
+    logits = np.log(np.maximum(self.signal_distribution, 1e-300)) + (
+        self.signal_step * social)
+    sigma = np.exp(logits - logits.max())
+    self.signal_distribution = sigma / sigma.sum()
+    self.augmented = augment_with_signal(self.mgame, self.signal_distribution)
+    self.solver.mgame = self.augmented
+
+  def signal_policies(self):
+    """pi_i(a^i | s, w): per player an array (S, W, A_i) (marginal over the
+    predicted opponent action)."""
+    return [policy.reshape(self.mgame.num_states, self.num_signals, -1)
+            for policy in self.solver.marginal_profile()]
+
+  def joint_distribution(self):
+    """mu(a | s) = sum_w sigma(w) prod_i pi_i(a^i|s,w): (S, A_1, ..., A_N)."""
+    policies = self.signal_policies()
+    joint = np.einsum("w,sw->sw", self.signal_distribution,
+                      np.ones(policies[0].shape[:2]))
+    for policy in policies:
+      joint = joint[..., None] * policy.reshape(
+          policy.shape[:2] + (1,) * (joint.ndim - 2) + policy.shape[2:])
+    return joint.sum(axis=1)
+
+  def augmented_deviation_gains(self):
+    """Gains of deviations that may condition on the signal (the augmented
+    game's NashConv terms): 0 at a public-signal correlated equilibrium."""
+    return self.solver.deviation_gains()
+
+  def player_values(self):
+    """Each player's expected return under the device."""
+    return self.augmented.initial_distribution @ exploitability.policy_values(
+        self.augmented, self.solver.marginal_profile())
+
+  def correlation_device(self):
+    """[(probability, pyspiel.TabularPolicy)] on the turn-based game, as
+    `pyspiel.ce_dist` and `pyspiel.cce_dist` take: one joint policy per
+    sequence of signals over the rounds (W^T of them)."""
+    mgame = self.mgame
+    rounds = _round_of_states(mgame)
+    num_rounds = int(rounds.max()) + 1
+    if self.num_signals**num_rounds > MAX_DEVICE_POLICIES:
+      raise ValueError(
+          f"the device has {self.num_signals}^{num_rounds} signal sequences, "
+          f"more than {MAX_DEVICE_POLICIES}; use fewer signals or rounds")
+    policies = self.signal_policies()
+    turn_based = pyspiel.convert_to_turn_based(mgame.game)
+    device = []
+    for sequence in itertools.product(range(self.num_signals),
+                                      repeat=num_rounds):
+      probability = float(np.prod(self.signal_distribution[list(sequence)]))
+      if probability == 0.0:
+        continue
+      signals = np.asarray(sequence)[rounds]
+      profile = [policy[np.arange(mgame.num_states), signals]
+                 for policy in policies]
+      markov_policy = profiles.to_policy(mgame, profile)
+      tabular = policy_lib.tabular_policy_from_callable(
+          turn_based, markov_policy.action_probabilities)
+      device.append((probability,
+                     policy_lib.python_policy_to_pyspiel_policy(tabular)))
+    return device, turn_based
+
+  def ce_dist(self):
+    """OpenSpiel's distance to a correlated equilibrium of the device
+    (recommendations are actions: the device is determinised first)."""
+    device, turn_based = self.correlation_device()
+    return pyspiel.ce_dist(turn_based, pyspiel.determinize_corr_dev(device))
+
+  def cce_dist(self):
+    """OpenSpiel's distance to a coarse correlated equilibrium."""
+    device, turn_based = self.correlation_device()
+    return pyspiel.cce_dist(turn_based, device)
+
+
+def _round_of_states(mgame):
+  """The number of decisions before each state, which must be the same on
+  every path (as in a finite-horizon Markov game)."""
+  rounds = np.full(mgame.num_states, -1)
+  rounds[mgame.initial_distribution > 0] = 0
+  joint = mgame.num_joint_actions
+  for layer in mgame.layers:
+    block = mgame.transitions[layer[0] * joint:(layer[-1] + 1) * joint].tocoo()
+    sources = layer[0] + block.row // joint
+    candidate = rounds[sources] + 1
+    previous = rounds[block.col]
+    if np.any((previous >= 0) & (previous != candidate)):
+      raise ValueError("states are reached after different numbers of rounds")
+    rounds[block.col] = candidate
+  return rounds
+
+
+def normal_form_ce_gaps(joint_distribution, payoffs):
+  """Per player, the CE and CCE gaps of a joint distribution mu (A_1..A_N) in
+  a normal-form game with payoffs (N, A_1, ..., A_N):
+
+    CE_i  = sum_{a_i} max_{b_i} sum_{a_-i} mu(a_i, a_-i) [u_i(b_i, a_-i) -
+            u_i(a_i, a_-i)],
+    CCE_i = max(0, max_{b_i} E_mu u_i(b_i, a_-i) - E_mu u_i(a)).
+  """
+  num_players = payoffs.shape[0]
+  ce_gaps, cce_gaps = [], []
+  for i in range(num_players):
+    mu = np.moveaxis(joint_distribution, i, 0).reshape(
+        joint_distribution.shape[i], -1)            # (A_i, A_-i)
+    utility = np.moveaxis(payoffs[i], i, 0).reshape(mu.shape)
+    # gains[a_i, b_i] = sum_{a_-i} mu(a_i, a_-i) (u(b_i, a_-i) - u(a_i, a_-i))
+    gains = mu @ utility.T - np.sum(mu * utility, axis=1, keepdims=True)
+    ce_gaps.append(float(np.sum(np.max(gains, axis=1))))
+    others = mu.sum(axis=0)
+    cce_gaps.append(max(0.0, float(np.max(utility @ others) -
+                                   np.sum(mu * utility))))
+  return np.array(ce_gaps), np.array(cce_gaps)

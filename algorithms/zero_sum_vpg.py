@@ -1,0 +1,163 @@
+"""VPG for two-player zero-sum Markov games (Section 5.4).
+
+Section 5.4 of Zhao & Zhang, "Variational Stochastic Games": when r^{-i} =
+-r^i, agent i needs no reward estimate for its opponent, and the opponent's
+soft policy comes in closed form after each soft-Q update:
+
+  rho*(a^{-i} | s) ∝ pibar(a^{-i} | s) exp(-E_{a^i ~ pi_i} Q^i(s, a^i, a^{-i})),
+
+the opponent's soft response that minimises agent i's soft value. Agent i's
+soft value then carries the opponent's KL to its prior,
+
+  V^i(s) = E_{pi_i, rho}[Q^i] + H(pi_i(.|s)) + KL(rho(.|s) || pibar(.|s))
+         = H(pi_i(.|s)) - log sum_b pibar(b|s) exp(-E_{pi_i} Q^i(s, ., b)),
+
+Q^i(s, a, b) = r^i(s, a, b)/alpha + gamma E_{s'} V^i(s'), computed by one
+backward pass per agent in which rho is updated state by state right after
+the state's Q. Each agent then takes the eq. 4 step on Q^i averaged over
+rho. With pibar uniform, agent i ascends the concave regularised max-min
+objective; annealing alpha to 0 drives the exploitability to 0.
+"""
+
+import numpy as np
+
+from vsg_spiel import exploitability
+from vsg_spiel import profiles
+from vsg_spiel.algorithms import vpg
+
+OPPONENT_PRIORS = ("uniform", "previous")
+_ZERO_SUM_TOLERANCE = 1e-9
+
+
+class ZeroSumVPGSolver:
+  """Zero-sum VPG; `iteration()`, `policy()`, `exploitability()`.
+
+  Args:
+    game: a two-player zero-sum game (or string, or `MarkovGame`) the core
+      accepts.
+    temperature: alpha > 0 or a callable iteration -> alpha (annealing).
+    step: beta in (0, 1] of eq. 4, or a callable iteration -> beta. The soft
+      objective's curvature grows like 1/alpha, so beta must shrink with
+      alpha for the iterates to converge (e.g. beta = alpha / 5 on unit
+      payoffs; `proportional_step`).
+    opponent_prior: pibar of the closed-form opponent: "uniform" or
+      "previous" (the previous model).
+    initial_profile: starting policies (uniform by default).
+  """
+
+  def __init__(self, game, temperature=1.0, step=0.5,
+               opponent_prior="uniform", initial_profile=None):
+    if not callable(temperature):
+      vpg.check_temperature(temperature)
+    if not callable(step):
+      _check_step(step)
+    if opponent_prior not in OPPONENT_PRIORS:
+      raise ValueError(f"unknown opponent_prior {opponent_prior!r}; choose "
+                       f"one of {OPPONENT_PRIORS}")
+    self.mgame = mgame = exploitability.markov_game(game)
+    if mgame.num_players != 2:
+      raise ValueError(f"a zero-sum solver needs 2 players; the game has "
+                       f"{mgame.num_players}")
+    scale = max(1.0, float(np.abs(mgame.rewards).max()))
+    if np.abs(mgame.rewards.sum(axis=0)).max() > _ZERO_SUM_TOLERANCE * scale:
+      raise ValueError("the game is not zero-sum: rewards of the two players "
+                       "do not cancel")
+    self.temperature = temperature
+    self.step = step
+    self.opponent_prior = opponent_prior
+    self._iteration = 0
+    start = (profiles.uniform_profile(mgame) if initial_profile is None else
+             profiles.validate_profile(mgame, initial_profile))
+    with np.errstate(divide="ignore"):
+      self.log_policies = [np.where(mask, np.log(policy), -np.inf)
+                           for policy, mask in zip(start, mgame.legal_mask)]
+    # opponent_models[i]: agent i's closed-form model of the other.
+    self.opponent_models = [start[1].copy(), start[0].copy()]
+    # Agent i's rewards as (S, A_i, A_other).
+    self._own_rewards = [vpg.own_first(mgame.rewards[i], i, 2)
+                         for i in range(2)]
+
+  def current_temperature(self):
+    alpha = (self.temperature(self._iteration) if callable(self.temperature)
+             else self.temperature)
+    return vpg.check_temperature(alpha)
+
+  def current_step(self):
+    step = (self.step(self._iteration) if callable(self.step) else self.step)
+    return _check_step(step)
+
+  def iteration(self):
+    """Soft Q and closed-form opponent per agent, then the eq. 4 step."""
+    alpha = self.current_temperature()
+    step = self.current_step()
+    action_values = [self._soft_backward(i, alpha) for i in range(2)]
+    for i in range(2):
+      legal = self.mgame.legal_mask[i]
+      logits = ((1.0 - step) * np.where(legal, self.log_policies[i], 0.0)
+                + step * action_values[i])
+      self.log_policies[i] = vpg.log_softmax(logits, legal, axis=1)
+    self._iteration += 1
+
+  def _soft_backward(self, i, alpha):
+    """Agent i's backward pass: Q^i, the closed-form rho*, V^i. Returns
+    E_{b~rho*} Q^i(s, a, b) as (S, A_i) and stores rho*."""
+    mgame = self.mgame
+    other = 1 - i
+    policy = np.exp(self.log_policies[i])
+    other_legal = mgame.legal_mask[other]
+    if self.opponent_prior == "uniform":
+      prior = profiles.uniform_profile(mgame)[other]
+    else:
+      prior = self.opponent_models[i]
+    with np.errstate(divide="ignore"):
+      log_prior = np.where(other_legal, np.log(prior), 0.0)
+    entropy = -np.sum(np.where(mgame.legal_mask[i], policy * np.where(
+        mgame.legal_mask[i], self.log_policies[i], 0.0), 0.0), axis=1)
+    values = np.zeros(mgame.num_states)
+    model = np.zeros(prior.shape)
+    action_values = np.zeros(policy.shape)
+    for layer_index in reversed(range(len(mgame.layers))):
+      layer = mgame.layers[layer_index]
+      continuation = vpg.own_first(
+          mgame.expected_next(layer_index, values), i, 2)
+      q_values = self._own_rewards[i][layer] / alpha + (
+          mgame.discount * continuation)                      # (n, A_i, A_o)
+      expected = np.einsum("sab,sa->sb", q_values, policy[layer])
+      logits = log_prior[layer] - expected
+      model[layer] = np.exp(vpg.log_softmax(logits, other_legal[layer], 1))
+      values[layer] = entropy[layer] - vpg.log_sum_exp(
+          logits, other_legal[layer], 1)
+      action_values[layer] = np.einsum("sab,sb->sa", q_values, model[layer])
+    self.opponent_models[i] = model
+    return action_values
+
+  def profile(self):
+    return [np.exp(log_policy) for log_policy in self.log_policies]
+
+  def policy(self):
+    """The two policies as an OpenSpiel policy."""
+    return profiles.to_policy(self.mgame, self.profile())
+
+  def nash_conv(self):
+    return float(np.sum(exploitability.profile_deviation_gains(
+        self.mgame, self.profile())))
+
+  def exploitability(self):
+    """NashConv / 2: OpenSpiel's `exploitability` of a zero-sum game."""
+    return self.nash_conv() / 2
+
+
+def proportional_step(temperature, ratio=0.2):
+  """beta_t = min(1, ratio * alpha_t) for a temperature schedule alpha_t."""
+  if ratio <= 0:
+    raise ValueError(f"ratio must be > 0; got {ratio}")
+  if callable(temperature):
+    return lambda iteration: min(1.0, ratio * temperature(iteration))
+  return min(1.0, ratio * temperature)
+
+
+def _check_step(step):
+  step = float(step)
+  if not 0.0 < step <= 1.0:
+    raise ValueError(f"step must be in (0, 1]; got {step}")
+  return step
