@@ -37,6 +37,13 @@ setuptools.setup(
         "tensorflow>=2.21",
         "absl-py>=2.5",
         "matplotlib>=3.11",
+        # OpenSpiel's own baselines that the eval binaries run import these
+        # without declaring them: JPSRO and correlated Q-learning need cvxpy with
+        # the ECOS solver,
+        # Nash-Q and matrix_nash need nashpy.
+        "cvxpy>=1.9",
+        "ecos>=2.0",
+        "nashpy>=0.0.43",
     ],
     extras_require={
         "test": ["pytest>=9.0", "hypothesis>=6.150"],

@@ -1,0 +1,478 @@
+"""What the continuous-action agents (MAI, MASQL, MADDPG, DDPG) share.
+
+  * `Settings`: every setting of the four agents, in one documented place;
+  * `ContinuousEnvironment`: OpenSpiel-style `TimeStep`s over the continuous
+    interface of the differential and routing games;
+  * `MLP`, `polyak_update`, the squashed Gaussian (`squashed_gaussian`,
+    `gaussian_head`) and `annealed_temperature`;
+  * `ReplayBuffer`: transitions kept in TF variables, sampled inside the
+    compiled update;
+  * `ReplayAgent`: the `rl_agent.AbstractAgent` step protocol all four agents
+    follow (OpenSpiel's DQN pattern), seeding and `tf.train.Checkpoint`
+    save/restore.
+
+Actions. Every agent acts in the box [-1, 1]^d (d = `action_size`), the range
+of a tanh-squashed Gaussian; `ContinuousEnvironment` maps box actions to the
+game's actions: an affine map onto [action_low, action_high] for the
+differential game, and for the routing game the split
+softmax(SPLIT_LOGIT_RANGE * u_1, ..., SPLIT_LOGIT_RANGE * u_{P-1}, 0) on the
+simplex of the P paths (a bijection onto the splits whose path shares lie
+within a factor exp(2 * SPLIT_LOGIT_RANGE) of each other).
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+from open_spiel.python import rl_agent
+from open_spiel.python import rl_environment
+import pyspiel
+import tensorflow as tf
+
+from vsg_spiel.games import differential
+from vsg_spiel.games import routing
+
+OPPONENT_REWARDS = ("estimated", "shared")
+SPLIT_LOGIT_RANGE = 6.0
+LOG_STD_MIN = -5.0
+LOG_STD_MAX = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Every setting of the continuous-action agents.
+
+  All four agents use the same network sizes, optimiser and replay settings;
+  the fields after `target_update_rate` apply only to the agents named.
+
+  Attributes:
+    hidden_sizes: hidden layer widths of every network (ReLU MLPs).
+    learning_rate: Adam step size of every network.
+    batch_size: transitions per gradient update.
+    replay_capacity: transitions the replay buffer keeps (the oldest are
+      overwritten).
+    warmup_steps: the first acting steps of an agent take uniform random box
+      actions; gradient updates start after them.
+    updates_per_step: gradient updates per environment step after warm-up.
+    discount: gamma of the critics' targets.
+    reward_scale: rewards are multiplied by this before learning; values and
+      temperatures are in these scaled units.
+    target_update_rate: tau of the Polyak averaging of target networks.
+    initial_temperature: MAI, MASQL: alpha at the first step.
+    final_temperature: MAI, MASQL: alpha after `annealing_steps`.
+    annealing_steps: MAI, MASQL: alpha decays geometrically from initial to
+      final over this many acting steps, then stays; 0 keeps the initial one.
+    opponent_reward: MAI: how an agent knows its opponents' rewards for the
+      opponent model of Prop. 5.9: "estimated" (reward estimates fitted to the
+      opponents' observed actions, Algorithm 3) or "shared" (an
+      identical-interest game: the opponents' reward is the agent's own, so
+      its own critic is their soft Q).
+    importance_samples: MAI ("estimated"): model samples per state in the
+      importance-weighted gradient of the reward estimate (eq. 7).
+    exploration_noise: MADDPG, DDPG: standard deviation of the Gaussian noise
+      added to the deterministic box action while training.
+  """
+  hidden_sizes: tuple = (64, 64)
+  learning_rate: float = 1e-3
+  batch_size: int = 128
+  replay_capacity: int = 10_000
+  warmup_steps: int = 500
+  updates_per_step: int = 1
+  discount: float = 0.95
+  reward_scale: float = 0.1
+  target_update_rate: float = 0.01
+  initial_temperature: float = 1.0
+  final_temperature: float = 0.02
+  annealing_steps: int = 3000
+  opponent_reward: str = "estimated"
+  importance_samples: int = 8
+  exploration_noise: float = 0.1
+
+  def __post_init__(self):
+    object.__setattr__(self, "hidden_sizes",
+                       tuple(int(size) for size in self.hidden_sizes))
+    if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+      raise ValueError(f"hidden_sizes must be one or more widths >= 1, got "
+                       f"{self.hidden_sizes}")
+    for name in ("batch_size", "replay_capacity", "updates_per_step",
+                 "importance_samples"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.replay_capacity < self.batch_size:
+      raise ValueError(f"replay_capacity must be >= batch_size "
+                       f"({self.batch_size}), got {self.replay_capacity}")
+    for name in ("warmup_steps", "annealing_steps"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    for name in ("learning_rate", "reward_scale", "initial_temperature",
+                 "final_temperature"):
+      if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+        raise ValueError(f"{name} must be finite and > 0, got "
+                         f"{getattr(self, name)}")
+    if not 0.0 <= self.discount <= 1.0:
+      raise ValueError(f"discount must be in [0, 1], got {self.discount}")
+    if not 0.0 < self.target_update_rate <= 1.0:
+      raise ValueError(f"target_update_rate must be in (0, 1], got "
+                       f"{self.target_update_rate}")
+    if not self.exploration_noise >= 0.0:
+      raise ValueError(f"exploration_noise must be >= 0, got "
+                       f"{self.exploration_noise}")
+    if self.opponent_reward not in OPPONENT_REWARDS:
+      raise ValueError(f"opponent_reward must be one of {OPPONENT_REWARDS}, "
+                       f"got {self.opponent_reward!r}")
+
+
+# ---------------------------------------------------------------------------
+# The environment.
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvironmentSpec:
+  """What an agent is built for: player count and tensor sizes."""
+  num_players: int
+  observation_size: int
+  action_size: int
+
+
+class ContinuousEnvironment:
+  """OpenSpiel-style time steps over a game's continuous interface.
+
+  Plays one copy (batch size 1) of `BatchedDifferentialEnv` or
+  `BatchedRoutingEnv`. `step` takes the players' box actions, shape
+  (num_players, action_size) in [-1, 1], and returns an
+  `rl_environment.TimeStep` whose observations hold, for every player, the
+  Markov-state tensor ("info_state"; the same for all: both games have
+  perfect information) and the joint box action just played ("joint_action",
+  shape (num_players, action_size); None at the first step): a decentralised
+  agent sees the state, the others' actions and its own reward.
+
+  The routing game's demand regimes are drawn with a numpy Generator seeded
+  by (seed, episode index), so episode k is the same whether or not a run was
+  resumed before it; `first_episode` is the index of the next `reset`.
+  """
+
+  def __init__(self, game, seed=0, first_episode=0):
+    self.game = game
+    self.seed = int(seed)
+    self.episodes_started = int(first_episode)
+    name = game.get_type().short_name
+    if name == "python_vsg_differential":
+      self._env = differential.BatchedDifferentialEnv.from_game(game)
+      action_size = 1
+    elif name == "python_vsg_routing":
+      self._env = None  # Built per episode, with that episode's seed.
+      action_size = game.model.num_paths - 1
+    else:
+      raise ValueError(f"game must be python_vsg_differential or "
+                       f"python_vsg_routing, got {name}")
+    self.name = name
+    self.num_players = game.num_players()
+    self.horizon = game.horizon
+    observation_size = (game.horizon + 1 if self._env is not None else
+                        game.horizon + 1 + game.regimes.num_regimes)
+    self.spec = EnvironmentSpec(self.num_players, observation_size,
+                                action_size)
+
+  def to_game_actions(self, box_actions):
+    """Box actions (..., N, d) -> the game's actions (..., N) or (..., N, P)."""
+    box_actions = np.asarray(box_actions, dtype=np.float64)
+    if self.name == "python_vsg_differential":
+      low, high = self.game.action_values[0], self.game.action_values[-1]
+      return np.clip(low + (box_actions[..., 0] + 1.0) * (high - low) / 2.0,
+                     low, high)
+    logits = np.concatenate([SPLIT_LOGIT_RANGE * box_actions,
+                             np.zeros(box_actions.shape[:-1] + (1,))], axis=-1)
+    logits -= logits.max(axis=-1, keepdims=True)
+    splits = np.exp(logits)
+    return splits / splits.sum(axis=-1, keepdims=True)
+
+  def observation_of(self, stage, regime=0):
+    """The observation tensor of a Markov state (step index, regime)."""
+    if self.name == "python_vsg_differential":
+      return differential.step_one_hot(stage, self.horizon)
+    return routing.step_regime_one_hot(stage, regime, self.horizon,
+                                       self.game.regimes.num_regimes)
+
+  def _time_step(self, observation, joint_action, rewards, last):
+    observations = {
+        "info_state": [observation] * self.num_players,
+        "joint_action": joint_action,
+        "legal_actions": [None] * self.num_players,
+        "current_player": pyspiel.PlayerId.SIMULTANEOUS,
+    }
+    if rewards is None:
+      return rl_environment.TimeStep(observations, None, None,
+                                     rl_environment.StepType.FIRST)
+    step_type = (rl_environment.StepType.LAST if last else
+                 rl_environment.StepType.MID)
+    discounts = [0.0 if last else 1.0] * self.num_players
+    return rl_environment.TimeStep(observations, list(rewards), discounts,
+                                   step_type)
+
+  def reset(self):
+    """Starts the next episode; returns its FIRST time step."""
+    if self.name == "python_vsg_routing":
+      self._env = routing.BatchedRoutingEnv.from_game(
+          self.game, 1, seed=[self.seed, self.episodes_started])
+    self.episodes_started += 1
+    return self._time_step(self._env.reset()[0], None, None, False)
+
+  def step(self, box_actions):
+    """Plays the joint box action (num_players, action_size)."""
+    box_actions = np.asarray(box_actions, dtype=np.float32).reshape(
+        self.num_players, self.spec.action_size)
+    observation, rewards, done = self._env.step(
+        self.to_game_actions(box_actions)[None])
+    return self._time_step(observation[0], box_actions, rewards[0], done)
+
+
+# ---------------------------------------------------------------------------
+# Networks and distributions.
+
+
+class MLP(tf.Module):
+  """A ReLU multilayer perceptron with a linear output layer.
+
+  Weights are Glorot-uniform from the numpy Generator `rng`, biases zero.
+  """
+
+  def __init__(self, input_size, hidden_sizes, output_size, rng, name):
+    super().__init__(name=name)
+    sizes = [input_size, *hidden_sizes, output_size]
+    self.weights = []
+    self.biases = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+      limit = np.sqrt(6.0 / (fan_in + fan_out))
+      self.weights.append(tf.Variable(
+          rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)))
+      self.biases.append(tf.Variable(np.zeros(fan_out, np.float32)))
+
+  def __call__(self, inputs):
+    hidden = inputs
+    for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+      hidden = tf.matmul(hidden, weight) + bias
+      if layer < len(self.weights) - 1:
+        hidden = tf.nn.relu(hidden)
+    return hidden
+
+  @property
+  def parameters(self):
+    """The weights and biases, in layer order."""
+    return [*self.weights, *self.biases]
+
+
+def polyak_update(target, source, rate):
+  """target <- (1 - rate) * target + rate * source, variable by variable."""
+  for target_variable, variable in zip(target.parameters, source.parameters):
+    target_variable.assign((1.0 - rate) * target_variable + rate * variable)
+
+
+def gaussian_head(outputs):
+  """Splits network outputs (B, 2d) into the mean and log std (B, d) each; the
+  log std is squashed into [LOG_STD_MIN, LOG_STD_MAX]."""
+  mean, raw_log_std = tf.split(outputs, 2, axis=-1)
+  log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (
+      tf.tanh(raw_log_std) + 1.0)
+  return mean, log_std
+
+
+def squashed_gaussian(mean, log_std, noise):
+  """The reparameterised sample a = tanh(mean + std * noise) in [-1, 1]^d and
+  its log density log N(pre; mean, std) - sum log(1 - a^2), summed over the
+  last axis. log(1 - tanh(x)^2) = 2 (log 2 - x - softplus(-2x)) keeps it finite
+  where tanh saturates."""
+  pre_squash = mean + tf.exp(log_std) * noise
+  log_normal = -0.5 * tf.square(noise) - log_std - 0.5 * np.log(2.0 * np.pi)
+  log_jacobian = 2.0 * (np.log(2.0) - pre_squash
+                        - tf.nn.softplus(-2.0 * pre_squash))
+  return tf.tanh(pre_squash), tf.reduce_sum(log_normal - log_jacobian, axis=-1)
+
+
+def uniform_log_density(size):
+  """log of the uniform density on the box [-1, 1]^size."""
+  return -size * np.log(2.0)
+
+
+def annealed_temperature(settings, step):
+  """alpha at acting step `step` (a tensor): geometric annealing from
+  `initial_temperature` to `final_temperature` over `annealing_steps`."""
+  if settings.annealing_steps == 0:
+    return tf.constant(settings.initial_temperature, tf.float32)
+  progress = tf.minimum(tf.cast(step, tf.float32) / settings.annealing_steps,
+                        1.0)
+  ratio = settings.final_temperature / settings.initial_temperature
+  return settings.initial_temperature * tf.pow(ratio, progress)
+
+
+def insert_own(own, others, player, action_size):
+  """The joint box action (B, N d) in player order from the player's own
+  (B, d) and the others' (B, (N-1) d)."""
+  split = player * action_size
+  return tf.concat([others[:, :split], own, others[:, split:]], axis=-1)
+
+
+def split_own(joint, player, action_size):
+  """(own (B, d), others (B, (N-1) d)) of a joint box action (B, N d)."""
+  begin, end = player * action_size, (player + 1) * action_size
+  return joint[:, begin:end], tf.concat([joint[:, :begin], joint[:, end:]],
+                                        axis=-1)
+
+
+# ---------------------------------------------------------------------------
+# Replay.
+
+
+class ReplayBuffer(tf.Module):
+  """A ring buffer of transitions in TF variables.
+
+  Row k holds (observation, joint box action, the agent's own reward, next
+  observation, done). Keeping it in variables lets the compiled update sample
+  without leaving TensorFlow, and `tf.train.Checkpoint` saves it with the
+  agent.
+  """
+
+  def __init__(self, capacity, spec):
+    super().__init__(name="replay")
+    self.capacity = capacity
+    joint_size = spec.num_players * spec.action_size
+    self.observations = tf.Variable(
+        tf.zeros((capacity, spec.observation_size)))
+    self.joint_actions = tf.Variable(tf.zeros((capacity, joint_size)))
+    self.rewards = tf.Variable(tf.zeros((capacity,)))
+    self.next_observations = tf.Variable(
+        tf.zeros((capacity, spec.observation_size)))
+    self.dones = tf.Variable(tf.zeros((capacity,)))
+    self.size = tf.Variable(0, dtype=tf.int64)
+    self.next_index = tf.Variable(0, dtype=tf.int64)
+
+  @tf.function
+  def add(self, observation, joint_action, reward, next_observation, done):
+    """Stores one transition, overwriting the oldest when full."""
+    index = self.next_index
+    self.observations[index].assign(observation)
+    self.joint_actions[index].assign(joint_action)
+    self.rewards[index].assign(reward)
+    self.next_observations[index].assign(next_observation)
+    self.dones[index].assign(done)
+    self.next_index.assign((index + 1) % self.capacity)
+    self.size.assign(tf.minimum(self.size + 1, self.capacity))
+
+  def sample(self, generator, batch_size):
+    """A uniform batch (with replacement) as a dict of tensors."""
+    indices = generator.uniform((batch_size,), 0, self.size, dtype=tf.int64)
+    return {
+        "observation": tf.gather(self.observations, indices),
+        "joint_action": tf.gather(self.joint_actions, indices),
+        "reward": tf.gather(self.rewards, indices),
+        "next_observation": tf.gather(self.next_observations, indices),
+        "done": tf.gather(self.dones, indices),
+    }
+
+
+# ---------------------------------------------------------------------------
+# The agent protocol.
+
+
+class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
+  """The step protocol of the continuous-action agents.
+
+  `step(time_step)` follows OpenSpiel's DQN: it stores the transition that
+  ended at `time_step` (the previous observation, the joint action now in
+  `time_step.observations["joint_action"]`, the agent's own reward, this
+  observation, done), takes `updates_per_step` gradient updates once the
+  warm-up is over, and returns a `StepOutput` whose action is a box action
+  of shape (action_size,) (None at the last step; probs is always None, the
+  action space being continuous). With `is_evaluation=True` it stores and
+  learns nothing and plays the policy's deterministic action.
+
+  Subclasses provide `_policy_actions(observations, deterministic)` (a batch
+  of box actions) and `train_step()` (one compiled gradient update). All
+  randomness comes from `generator` (a `tf.random.Generator`) and the numpy
+  Generator `init_rng` that initialises the weights, both seeded by
+  (seed, player_id); `tf.train.Checkpoint(agent=agent)` saves everything:
+  networks, optimiser, replay, generator and step counter.
+  """
+
+  def __init__(self, player_id, spec, settings, seed, name):
+    tf.Module.__init__(self, name=name)
+    self.player_id = int(player_id)
+    if not 0 <= self.player_id < spec.num_players:
+      raise ValueError(f"player_id must be in [0, {spec.num_players - 1}], "
+                       f"got {player_id}")
+    self.spec = spec
+    self.settings = settings
+    seeds = np.random.SeedSequence([int(seed), self.player_id])
+    self.generator = tf.random.Generator.from_seed(
+        int(seeds.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+    self.init_rng = np.random.default_rng(seeds)
+    self.replay = ReplayBuffer(settings.replay_capacity, spec)
+    self.acting_steps = tf.Variable(0, dtype=tf.int64)
+    self._previous_observation = None
+
+  def make_optimizer(self, variables):
+    """Adam over `variables` (built now, so a checkpoint restores into it)."""
+    optimizer = keras.optimizers.Adam(self.settings.learning_rate)
+    optimizer.build(variables)
+    return optimizer
+
+  def step(self, time_step, is_evaluation=False):
+    """Stores the last transition, learns, and returns the next action."""
+    observation = np.asarray(
+        time_step.observations["info_state"][self.player_id], np.float32)
+    if is_evaluation:
+      if time_step.last():
+        return rl_agent.StepOutput(action=None, probs=None)
+      return rl_agent.StepOutput(
+          action=self.actions(observation[None], deterministic=True)[0],
+          probs=None)
+    if self._previous_observation is not None:
+      self.replay.add(
+          self._previous_observation,
+          np.asarray(time_step.observations["joint_action"],
+                     np.float32).reshape(-1),
+          np.float32(time_step.rewards[self.player_id]), observation,
+          np.float32(time_step.last()))
+      if int(self.acting_steps.numpy()) >= max(self.settings.warmup_steps,
+                                               self.settings.batch_size):
+        for _ in range(self.settings.updates_per_step):
+          self.train_step()
+    if time_step.last():
+      self._previous_observation = None
+      return rl_agent.StepOutput(action=None, probs=None)
+    self._previous_observation = observation
+    action = self._explore(observation[None])[0]
+    return rl_agent.StepOutput(action=action.numpy(), probs=None)
+
+  @tf.function
+  def _explore(self, observations):
+    """A training action: uniform during warm-up, then the policy's sample."""
+    uniform = self.generator.uniform(
+        (tf.shape(observations)[0], self.spec.action_size), -1.0, 1.0)
+    actions = tf.cond(self.acting_steps < self.settings.warmup_steps,
+                      lambda: uniform,
+                      lambda: self._policy_actions(observations, False))
+    self.acting_steps.assign_add(1)
+    return actions
+
+  def actions(self, observations, deterministic=False):
+    """Box actions (B, action_size) of the policy for observations (B, obs)
+    as a numpy array; a sample, or the deterministic action (the mode)."""
+    return self._compiled_policy_actions(
+        tf.convert_to_tensor(observations, tf.float32),
+        deterministic).numpy()
+
+  @tf.function
+  def _compiled_policy_actions(self, observations, deterministic):
+    return self._policy_actions(observations, deterministic)
+
+  def temperature(self):
+    """The current alpha of the soft agents (scaled reward units)."""
+    return float(annealed_temperature(self.settings, self.acting_steps))
+
+  def save(self, path):
+    """Writes a checkpoint; returns its path prefix."""
+    return tf.train.Checkpoint(agent=self).write(path)
+
+  def restore(self, path):
+    """Restores a checkpoint written by `save`."""
+    tf.train.Checkpoint(agent=self).read(path).assert_existing_objects_matched()

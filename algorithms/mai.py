@@ -1,0 +1,338 @@
+r"""Multi-agent Inference (MAI): the variational actor-critic of Algorithm 2.
+
+Zhao & Zhang, "Variational Stochastic Games" (arXiv 2503.06037), section
+5.1.2, for continuous actions, in TensorFlow 2. Equation numbers are the
+paper's: eq. 5 is the opponent model of Prop. 5.9, eqs. 6-7 the reward fit of
+Algorithm 3, eq. 8 the policy objective, eq. 9 the critic objective and
+eq. 10 the policy gradient.
+
+Agent i is decentralised: it sees the Markov state, its own reward and the
+others' actions. It keeps
+
+  * a policy pi_theta(a^i | s, a_hat^{-i}) conditioned on a predicted
+    opponent action, a reparameterised tanh-squashed Gaussian;
+  * an opponent model rho_phi(a^{-i} | s) = prod_j rho_j(a^j | s), squashed
+    Gaussians, with the uniform density pibar on the action box as the prior
+    of Prop. 5.9;
+  * a soft critic Q_omega(s, a^i, a^{-i}) and its target network Q_omegabar;
+  * with opponent_reward="estimated", for every opponent j a reward estimate
+    rhat_psi^j(s, a^j, a^{-j}) and a critic Q^j of j's soft value under it
+    (with a target network); with "shared" (identical-interest games) the
+    agent's own critic is the opponents' soft Q.
+
+Values are in scaled reward units (r * reward_scale) and the temperature alpha
+multiplies the log densities: the paper's Q, in units of 1/alpha, is Q/alpha
+here, so every objective below is the paper's times alpha, with the same
+minimisers. With a_hat ~ rho(.|s) and a ~ pi(.|s, a_hat):
+
+  eq. 9  J_Q = E_D[ (Q(s, a^i, a^{-i}) - r - gamma (1 - done) V(s'))^2 / 2 ],
+         V(s') = Qbar(s', a', a_hat') - alpha [ log pi(a'|s', a_hat')
+                  + log rho(a_hat'|s') - log pibar(a_hat') ];
+  eq. 8  J_pi = E_{s~D, a_hat~rho} KL(pi(.|s, a_hat) || exp((Q(s,.,a_hat)
+         - V)/alpha)) = E[ alpha log pi(a|s, a_hat) - Q(s, a, a_hat) ] + const,
+         minimised through the reparameterised sample a = f_theta(eps; s,
+         a_hat), which is the gradient of eq. 10;
+  eq. 5  rho_j(a^j|s) ∝ pibar_j(a^j|s) exp(E_{a^{-j}}[Q^j(s, a)] / alpha),
+         where agent i's own action in a^{-j} follows its conditional policy
+         pi(.|s, a_hat). rho_phi is fitted by minimising the KL divergence to
+         it, E_rho[ alpha (log rho_j - log pibar_j) - Q^j(s, a_hat, a) ],
+         through the reparameterised a_hat and a (Algorithm 3, line 5);
+  eq. 6  the reward estimate minimises KL(P(tau_j) || rho_j(tau_j)), the
+         maximum-entropy inverse-RL objective whose gradient (eq. 7, Algorithm
+         3 line 4) is  - E_data[grad rhat^j] + E_model[grad rhat^j]. The
+         model expectation is estimated with `importance_samples` draws
+         a^j_k ~ rho_j(.|s) and self-normalised weights
+         w_k ∝ pibar_j(a^j_k) exp(Qbar^j(s, a^j_k, a^{-j})/alpha)
+               / rho_j(a^j_k|s),
+         at the observed a^{-j}; Q^j is learned by soft TD on rhat^j with the
+         soft value of Prop. 5.9's normaliser, estimated with rho_j:
+         V^j(s') = Qbar^j(s', a_hat', a') - alpha (log rho_j - log pibar_j).
+
+One compiled update (XLA) samples a replay batch and takes an Adam step on
+every network group with its own loss only (the other losses' gradients on
+that group are discarded), then moves the target networks by Polyak
+averaging. Acting (Algorithm 2): a_hat ~ rho(.|s), then a ~ pi(.|s, a_hat);
+the deterministic (evaluation) action uses the modes of both.
+"""
+
+import tensorflow as tf
+
+from vsg_spiel.algorithms import continuous_common
+from vsg_spiel.algorithms.continuous_common import MLP
+
+class MAIAgent(continuous_common.ReplayAgent):
+  """Agent `player_id` of MAI; see the module docstring.
+
+  Args:
+    player_id: the player this agent controls.
+    spec: the `EnvironmentSpec` (players, observation and action sizes).
+    settings: a `continuous_common.Settings`.
+    seed: seeds the weights, the replay sampling and every action.
+    name: the tf.Module name.
+  """
+
+  def __init__(self, player_id, spec, settings, seed, name="mai"):
+    super().__init__(player_id, spec, settings, seed, name)
+    num_others = spec.num_players - 1
+    self.opponents = [j for j in range(spec.num_players) if j != player_id]
+    self.others_size = num_others * spec.action_size
+    joint_size = spec.num_players * spec.action_size
+    observation_size = spec.observation_size
+    hidden = settings.hidden_sizes
+    rng = self.init_rng
+    self.policy = MLP(observation_size + self.others_size, hidden,
+                      2 * spec.action_size, rng, "policy")
+    self.critic = MLP(observation_size + joint_size, hidden, 1, rng, "critic")
+    self.target_critic = MLP(observation_size + joint_size, hidden, 1, rng,
+                             "target_critic")
+    self.opponent_model = MLP(observation_size, hidden, 2 * self.others_size,
+                              rng, "opponent_model")
+    self.estimates_rewards = settings.opponent_reward == "estimated"
+    num_estimated = num_others if self.estimates_rewards else 0
+    self.reward_estimates = [
+        MLP(observation_size + joint_size, hidden, 1, rng, f"reward_{j}")
+        for j in self.opponents[:num_estimated]]
+    self.opponent_critics = [
+        MLP(observation_size + joint_size, hidden, 1, rng, f"critic_{j}")
+        for j in self.opponents[:num_estimated]]
+    self.target_opponent_critics = [
+        MLP(observation_size + joint_size, hidden, 1, rng,
+            f"target_critic_{j}") for j in self.opponents[:num_estimated]]
+    continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
+    for target, source in zip(self.target_opponent_critics,
+                              self.opponent_critics):
+      continuous_common.polyak_update(target, source, 1.0)
+    self.optimizer = self.make_optimizer(
+        [v for group in self.variable_groups().values() for v in group])
+
+  def variable_groups(self):
+    """The variables each loss of `losses` trains, by loss name."""
+    groups = {
+        "critic": self.critic.parameters,
+        "policy": self.policy.parameters,
+        "opponent_model": self.opponent_model.parameters,
+    }
+    if self.estimates_rewards:
+      groups["reward_estimate"] = [
+          v for net in self.reward_estimates for v in net.parameters]
+      groups["opponent_critic"] = [
+          v for net in self.opponent_critics for v in net.parameters]
+    return groups
+
+  # -------------------------------------------------------------------------
+  # Distributions and values.
+
+  def predict_opponents(self, observations, noise):
+    """a_hat ~ rho(.|s): the others' box actions (B, (N-1) d) in player order
+    and each opponent's log density log rho_j (B, N-1)."""
+    mean, log_std = continuous_common.gaussian_head(
+        self.opponent_model(observations))
+    factors = (-1, len(self.opponents), self.spec.action_size)
+    actions, log_densities = continuous_common.squashed_gaussian(
+        tf.reshape(mean, factors), tf.reshape(log_std, factors),
+        tf.reshape(noise, factors))
+    return tf.reshape(actions, (-1, self.others_size)), log_densities
+
+  def own_action(self, observations, predicted, noise):
+    """a ~ pi(.|s, a_hat): the own box action (B, d) and log pi (B,)."""
+    mean, log_std = continuous_common.gaussian_head(
+        self.policy(tf.concat([observations, predicted], axis=-1)))
+    return continuous_common.squashed_gaussian(mean, log_std, noise)
+
+  def joint_value(self, network, observations, own, others):
+    """A critic-shaped network at (s, joint action in player order): (B,)."""
+    joint = continuous_common.insert_own(own, others, self.player_id,
+                                         self.spec.action_size)
+    return network(tf.concat([observations, joint], axis=-1))[:, 0]
+
+  def _opponent_q(self, index):
+    """Agent i's critic of opponent `index`'s soft Q (eq. 5)."""
+    return (self.opponent_critics[index] if self.estimates_rewards else
+            self.critic)
+
+  def _log_prior(self):
+    """log pibar_j, the uniform density on one opponent's action box."""
+    return continuous_common.uniform_log_density(self.spec.action_size)
+
+  # -------------------------------------------------------------------------
+  # Losses.
+
+  def sample_noise(self, batch_size):
+    """The standard normal draws of one update's reparameterised samples."""
+    normal = self.generator.normal
+    d, k = self.spec.action_size, self.settings.importance_samples
+    return {
+        "opponents": normal((batch_size, self.others_size)),
+        "own": normal((batch_size, d)),
+        "next_opponents": normal((batch_size, self.others_size)),
+        "next_own": normal((batch_size, d)),
+        "importance": normal((batch_size * k, self.others_size)),
+    }
+
+  def losses(self, batch, noise, alpha):
+    """Every loss of one update, by name (`variable_groups` says what each
+    trains). `batch` is a replay batch, `noise` as from `sample_noise`."""
+    observations = batch["observation"]
+    own, others = continuous_common.split_own(
+        batch["joint_action"], self.player_id, self.spec.action_size)
+    next_predicted, next_log_rho = self.predict_opponents(
+        batch["next_observation"], noise["next_opponents"])
+    next_own, next_log_pi = self.own_action(
+        batch["next_observation"], next_predicted, noise["next_own"])
+    next_sample = (batch["next_observation"], next_own, next_predicted,
+                   next_log_pi, next_log_rho)
+    losses = {
+        "critic": self.critic_loss(batch, own, others, next_sample, alpha),
+        "policy": self.policy_loss(observations, noise, alpha),
+        "opponent_model": self.opponent_model_loss(observations, noise,
+                                                   alpha),
+    }
+    if self.estimates_rewards:
+      losses["reward_estimate"] = self.reward_estimate_loss(
+          observations, own, others, noise, alpha)
+      losses["opponent_critic"] = self.opponent_critic_loss(
+          batch, own, others, next_sample, alpha)
+    return losses
+
+  def critic_loss(self, batch, own, others, next_sample, alpha):
+    """Eq. 9: soft TD of Q(s, a^i, a^{-i}) towards
+    r + gamma (1 - done) [Qbar(s', a', a_hat') - alpha (log pi(a'|s', a_hat')
+    + log rho(a_hat'|s') - log pibar(a_hat'))]."""
+    next_observations, next_own, next_predicted, next_log_pi, next_log_rho = (
+        next_sample)
+    next_value = (
+        self.joint_value(self.target_critic, next_observations, next_own,
+                         next_predicted)
+        - alpha * (next_log_pi + tf.reduce_sum(
+            next_log_rho - self._log_prior(), axis=-1)))
+    target = tf.stop_gradient(
+        self.settings.reward_scale * batch["reward"]
+        + self.settings.discount * (1.0 - batch["done"]) * next_value)
+    q_values = self.joint_value(self.critic, batch["observation"], own,
+                                others)
+    return 0.5 * tf.reduce_mean(tf.square(q_values - target))
+
+  def policy_loss(self, observations, noise, alpha):
+    """Eq. 8 through the reparameterisation (eq. 10):
+    E_{a_hat ~ rho, a = f_theta(eps; s, a_hat)}[alpha log pi(a|s, a_hat)
+    - Q(s, a, a_hat)], with a_hat held fixed."""
+    predicted, _ = self.predict_opponents(observations, noise["opponents"])
+    predicted = tf.stop_gradient(predicted)
+    actions, log_pi = self.own_action(observations, predicted, noise["own"])
+    q_values = self.joint_value(self.critic, observations, actions, predicted)
+    return tf.reduce_mean(alpha * log_pi - q_values)
+
+  def opponent_model_loss(self, observations, noise, alpha):
+    """Eq. 5 (Prop. 5.9) as a KL projection, summed over opponents j:
+    E[alpha (log rho_j(a_hat^j|s) - log pibar_j(a_hat^j))
+      - Q^j(s, a_hat, a)], a ~ pi(.|s, a_hat), through opponent j's sample
+    only (the other opponents' samples held fixed)."""
+    predicted, log_rho = self.predict_opponents(observations,
+                                                noise["opponents"])
+    d = self.spec.action_size
+    loss = 0.0
+    for index in range(len(self.opponents)):
+      held = tf.stop_gradient(predicted)
+      only_j = tf.concat([held[:, :index * d],
+                          predicted[:, index * d:(index + 1) * d],
+                          held[:, (index + 1) * d:]], axis=-1)
+      actions, _ = self.own_action(observations, only_j, noise["own"])
+      q_values = self.joint_value(self._opponent_q(index), observations,
+                                  actions, only_j)
+      loss += tf.reduce_mean(
+          alpha * (log_rho[:, index] - self._log_prior()) - q_values)
+    return loss
+
+  def reward_estimate_loss(self, observations, own, others, noise, alpha):
+    """Eqs. 6-7: for each opponent j, -E_data[rhat^j(s, a)] +
+    E_s[sum_k w_k rhat^j(s, a^j_k, a^{-j})] with a^j_k ~ rho_j(.|s) and the
+    self-normalised importance weights w of the module docstring."""
+    k = self.settings.importance_samples
+    d = self.spec.action_size
+    repeated = tf.repeat(observations, k, axis=0)
+    samples, log_rho = self.predict_opponents(repeated, noise["importance"])
+    samples, log_rho = tf.stop_gradient(samples), tf.stop_gradient(log_rho)
+    repeated_own = tf.repeat(own, k, axis=0)
+    repeated_others = tf.repeat(others, k, axis=0)
+    loss = 0.0
+    for index, reward_estimate in enumerate(self.reward_estimates):
+      model_others = tf.concat([repeated_others[:, :index * d],
+                                samples[:, index * d:(index + 1) * d],
+                                repeated_others[:, (index + 1) * d:]], axis=-1)
+      log_weights = tf.stop_gradient(
+          self.joint_value(self.target_opponent_critics[index], repeated,
+                           repeated_own, model_others) / alpha
+          + self._log_prior() - log_rho[:, index])
+      weights = tf.nn.softmax(tf.reshape(log_weights, (-1, k)), axis=-1)
+      model_rewards = tf.reshape(
+          self.joint_value(reward_estimate, repeated, repeated_own,
+                           model_others), (-1, k))
+      data_rewards = self.joint_value(reward_estimate, observations, own,
+                                      others)
+      loss += (tf.reduce_mean(tf.reduce_sum(weights * model_rewards, axis=-1))
+               - tf.reduce_mean(data_rewards))
+    return loss
+
+  def opponent_critic_loss(self, batch, own, others, next_sample, alpha):
+    """Soft TD of each Q^j towards rhat^j(s, a) + gamma (1 - done)
+    [Qbar^j(s', a_hat', a') - alpha (log rho_j(a_hat'^j|s')
+    - log pibar_j)] (Prop. 5.9's soft value)."""
+    next_observations, next_own, next_predicted, _, next_log_rho = next_sample
+    observations = batch["observation"]
+    loss = 0.0
+    for index, (critic, target_critic, reward_estimate) in enumerate(zip(
+        self.opponent_critics, self.target_opponent_critics,
+        self.reward_estimates)):
+      next_value = (
+          self.joint_value(target_critic, next_observations, next_own,
+                           next_predicted)
+          - alpha * (next_log_rho[:, index] - self._log_prior()))
+      target = tf.stop_gradient(
+          self.joint_value(reward_estimate, observations, own, others)
+          + self.settings.discount * (1.0 - batch["done"]) * next_value)
+      q_values = self.joint_value(critic, observations, own, others)
+      loss += 0.5 * tf.reduce_mean(tf.square(q_values - target))
+    return loss
+
+  # -------------------------------------------------------------------------
+  # Updates and actions.
+
+  @tf.function(jit_compile=True)
+  def train_step(self):
+    """One update of Algorithm 2 (lines 'update opponent model', 'update
+    pi') and of the critics; returns the losses."""
+    batch = self.replay.sample(self.generator, self.settings.batch_size)
+    noise = self.sample_noise(self.settings.batch_size)
+    alpha = continuous_common.annealed_temperature(self.settings,
+                                                   self.acting_steps)
+    with tf.GradientTape(persistent=True) as tape:
+      losses = self.losses(batch, noise, alpha)
+    updates = []
+    for name, variables in self.variable_groups().items():
+      updates += zip(tape.gradient(losses[name], variables), variables)
+    self.optimizer.apply_gradients(updates)
+    rate = self.settings.target_update_rate
+    continuous_common.polyak_update(self.target_critic, self.critic, rate)
+    for target, source in zip(self.target_opponent_critics,
+                              self.opponent_critics):
+      continuous_common.polyak_update(target, source, rate)
+    return losses
+
+  def _policy_actions(self, observations, deterministic):
+    """a_hat ~ rho(.|s), a ~ pi(.|s, a_hat); the modes if deterministic."""
+    batch_size = tf.shape(observations)[0]
+    if deterministic:
+      opponent_noise = tf.zeros((batch_size, self.others_size))
+      own_noise = tf.zeros((batch_size, self.spec.action_size))
+    else:
+      opponent_noise = self.generator.normal((batch_size, self.others_size))
+      own_noise = self.generator.normal((batch_size, self.spec.action_size))
+    predicted, _ = self.predict_opponents(observations, opponent_noise)
+    actions, _ = self.own_action(observations, predicted, own_noise)
+    return actions
+
+
+def make_agents(spec, settings, seed):
+  """One `MAIAgent` per player, seeded by (seed, player)."""
+  return [MAIAgent(player, spec, settings, seed, name=f"mai_{player}")
+          for player in range(spec.num_players)]

@@ -1,0 +1,361 @@
+r"""Correlated and zero-sum equilibria: `python -m vsg_spiel.eval.run_equilibria`.
+
+Correlated equilibria (Section 5.3), on one-shot games: the public-signal
+VPG device (`CorrelatedVPGSolver`) for each number of signals, temperature
+and initialisation, beside OpenSpiel's own correlated-equilibrium solvers on
+the same game: JPSRO with a CE meta-solver (max-Gini CE to train, max-welfare
+CE to evaluate) and correlated Q-learning (`MultiagentQLearner` with its
+`CorrelatedEqSolver`). Each device is measured by `pyspiel.ce_dist` and
+`pyspiel.cce_dist` (correlated Q-learning's joint distribution by our
+normal-form gaps, equal to those to 1e-9), with its per-player values and
+social welfare next to the game's Nash equilibria and the welfare-maximising
+CE (a linear program). A public signal only mixes equilibria of the
+signal-conditioned games, so the gap to the best CE is expected; it is shown.
+
+Zero-sum (Section 5.4): `ZeroSumVPGSolver` with annealed temperature beside
+OpenSpiel's CFR, CFR+, XFP (and the exact LP / value-iteration solution for
+reference), as exploitability against iterations and wall time.
+
+Writes DIR/equilibria.md, DIR/equilibria.json and DIR/figures/*.png.
+"""
+
+import itertools
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import nashpy
+import numpy as np
+import pyspiel
+from open_spiel.python import rl_environment
+from open_spiel.python import rl_tools
+from open_spiel.python.algorithms import jpsro
+from open_spiel.python.algorithms import tabular_multiagent_qlearner
+from scipy import optimize
+
+import vsg_spiel
+from vsg_spiel.algorithms import correlated_vpg
+from vsg_spiel.eval import common
+
+CE_GAMES = (
+    "matrix_bos",
+    "matrix_sh",
+    "matrix_cd",
+    "python_vsg_routing(network=braess,num_players=2,horizon=1,split_levels=2)",
+    "matrix_shapleys_game",
+)
+
+_OUT = flags.DEFINE_string("out", "equilibria_out", "Output directory.")
+_CE_GAMES = flags.DEFINE_list("ce_games", list(CE_GAMES),
+                              "One-shot games for the CE section.")
+_SIGNALS = flags.DEFINE_list("signals", ["1", "2", "3"], "Numbers of signals.")
+_CE_TEMPERATURES = flags.DEFINE_list("ce_temperatures", ["0.02", "0.1", "0.5"],
+                                     "Temperatures of the CE solver.")
+_CE_ITERATIONS = flags.DEFINE_integer("ce_iterations", 1000,
+                                      "Iterations of the CE solver.")
+_CE_SEEDS = flags.DEFINE_integer("ce_seeds", 3,
+                                 "Seeds of the random initialisation.")
+_JPSRO_ITERATIONS = flags.DEFINE_integer("jpsro_iterations", 8,
+                                         "JPSRO iterations.")
+_CQ_EPISODES = flags.DEFINE_integer("cq_episodes", 300,
+                                    "Correlated Q-learning episodes.")
+
+
+# ----------------------------------------------------------------------------
+# Reference points of a normal-form game.
+
+def normal_form(game_string):
+  """Payoffs (N, A_1, ..., A_N) of a one-shot game."""
+  mgame = vsg_spiel.markov_game(game_string)
+  if mgame.num_states != 1 or mgame.horizon != 1:
+    raise ValueError(f"{game_string} is not a one-shot game (it has "
+                     f"{mgame.num_states} states, horizon {mgame.horizon})")
+  return mgame.rewards[:, 0]
+
+
+def nash_equilibria(payoffs):
+  """The 2-player Nash equilibria found by support enumeration (nashpy):
+  [(values per player, welfare)]."""
+  if payoffs.shape[0] != 2:
+    return []
+  equilibria = []
+  for row, column in nashpy.Game(payoffs[0], payoffs[1]).support_enumeration():
+    values = np.array([row @ payoffs[i] @ column for i in range(2)])
+    if not any(np.allclose(values, known) for known, _ in equilibria):
+      equilibria.append((values, float(values.sum())))
+  return equilibria
+
+
+def max_welfare_ce(payoffs):
+  """The welfare-maximising correlated equilibrium, by linear programming:
+  max sum_a mu(a) sum_i u_i(a) s.t. for every player i and actions
+  a_i, b_i: sum_{a_-i} mu(a_i, a_-i) (u_i(b_i, a_-i) - u_i(a_i, a_-i)) <= 0.
+  Returns (joint distribution, values)."""
+  num_players = payoffs.shape[0]
+  shape = payoffs.shape[1:]
+  size = int(np.prod(shape))
+  rows = []
+  for i in range(num_players):
+    utility = np.moveaxis(payoffs[i], i, 0).reshape(shape[i], -1)
+    for action, deviation in itertools.permutations(range(shape[i]), 2):
+      constraint = np.zeros((shape[i], size // shape[i]))
+      constraint[action] = utility[deviation] - utility[action]
+      rows.append(np.moveaxis(
+          constraint.reshape((shape[i],) + shape[:i] + shape[i + 1:]), 0,
+          i).ravel())
+  result = optimize.linprog(
+      -payoffs.sum(axis=0).ravel(), A_ub=np.array(rows),
+      b_ub=np.zeros(len(rows)), A_eq=np.ones((1, size)), b_eq=[1.0],
+      bounds=(0, None), method="highs")
+  if not result.success:
+    raise RuntimeError(f"the CE linear program failed: {result.message}")
+  joint = result.x.reshape(shape)
+  values = np.array([np.sum(joint * payoffs[i]) for i in range(num_players)])
+  return joint, values
+
+
+# ----------------------------------------------------------------------------
+# The devices.
+
+def vpg_device(game_string, num_signals, temperature, initialisation, seed,
+               iterations):
+  """The public-signal VPG device after `iterations`."""
+  solver = correlated_vpg.CorrelatedVPGSolver(
+      pyspiel.load_game(game_string), num_signals=num_signals,
+      temperature=temperature, initialisation=initialisation, seed=seed)
+  start = time.perf_counter()
+  for _ in range(iterations):
+    solver.iteration()
+  seconds = time.perf_counter() - start
+  values = solver.player_values()
+  return {"method": "vpg", "num_signals": num_signals,
+          "temperature": temperature, "initialisation": initialisation,
+          "seed": seed, "ce_dist": solver.ce_dist().dist_value,
+          "cce_dist": solver.cce_dist().dist_value, "values": values,
+          "welfare": float(values.sum()), "seconds": seconds,
+          "joint": solver.joint_distribution()[0]}
+
+
+def jpsro_device(game_string, iterations, seed):
+  """JPSRO (target CE, max-Gini CE meta-solver to train, max-welfare CE to
+  evaluate): its final evaluation device, measured by pyspiel."""
+  game = pyspiel.load_game_as_turn_based(game_string)
+  recorded = {}
+
+  def record(iteration, per_player_repeats, per_player_policies,
+             joint_policies, joint_returns, meta_games, train_meta_dists,
+             eval_meta_dists, train_meta_values, eval_meta_values,
+             train_meta_gaps, eval_meta_gaps, kwargs, checkpoint):
+    del iteration, per_player_repeats, per_player_policies, joint_returns
+    del meta_games, train_meta_dists, train_meta_values, train_meta_gaps
+    del eval_meta_gaps, kwargs
+    recorded.update(joint_policies=joint_policies,
+                    distribution=eval_meta_dists[-1],
+                    values=eval_meta_values[-1])
+    return checkpoint
+
+  start = time.perf_counter()
+  jpsro.run_loop(game, game_string, seed=seed, iterations=iterations,
+                 target_equilibrium="ce", train_meta_solver="mgce",
+                 eval_meta_solver="mwce", callback=record)
+  seconds = time.perf_counter() - start
+  distribution = recorded["distribution"]
+  device = [(float(distribution[index]), recorded["joint_policies"][index])
+            for index in np.ndindex(distribution.shape)
+            if distribution[index] > 0]
+  values = np.asarray(recorded["values"], dtype=np.float64)
+  return {"method": "jpsro",
+          "ce_dist": pyspiel.ce_dist(
+              game, pyspiel.determinize_corr_dev(device)).dist_value,
+          "cce_dist": pyspiel.cce_dist(game, device).dist_value,
+          "values": values, "welfare": float(values.sum()),
+          "seconds": seconds}
+
+
+def correlated_q_device(game_string, payoffs, episodes, seed):
+  """Correlated Q-learning: joint-action learners whose one-step games are
+  solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
+  joint distribution on the learned Q at the (only) state."""
+  environment = rl_environment.Environment(game_string)
+  environment.seed(seed)
+  np.random.seed(seed)
+  num_players = environment.num_players
+  num_actions = [environment.action_spec()["num_actions"]] * num_players
+  agents = [tabular_multiagent_qlearner.MultiagentQLearner(
+      player, num_players, num_actions,
+      tabular_multiagent_qlearner.CorrelatedEqSolver(is_cce=False),
+      epsilon_schedule=rl_tools.ConstantSchedule(0.2))
+            for player in range(num_players)]
+  start = time.perf_counter()
+  for _ in range(episodes):
+    time_step = environment.reset()
+    actions = [None] * num_players
+    while not time_step.last():
+      actions = [agent.step(time_step, actions).action for agent in agents]
+      time_step = environment.step(actions)
+    for agent in agents:
+      agent.step(time_step, actions)
+  seconds = time.perf_counter() - start
+  info_state = str(environment.reset().observations["info_state"])
+  learned = agents[0]._get_payoffs_array(info_state)  # pylint: disable=protected-access
+  joint, _ = jpsro._mgcce(  # pylint: disable=protected-access
+      learned, [np.ones(n, dtype=np.int32) for n in num_actions],
+      ignore_repeats=True)
+  joint = np.clip(joint, 0, None) / np.clip(joint, 0, None).sum()
+  ce_gaps, cce_gaps = correlated_vpg.normal_form_ce_gaps(joint, payoffs)
+  values = np.array([np.sum(joint * payoffs[i]) for i in range(num_players)])
+  return {"method": "correlated_q", "ce_dist": float(ce_gaps.sum()),
+          "cce_dist": float(cce_gaps.sum()), "values": values,
+          "welfare": float(values.sum()), "seconds": seconds,
+          "joint": joint}
+
+
+def ce_game(game_string, settings):
+  """Every device and the reference points of one game."""
+  payoffs = normal_form(game_string)
+  best_joint, best_values = max_welfare_ce(payoffs)
+  rows = []
+  initialisations = [("distinct", 0), ("shared", 0)] + [
+      ("random", seed) for seed in range(settings["seeds"])]
+  for num_signals in settings["signals"]:
+    for temperature in settings["temperatures"]:
+      for initialisation, seed in initialisations:
+        rows.append(vpg_device(game_string, num_signals, temperature,
+                               initialisation, seed, settings["iterations"]))
+  rows.append(jpsro_device(game_string, settings["jpsro_iterations"], 0))
+  rows.append(correlated_q_device(game_string, payoffs,
+                                  settings["cq_episodes"], 0))
+  return {"game": game_string, "rows": rows,
+          "nash_equilibria": [{"values": values, "welfare": welfare}
+                              for values, welfare in
+                              nash_equilibria(payoffs)],
+          "max_welfare_ce": {"values": best_values,
+                             "welfare": float(best_values.sum()),
+                             "joint": best_joint}}
+
+
+# ----------------------------------------------------------------------------
+# Outputs.
+
+def ce_markdown(results):
+  lines = ["## Correlated equilibria (Section 5.3)", "",
+           "Public-signal VPG devices (best and worst over initialisations "
+           "for each number of signals and temperature; `distinct`/`shared` "
+           "start the signals at different/common recommendations, `random` "
+           "from seeded noise) beside OpenSpiel's JPSRO (CE) and correlated "
+           "Q-learning. Distances by `pyspiel.ce_dist` / `pyspiel.cce_dist`; "
+           "values are expected payoffs under the device.", ""]
+  for result in results:
+    lines += [f"### `{result['game']}`", ""]
+    references = [f"Nash equilibrium: values {np.round(ne['values'], 3)}, "
+                  f"welfare {ne['welfare']:.3f}"
+                  for ne in result["nash_equilibria"]]
+    best = result["max_welfare_ce"]
+    references.append(f"welfare-maximising CE (LP): values "
+                      f"{np.round(best['values'], 3)}, welfare "
+                      f"{best['welfare']:.3f}")
+    lines += [f"- {text}" for text in references] + [""]
+    table = []
+    for row in result["rows"]:
+      label = (f"vpg W={row['num_signals']} alpha={row['temperature']} "
+               f"{row['initialisation']}"
+               + (f" seed {row['seed']}" if row["initialisation"] == "random"
+                  else "")
+               if row["method"] == "vpg" else row["method"])
+      table.append([label, row["ce_dist"], row["cce_dist"],
+                    str(np.round(row["values"], 3).tolist()), row["welfare"],
+                    row["seconds"]])
+    lines += [common.markdown_table(
+        ["device", "ce_dist", "cce_dist", "values", "welfare", "seconds"],
+        table), ""]
+  return "\n".join(lines)
+
+
+def plot_ce(results, path):
+  plt = common.pyplot()
+  figure, axes = plt.subplots(2, len(results), squeeze=False,
+                              figsize=(3.6 * len(results), 6.4),
+                              constrained_layout=True)
+  for column, result in enumerate(results):
+    top, bottom = axes[0, column], axes[1, column]
+    vpg_rows = [r for r in result["rows"] if r["method"] == "vpg"]
+    signals = sorted({r["num_signals"] for r in vpg_rows})
+    for temperature in sorted({r["temperature"] for r in vpg_rows}):
+      # Per W, the device closest to a CE (ties: the higher welfare).
+      chosen = [min((r for r in vpg_rows if r["num_signals"] == w and
+                     r["temperature"] == temperature),
+                    key=lambda r: (round(r["ce_dist"], 9), -r["welfare"]))
+                for w in signals]
+      label = f"VPG alpha={temperature}"
+      top.plot(signals, [max(r["ce_dist"], 1e-12) for r in chosen], "o-",
+               label=label)
+      bottom.plot(signals, [r["welfare"] for r in chosen], "o-", label=label)
+    for row, style in zip([r for r in result["rows"] if r["method"] != "vpg"],
+                          ("k--", "k:")):
+      top.axhline(max(row["ce_dist"], 1e-12), linestyle=style[1:],
+                  color="k", label=row["method"])
+      bottom.axhline(row["welfare"], linestyle=style[1:], color="k",
+                     label=row["method"])
+    bottom.axhline(result["max_welfare_ce"]["welfare"], color="tab:red",
+                   label="max-welfare CE")
+    for ne in result["nash_equilibria"]:
+      bottom.axhline(ne["welfare"], color="tab:gray", linewidth=0.8)
+    top.set_yscale("log")
+    top.set_title(result["game"][:30], fontsize=9)
+    top.set_ylabel("ce_dist")
+    bottom.set_ylabel("social welfare of that device")
+    for axis in (top, bottom):
+      axis.set_xlabel("number of signals W")
+      axis.set_xticks(signals)
+  axes[0, 0].legend(fontsize=7)
+  axes[1, 0].legend(fontsize=7, title="gray: Nash equilibria",
+                    title_fontsize=7)
+  figure.suptitle("Public-signal VPG devices (per W, the start closest to a "
+                  "CE) versus OpenSpiel's CE solvers (0 drawn at 1e-12)")
+  common.save_figure(figure, path)
+
+
+def _validate_one_shot(games):
+  for game_string in games:
+    try:
+      normal_form(game_string)
+    except (ValueError, pyspiel.SpielError) as error:
+      raise app.UsageError(f"--ce_games: {game_string}: {error}") from error
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  _validate_one_shot(_CE_GAMES.value)
+  signals = [int(w) for w in _SIGNALS.value]
+  temperatures = [float(t) for t in _CE_TEMPERATURES.value]
+  if min(signals) < 1:
+    raise app.UsageError("--signals must be >= 1")
+  if min(temperatures) <= 0:
+    raise app.UsageError("--ce_temperatures must be > 0")
+  settings = {"signals": signals, "temperatures": temperatures,
+              "iterations": _CE_ITERATIONS.value, "seeds": _CE_SEEDS.value,
+              "jpsro_iterations": _JPSRO_ITERATIONS.value,
+              "cq_episodes": _CQ_EPISODES.value}
+  start = time.perf_counter()
+  ce_results = []
+  for count, game_string in enumerate(_CE_GAMES.value, 1):
+    ce_results.append(ce_game(game_string, settings))
+    elapsed = time.perf_counter() - start
+    logging.info("CE [%d/%d] %s done, ~%.0f s left", count,
+                 len(_CE_GAMES.value), game_string,
+                 elapsed / count * (len(_CE_GAMES.value) - count))
+  out = _OUT.value
+  common.atomic_write_json(os.path.join(out, "equilibria.json"),
+                           {"correlated": ce_results, "settings": settings})
+  plot_ce(ce_results, os.path.join(out, "figures", "correlated.png"))
+  common.atomic_write_text(os.path.join(out, "equilibria.md"),
+                           "# Correlated and zero-sum equilibria\n\n" +
+                           ce_markdown(ce_results))
+  print(f"wrote {os.path.join(out, 'equilibria.md')}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,67 @@
+"""The correlated / zero-sum equilibria eval binary."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vsg_spiel.eval import run_equilibria
+
+
+def test_max_welfare_ce_of_chicken():
+  """x = mu(C,C) <= y = mu(C,D) = mu(D,C) binds: x = y = 1/3, worth 8/3 each,
+  more than any mixture of Nash equilibria (2.5 each at best, fairly)."""
+  joint, values = run_equilibria.max_welfare_ce(
+      run_equilibria.normal_form("matrix_cd"))
+  np.testing.assert_allclose(values, [8 / 3, 8 / 3], atol=1e-8)
+  np.testing.assert_allclose(joint, [[0, 1 / 3], [1 / 3, 1 / 3]], atol=1e-8)
+
+
+def test_nash_equilibria_of_chicken():
+  welfare = sorted(w for _, w in run_equilibria.nash_equilibria(
+      run_equilibria.normal_form("matrix_cd")))
+  np.testing.assert_allclose(welfare, [4.0, 5.0, 5.0])
+
+
+def test_multi_stage_games_are_rejected_for_the_ce_section():
+  with pytest.raises(ValueError, match="not a one-shot game"):
+    run_equilibria.normal_form(
+        "python_iterated_prisoners_dilemma(max_game_length=2)")
+
+
+def test_binary_writes_tables_and_figures(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "vsg_spiel.eval.run_equilibria",
+       f"--out={tmp_path}", "--ce_games=matrix_cd", "--signals=1,2",
+       "--ce_temperatures=0.1", "--ce_iterations=300", "--ce_seeds=1",
+       "--jpsro_iterations=2", "--cq_episodes=10"],
+      capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  data = json.loads((tmp_path / "equilibria.json").read_text())
+  rows = data["correlated"][0]["rows"]
+  fair = [r for r in rows if r["method"] == "vpg" and r["num_signals"] == 2
+          and r["initialisation"] == "distinct"][0]
+  assert fair["ce_dist"] < 1e-6
+  assert fair["values"][0] == pytest.approx(fair["values"][1], abs=1e-6)
+  assert {r["method"] for r in rows} == {"vpg", "jpsro", "correlated_q"}
+  assert (tmp_path / "figures" / "correlated.png").stat().st_size > 10_000
+  assert "matrix_cd" in (tmp_path / "equilibria.md").read_text()
+  assert not list(tmp_path.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--ce_games=kuhn_poker", "imperfect information"),
+    ("--ce_games=python_iterated_prisoners_dilemma(max_game_length=2)",
+     "not a one-shot game"),
+    ("--signals=0", "--signals"),
+])
+def test_bad_flags_fail_before_work(tmp_path, flag, message):
+  result = subprocess.run(
+      [sys.executable, "-m", "vsg_spiel.eval.run_equilibria",
+       f"--out={tmp_path}", flag], capture_output=True, text=True,
+      check=False, timeout=120)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert not (tmp_path / "equilibria.json").exists()
