@@ -46,7 +46,9 @@ setuptools.setup(
         "nashpy>=0.0.43",
     ],
     extras_require={
-        "test": ["pytest>=9.0", "hypothesis>=6.150"],
+        # The report's --backend=ray runs its cells on a Ray cluster.
+        "ray": ["ray>=2.60"],
+        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],

@@ -43,6 +43,8 @@ import vsg_spiel
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.eval import common
 
+FLAGS = flags.FLAGS
+
 DEFAULT_GAMES = (
     "python_vsg_differential(horizon=1)",
     "python_vsg_routing(network=braess,num_players=2,horizon=2,split_levels=3)",
@@ -55,30 +57,6 @@ DEFAULT_GAMES = (
 OPPONENT_MODELS = ("exact", "empirical", "variational", "variational_oracle")
 POTENTIAL_GAME = (
     "python_vsg_routing(network=braess,num_players=3,horizon=2,split_levels=2)")
-
-_OUT = flags.DEFINE_string("out", "epsilon_out", "Output directory.")
-_GAMES = flags.DEFINE_list("games", list(DEFAULT_GAMES), "Game strings.")
-_TEMPERATURES = flags.DEFINE_list("temperatures", ["0.1", "0.3", "1.0"],
-                                  "Temperatures alpha (reward units).")
-_FORMS = flags.DEFINE_list("policy_forms", list(vpg.POLICY_FORMS),
-                           "VPG policy forms.")
-_MODELS = flags.DEFINE_list("opponent_models", list(OPPONENT_MODELS),
-                            "Opponent models.")
-_STEP = flags.DEFINE_float("step", 0.1, "VPG step beta of eq. 4.")
-_MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", 3000,
-                                       "Iteration cap per run.")
-_TOLERANCE = flags.DEFINE_float(
-    "tolerance", 1e-10, "Converged when no policy entry moves more.")
-_OPENSPIEL_MAX_NODES = flags.DEFINE_integer(
-    "openspiel_max_nodes", 50_000,
-    "Measure with OpenSpiel's nash_conv when the turn-based tree has at most "
-    "this many decision nodes.")
-_POTENTIAL_GAME = flags.DEFINE_string("potential_game", POTENTIAL_GAME,
-                                      "Routing game for Theorem 5.8.")
-_POTENTIAL_STEPS = flags.DEFINE_list("potential_steps", ["1.0", "0.5", "0.1"],
-                                     "Step sizes for Theorem 5.8.")
-_POTENTIAL_ITERATIONS = flags.DEFINE_integer("potential_iterations", 100,
-                                             "Iterations for Theorem 5.8.")
 
 
 def make_solver(game, temperature, policy_form, opponent_model, step):
@@ -345,19 +323,48 @@ def validate(games, forms, models):
       raise app.UsageError(f"game {game_string!r}: {error}") from error
 
 
+def define_flags():
+  """The binary's flags (defined only when it runs as a program, so that
+  the report can import its functions)."""
+  flags.DEFINE_string("out", "epsilon_out", "Output directory.")
+  flags.DEFINE_list("games", list(DEFAULT_GAMES), "Game strings.")
+  flags.DEFINE_list("temperatures", ["0.1", "0.3", "1.0"],
+      "Temperatures alpha (reward units).")
+  flags.DEFINE_list("policy_forms", list(vpg.POLICY_FORMS),
+      "VPG policy forms.")
+  flags.DEFINE_list("opponent_models", list(OPPONENT_MODELS),
+      "Opponent models.")
+  flags.DEFINE_float("step", 0.1, "VPG step beta of eq. 4.")
+  flags.DEFINE_integer("max_iterations", 3000,
+      "Iteration cap per run.")
+  flags.DEFINE_float(
+      "tolerance", 1e-10, "Converged when no policy entry moves more.")
+  flags.DEFINE_integer(
+      "openspiel_max_nodes", 50_000,
+      "Measure with OpenSpiel's nash_conv when the turn-based tree has at most "
+      "this many decision nodes.")
+  flags.DEFINE_string("potential_game", POTENTIAL_GAME,
+      "Routing game for Theorem 5.8.")
+  flags.DEFINE_list("potential_steps", ["1.0", "0.5", "0.1"],
+      "Step sizes for Theorem 5.8.")
+  flags.DEFINE_integer("potential_iterations", 100,
+      "Iterations for Theorem 5.8.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  validate(_GAMES.value + [_POTENTIAL_GAME.value], _FORMS.value, _MODELS.value)
-  temperatures = [float(t) for t in _TEMPERATURES.value]
+  validate(FLAGS.games + [FLAGS.potential_game], FLAGS.policy_forms,
+           FLAGS.opponent_models)
+  temperatures = [float(t) for t in FLAGS.temperatures]
   for temperature in temperatures:
     if temperature <= 0:
       raise app.UsageError(f"temperatures must be > 0; got {temperature}")
-  settings = {"step": _STEP.value, "max_iterations": _MAX_ITERATIONS.value,
-              "tolerance": _TOLERANCE.value,
-              "openspiel_max_nodes": _OPENSPIEL_MAX_NODES.value}
-  cells = [(g, t, f, m) for g in _GAMES.value for t in temperatures
-           for f in _FORMS.value for m in _MODELS.value]
+  settings = {"step": FLAGS.step, "max_iterations": FLAGS.max_iterations,
+              "tolerance": FLAGS.tolerance,
+              "openspiel_max_nodes": FLAGS.openspiel_max_nodes}
+  cells = [(g, t, f, m) for g in FLAGS.games for t in temperatures
+           for f in FLAGS.policy_forms for m in FLAGS.opponent_models]
   rows, start = [], time.perf_counter()
   for count, cell in enumerate(cells, 1):
     rows.append(epsilon_row(*cell, settings))
@@ -366,10 +373,10 @@ def main(argv):
                  cell, rows[-1]["nash_conv"],
                  elapsed / count * (len(cells) - count))
   potential_runs = [
-      potential_run(_POTENTIAL_GAME.value, float(step), temperatures[0],
-                    _POTENTIAL_ITERATIONS.value)
-      for step in _POTENTIAL_STEPS.value]
-  out = _OUT.value
+      potential_run(FLAGS.potential_game, float(step), temperatures[0],
+                    FLAGS.potential_iterations)
+      for step in FLAGS.potential_steps]
+  out = FLAGS.out
   common.atomic_write_json(os.path.join(out, "epsilon.json"),
                            {"rows": rows, "potential": potential_runs,
                             "settings": settings})
@@ -382,4 +389,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

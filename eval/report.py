@@ -1,10 +1,23 @@
 r"""The exploitability report: `python -m vsg_spiel.eval.report --out=DIR`.
 
-This first version checks the NashConv of the Markov-game core against
-OpenSpiel's `exploitability.nash_conv` on the turn-based conversion of each
-game, for the uniform profile and a seeded random profile, and times both.
-It writes DIR/report.md and DIR/results.json (atomically). The algorithm
-sections join it as their solvers land.
+Runs the default suite and writes DIR/report.md, DIR/results.json and
+DIR/figures/*.png:
+
+  1. epsilon: Theorem 4.2 measured (ELBO gap, true gains and NashConv by
+     OpenSpiel's tools versus the bound), Prop. 5.5 and Theorem 5.8;
+  2. nash: NashConv against iterations and wall time, VPG versus OpenSpiel's
+     baselines;
+  3. mai: Figure 2a/2b, MAI versus MADDPG, MASQL and independent DDPG;
+  4. mfg: MF-BQL versus OpenSpiel's mean-field solvers;
+  5. equilibria: correlated (public signal) and zero-sum results;
+  6. the environment and the wall time of each section.
+
+The work is split into cells (section, game, algorithm, seed) that run in
+worker processes (--workers) or on Ray (--backend=ray), are stored as they
+finish, and are reused by a rerun with the same --out unless their
+configuration changed (see eval/cells.py). --quick runs a smoke version in
+about a minute, --full the paper-scale settings; the default takes about ten
+minutes on two cores.
 """
 
 import importlib.metadata
@@ -15,108 +28,142 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 import pyspiel
-from open_spiel.python.algorithms import exploitability
 
 import vsg_spiel
+from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
-
-DEFAULT_GAMES = (
-    "matrix_rps",
-    "matrix_pd",
-    "matrix_bos",
-    "matching_pennies_3p",
-    "python_iterated_prisoners_dilemma(max_game_length=3)",
-    "oshi_zumo(coins=4,size=1,horizon=3)",
-)
+from vsg_spiel.eval import report_sections
 
 _OUT = flags.DEFINE_string("out", "vsg_report", "Output directory.")
-_GAMES = flags.DEFINE_list("games", list(DEFAULT_GAMES),
-                           "OpenSpiel game strings to evaluate.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random profiles.")
+_SECTIONS = flags.DEFINE_list("sections", list(report_sections.SECTIONS),
+                              "Sections to run.")
+_GAMES = flags.DEFINE_list(
+    "games", None, "Games for every selected section (default: each "
+    "section's own list).")
+_SEEDS = flags.DEFINE_integer("seeds", None, "Seeds per seeded cell.")
+_ITERATIONS = flags.DEFINE_integer("iterations", None,
+                                   "Iterations of the iterative solvers.")
+_QUICK = flags.DEFINE_bool("quick", False, "Smoke-sized suite (~1 minute).")
+_FULL = flags.DEFINE_bool("full", False, "Paper-scale suite (slow).")
+_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1,
+                                "Worker processes.")
+_BACKEND = flags.DEFINE_enum("backend", "process", list(cells_lib.BACKENDS),
+                             "Where cells run.")
+_RAY_ADDRESS = flags.DEFINE_string(
+    "ray_address", None, "Ray cluster address (default: a local instance).")
 
 
-def nash_conv_rows(game_string, rng):
-  """Our NashConv and OpenSpiel's for the uniform and a random profile."""
-  game = pyspiel.load_game(game_string)
-  start = time.perf_counter()
-  mgame = vsg_spiel.MarkovGame.from_openspiel(game)
-  enumerate_seconds = time.perf_counter() - start
-  turn_based = pyspiel.convert_to_turn_based(game)
-  rows = []
-  for profile_name, profile in (
-      ("uniform", vsg_spiel.uniform_profile(mgame)),
-      ("random", vsg_spiel.random_profile(mgame, rng))):
-    policy = vsg_spiel.to_policy(mgame, profile)
-    start = time.perf_counter()
-    ours = vsg_spiel.nash_conv(mgame, policy)
-    ours_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    theirs = exploitability.nash_conv(turn_based, policy)
-    theirs_seconds = time.perf_counter() - start
-    rows.append({
-        "game": game_string, "states": mgame.num_states,
-        "profile": profile_name, "nash_conv": ours,
-        "openspiel_nash_conv": float(theirs),
-        "abs_difference": abs(ours - theirs),
-        "enumerate_seconds": enumerate_seconds,
-        "seconds": ours_seconds, "openspiel_seconds": theirs_seconds,
-    })
-    logging.info("%s %s: NashConv %.6g (OpenSpiel %.6g)", game_string,
-                 profile_name, ours, theirs)
-  return rows
+def validate_flags():
+  """Fails before any work, naming the valid values."""
+  unknown = [s for s in _SECTIONS.value if s not in report_sections.SECTIONS]
+  if unknown:
+    raise app.UsageError(f"unknown sections {unknown}; valid: "
+                         f"{list(report_sections.SECTIONS)}")
+  if _QUICK.value and _FULL.value:
+    raise app.UsageError("--quick and --full exclude each other")
+  if _SEEDS.value is not None and _SEEDS.value < 1:
+    raise app.UsageError(f"--seeds must be >= 1; got {_SEEDS.value}")
+  if _ITERATIONS.value is not None and _ITERATIONS.value < 1:
+    raise app.UsageError(f"--iterations must be >= 1; got "
+                         f"{_ITERATIONS.value}")
+  if _WORKERS.value < 1:
+    raise app.UsageError(f"--workers must be >= 1; got {_WORKERS.value}")
+  if _BACKEND.value == "ray":
+    try:
+      import ray  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError as error:
+      raise app.UsageError("--backend=ray needs Ray: pip install "
+                           "'vsg_spiel[ray]'") from error
+  if _GAMES.value:
+    for section in _SECTIONS.value:
+      try:
+        report_sections.SECTIONS[section].validate_games(_GAMES.value)
+      except (ValueError, pyspiel.SpielError) as error:
+        raise app.UsageError(f"--games for section {section}: {error}") from (
+            error)
 
 
-def markdown(rows, environment):
-  lines = [
-      "# vsg_spiel exploitability report", "",
-      "## NashConv of the Markov-game core versus OpenSpiel", "",
-      "| game | states | profile | NashConv | OpenSpiel | abs. diff | "
-      "ours (s) | OpenSpiel (s) |",
-      "|---|---:|---|---:|---:|---:|---:|---:|",
-  ]
-  for row in rows:
-    lines.append(
-        f"| `{row['game']}` | {row['states']} | {row['profile']} | "
-        f"{row['nash_conv']:.6f} | {row['openspiel_nash_conv']:.6f} | "
-        f"{row['abs_difference']:.1e} | {row['seconds']:.4f} | "
-        f"{row['openspiel_seconds']:.4f} |")
-  lines += ["", "## Environment", ""]
-  lines += [f"- {key}: {value}" for key, value in environment.items()]
-  return "\n".join(lines) + "\n"
+def section_settings(section):
+  scale = "quick" if _QUICK.value else "full" if _FULL.value else "default"
+  settings = dict(report_sections.SECTIONS[section].settings[scale])
+  overrides = {"games": _GAMES.value, "seeds": _SEEDS.value,
+               "iterations": _ITERATIONS.value}
+  settings.update({key: value for key, value in overrides.items()
+                   if value and key in settings})
+  return settings
 
 
-def environment_info(wall_seconds):
+def environment(section_seconds, wall_seconds):
+  versions = {name: importlib.metadata.version(name)
+              for name in ("open_spiel", "tensorflow", "numpy")}
   return {
-      "vsg_spiel": vsg_spiel.__version__,
-      "open_spiel": importlib.metadata.version("open_spiel"),
-      "numpy": np.__version__,
+      "vsg_spiel": vsg_spiel.__version__, **versions,
       "python": platform.python_version(),
-      "cpu": platform.processor() or platform.machine(),
-      "cpu_count": os.cpu_count(),
-      "wall_seconds": round(wall_seconds, 3),
+      "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+      "workers": _WORKERS.value, "backend": _BACKEND.value,
+      "suite": ("quick" if _QUICK.value else "full" if _FULL.value
+                else "default"),
+      "section_wall_seconds": section_seconds,
+      "wall_seconds": round(wall_seconds, 1),
   }
+
+
+def _cpu_name():
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as stream:
+      for line in stream:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def environment_markdown(info):
+  lines = ["## 6. Environment", ""]
+  lines += [f"- {key}: {value}" for key, value in info.items()
+            if key != "section_wall_seconds"]
+  lines += ["", common.markdown_table(
+      ["section", "wall time (s) this run", "compute in cells (s)"],
+      [[name, round(seconds["wall"], 1), round(seconds["compute"], 1)]
+       for name, seconds in info["section_wall_seconds"].items()]), ""]
+  return "\n".join(lines)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  for game_string in _GAMES.value:
-    try:
-      vsg_spiel.markov_game(game_string)
-    except (ValueError, pyspiel.SpielError) as error:
-      raise app.UsageError(f"--games: {game_string}: {error}") from error
+  validate_flags()
+  out = _OUT.value
+  figures = os.path.join(out, "figures")
+  store = cells_lib.CellStore(out)
   start = time.perf_counter()
-  rng = np.random.default_rng(_SEED.value)
-  rows = [row for game_string in _GAMES.value
-          for row in nash_conv_rows(game_string, rng)]
-  environment = environment_info(time.perf_counter() - start)
-  common.atomic_write_json(os.path.join(_OUT.value, "results.json"),
-                           {"nash_conv": rows, "environment": environment})
-  common.atomic_write_text(os.path.join(_OUT.value, "report.md"),
-                    markdown(rows, environment))
-  print(f"wrote {os.path.join(_OUT.value, 'report.md')}")
+  parts, results, seconds = ["# vsg_spiel exploitability report", ""], {}, {}
+  for name in _SECTIONS.value:
+    section = report_sections.SECTIONS[name]
+    number = list(report_sections.SECTIONS).index(name) + 1
+    settings = section_settings(name)
+    section_start = time.perf_counter()
+    logging.info("section %s: %s", name, settings)
+    section_cells = section.cells(settings)
+    cell_results = cells_lib.run_cells(section_cells, store, _WORKERS.value,
+                                       _BACKEND.value, _RAY_ADDRESS.value)
+    summary, data = section.summarize(
+        [cell_results[cell.section, cell.name] for cell in section_cells],
+        settings, figures)
+    parts += [f"## {number}. {section.title}", "", summary, ""]
+    results[name] = {"settings": settings, "results": data}
+    seconds[name] = {"wall": time.perf_counter() - section_start,
+                     "compute": sum(store.seconds(cell)
+                                    for cell in section_cells)}
+  info = environment(seconds, time.perf_counter() - start)
+  parts.append(environment_markdown(info))
+  results["environment"] = info
+  common.atomic_write_json(os.path.join(out, "results.json"), results)
+  common.atomic_write_text(os.path.join(out, "report.md"), "\n".join(parts))
+  print(f"wrote {os.path.join(out, 'report.md')} in "
+        f"{info['wall_seconds']} s")
 
 
 def run_main():

@@ -39,6 +39,8 @@ import vsg_spiel
 from vsg_spiel.algorithms import correlated_vpg
 from vsg_spiel.eval import common
 
+FLAGS = flags.FLAGS
+
 CE_GAMES = (
     "matrix_bos",
     "matrix_sh",
@@ -46,21 +48,6 @@ CE_GAMES = (
     "python_vsg_routing(network=braess,num_players=2,horizon=1,split_levels=2)",
     "matrix_shapleys_game",
 )
-
-_OUT = flags.DEFINE_string("out", "equilibria_out", "Output directory.")
-_CE_GAMES = flags.DEFINE_list("ce_games", list(CE_GAMES),
-                              "One-shot games for the CE section.")
-_SIGNALS = flags.DEFINE_list("signals", ["1", "2", "3"], "Numbers of signals.")
-_CE_TEMPERATURES = flags.DEFINE_list("ce_temperatures", ["0.02", "0.1", "0.5"],
-                                     "Temperatures of the CE solver.")
-_CE_ITERATIONS = flags.DEFINE_integer("ce_iterations", 1000,
-                                      "Iterations of the CE solver.")
-_CE_SEEDS = flags.DEFINE_integer("ce_seeds", 3,
-                                 "Seeds of the random initialisation.")
-_JPSRO_ITERATIONS = flags.DEFINE_integer("jpsro_iterations", 8,
-                                         "JPSRO iterations.")
-_CQ_EPISODES = flags.DEFINE_integer("cq_episodes", 300,
-                                    "Correlated Q-learning episodes.")
 
 
 # ----------------------------------------------------------------------------
@@ -174,10 +161,11 @@ def jpsro_device(game_string, iterations, seed):
           "seconds": seconds}
 
 
-def correlated_q_device(game_string, payoffs, episodes, seed):
+def correlated_q_device(game_string, episodes, seed):
   """Correlated Q-learning: joint-action learners whose one-step games are
   solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
   joint distribution on the learned Q at the (only) state."""
+  payoffs = normal_form(game_string)
   environment = rl_environment.Environment(game_string)
   environment.seed(seed)
   np.random.seed(seed)
@@ -212,28 +200,36 @@ def correlated_q_device(game_string, payoffs, episodes, seed):
           "joint": joint}
 
 
-def ce_game(game_string, settings):
-  """Every device and the reference points of one game."""
+def vpg_devices(game_string, signals, temperatures, iterations, seeds):
+  """VPG devices for every number of signals, temperature and start."""
+  starts = [("distinct", 0), ("shared", 0)] + [("random", seed)
+                                               for seed in range(seeds)]
+  return [vpg_device(game_string, num_signals, temperature, initialisation,
+                     seed, iterations)
+          for num_signals in signals for temperature in temperatures
+          for initialisation, seed in starts]
+
+
+def references(game_string):
+  """The game's Nash equilibria and welfare-maximising CE."""
   payoffs = normal_form(game_string)
   best_joint, best_values = max_welfare_ce(payoffs)
-  rows = []
-  initialisations = [("distinct", 0), ("shared", 0)] + [
-      ("random", seed) for seed in range(settings["seeds"])]
-  for num_signals in settings["signals"]:
-    for temperature in settings["temperatures"]:
-      for initialisation, seed in initialisations:
-        rows.append(vpg_device(game_string, num_signals, temperature,
-                               initialisation, seed, settings["iterations"]))
-  rows.append(jpsro_device(game_string, settings["jpsro_iterations"], 0))
-  rows.append(correlated_q_device(game_string, payoffs,
-                                  settings["cq_episodes"], 0))
-  return {"game": game_string, "rows": rows,
-          "nash_equilibria": [{"values": values, "welfare": welfare}
+  return {"nash_equilibria": [{"values": values, "welfare": welfare}
                               for values, welfare in
                               nash_equilibria(payoffs)],
           "max_welfare_ce": {"values": best_values,
                              "welfare": float(best_values.sum()),
                              "joint": best_joint}}
+
+
+def ce_game(game_string, settings):
+  """Every device and the reference points of one game."""
+  rows = vpg_devices(game_string, settings["signals"],
+                     settings["temperatures"], settings["iterations"],
+                     settings["seeds"])
+  rows.append(jpsro_device(game_string, settings["jpsro_iterations"], 0))
+  rows.append(correlated_q_device(game_string, settings["cq_episodes"], 0))
+  return dict(game=game_string, rows=rows, **references(game_string))
 
 
 # ----------------------------------------------------------------------------
@@ -271,6 +267,37 @@ def ce_markdown(results):
         ["device", "ce_dist", "cce_dist", "values", "welfare", "seconds"],
         table), ""]
   return "\n".join(lines)
+
+
+def ce_summary_markdown(results):
+  """Per game and number of signals, the VPG device closest to a CE (ties:
+  the higher welfare) beside JPSRO, correlated Q-learning and the
+  references."""
+  table = []
+  for result in results:
+    vpg_rows = [r for r in result["rows"] if r["method"] == "vpg"]
+    for num_signals in sorted({r["num_signals"] for r in vpg_rows}):
+      best = min((r for r in vpg_rows if r["num_signals"] == num_signals),
+                 key=lambda r: (round(r["ce_dist"], 9), -r["welfare"]))
+      table.append([f"`{result['game']}`",
+                    f"VPG W={num_signals} (alpha={best['temperature']}, "
+                    f"{best['initialisation']})", best["ce_dist"],
+                    best["cce_dist"], str(np.round(best["values"], 3).tolist()),
+                    best["welfare"]])
+    for row in result["rows"]:
+      if row["method"] != "vpg":
+        table.append([f"`{result['game']}`", row["method"], row["ce_dist"],
+                      row["cce_dist"], str(np.round(row["values"], 3).tolist()),
+                      row["welfare"]])
+    best_ce = result["max_welfare_ce"]
+    table.append([f"`{result['game']}`", "max-welfare CE (LP)", 0.0, 0.0,
+                  str(np.round(best_ce["values"], 3).tolist()),
+                  best_ce["welfare"]])
+    for ne in result["nash_equilibria"]:
+      table.append([f"`{result['game']}`", "Nash equilibrium", 0.0, 0.0,
+                    str(np.round(ne["values"], 3).tolist()), ne["welfare"]])
+  return common.markdown_table(
+      ["game", "device", "ce_dist", "cce_dist", "values", "welfare"], table)
 
 
 def plot_ce(results, path):
@@ -325,29 +352,48 @@ def _validate_one_shot(games):
       raise app.UsageError(f"--ce_games: {game_string}: {error}") from error
 
 
+def define_flags():
+  """The binary's flags (defined only when it runs as a program, so that
+  the report can import its functions)."""
+  flags.DEFINE_string("out", "equilibria_out", "Output directory.")
+  flags.DEFINE_list("ce_games", list(CE_GAMES),
+      "One-shot games for the CE section.")
+  flags.DEFINE_list("signals", ["1", "2", "3"], "Numbers of signals.")
+  flags.DEFINE_list("ce_temperatures", ["0.02", "0.1", "0.5"],
+      "Temperatures of the CE solver.")
+  flags.DEFINE_integer("ce_iterations", 1000,
+      "Iterations of the CE solver.")
+  flags.DEFINE_integer("ce_seeds", 3,
+      "Seeds of the random initialisation.")
+  flags.DEFINE_integer("jpsro_iterations", 8,
+      "JPSRO iterations.")
+  flags.DEFINE_integer("cq_episodes", 300,
+      "Correlated Q-learning episodes.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  _validate_one_shot(_CE_GAMES.value)
-  signals = [int(w) for w in _SIGNALS.value]
-  temperatures = [float(t) for t in _CE_TEMPERATURES.value]
+  _validate_one_shot(FLAGS.ce_games)
+  signals = [int(w) for w in FLAGS.signals]
+  temperatures = [float(t) for t in FLAGS.ce_temperatures]
   if min(signals) < 1:
     raise app.UsageError("--signals must be >= 1")
   if min(temperatures) <= 0:
     raise app.UsageError("--ce_temperatures must be > 0")
   settings = {"signals": signals, "temperatures": temperatures,
-              "iterations": _CE_ITERATIONS.value, "seeds": _CE_SEEDS.value,
-              "jpsro_iterations": _JPSRO_ITERATIONS.value,
-              "cq_episodes": _CQ_EPISODES.value}
+              "iterations": FLAGS.ce_iterations, "seeds": FLAGS.ce_seeds,
+              "jpsro_iterations": FLAGS.jpsro_iterations,
+              "cq_episodes": FLAGS.cq_episodes}
   start = time.perf_counter()
   ce_results = []
-  for count, game_string in enumerate(_CE_GAMES.value, 1):
+  for count, game_string in enumerate(FLAGS.ce_games, 1):
     ce_results.append(ce_game(game_string, settings))
     elapsed = time.perf_counter() - start
     logging.info("CE [%d/%d] %s done, ~%.0f s left", count,
-                 len(_CE_GAMES.value), game_string,
-                 elapsed / count * (len(_CE_GAMES.value) - count))
-  out = _OUT.value
+                 len(FLAGS.ce_games), game_string,
+                 elapsed / count * (len(FLAGS.ce_games) - count))
+  out = FLAGS.out
   common.atomic_write_json(os.path.join(out, "equilibria.json"),
                            {"correlated": ce_results, "settings": settings})
   plot_ce(ce_results, os.path.join(out, "figures", "correlated.png"))
@@ -358,4 +404,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

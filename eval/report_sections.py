@@ -1,0 +1,173 @@
+"""The report's sections: their settings, cells and summaries.
+
+Each section says which games it accepts, splits its work into cells
+(eval/cells.py) for the settings of the chosen suite (quick, default, full),
+and turns the cells' results into markdown, figures and JSON data.
+"""
+
+import dataclasses
+import os
+import re
+from typing import Callable
+
+import vsg_spiel
+from vsg_spiel.eval import cells as cells_lib
+from vsg_spiel.eval import epsilon
+from vsg_spiel.eval import run_equilibria
+
+Cell = cells_lib.Cell
+slug = cells_lib.slug
+
+
+def demote(markdown):
+  """Drops a binary's own title and moves every other heading one level
+  down, under the report's section heading."""
+  markdown = re.sub(r"\A# [^\n]*\n+", "", markdown)
+  return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.MULTILINE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+  title: str
+  settings: dict  # suite ("quick", "default", "full") -> settings
+  validate_games: Callable
+  cells: Callable
+  summarize: Callable
+
+
+def _validate_markov_games(games):
+  for game in games:
+    vsg_spiel.markov_game(game)
+
+
+# ----------------------------------------------------------------------------
+# 1. Theorem 4.2.
+
+def _epsilon_cells(settings):
+  run = {key: settings[key] for key in
+         ("step", "max_iterations", "tolerance", "openspiel_max_nodes")}
+  rows = [Cell("epsilon", slug(game, alpha, form, model),
+               "vsg_spiel.eval.epsilon:epsilon_row",
+               dict(game_string=game, temperature=alpha, policy_form=form,
+                    opponent_model=model, settings=run))
+          for game in settings["games"] for alpha in settings["temperatures"]
+          for form in settings["policy_forms"]
+          for model in settings["opponent_models"]]
+  potential = [Cell("epsilon", slug("potential", settings["potential_game"],
+                                    step),
+                    "vsg_spiel.eval.epsilon:potential_run",
+                    dict(game_string=settings["potential_game"], step=step,
+                         temperature=settings["temperatures"][0],
+                         iterations=settings["potential_iterations"]))
+               for step in settings["potential_steps"]]
+  return rows + potential
+
+
+def _epsilon_summary(results, settings, figures):
+  num_potential = len(settings["potential_steps"])
+  rows, potential = results[:-num_potential], results[-num_potential:]
+  epsilon.plot_epsilon(rows, os.path.join(figures, "epsilon.png"))
+  epsilon.plot_potential(potential, os.path.join(figures, "potential.png"))
+  markdown = demote(epsilon.markdown(rows, potential)) + (
+      "\n![Theorem 4.2](figures/epsilon.png)\n\n"
+      "![Theorem 5.8](figures/potential.png)\n")
+  return markdown, {"rows": rows, "potential": potential}
+
+
+_EPSILON_DEFAULT = dict(
+    games=list(epsilon.DEFAULT_GAMES), temperatures=[0.1, 0.3, 1.0],
+    policy_forms=["conditional", "marginal"],
+    opponent_models=list(epsilon.OPPONENT_MODELS), step=0.1,
+    max_iterations=3000, tolerance=1e-10, openspiel_max_nodes=50_000,
+    potential_game=epsilon.POTENTIAL_GAME, potential_steps=[1.0, 0.5, 0.1],
+    potential_iterations=100)
+EPSILON = Section(
+    title="Theorem 4.2: the epsilon of the ELBO solution, measured",
+    settings={
+        "default": _EPSILON_DEFAULT,
+        "quick": dict(_EPSILON_DEFAULT, games=[
+            "matrix_bos", "matrix_pd",
+            "python_vsg_routing(num_players=2,horizon=2,split_levels=2)"],
+                      temperatures=[0.3], opponent_models=["exact",
+                                                            "empirical"],
+                      max_iterations=300, potential_steps=[0.5],
+                      potential_iterations=10),
+        "full": dict(_EPSILON_DEFAULT, temperatures=[0.03, 0.1, 0.3, 1.0],
+                     max_iterations=20000),
+    },
+    validate_games=_validate_markov_games,
+    cells=_epsilon_cells, summarize=_epsilon_summary)
+
+
+# ----------------------------------------------------------------------------
+# 5. Correlated and zero-sum equilibria.
+
+def _validate_one_shot(games):
+  for game in games:
+    run_equilibria.normal_form(game)
+
+
+def _equilibria_cells(settings):
+  cells = []
+  for game in settings["games"]:
+    cells += [
+        Cell("equilibria", slug("vpg", game),
+             "vsg_spiel.eval.run_equilibria:vpg_devices",
+             dict(game_string=game, signals=settings["signals"],
+                  temperatures=settings["temperatures"],
+                  iterations=settings["iterations"],
+                  seeds=settings["seeds"])),
+        Cell("equilibria", slug("jpsro", game),
+             "vsg_spiel.eval.run_equilibria:jpsro_device",
+             dict(game_string=game, iterations=settings["jpsro_iterations"],
+                  seed=0)),
+        Cell("equilibria", slug("correlated_q", game),
+             "vsg_spiel.eval.run_equilibria:correlated_q_device",
+             dict(game_string=game, episodes=settings["cq_episodes"], seed=0)),
+        Cell("equilibria", slug("references", game),
+             "vsg_spiel.eval.run_equilibria:references",
+             dict(game_string=game)),
+    ]
+  return cells
+
+
+def _equilibria_summary(results, settings, figures):
+  games = []
+  for index, game in enumerate(settings["games"]):
+    vpg_rows, jpsro_row, q_row, refs = results[4 * index:4 * index + 4]
+    games.append(dict(game=game, rows=vpg_rows + [jpsro_row, q_row], **refs))
+  run_equilibria.plot_ce(games, os.path.join(figures, "correlated.png"))
+  markdown = ("### Correlated equilibria (Section 5.3)\n\n"
+              "Per game and number of public signals W, the VPG device "
+              "closest to a correlated equilibrium over temperatures and "
+              "starts, beside OpenSpiel's JPSRO (CE meta-solvers) and "
+              "correlated Q-learning, the Nash equilibria and the "
+              "welfare-maximising CE.\n\n" +
+              run_equilibria.ce_summary_markdown(games) +
+              "\n\n![Correlated equilibria](figures/correlated.png)\n")
+  return markdown, {"correlated": games}
+
+
+_EQUILIBRIA_DEFAULT = dict(
+    games=list(run_equilibria.CE_GAMES), signals=[1, 2, 3],
+    temperatures=[0.02, 0.1, 0.5], iterations=1000, seeds=3,
+    jpsro_iterations=8, cq_episodes=300)
+EQUILIBRIA = Section(
+    title="Correlated and zero-sum equilibria",
+    settings={
+        "default": _EQUILIBRIA_DEFAULT,
+        "quick": dict(_EQUILIBRIA_DEFAULT, games=["matrix_cd"], signals=[1, 2],
+                      temperatures=[0.1], iterations=200, seeds=1,
+                      jpsro_iterations=2, cq_episodes=20),
+        "full": dict(_EQUILIBRIA_DEFAULT, signals=[1, 2, 3, 4],
+                     temperatures=[0.01, 0.02, 0.1, 0.5], iterations=3000,
+                     seeds=10, jpsro_iterations=20, cq_episodes=2000),
+    },
+    validate_games=_validate_one_shot,
+    cells=_equilibria_cells, summarize=_equilibria_summary)
+
+
+SECTIONS = {
+    "epsilon": EPSILON,
+    "equilibria": EQUILIBRIA,
+}

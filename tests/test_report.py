@@ -1,0 +1,189 @@
+"""The main job: cells, resume, atomic writes, flags and backends."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vsg_spiel.eval import cells as cells_lib
+
+QUICK = ["--quick", "--workers=1"]
+
+
+def counted_square(value, counter):
+  """A cell function that records each call in the file `counter`."""
+  with open(counter, "a", encoding="utf-8") as stream:
+    stream.write(f"{value}\n")
+  return {"square": value * value}
+
+
+def calls(counter):
+  if not os.path.exists(counter):
+    return []
+  with open(counter, encoding="utf-8") as stream:
+    return [int(line) for line in stream]
+
+
+def square_cells(counter, values):
+  return [cells_lib.Cell("test", f"square-{value}",
+                         f"{__name__}:counted_square",
+                         {"value": value, "counter": counter})
+          for value in values]
+
+
+def test_stored_cells_are_reused(tmp_path):
+  counter = str(tmp_path / "calls.txt")
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  first = cells_lib.run_cells(square_cells(counter, [1, 2, 3]), store)
+  assert sorted(calls(counter)) == [1, 2, 3]
+  second = cells_lib.run_cells(square_cells(counter, [1, 2, 3, 4]), store)
+  assert sorted(calls(counter)) == [1, 2, 3, 4]  # only the new cell ran
+  assert second[("test", "square-2")] == first[("test", "square-2")] == {
+      "square": 4}
+
+
+def test_changed_configuration_is_recomputed(tmp_path):
+  counter = str(tmp_path / "calls.txt")
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  cells_lib.run_cells(square_cells(counter, [5]), store)
+  changed = cells_lib.Cell("test", "square-5", f"{__name__}:counted_square",
+                           {"value": 6, "counter": counter})
+  result = cells_lib.run_cells([changed], store)
+  assert calls(counter) == [5, 6]
+  assert result[("test", "square-5")] == {"square": 36}
+
+
+def test_unreadable_cell_is_recomputed(tmp_path):
+  counter = str(tmp_path / "calls.txt")
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  (cell,) = square_cells(counter, [7])
+  cells_lib.run_cells([cell], store)
+  with open(store.path(cell), "w", encoding="utf-8") as stream:
+    stream.write('{"digest": "')  # a torn write
+  cells_lib.run_cells([cell], store)
+  assert calls(counter) == [7, 7]
+
+
+def test_process_pool_gives_the_same_results(tmp_path):
+  counter = str(tmp_path / "calls.txt")
+  inline = cells_lib.run_cells(square_cells(counter, range(4)),
+                               cells_lib.CellStore(str(tmp_path / "a")))
+  pooled = cells_lib.run_cells(square_cells(counter, range(4)),
+                               cells_lib.CellStore(str(tmp_path / "b")),
+                               workers=2)
+  assert inline == pooled
+
+
+def report(out, *flags, wait=True):
+  command = [sys.executable, "-m", "vsg_spiel.eval.report", f"--out={out}",
+             *flags]
+  if not wait:
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+  return subprocess.run(command, capture_output=True, text=True, check=False,
+                        timeout=600)
+
+
+def without_timings(data):
+  """Results with wall-clock fields removed (they differ run to run)."""
+  if isinstance(data, dict):
+    return {key: without_timings(value) for key, value in data.items()
+            if "seconds" not in key and key != "environment"}
+  if isinstance(data, list):
+    return [without_timings(value) for value in data]
+  return data
+
+
+def assert_same_results(first, second, path="results"):
+  """Equal structure and numbers equal to 1e-9 relative (BLAS threading may
+  change the last bits between processes)."""
+  assert type(first) is type(second), path
+  if isinstance(first, dict):
+    assert set(first) == set(second), path
+    for key in first:
+      assert_same_results(first[key], second[key], f"{path}/{key}")
+  elif isinstance(first, list):
+    assert len(first) == len(second), path
+    for index, (a, b) in enumerate(zip(first, second)):
+      assert_same_results(a, b, f"{path}[{index}]")
+  elif isinstance(first, float):
+    assert first == pytest.approx(second, rel=1e-9, abs=1e-12), path
+  else:
+    assert first == second, path
+
+
+def stored_cells(out):
+  found = {}
+  for root, _, files in os.walk(os.path.join(out, "cells")):
+    for name in files:
+      path = os.path.join(root, name)
+      found[path] = (os.stat(path).st_mtime_ns, open(path, "rb").read())
+  return found
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path):
+  interrupted, uninterrupted = tmp_path / "killed", tmp_path / "whole"
+  process = report(interrupted, *QUICK, "--sections=epsilon", wait=False)
+  deadline = time.time() + 300
+  while len(stored_cells(interrupted)) < 3 and time.time() < deadline:
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  before = stored_cells(interrupted)
+  assert len(before) >= 3
+  for _, content in before.values():
+    json.loads(content)  # every stored cell is complete JSON
+  assert not (interrupted / "report.md").exists()
+  resumed = report(interrupted, *QUICK, "--sections=epsilon")
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  after = stored_cells(interrupted)
+  for path, stamp in before.items():
+    assert after[path] == stamp, f"{path} was recomputed"
+  whole = report(uninterrupted, *QUICK, "--sections=epsilon")
+  assert whole.returncode == 0, whole.stderr[-2000:]
+  load = lambda out: json.loads((out / "results.json").read_text())
+  assert_same_results(without_timings(load(interrupted)),
+                      without_timings(load(uninterrupted)))
+  assert not list(interrupted.rglob(".tmp-*"))
+
+
+def test_quick_report_writes_markdown_json_and_figures(tmp_path):
+  result = report(tmp_path, *QUICK)
+  assert result.returncode == 0, result.stderr[-2000:]
+  text = (tmp_path / "report.md").read_text()
+  for heading in ("## 1.", "## 5.", "## 6. Environment"):
+    assert heading in text
+  data = json.loads((tmp_path / "results.json").read_text())
+  assert data["environment"]["suite"] == "quick"
+  for figure in ("epsilon.png", "potential.png", "correlated.png"):
+    assert (tmp_path / "figures" / figure).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--sections=epsilon,bogus", "unknown sections ['bogus']; valid"),
+    ("--seeds=0", "--seeds must be >= 1"),
+    ("--games=kuhn_poker", "imperfect information"),
+    ("--backend=spark", "spark"),
+    ("--iterations=0", "--iterations must be >= 1"),
+])
+def test_bad_flags_fail_before_any_work(tmp_path, flag, message):
+  result = report(tmp_path, flag)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert not (tmp_path / "cells").exists()
+
+
+def test_ray_backend_matches_process_backend(tmp_path):
+  pytest.importorskip("ray")
+  suite = ["--quick", "--sections=equilibria"]
+  with_ray = report(tmp_path / "ray", *suite, "--backend=ray")
+  assert with_ray.returncode == 0, with_ray.stderr[-3000:]
+  with_processes = report(tmp_path / "process", *suite, "--workers=2")
+  assert with_processes.returncode == 0, with_processes.stderr[-2000:]
+  load = lambda out: json.loads((out / "results.json").read_text())
+  assert_same_results(without_timings(load(tmp_path / "ray")),
+                      without_timings(load(tmp_path / "process")))
