@@ -89,7 +89,8 @@ class VPGSolver:
     game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
     temperature: alpha > 0, or a callable iteration -> alpha (annealing; see
       `geometric_annealing`).
-    step: beta in (0, 1], the eq. 4 step; 1 is the soft best response.
+    step: beta in (0, 1], the eq. 4 step (1 is the soft best response), or
+      a callable iteration -> beta (e.g. shrinking with an annealed alpha).
     opponent_model: "exact", "empirical" or "variational".
     policy_form: "conditional" (pi_i(a|s,a_hat), the paper's) or "marginal".
     seed: seeds the sampled mode.
@@ -115,8 +116,8 @@ class VPGSolver:
                initial_profile=None):
     if not callable(temperature):
       check_temperature(temperature)
-    if not 0.0 < step <= 1.0:
-      raise ValueError(f"step must be in (0, 1]; got {step}")
+    if not callable(step):
+      check_step(step)
     _check_choice("opponent_model", opponent_model, OPPONENT_MODELS)
     _check_choice("policy_form", policy_form, POLICY_FORMS)
     _check_choice("mode", mode, MODES)
@@ -134,7 +135,7 @@ class VPGSolver:
                        f"{q_learning_rate}")
     self.mgame = exploitability.markov_game(game)
     self.temperature = temperature
-    self.step = float(step)
+    self.step = step
     self.opponent_model = opponent_model
     self.policy_form = policy_form
     self.oracle_reward = oracle_reward
@@ -192,6 +193,10 @@ class VPGSolver:
     alpha = (self.temperature(self._iteration) if callable(self.temperature)
              else self.temperature)
     return check_temperature(alpha)
+
+  def current_step(self):
+    return check_step(self.step(self._iteration) if callable(self.step)
+                      else self.step)
 
   def iteration(self):
     """One VPG iteration (Algorithm 1): models, soft Q, eq. 4 step."""
@@ -298,8 +303,9 @@ class VPGSolver:
       q_values = np.einsum("saj,sj->sa", q_values,
                            self._joint_models[i])[:, :, None]
     legal = self._legal[i]
-    logits = ((1.0 - self.step) * np.where(legal, self.log_policies[i], 0.0) +
-              self.step * q_values)
+    step = self.current_step()
+    logits = ((1.0 - step) * np.where(legal, self.log_policies[i], 0.0) +
+              step * q_values)
     return log_softmax(logits, legal, axis=1)
 
   # --------------------------------------------------------------------------
@@ -590,6 +596,13 @@ def _fill(policies, player, legal):
   else:
     filled[player] = legal / legal.sum(axis=1, keepdims=True)
   return filled
+
+
+def check_step(step):
+  step = float(step)
+  if not 0.0 < step <= 1.0:
+    raise ValueError(f"step must be in (0, 1]; got {step}")
+  return step
 
 
 def check_temperature(alpha):

@@ -50,7 +50,7 @@ class ZeroSumVPGSolver:
     if not callable(temperature):
       vpg.check_temperature(temperature)
     if not callable(step):
-      _check_step(step)
+      vpg.check_step(step)
     if opponent_prior not in OPPONENT_PRIORS:
       raise ValueError(f"unknown opponent_prior {opponent_prior!r}; choose "
                        f"one of {OPPONENT_PRIORS}")
@@ -84,7 +84,7 @@ class ZeroSumVPGSolver:
 
   def current_step(self):
     step = (self.step(self._iteration) if callable(self.step) else self.step)
-    return _check_step(step)
+    return vpg.check_step(step)
 
   def iteration(self):
     """Soft Q and closed-form opponent per agent, then the eq. 4 step."""
@@ -155,9 +155,3 @@ def proportional_step(temperature, ratio=0.2):
     return lambda iteration: min(1.0, ratio * temperature(iteration))
   return min(1.0, ratio * temperature)
 
-
-def _check_step(step):
-  step = float(step)
-  if not 0.0 < step <= 1.0:
-    raise ValueError(f"step must be in (0, 1]; got {step}")
-  return step

@@ -4,6 +4,7 @@ import json
 import os
 import tempfile
 
+from absl import flags
 import numpy as np
 
 
@@ -73,3 +74,26 @@ def pyplot():
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   return plt
+
+
+class GameListParser(flags.ListParser):
+  """A comma-separated list of game strings, split only at the commas
+  outside parentheses, since game parameters are separated by commas too."""
+
+  def parse(self, argument):
+    if isinstance(argument, list):
+      return argument
+    games, depth, start = [], 0, 0
+    for position, character in enumerate(argument):
+      depth += {"(": 1, ")": -1}.get(character, 0)
+      if character == "," and depth == 0:
+        games.append(argument[start:position])
+        start = position + 1
+    games.append(argument[start:])
+    return [game.strip() for game in games if game.strip()]
+
+
+def define_game_list(name, default, help_text):
+  """A list flag of OpenSpiel game strings (see `GameListParser`)."""
+  return flags.DEFINE(GameListParser(), name, default, help_text,
+                      serializer=flags.ListSerializer(","))

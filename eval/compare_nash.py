@@ -14,13 +14,14 @@ played policy as a profile of the game's `MarkovGame` and `policy()` as an
 OpenSpiel policy (the algorithm's own object where it has one). They are:
 
   vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model, the
-                 temperature annealed geometrically;
+                 temperature annealed geometrically, from a seeded random
+                 profile;
   vpg            VPG in the paper's form (conditional policies, exact model)
                  at a fixed temperature;
   vpg_sampled    VPG from sampled play: decentralised soft Q-learning, the
                  opponents modelled from their observed actions;
-  cfr            OpenSpiel's C++ CFR on the turn-based conversion (its
-                 average policy);
+  cfr, cfr_plus  OpenSpiel's C++ CFR and CFR+ on the turn-based conversion
+                 (their average policies);
   xfp            OpenSpiel's extensive-form fictitious play (average policy);
   qlearning, boltzmann_qlearning, wolf_phc
                  OpenSpiel's independent tabular learners on
@@ -54,6 +55,7 @@ import os
 import platform
 import re
 import time
+import warnings
 
 from absl import app
 from absl import flags
@@ -73,6 +75,8 @@ from vsg_spiel import core
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.eval import common
 
+FLAGS = flags.FLAGS
+
 DEFAULT_GAMES = (
     "python_vsg_routing(network=braess,num_players=3,horizon=2,"
     "split_levels=2)",
@@ -82,7 +86,7 @@ DEFAULT_GAMES = (
     "matrix_sh",
 )
 VPG_ALGORITHMS = ("vpg_annealed", "vpg", "vpg_sampled")
-OPENSPIEL_BASELINES = ("cfr", "xfp", "qlearning", "boltzmann_qlearning",
+OPENSPIEL_BASELINES = ("cfr", "cfr_plus", "xfp", "qlearning", "boltzmann_qlearning",
                        "wolf_phc", "nash_q")
 ALGORITHMS = VPG_ALGORITHMS + OPENSPIEL_BASELINES
 SAMPLED_OPPONENT_MODELS = ("empirical", "variational")
@@ -105,7 +109,7 @@ class Settings:
   time_budget: float = 10.0
   max_iterations: int = 100_000
   threshold: float = 1e-3
-  checkpoints: int = 40
+  checkpoints: int = 50
   vpg_step: float = 0.5
   vpg_initial_temperature: float = 1.0
   vpg_final_temperature: float = 1e-5
@@ -128,60 +132,6 @@ def _define_positive_float(name, default, help_text, upper_bound=None):
   flags.register_validator(name, lambda value: value > 0,
                            message=f"--{name} must be > 0")
   return holder
-
-
-_GAMES = flags.DEFINE_list(
-    "games", list(DEFAULT_GAMES),
-    "OpenSpiel game strings: simultaneous-move games with perfect "
-    "information (or one-shot) and finite plays.")
-_ALGORITHMS = flags.DEFINE_list("algorithms", list(ALGORITHMS),
-                                f"Algorithms to run, from {ALGORITHMS}.")
-_OUT = flags.DEFINE_string("out", "compare_nash_out", "Output directory.")
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed,
-                             "Seed of the sampled algorithms.")
-_TIME_BUDGET = _define_positive_float(
-    "time_budget", _DEFAULTS.time_budget,
-    "Seconds of its own work per algorithm and game.")
-_MAX_ITERATIONS = flags.DEFINE_integer(
-    "max_iterations", _DEFAULTS.max_iterations,
-    "Most steps per algorithm and game.", lower_bound=1)
-_THRESHOLD = _define_positive_float(
-    "threshold", _DEFAULTS.threshold,
-    "Time to threshold: to reach NashConv <= threshold x payoff range.",
-    upper_bound=1.0)
-_CHECKPOINTS = flags.DEFINE_integer(
-    "checkpoints", _DEFAULTS.checkpoints,
-    "NashConv evaluations per run, logarithmically spaced.", lower_bound=1)
-_VPG_STEP = _define_positive_float(
-    "vpg_step", _DEFAULTS.vpg_step, "VPG's eq. 4 step beta in (0, 1].",
-    upper_bound=1.0)
-_VPG_INITIAL_TEMPERATURE = _define_positive_float(
-    "vpg_initial_temperature", _DEFAULTS.vpg_initial_temperature,
-    "vpg_annealed's first temperature, in stage-reward ranges.")
-_VPG_FINAL_TEMPERATURE = _define_positive_float(
-    "vpg_final_temperature", _DEFAULTS.vpg_final_temperature,
-    "vpg_annealed's last temperature, in stage-reward ranges.")
-_VPG_TEMPERATURE_DECAY = _define_positive_float(
-    "vpg_temperature_decay", _DEFAULTS.vpg_temperature_decay,
-    "vpg_annealed's temperature factor per iteration, in (0, 1].",
-    upper_bound=1.0)
-_VPG_TEMPERATURE = _define_positive_float(
-    "vpg_temperature", _DEFAULTS.vpg_temperature,
-    "Fixed temperature of vpg and vpg_sampled, in stage-reward ranges.")
-_VPG_SAMPLED_EPISODES = flags.DEFINE_integer(
-    "vpg_sampled_episodes", _DEFAULTS.vpg_sampled_episodes,
-    "Episodes per vpg_sampled iteration.", lower_bound=1)
-_VPG_SAMPLED_OPPONENT_MODEL = flags.DEFINE_enum(
-    "vpg_sampled_opponent_model", _DEFAULTS.vpg_sampled_opponent_model,
-    SAMPLED_OPPONENT_MODELS, "Opponent model of vpg_sampled.")
-_RL_EPISODES = flags.DEFINE_integer(
-    "rl_episodes", _DEFAULTS.rl_episodes,
-    "Episodes per step of the RL baselines.", lower_bound=1)
-_OPENSPIEL_CHECK_MAX_HISTORIES = flags.DEFINE_integer(
-    "openspiel_check_max_histories", _DEFAULTS.openspiel_check_max_histories,
-    "Check the final NashConv with OpenSpiel's exploitability.nash_conv "
-    "where the turn-based tree has at most about this many histories.",
-    lower_bound=0)
 
 
 class Unsupported(Exception):
@@ -212,12 +162,13 @@ class VPGAlgorithm:
 
 
 class CFRAlgorithm:
-  """OpenSpiel's C++ CFR on the turn-based game; plays its average policy."""
+  """OpenSpiel's C++ CFR (or CFR+) on the turn-based game; plays its average
+  policy."""
 
-  def __init__(self, mgame):
+  def __init__(self, mgame, solver_class=pyspiel.CFRSolver):
     self._mgame = mgame
     self._game = pyspiel.convert_to_turn_based(mgame.game)
-    self._solver = pyspiel.CFRSolver(self._game)
+    self._solver = solver_class(self._game)
 
   def step(self):
     self._solver.evaluate_and_update_policy()
@@ -293,6 +244,9 @@ class RLAgents:
         self.agent_step(agent, time_step, actions)
 
   def profile(self):
+    # The agents draw an action whenever they are asked for their policy:
+    # restore numpy's generator so that evaluating leaves learning as it was.
+    random_state = np.random.get_state()
     profile = [np.zeros(mask.shape) for mask in self._mgame.legal_mask]
     no_actions = [None] * len(self._agents)
     for index, state in enumerate(self._mgame.states):
@@ -301,6 +255,7 @@ class RLAgents:
       for player, agent in enumerate(self._agents):
         profile[player][index] = self.agent_step(
             agent, time_step, no_actions, is_evaluation=True).probs
+    np.random.set_state(random_state)
     return profile
 
   def policy(self):
@@ -311,13 +266,22 @@ class JointActionAgents(RLAgents):
   """Joint-action learners (Nash-Q), which see every player's actions."""
 
   def agent_step(self, agent, time_step, actions, is_evaluation=False):
-    return agent.step(time_step, actions, is_evaluation=is_evaluation)
+    with warnings.catch_warnings():
+      # nashpy warns whenever a stage game of Q-values is degenerate, as the
+      # all-zero tables of unvisited states are.
+      warnings.filterwarnings("ignore", r"\s*An even number", RuntimeWarning)
+      return agent.step(time_step, actions, is_evaluation=is_evaluation)
 
 
 def make_vpg_annealed(mgame, settings, reward_scale):
+  """From a seeded random start: annealing from the uniform profile tracks
+  the symmetric branch of soft equilibria, which in coordination games such
+  as matrix_bos ends at the unstable mixed equilibrium."""
   return VPGAlgorithm(
       mgame, step=settings.vpg_step, opponent_model="exact",
       policy_form="marginal",
+      initial_profile=vsg_spiel.random_profile(
+          mgame, np.random.default_rng(settings.seed)),
       temperature=vpg.geometric_annealing(
           settings.vpg_initial_temperature * reward_scale,
           settings.vpg_final_temperature * reward_scale,
@@ -343,6 +307,11 @@ def make_vpg_sampled(mgame, settings, reward_scale):
 def make_cfr(mgame, settings, reward_scale):
   del settings, reward_scale  # CFR has no parameters.
   return CFRAlgorithm(mgame)
+
+
+def make_cfr_plus(mgame, settings, reward_scale):
+  del settings, reward_scale  # CFR+ has no parameters.
+  return CFRAlgorithm(mgame, pyspiel.CFRPlusSolver)
 
 
 def make_xfp(mgame, settings, reward_scale):
@@ -385,7 +354,7 @@ def make_nash_q(mgame, settings, reward_scale):
     raise Unsupported(
         f"support enumeration of {mgame.num_actions[0]}x"
         f"{mgame.num_actions[1]} stage games visits ~{support_pairs:.3g} "
-        f"support pairs per step (limit {MAX_NASH_Q_SUPPORT_PAIRS})")
+        f"support pairs per solve (limit {MAX_NASH_Q_SUPPORT_PAIRS})")
   try:
     # pylint: disable-next=g-import-not-at-top
     from open_spiel.python.algorithms import tabular_multiagent_qlearner
@@ -404,6 +373,7 @@ FACTORIES = {
     "vpg": make_vpg,
     "vpg_sampled": make_vpg_sampled,
     "cfr": make_cfr,
+    "cfr_plus": make_cfr_plus,
     "xfp": make_xfp,
     "qlearning": make_qlearning,
     "boltzmann_qlearning": make_boltzmann_qlearning,
@@ -412,9 +382,10 @@ FACTORIES = {
 }
 
 
-def make_algorithm(name, mgame, settings, reward_scale):
-  """The algorithm `name` on `mgame`'s game; raises Unsupported."""
-  return FACTORIES[name](mgame, settings, reward_scale)
+def make_algorithm(name, mgame, settings, reward_scale, factories=None):
+  """The algorithm `name` (a key of `factories`, default FACTORIES) on
+  `mgame`'s game; raises Unsupported."""
+  return (factories or FACTORIES)[name](mgame, settings, reward_scale)
 
 
 # ----------------------------------------------------------------------------
@@ -449,11 +420,14 @@ def stage_reward_range(mgame):
 
 
 def estimated_histories(mgame):
-  """About how many nodes the turn-based tree has, chance nodes aside.
+  """About how many nodes OpenSpiel's tools visit on the turn-based tree.
 
   A Markov state reached by h histories, where the players have n_1..n_N
-  legal actions, holds h (1 + n_1 + n_1 n_2 + ... + n_1...n_N) nodes of the
-  turn-based tree: the players' decision nodes and the joint outcomes.
+  legal actions, holds h (1 + n_1 + n_1 n_2 + ... + n_1...n_N) nodes: the
+  players' decision nodes and the round's joint outcomes. The count is exact
+  where chance nodes separate the rounds (as in the routing game); elsewhere
+  an outcome that starts the next round is counted twice, and chance nodes
+  below an outcome are not counted.
   """
   paths = np.asarray(mgame.initial_distribution > 0, dtype=np.float64)
   reached = (mgame.transitions > 0).astype(np.float64)
@@ -477,56 +451,61 @@ def slug(game_string):
 
 
 class CheckpointSchedule:
-  """Marks `count` checkpoints evenly spaced in log(iterations) over
-  [1, max_iterations] and in log(seconds) over [FIRST_CHECKPOINT_FRACTION x
-  budget, budget]; a checkpoint is due when the further advanced of the two
-  passes the next mark."""
+  """`count` marks evenly spaced in log(iterations) over [1, max_iterations]
+  and as many in log(seconds) over [FIRST_CHECKPOINT_FRACTION x budget,
+  budget]; a checkpoint is due whenever either passes its next mark."""
 
   def __init__(self, settings):
     self._count = settings.checkpoints
     self._log_iterations = math.log(max(settings.max_iterations, 2))
     self._first_seconds = settings.time_budget * FIRST_CHECKPOINT_FRACTION
     self._log_seconds = -math.log(FIRST_CHECKPOINT_FRACTION)
-    self._next_mark = 0
+    self._next_marks = (0, 0)
 
   def due(self, iteration, seconds):
-    progress = max(
-        math.log(iteration) / self._log_iterations,
-        math.log(max(seconds, self._first_seconds) / self._first_seconds) /
-        self._log_seconds)
-    mark = math.floor(progress * self._count)
-    if mark < self._next_mark:
+    marks = (
+        math.floor(self._count * math.log(iteration) / self._log_iterations),
+        math.floor(self._count * math.log(
+            max(seconds, self._first_seconds) / self._first_seconds) /
+                   self._log_seconds))
+    if all(mark < next_mark
+           for mark, next_mark in zip(marks, self._next_marks)):
       return False
-    self._next_mark = mark + 1
+    self._next_marks = tuple(mark + 1 for mark in marks)
     return True
 
 
-def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
+def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None,
+                  factories=None):
   """Runs one algorithm on one game within the budgets.
 
   Args:
-    name: a key of FACTORIES.
+    name: a key of `factories`.
     mgame: the game's `MarkovGame`.
     settings: `Settings`.
     reward_scale: the stage-reward range, the unit of VPG's temperatures.
     openspiel_game: the turn-based game on which OpenSpiel's
       `exploitability.nash_conv` checks the final policy, or None.
+    factories: name -> factory(mgame, settings, reward_scale); FACTORIES by
+      default.
 
   Returns:
     A JSON-able dict: the checkpoints (iteration, seconds, nash_conv), the
     time and iterations to the threshold (None if not reached), the final
-    NashConv and why the run stopped; {"skipped": reason} if the algorithm
-    cannot run on the game.
+    NashConv, why the run stopped and the seconds of construction (included
+    in every time); {"skipped": reason} if the algorithm cannot run on the
+    game.
   """
   payoff_range = reward_scale * mgame.horizon
   threshold = settings.threshold * payoff_range
   start = time.perf_counter()
   try:
-    algorithm = make_algorithm(name, mgame, settings, reward_scale)
+    algorithm = make_algorithm(name, mgame, settings, reward_scale,
+                               factories)
   except Unsupported as reason:
     logging.warning("%s skipped on %s: %s", name, mgame.game, reason)
     return {"skipped": str(reason)}
-  seconds = time.perf_counter() - start
+  seconds = setup_seconds = time.perf_counter() - start
   schedule = CheckpointSchedule(settings)
   checkpoints = []
   iteration = 0
@@ -554,13 +533,15 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
     stopped = ("time_budget" if seconds >= settings.time_budget else
                "max_iterations")
   result = {
-      "iterations": iteration, "seconds": seconds, "stopped": stopped,
+      "setup_seconds": setup_seconds, "iterations": iteration,
+      "seconds": seconds, "stopped": stopped,
       "final_nash_conv": final,
       "time_to_threshold": None if reached is None else reached["seconds"],
       "iterations_to_threshold": (None if reached is None else
                                   reached["iteration"]),
       "checkpoints": checkpoints,
       "openspiel_nash_conv": None, "openspiel_abs_difference": None,
+      "openspiel_seconds": None,
   }
   if openspiel_game is not None:
     start = time.perf_counter()
@@ -602,8 +583,9 @@ def speedup(algorithm_results):
   return result
 
 
-def run_game(game_string, algorithms, settings):
-  """Runs `algorithms` (names) on one game; returns a JSON-able dict.
+def run_game(game_string, algorithms, settings, factories=None):
+  """Runs `algorithms` (names, keys of `factories`, default FACTORIES) on one
+  game; returns a JSON-able dict.
 
   Raises:
     ValueError: the game is not one the comparison can use.
@@ -620,7 +602,7 @@ def run_game(game_string, algorithms, settings):
     logging.info("%s: ~%d histories; final NashConv not checked with "
                  "OpenSpiel", game_string, histories)
   runs = {name: run_algorithm(name, mgame, settings, reward_scale,
-                              openspiel_game)
+                              openspiel_game, factories)
           for name in algorithms}
   return {
       "game": game_string, "slug": slug(game_string),
@@ -634,6 +616,26 @@ def run_game(game_string, algorithms, settings):
       "algorithms": runs, "speedup": speedup(runs),
       "wall_seconds": time.perf_counter() - start,
   }
+
+
+def run_cell(game_string, algorithm, settings):
+  """One algorithm on one game with `Settings(**settings)`: a report cell."""
+  return run_game(game_string, [algorithm], Settings(**settings))
+
+
+def merge_games(partial_results):
+  """One result per game from results of the same game run with different
+  algorithms (e.g. one report cell per algorithm); the speed-up is
+  recomputed over all of them."""
+  merged = {}
+  for partial in partial_results:
+    game = merged.setdefault(partial["game"], dict(partial, algorithms={},
+                                                   wall_seconds=0.0))
+    game["algorithms"].update(partial["algorithms"])
+    game["wall_seconds"] += partial["wall_seconds"]
+  for game in merged.values():
+    game["speedup"] = speedup(game["algorithms"])
+  return list(merged.values())
 
 
 # ----------------------------------------------------------------------------
@@ -675,8 +677,7 @@ def plot_game(game_result, path):
   by_iterations.set_xlabel("iterations (steps; RL: batches of episodes)")
   by_seconds.set_xlabel("wall-clock seconds of the algorithm's own work")
   by_iterations.set_ylabel(
-      f"NashConv (reward units; < {PLOT_FLOOR_FRACTION:g} x range drawn at "
-      "it)")
+      f"NashConv (reward units; 0 drawn at {PLOT_FLOOR_FRACTION:g} x range)")
   by_seconds.legend(loc="center left", bbox_to_anchor=(1.02, 0.5),
                     fontsize="small")
   figure.suptitle(f"NashConv of the played policy: {game_result['game']} "
@@ -693,8 +694,9 @@ def game_markdown(game_result, out_dir):
   settings = game_result["settings"]
   lines = [
       f"## `{game_result['game']}`", "",
-      f"{game_result['num_players']} players, {game_result['num_states']} "
-      f"Markov states, actions {tuple(game_result['num_actions'])}, horizon "
+      f"{game_result['num_players']} players, Markov states: "
+      f"{game_result['num_states']}, actions "
+      f"{tuple(game_result['num_actions'])}, horizon "
       f"{game_result['horizon']}; payoff range "
       f"{game_result['payoff_range']:.4g} (stage-reward range "
       f"{game_result['stage_reward_range']:.4g} x horizon). Threshold: "
@@ -715,13 +717,15 @@ def game_markdown(game_result, out_dir):
                 f"{reached / vpg_seconds:.3g}")
     checked = run["openspiel_nash_conv"] is not None
     rows.append([
-        name, run["iterations"], f"{run['seconds']:.3g}", run["stopped"],
+        name, f"{run['setup_seconds']:.3g}", run["iterations"],
+        f"{run['seconds']:.3g}", run["stopped"],
         f"{run['final_nash_conv']:.3g}", _seconds_cell(reached),
         "" if reached is None else run["iterations_to_threshold"], relative,
         f"{run['openspiel_nash_conv']:.6g}" if checked else "not checked",
         f"{run['openspiel_abs_difference']:.1e}" if checked else ""])
   lines.append(common.markdown_table(
-      ["algorithm", "steps", "seconds", "stopped", "final NashConv",
+      ["algorithm", "setup (s)", "steps", "seconds", "stopped",
+       "final NashConv",
        "time to threshold (s)", "steps to threshold",
        "time / vpg_annealed's", "OpenSpiel NashConv", "abs. diff"], rows))
   lines += ["", speedup_sentence(game_result["speedup"]), ""]
@@ -761,22 +765,31 @@ def markdown_report(results, out_dir):
   first = results[0]["settings"]
   lines = [
       "# NashConv: VPG versus OpenSpiel baselines", "",
-      "Time is each algorithm's own work, cumulative: construction (for VPG "
-      "the enumeration of the game's tensors) and steps, not the NashConv "
-      "evaluations. NashConv is exact (`vsg_spiel.nash_conv`) at "
-      f"~{first['checkpoints']} checkpoints per run spaced logarithmically "
-      "in steps and seconds, so times to threshold are those of the first "
-      "checkpoint below it. A run stops at its budget or once NashConv <= "
-      f"{CONVERGED_FRACTION:g} x payoff range. VPG temperatures are in units "
-      "of the stage-reward range: vpg_annealed from "
-      f"{first['vpg_initial_temperature']:g} to "
+      "- Time: each algorithm's own work, cumulative: its construction "
+      "(\"setup\"; for VPG the enumeration of the game's tensors) and its "
+      "steps, not the NashConv evaluations. A step is an iteration, or for "
+      f"the RL baselines a batch of {first['rl_episodes']} episodes; a step "
+      "is never interrupted, so a slow one can overrun the budget.",
+      "- NashConv: exact (`vsg_spiel.nash_conv`), at checkpoints spaced "
+      f"logarithmically in steps and in seconds ({first['checkpoints']} "
+      f"marks each, over 1..max steps and {FIRST_CHECKPOINT_FRACTION:g} x "
+      "budget..budget); a time to threshold is that of the first checkpoint "
+      "below it. A run stops at its budget or once NashConv <= "
+      f"{CONVERGED_FRACTION:g} x payoff range.",
+      "- VPG temperatures, in units of the stage-reward range: vpg_annealed "
+      f"(marginal form) from {first['vpg_initial_temperature']:g} to "
       f"{first['vpg_final_temperature']:g} by x"
-      f"{first['vpg_temperature_decay']:g} per iteration with step "
-      f"{first['vpg_step']:g}; vpg and vpg_sampled at "
-      f"{first['vpg_temperature']:g}. The ratio of a game is the time of "
-      "the fastest OpenSpiel baseline (cfr, xfp, qlearning, "
-      "boltzmann_qlearning, wolf_phc, nash_q) to reach the threshold over "
-      "vpg_annealed's.", "",
+      f"{first['vpg_temperature_decay']:g} per iteration; vpg (conditional "
+      f"form) and vpg_sampled ({first['vpg_sampled_opponent_model']} "
+      f"opponent model) at {first['vpg_temperature']:g}; step "
+      f"{first['vpg_step']:g}.",
+      "- OpenSpiel baselines: cfr and xfp play their average policies; the "
+      "RL agents, with OpenSpiel's default hyperparameters, their "
+      "evaluation policies (greedy for qlearning and boltzmann_qlearning).",
+      "- Ratio of a game: the time of the fastest OpenSpiel baseline "
+      f"({', '.join(OPENSPIEL_BASELINES)}) to reach the threshold over "
+      "vpg_annealed's.",
+      "",
       f"Total wall time: {sum(r['wall_seconds'] for r in results):.1f} s.",
       "",
   ]
@@ -808,40 +821,99 @@ def write_outputs(results, out_dir):
 # The binary.
 
 
+def define_flags():
+  """The binary's flags (defined only when it runs as a program, so that
+  the report can import its functions)."""
+  common.define_game_list(
+      "games", list(DEFAULT_GAMES),
+      "Comma-separated OpenSpiel game strings (commas inside parentheses "
+      "stay in the game): simultaneous-move games with perfect information "
+      "(or one-shot) and finite plays.")
+  flags.DEFINE_list("algorithms", list(ALGORITHMS),
+      f"Algorithms to run, from {ALGORITHMS}.")
+  flags.DEFINE_string("out", "compare_nash_out", "Output directory.")
+  flags.DEFINE_integer("seed", _DEFAULTS.seed,
+      "Seed of the sampled algorithms.")
+  _define_positive_float(
+      "time_budget", _DEFAULTS.time_budget,
+      "Seconds of its own work per algorithm and game.")
+  flags.DEFINE_integer(
+      "max_iterations", _DEFAULTS.max_iterations,
+      "Most steps per algorithm and game.", lower_bound=1)
+  _define_positive_float(
+      "threshold", _DEFAULTS.threshold,
+      "Time to threshold: to reach NashConv <= threshold x payoff range.",
+      upper_bound=1.0)
+  flags.DEFINE_integer(
+      "checkpoints", _DEFAULTS.checkpoints,
+      "NashConv evaluations: this many marks spaced logarithmically in steps "
+      "and as many in seconds.", lower_bound=1)
+  _define_positive_float(
+      "vpg_step", _DEFAULTS.vpg_step, "VPG's eq. 4 step beta in (0, 1].",
+      upper_bound=1.0)
+  _define_positive_float(
+      "vpg_initial_temperature", _DEFAULTS.vpg_initial_temperature,
+      "vpg_annealed's first temperature, in stage-reward ranges.")
+  _define_positive_float(
+      "vpg_final_temperature", _DEFAULTS.vpg_final_temperature,
+      "vpg_annealed's last temperature, in stage-reward ranges.")
+  _define_positive_float(
+      "vpg_temperature_decay", _DEFAULTS.vpg_temperature_decay,
+      "vpg_annealed's temperature factor per iteration, in (0, 1].",
+      upper_bound=1.0)
+  _define_positive_float(
+      "vpg_temperature", _DEFAULTS.vpg_temperature,
+      "Fixed temperature of vpg and vpg_sampled, in stage-reward ranges.")
+  flags.DEFINE_integer(
+      "vpg_sampled_episodes", _DEFAULTS.vpg_sampled_episodes,
+      "Episodes per vpg_sampled iteration.", lower_bound=1)
+  flags.DEFINE_enum(
+      "vpg_sampled_opponent_model", _DEFAULTS.vpg_sampled_opponent_model,
+      SAMPLED_OPPONENT_MODELS, "Opponent model of vpg_sampled.")
+  flags.DEFINE_integer(
+      "rl_episodes", _DEFAULTS.rl_episodes,
+      "Episodes per step of the RL baselines.", lower_bound=1)
+  flags.DEFINE_integer(
+      "openspiel_check_max_histories", _DEFAULTS.openspiel_check_max_histories,
+      "Check the final NashConv with OpenSpiel's exploitability.nash_conv "
+      "where the turn-based tree has at most about this many histories.",
+      lower_bound=0)
+
+
 def settings_from_flags():
   return Settings(
-      seed=_SEED.value, time_budget=_TIME_BUDGET.value,
-      max_iterations=_MAX_ITERATIONS.value, threshold=_THRESHOLD.value,
-      checkpoints=_CHECKPOINTS.value, vpg_step=_VPG_STEP.value,
-      vpg_initial_temperature=_VPG_INITIAL_TEMPERATURE.value,
-      vpg_final_temperature=_VPG_FINAL_TEMPERATURE.value,
-      vpg_temperature_decay=_VPG_TEMPERATURE_DECAY.value,
-      vpg_temperature=_VPG_TEMPERATURE.value,
-      vpg_sampled_episodes=_VPG_SAMPLED_EPISODES.value,
-      vpg_sampled_opponent_model=_VPG_SAMPLED_OPPONENT_MODEL.value,
-      rl_episodes=_RL_EPISODES.value,
-      openspiel_check_max_histories=_OPENSPIEL_CHECK_MAX_HISTORIES.value)
+      seed=FLAGS.seed, time_budget=FLAGS.time_budget,
+      max_iterations=FLAGS.max_iterations, threshold=FLAGS.threshold,
+      checkpoints=FLAGS.checkpoints, vpg_step=FLAGS.vpg_step,
+      vpg_initial_temperature=FLAGS.vpg_initial_temperature,
+      vpg_final_temperature=FLAGS.vpg_final_temperature,
+      vpg_temperature_decay=FLAGS.vpg_temperature_decay,
+      vpg_temperature=FLAGS.vpg_temperature,
+      vpg_sampled_episodes=FLAGS.vpg_sampled_episodes,
+      vpg_sampled_opponent_model=FLAGS.vpg_sampled_opponent_model,
+      rl_episodes=FLAGS.rl_episodes,
+      openspiel_check_max_histories=FLAGS.openspiel_check_max_histories)
 
 
 def validate_flags():
   """Checks the algorithms and games before any work (absl checked the
   numbers); returns the algorithm names, duplicates dropped, and the
   settings."""
-  unknown = [name for name in _ALGORITHMS.value if name not in FACTORIES]
-  if unknown or not _ALGORITHMS.value:
+  unknown = [name for name in FLAGS.algorithms if name not in FACTORIES]
+  if unknown or not FLAGS.algorithms:
     raise app.UsageError(f"--algorithms: unknown {unknown}; valid values: "
                          f"{', '.join(ALGORITHMS)}")
-  if not _GAMES.value:
+  if not FLAGS.games:
     raise app.UsageError("--games: give at least one game")
-  for game_string in _GAMES.value:
+  for game_string in FLAGS.games:
     try:
       load_markov_game(game_string)
     except ValueError as error:
       raise app.UsageError(
-          f"--games: {game_string}: {error}. Valid games: simultaneous-move "
-          "games with perfect information (or one-shot) and finite plays, "
-          f"e.g. {', '.join(DEFAULT_GAMES)}") from error
-  return list(dict.fromkeys(_ALGORITHMS.value)), settings_from_flags()
+          f"--games: {game_string}: {str(error).rstrip('.')}. Valid games: "
+          "simultaneous-move games with perfect information (or one-shot) "
+          f"and finite plays, e.g. {', '.join(DEFAULT_GAMES)}") from error
+  return list(dict.fromkeys(FLAGS.algorithms)), settings_from_flags()
 
 
 def main(argv):
@@ -850,11 +922,12 @@ def main(argv):
   algorithms, settings = validate_flags()
   start = time.perf_counter()
   results = [run_game(game_string, algorithms, settings)
-             for game_string in _GAMES.value]
-  write_outputs(results, _OUT.value)
-  print(f"wrote {os.path.join(_OUT.value, 'report.md')} in "
+             for game_string in FLAGS.games]
+  write_outputs(results, FLAGS.out)
+  print(f"wrote {os.path.join(FLAGS.out, 'report.md')} in "
         f"{time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -327,7 +327,7 @@ def define_flags():
   """The binary's flags (defined only when it runs as a program, so that
   the report can import its functions)."""
   flags.DEFINE_string("out", "epsilon_out", "Output directory.")
-  flags.DEFINE_list("games", list(DEFAULT_GAMES), "Game strings.")
+  common.define_game_list("games", list(DEFAULT_GAMES), "Game strings.")
   flags.DEFINE_list("temperatures", ["0.1", "0.3", "1.0"],
       "Temperatures alpha (reward units).")
   flags.DEFINE_list("policy_forms", list(vpg.POLICY_FORMS),

@@ -38,7 +38,7 @@ from vsg_spiel.eval import report_sections
 _OUT = flags.DEFINE_string("out", "vsg_report", "Output directory.")
 _SECTIONS = flags.DEFINE_list("sections", list(report_sections.SECTIONS),
                               "Sections to run.")
-_GAMES = flags.DEFINE_list(
+_GAMES = common.define_game_list(
     "games", None, "Games for every selected section (default: each "
     "section's own list).")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Seeds per seeded cell.")

@@ -12,6 +12,7 @@ from typing import Callable
 
 import vsg_spiel
 from vsg_spiel.eval import cells as cells_lib
+from vsg_spiel.eval import compare_nash
 from vsg_spiel.eval import epsilon
 from vsg_spiel.eval import run_equilibria
 
@@ -100,6 +101,78 @@ EPSILON = Section(
 
 
 # ----------------------------------------------------------------------------
+# 2. Nash: NashConv against iterations and wall time.
+
+def _validate_nash_games(games):
+  for game in games:
+    compare_nash.load_markov_game(game)
+
+
+def _nash_cells(settings):
+  run = {key: value for key, value in settings.items()
+         if key not in ("games", "algorithms", "seeds")}
+  return [Cell("nash", slug(game, algorithm, seed),
+               "vsg_spiel.eval.compare_nash:run_cell",
+               dict(game_string=game, algorithm=algorithm,
+                    settings=dict(run, seed=seed)))
+          for game in settings["games"] for algorithm in settings["algorithms"]
+          for seed in range(settings["seeds"])]
+
+
+def _nash_summary(results, settings, figures):
+  games = compare_nash.merge_games(
+      [r for r in results if r["settings"]["seed"] == 0])
+  parts = []
+  for game in games:
+    compare_nash.plot_game(game, compare_nash.figure_path(
+        os.path.dirname(figures), game))
+    parts.append(demote(compare_nash.game_markdown(
+        game, os.path.dirname(figures))))
+  ratios = _speedups_over_seeds(results)
+  return ("Seed 0 is shown; the speed-up of vpg_annealed over the fastest "
+          "OpenSpiel baseline per seed: " + ratios + "\n\n" +
+          "\n".join(parts)), {"games": games, "runs": results}
+
+
+def _speedups_over_seeds(results):
+  by_seed = {}
+  for result in results:
+    by_seed.setdefault((result["game"], result["settings"]["seed"]),
+                       []).append(result)
+  lines = []
+  for (game, seed), partials in sorted(by_seed.items()):
+    ratio = compare_nash.merge_games(partials)[0]["speedup"]
+    text = (f"{ratio['ratio']:.3g}" if ratio["ratio"] is not None else
+            f"> {ratio['ratio_lower_bound']:.3g}"
+            if ratio["ratio_lower_bound"] is not None else "n/a")
+    lines.append(f"`{game}` seed {seed}: {text}")
+  return "; ".join(lines) + "."
+
+
+_NASH_DEFAULT = dict(
+    games=list(compare_nash.DEFAULT_GAMES),
+    algorithms=list(compare_nash.ALGORITHMS), seeds=1,
+    **{key: value for key, value in dataclasses.asdict(
+        compare_nash.Settings(time_budget=3.0,
+                              openspiel_check_max_histories=20_000)).items()
+       if key != "seed"})
+NASH = Section(
+    title="Nash: NashConv against iterations and wall time, VPG versus "
+    "OpenSpiel's baselines",
+    settings={
+        "default": _NASH_DEFAULT,
+        "quick": dict(_NASH_DEFAULT, games=["matrix_bos",
+                                            "python_vsg_differential("
+                                            "horizon=1,num_actions=11)"],
+                      time_budget=0.5, checkpoints=10),
+        "full": dict(_NASH_DEFAULT, seeds=5, time_budget=30.0,
+                     openspiel_check_max_histories=200_000),
+    },
+    validate_games=_validate_nash_games,
+    cells=_nash_cells, summarize=_nash_summary)
+
+
+# ----------------------------------------------------------------------------
 # 5. Correlated and zero-sum equilibria.
 
 def _validate_one_shot(games):
@@ -108,7 +181,13 @@ def _validate_one_shot(games):
 
 
 def _equilibria_cells(settings):
-  cells = []
+  cells = [Cell("equilibria", slug("zero_sum", game, algorithm),
+                "vsg_spiel.eval.run_equilibria:zero_sum_game",
+                dict(game_string=game, algorithms=[algorithm],
+                     time_budget=settings["zero_sum_time_budget"],
+                     max_iterations=settings["zero_sum_max_iterations"]))
+           for game in settings["zero_sum_games"]
+           for algorithm in run_equilibria.ZERO_SUM_ALGORITHMS]
   for game in settings["games"]:
     cells += [
         Cell("equilibria", slug("vpg", game),
@@ -132,6 +211,12 @@ def _equilibria_cells(settings):
 
 
 def _equilibria_summary(results, settings, figures):
+  num_zero_sum = (len(settings["zero_sum_games"]) *
+                  len(run_equilibria.ZERO_SUM_ALGORITHMS))
+  zero_sum = compare_nash.merge_games(results[:num_zero_sum])
+  results = results[num_zero_sum:]
+  for game in zero_sum:
+    run_equilibria.plot_zero_sum(game, figures)
   games = []
   for index, game in enumerate(settings["games"]):
     vpg_rows, jpsro_row, q_row, refs = results[4 * index:4 * index + 4]
@@ -144,24 +229,32 @@ def _equilibria_summary(results, settings, figures):
               "correlated Q-learning, the Nash equilibria and the "
               "welfare-maximising CE.\n\n" +
               run_equilibria.ce_summary_markdown(games) +
-              "\n\n![Correlated equilibria](figures/correlated.png)\n")
-  return markdown, {"correlated": games}
+              "\n\n![Correlated equilibria](figures/correlated.png)\n\n" +
+              run_equilibria.zero_sum_markdown(zero_sum) + "\n" +
+              "\n".join(f"![Zero-sum: {game['game']}](figures/zero_sum_"
+                        f"{game['slug']}.png)" for game in zero_sum) + "\n")
+  return markdown, {"correlated": games, "zero_sum": zero_sum}
 
 
 _EQUILIBRIA_DEFAULT = dict(
     games=list(run_equilibria.CE_GAMES), signals=[1, 2, 3],
     temperatures=[0.02, 0.1, 0.5], iterations=1000, seeds=3,
-    jpsro_iterations=8, cq_episodes=300)
+    jpsro_iterations=8, cq_episodes=300,
+    zero_sum_games=list(run_equilibria.ZERO_SUM_GAMES),
+    zero_sum_time_budget=5.0, zero_sum_max_iterations=100_000)
 EQUILIBRIA = Section(
     title="Correlated and zero-sum equilibria",
     settings={
         "default": _EQUILIBRIA_DEFAULT,
         "quick": dict(_EQUILIBRIA_DEFAULT, games=["matrix_cd"], signals=[1, 2],
                       temperatures=[0.1], iterations=200, seeds=1,
-                      jpsro_iterations=2, cq_episodes=20),
+                      jpsro_iterations=2, cq_episodes=20,
+                      zero_sum_games=["matrix_brps"],
+                      zero_sum_time_budget=0.5),
         "full": dict(_EQUILIBRIA_DEFAULT, signals=[1, 2, 3, 4],
                      temperatures=[0.01, 0.02, 0.1, 0.5], iterations=3000,
-                     seeds=10, jpsro_iterations=20, cq_episodes=2000),
+                     seeds=10, jpsro_iterations=20, cq_episodes=2000,
+                     zero_sum_time_budget=60.0),
     },
     validate_games=_validate_one_shot,
     cells=_equilibria_cells, summarize=_equilibria_summary)
@@ -169,5 +262,6 @@ EQUILIBRIA = Section(
 
 SECTIONS = {
     "epsilon": EPSILON,
+    "nash": NASH,
     "equilibria": EQUILIBRIA,
 }

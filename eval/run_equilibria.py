@@ -32,12 +32,17 @@ import pyspiel
 from open_spiel.python import rl_environment
 from open_spiel.python import rl_tools
 from open_spiel.python.algorithms import jpsro
+from open_spiel.python.algorithms import lp_solver
 from open_spiel.python.algorithms import tabular_multiagent_qlearner
+from open_spiel.python.algorithms import value_iteration
 from scipy import optimize
 
 import vsg_spiel
 from vsg_spiel.algorithms import correlated_vpg
+from vsg_spiel.algorithms import vpg
+from vsg_spiel.algorithms import zero_sum_vpg
 from vsg_spiel.eval import common
+from vsg_spiel.eval import compare_nash
 
 FLAGS = flags.FLAGS
 
@@ -48,6 +53,13 @@ CE_GAMES = (
     "python_vsg_routing(network=braess,num_players=2,horizon=1,split_levels=2)",
     "matrix_shapleys_game",
 )
+ZERO_SUM_GAMES = (
+    "matrix_rps",
+    "matrix_mp",
+    "matrix_brps",  # OpenSpiel's biased rock-paper-scissors
+    "oshi_zumo(coins=4,size=1,horizon=4)",
+)
+ZERO_SUM_ALGORITHMS = ("zero_sum_vpg", "cfr", "cfr_plus", "xfp")
 
 
 # ----------------------------------------------------------------------------
@@ -233,6 +245,110 @@ def ce_game(game_string, settings):
 
 
 # ----------------------------------------------------------------------------
+# Zero-sum games.
+
+class ZeroSumVPGAlgorithm:
+  """`ZeroSumVPGSolver` with the temperature annealed geometrically (in
+  units of the stage-reward range) and the step proportional to it; a step
+  is one iteration."""
+
+  def __init__(self, mgame, settings, reward_scale):
+    schedule = vpg.geometric_annealing(
+        settings.vpg_initial_temperature * reward_scale,
+        settings.vpg_final_temperature * reward_scale,
+        settings.vpg_temperature_decay)
+    self._mgame = mgame
+    self._solver = zero_sum_vpg.ZeroSumVPGSolver(
+        vsg_spiel.MarkovGame.from_openspiel(mgame.game), temperature=schedule,
+        step=lambda iteration: min(1.0, settings.vpg_step * schedule(
+            iteration) / reward_scale))
+
+  def step(self):
+    self._solver.iteration()
+
+  def profile(self):
+    return self._solver.profile()
+
+  def policy(self):
+    return vsg_spiel.to_policy(self._mgame, self.profile())
+
+
+ZERO_SUM_FACTORIES = {
+    "zero_sum_vpg": ZeroSumVPGAlgorithm,
+    "cfr": compare_nash.make_cfr,
+    "cfr_plus": compare_nash.make_cfr_plus,
+    "xfp": compare_nash.make_xfp,
+}
+# Zero-sum VPG: annealed from 1 to 1e-3 stage-reward ranges by 0.995 per
+# iteration, step 0.05 x alpha / range (DESIGN: the soft objective's
+# curvature grows like 1/alpha).
+ZERO_SUM_SETTINGS = dict(vpg_initial_temperature=1.0,
+                         vpg_final_temperature=1e-3,
+                         vpg_temperature_decay=0.995, vpg_step=0.05)
+
+
+def zero_sum_game(game_string, algorithms, time_budget, max_iterations):
+  """Exploitability against iterations and seconds: zero-sum VPG and
+  OpenSpiel's CFR, CFR+ and XFP (compare_nash's runner), and the exact
+  solution for reference. The report runs one algorithm per cell and merges
+  them with `compare_nash.merge_games`."""
+  settings = compare_nash.Settings(time_budget=time_budget,
+                                   max_iterations=max_iterations,
+                                   **ZERO_SUM_SETTINGS)
+  result = compare_nash.run_game(game_string, algorithms, settings,
+                                 ZERO_SUM_FACTORIES)
+  result["exact"] = exact_solution(game_string)
+  return result
+
+
+def exact_solution(game_string):
+  """The game's value for player 0 by OpenSpiel's exact solvers: the
+  zero-sum LP on a one-shot game, value iteration (an LP per simultaneous
+  node) on a multi-stage one; with the seconds they took."""
+  start = time.perf_counter()
+  mgame = vsg_spiel.markov_game(game_string)
+  if mgame.num_states == 1:
+    payoffs = mgame.rewards[:, 0]
+    value = lp_solver.solve_zero_sum_matrix_game(pyspiel.create_matrix_game(
+        payoffs[0].tolist(), payoffs[1].tolist()))[2]
+    solver = "lp_solver.solve_zero_sum_matrix_game"
+  else:
+    game = pyspiel.load_game(game_string)
+    values = value_iteration.value_iteration(game, depth_limit=-1,
+                                             threshold=1e-12)
+    value = values[str(game.new_initial_state())]
+    solver = "value_iteration.value_iteration"
+  return {"solver": solver, "value": float(value),
+          "seconds": time.perf_counter() - start}
+
+
+def zero_sum_markdown(results):
+  table = []
+  for result in results:
+    for name, run in result["algorithms"].items():
+      if "skipped" in run:
+        table.append([f"`{result['game']}`", name, "skipped", "", "", ""])
+        continue
+      reached = run["time_to_threshold"]
+      table.append([
+          f"`{result['game']}`", name, run["iterations"],
+          f"{run['seconds']:.3g}", run["final_nash_conv"] / 2,
+          "not reached" if reached is None else f"{reached:.3g}"])
+    exact = result["exact"]
+    table.append([f"`{result['game']}`",
+                  f"exact value {exact['value']:.4g} ({exact['solver']})",
+                  "", f"{exact['seconds']:.3g}", 0.0, ""])
+  threshold = results[0]["settings"]["threshold"] if results else 0
+  return ("### Zero-sum games (Section 5.4)\n\n"
+          "Exploitability (NashConv / 2, exact, equal to OpenSpiel's) of the "
+          "final policies and the time to reach exploitability <= "
+          f"{threshold / 2:g} x payoff range; seconds are each algorithm's "
+          "own work.\n\n" + common.markdown_table(
+              ["game", "algorithm", "steps", "seconds", "exploitability",
+               "time to threshold (s)"], table) + "\n")
+
+
+# ----------------------------------------------------------------------------
 # Outputs.
 
 def ce_markdown(results):
@@ -352,11 +468,24 @@ def _validate_one_shot(games):
       raise app.UsageError(f"--ce_games: {game_string}: {error}") from error
 
 
+def validate_zero_sum(games):
+  """Raises ValueError unless every game is a two-player zero-sum game the
+  comparison can run."""
+  for game_string in games:
+    mgame = compare_nash.load_markov_game(game_string)
+    zero_sum_vpg.ZeroSumVPGSolver(mgame)  # checks 2 players and zero sum
+
+
+def plot_zero_sum(result, figures):
+  compare_nash.plot_game(result, os.path.join(
+      figures, f"zero_sum_{result['slug']}.png"))
+
+
 def define_flags():
   """The binary's flags (defined only when it runs as a program, so that
   the report can import its functions)."""
   flags.DEFINE_string("out", "equilibria_out", "Output directory.")
-  flags.DEFINE_list("ce_games", list(CE_GAMES),
+  common.define_game_list("ce_games", list(CE_GAMES),
       "One-shot games for the CE section.")
   flags.DEFINE_list("signals", ["1", "2", "3"], "Numbers of signals.")
   flags.DEFINE_list("ce_temperatures", ["0.02", "0.1", "0.5"],
@@ -369,12 +498,29 @@ def define_flags():
       "JPSRO iterations.")
   flags.DEFINE_integer("cq_episodes", 300,
       "Correlated Q-learning episodes.")
+  common.define_game_list("zero_sum_games", list(ZERO_SUM_GAMES),
+      "Two-player zero-sum games for the zero-sum section.")
+  flags.DEFINE_list("zero_sum_algorithms", list(ZERO_SUM_ALGORITHMS),
+      f"Zero-sum algorithms, from {ZERO_SUM_ALGORITHMS}.")
+  flags.DEFINE_float("time_budget", 10.0,
+      "Seconds per zero-sum algorithm and game.")
+  flags.DEFINE_integer("max_iterations", 100_000,
+      "Most iterations per zero-sum algorithm and game.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   _validate_one_shot(FLAGS.ce_games)
+  unknown = [name for name in FLAGS.zero_sum_algorithms
+             if name not in ZERO_SUM_FACTORIES]
+  if unknown:
+    raise app.UsageError(f"--zero_sum_algorithms: unknown {unknown}; valid: "
+                         f"{ZERO_SUM_ALGORITHMS}")
+  try:
+    validate_zero_sum(FLAGS.zero_sum_games)
+  except (ValueError, pyspiel.SpielError) as error:
+    raise app.UsageError(f"--zero_sum_games: {error}") from error
   signals = [int(w) for w in FLAGS.signals]
   temperatures = [float(t) for t in FLAGS.ce_temperatures]
   if min(signals) < 1:
@@ -393,13 +539,23 @@ def main(argv):
     logging.info("CE [%d/%d] %s done, ~%.0f s left", count,
                  len(FLAGS.ce_games), game_string,
                  elapsed / count * (len(FLAGS.ce_games) - count))
+  zero_sum_results = [
+      zero_sum_game(game_string, FLAGS.zero_sum_algorithms,
+                    FLAGS.time_budget, FLAGS.max_iterations)
+      for game_string in FLAGS.zero_sum_games]
   out = FLAGS.out
+  figures = os.path.join(out, "figures")
+  for result in zero_sum_results:
+    plot_zero_sum(result, figures)
   common.atomic_write_json(os.path.join(out, "equilibria.json"),
-                           {"correlated": ce_results, "settings": settings})
-  plot_ce(ce_results, os.path.join(out, "figures", "correlated.png"))
+                           {"correlated": ce_results,
+                            "zero_sum": zero_sum_results,
+                            "settings": settings})
+  plot_ce(ce_results, os.path.join(figures, "correlated.png"))
   common.atomic_write_text(os.path.join(out, "equilibria.md"),
                            "# Correlated and zero-sum equilibria\n\n" +
-                           ce_markdown(ce_results))
+                           ce_markdown(ce_results) + "\n" +
+                           zero_sum_markdown(zero_sum_results))
   print(f"wrote {os.path.join(out, 'equilibria.md')}")
 
 

@@ -36,7 +36,8 @@ def test_binary_writes_tables_and_figures(tmp_path):
       [sys.executable, "-m", "vsg_spiel.eval.run_equilibria",
        f"--out={tmp_path}", "--ce_games=matrix_cd", "--signals=1,2",
        "--ce_temperatures=0.1", "--ce_iterations=300", "--ce_seeds=1",
-       "--jpsro_iterations=2", "--cq_episodes=10"],
+       "--jpsro_iterations=2", "--cq_episodes=10",
+       "--zero_sum_games=matrix_mp", "--time_budget=0.5"],
       capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   data = json.loads((tmp_path / "equilibria.json").read_text())
@@ -47,6 +48,8 @@ def test_binary_writes_tables_and_figures(tmp_path):
   assert fair["values"][0] == pytest.approx(fair["values"][1], abs=1e-6)
   assert {r["method"] for r in rows} == {"vpg", "jpsro", "correlated_q"}
   assert (tmp_path / "figures" / "correlated.png").stat().st_size > 10_000
+  assert data["zero_sum"][0]["game"] == "matrix_mp"
+  assert (tmp_path / "figures" / "zero_sum_matrix_mp.png").exists()
   assert "matrix_cd" in (tmp_path / "equilibria.md").read_text()
   assert not list(tmp_path.rglob(".tmp-*"))
 
@@ -56,6 +59,8 @@ def test_binary_writes_tables_and_figures(tmp_path):
     ("--ce_games=python_iterated_prisoners_dilemma(max_game_length=2)",
      "not a one-shot game"),
     ("--signals=0", "--signals"),
+    ("--zero_sum_games=matrix_pd", "not zero-sum"),
+    ("--zero_sum_algorithms=minimax", "unknown ['minimax']"),
 ])
 def test_bad_flags_fail_before_work(tmp_path, flag, message):
   result = subprocess.run(
@@ -65,3 +70,19 @@ def test_bad_flags_fail_before_work(tmp_path, flag, message):
   assert result.returncode != 0
   assert message in result.stderr
   assert not (tmp_path / "equilibria.json").exists()
+
+
+def test_zero_sum_comparison_reaches_the_exact_value():
+  result = run_equilibria.zero_sum_game(
+      "oshi_zumo(coins=3,size=1,horizon=3)", ["zero_sum_vpg", "cfr_plus"],
+      time_budget=3.0, max_iterations=3000)
+  for name in ("zero_sum_vpg", "cfr_plus"):
+    run = result["algorithms"][name]
+    assert run["openspiel_abs_difference"] < 1e-9
+    assert run["final_nash_conv"] < 0.05 * result["payoff_range"]
+  assert result["exact"]["value"] == pytest.approx(0.0, abs=1e-8)
+
+
+def test_non_zero_sum_games_are_rejected():
+  with pytest.raises(ValueError, match="not zero-sum"):
+    run_equilibria.validate_zero_sum(["matrix_pd"])

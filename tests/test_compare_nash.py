@@ -1,0 +1,216 @@
+"""The NashConv comparison of VPG with OpenSpiel's baselines
+(vsg_spiel.eval.compare_nash)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyspiel
+import pytest
+
+import vsg_spiel
+from vsg_spiel.eval import common
+from vsg_spiel.eval import compare_nash
+
+RPS = "matrix_rps"
+ROUTING = ("python_vsg_routing(network=braess,num_players=3,horizon=1,"
+           "split_levels=2)")
+# Small budgets and batches: every algorithm takes a few quick steps.
+QUICK = compare_nash.Settings(time_budget=0.2, rl_episodes=10,
+                              vpg_sampled_episodes=8)
+
+
+def make_or_skip(name, mgame, settings):
+  try:
+    return compare_nash.make_algorithm(
+        name, mgame, settings, compare_nash.stage_reward_range(mgame))
+  except compare_nash.Unsupported as reason:
+    pytest.skip(f"{name}: {reason}")
+
+
+@pytest.mark.parametrize("game_string", [RPS, ROUTING])
+@pytest.mark.parametrize("name", compare_nash.ALGORITHMS)
+def test_algorithm_steps_and_plays_a_valid_profile(name, game_string):
+  mgame = compare_nash.load_markov_game(game_string)
+  if name == "nash_q" and mgame.num_players != 2:
+    with pytest.raises(compare_nash.Unsupported, match="2-player"):
+      compare_nash.make_algorithm(name, mgame, QUICK, 1.0)
+    return
+  algorithm = make_or_skip(name, mgame, QUICK)
+  for _ in range(3):
+    algorithm.step()
+  profile = vsg_spiel.validate_profile(mgame, algorithm.profile())
+  # The OpenSpiel policy and the profile are the same played policy.
+  assert vsg_spiel.nash_conv(mgame, algorithm.policy()) == pytest.approx(
+      vsg_spiel.nash_conv(mgame, profile), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["qlearning", "boltzmann_qlearning"])
+def test_evaluating_rl_agents_leaves_their_learning_unchanged(name):
+  mgame = compare_nash.load_markov_game(ROUTING)
+  profiles = []
+  for evaluate_every_step in (True, False):
+    algorithm = make_or_skip(name, mgame, QUICK)  # Seeds numpy's generator.
+    for _ in range(5):
+      algorithm.step()
+      if evaluate_every_step:
+        algorithm.profile()
+    profiles.append(algorithm.profile())
+  for evaluated, unevaluated in zip(*profiles):
+    np.testing.assert_array_equal(evaluated, unevaluated)
+
+
+@pytest.fixture(name="game_result", scope="module",
+                params=["matrix_bos", ROUTING])
+def fixture_game_result(request):
+  return compare_nash.run_game(request.param, compare_nash.ALGORITHMS, QUICK)
+
+
+def ran(game_result):
+  return {name: run for name, run in game_result["algorithms"].items()
+          if "skipped" not in run}
+
+
+def test_checkpoints_are_monotone_and_end_the_run(game_result):
+  assert set(game_result["algorithms"]) == set(compare_nash.ALGORITHMS)
+  for name, run in ran(game_result).items():
+    iterations = np.array([point["iteration"] for point in run["checkpoints"]])
+    seconds = np.array([point["seconds"] for point in run["checkpoints"]])
+    assert iterations[0] >= 1, name
+    assert np.all(np.diff(iterations) > 0), name
+    assert np.all(np.diff(seconds) >= 0), name
+    assert iterations[-1] == run["iterations"], name
+    assert seconds[-1] == run["seconds"], name
+    assert run["checkpoints"][-1]["nash_conv"] == run["final_nash_conv"]
+    assert run["stopped"] in ("converged", "time_budget", "max_iterations")
+
+
+def test_openspiel_final_nash_conv_equals_ours(game_result):
+  assert game_result["openspiel_checked"]
+  for name, run in ran(game_result).items():
+    assert run["openspiel_nash_conv"] == pytest.approx(
+        run["final_nash_conv"], abs=1e-9), name
+    assert run["openspiel_abs_difference"] < 1e-9, name
+
+
+def test_time_to_threshold_is_the_first_checkpoint_below_it(game_result):
+  threshold = game_result["threshold_nash_conv"]
+  for name, run in ran(game_result).items():
+    below = [point for point in run["checkpoints"]
+             if point["nash_conv"] <= threshold]
+    if below:
+      assert run["time_to_threshold"] == below[0]["seconds"], name
+      assert run["iterations_to_threshold"] == below[0]["iteration"], name
+    else:
+      assert run["time_to_threshold"] is None, name
+
+
+@pytest.mark.parametrize("game_string", ["matrix_sh", ROUTING])
+def test_vpg_annealed_reaches_the_threshold_within_budget(game_string):
+  settings = compare_nash.Settings(time_budget=2.0)
+  result = compare_nash.run_game(game_string, ["vpg_annealed"], settings)
+  run = result["algorithms"]["vpg_annealed"]
+  assert run["time_to_threshold"] is not None
+  assert run["time_to_threshold"] <= settings.time_budget
+  assert run["final_nash_conv"] <= result["threshold_nash_conv"]
+
+
+def test_speedup_ratio_and_lower_bound():
+  def run(time_to_threshold, seconds=10.0):
+    return {"time_to_threshold": time_to_threshold, "seconds": seconds}
+  runs = {"vpg_annealed": run(0.5), "vpg": run(None),
+          "cfr": run(4.0), "xfp": run(2.0), "qlearning": run(None),
+          "nash_q": {"skipped": "3 players"}}
+  result = compare_nash.speedup(runs)
+  assert result["fastest_baseline"] == "xfp"
+  assert result["ratio"] == pytest.approx(4.0)
+  assert result["ratio_lower_bound"] is None
+  runs.update(cfr=run(None, seconds=12.0), xfp=run(None, seconds=3.0))
+  result = compare_nash.speedup(runs)
+  assert result["ratio"] is None and result["fastest_baseline"] is None
+  assert result["ratio_lower_bound"] == pytest.approx(3.0 / 0.5)
+  runs["vpg_annealed"] = run(None)
+  assert compare_nash.speedup(runs)["ratio_lower_bound"] is None
+
+
+def count_nodes(state):
+  """Every node of the tree under `state`, chance nodes included."""
+  if state.is_terminal():
+    return 1
+  actions = ([action for action, _ in state.chance_outcomes()]
+             if state.is_chance_node() else state.legal_actions())
+  return 1 + sum(count_nodes(state.child(action)) for action in actions)
+
+
+@pytest.mark.parametrize("game_string", [
+    RPS, "python_vsg_routing(network=braess,num_players=3,horizon=2,"
+    "split_levels=1)"])
+def test_estimated_histories_count_the_turn_based_tree(game_string):
+  """Exact where rounds are separated by chance nodes, as in these games."""
+  mgame = vsg_spiel.markov_game(game_string)
+  turn_based = pyspiel.convert_to_turn_based(mgame.game)
+  assert compare_nash.estimated_histories(mgame) == count_nodes(
+      turn_based.new_initial_state())
+
+
+def test_payoff_scale_uses_legal_joint_actions_only():
+  mgame = vsg_spiel.markov_game(
+      "oshi_zumo(coins=4,size=1,horizon=3)")
+  legal_rewards = [
+      mgame.rewards[(slice(None), state) + joint]
+      for state in range(mgame.num_states)
+      for joint in np.ndindex(*mgame.num_actions)
+      if all(mask[state, action]
+             for mask, action in zip(mgame.legal_mask, joint))]
+  legal_rewards = np.array(legal_rewards)
+  assert compare_nash.stage_reward_range(mgame) == pytest.approx(
+      legal_rewards.max() - legal_rewards.min())
+
+
+def test_game_list_splits_at_commas_outside_parentheses():
+  parser = common.GameListParser()
+  assert parser.parse(f"{ROUTING}, matrix_rps,") == [ROUTING, "matrix_rps"]
+
+
+def run_binary(*flags):
+  return subprocess.run(
+      [sys.executable, "-m", "vsg_spiel.eval.compare_nash", *flags],
+      capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_binary_writes_results_report_and_figure(tmp_path):
+  out = tmp_path / "out"
+  result = run_binary("--games=matrix_rps", "--time_budget=1",
+                      f"--out={out}")
+  assert result.returncode == 0, result.stderr
+  with open(out / "results.json", encoding="utf-8") as stream:
+    results = json.load(stream)
+  (game_result,) = results["games"]
+  assert game_result["game"] == "matrix_rps"
+  assert set(game_result["algorithms"]) == set(compare_nash.ALGORITHMS)
+  report = (out / "report.md").read_text(encoding="utf-8")
+  assert "## `matrix_rps`" in report and "| vpg_annealed |" in report
+  assert (out / "figures" / "nash_conv_matrix_rps.png").stat().st_size > 0
+  leftovers = [name for _, _, names in os.walk(out) for name in names
+               if name.startswith(".tmp-")]
+  assert not leftovers
+
+
+@pytest.mark.parametrize("flag, messages", [
+    ("--algorithms=vpg,not_an_algorithm",
+     ["not_an_algorithm", ", ".join(compare_nash.ALGORITHMS)]),
+    ("--games=kuhn_poker", ["kuhn_poker", "imperfect information"]),
+    ("--games=oshi_zumo(coins=4,size=1,horizon=3),tic_tac_toe",
+     ["tic_tac_toe", "simultaneous-move"]),
+    ("--games=not_a_game", ["not_a_game", "Valid games"]),
+    ("--time_budget=0", ["--time_budget must be > 0"]),
+])
+def test_bad_flags_fail_before_any_work(tmp_path, flag, messages):
+  out = tmp_path / "out"
+  result = run_binary(flag, f"--out={out}")
+  assert result.returncode != 0
+  for message in messages:
+    assert message in result.stderr
+  assert not out.exists()
