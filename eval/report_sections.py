@@ -12,9 +12,11 @@ from typing import Callable
 
 import vsg_spiel
 from vsg_spiel.eval import cells as cells_lib
+from vsg_spiel.eval import common
 from vsg_spiel.eval import compare_nash
 from vsg_spiel.eval import epsilon
 from vsg_spiel.eval import run_equilibria
+from vsg_spiel.eval import run_mfg
 
 Cell = cells_lib.Cell
 slug = cells_lib.slug
@@ -173,6 +175,64 @@ NASH = Section(
 
 
 # ----------------------------------------------------------------------------
+# 4. Mean field: MF-BQL versus OpenSpiel's MFG solvers.
+
+def _validate_mean_field_games(games):
+  run_mfg.validate(games, run_mfg.Settings())
+
+
+def _mfg_cells(settings):
+  run = {key: settings[key] for key in
+         ("iterations", "time_budget", "temperature", "learning_rate")}
+  cells = [Cell("mfg", slug(game, algorithm), "vsg_spiel.eval.run_mfg:run_cell",
+                dict(game_name=game, algorithm=algorithm, settings=run))
+           for game in settings["games"] for algorithm in run_mfg.ALGORITHMS]
+  cells += [Cell("mfg", slug("temperatures", game),
+                 "vsg_spiel.eval.run_mfg:temperature_sweep",
+                 dict(game_name=game, temperatures=settings["temperatures"],
+                      iterations=settings["iterations"]))
+            for game in settings["games"]]
+  return cells
+
+
+def _mfg_summary(results, settings, figures):
+  num_runs = len(settings["games"]) * len(run_mfg.ALGORITHMS)
+  games = run_mfg.merge_games(results[:num_runs])
+  sweeps = results[num_runs:]
+  for game in games:
+    common.save_figure(run_mfg.plot_game(game), os.path.join(
+        figures, run_mfg.figure_name(game["game"])))
+  sweep_table = common.markdown_table(
+      ["game"] + [f"alpha={t}" for t in settings["temperatures"]],
+      [[f"`{sweep['game']}`"] + [sweep["exploitability"][str(t)]
+                                 for t in settings["temperatures"]]
+       for sweep in sweeps])
+  markdown = (demote(run_mfg.markdown(games, settings)) +
+              f"\n### MF-BQL exploitability after {settings['iterations']} "
+              "iterations against the temperature\n\n" + sweep_table + "\n")
+  return markdown, {"games": games, "temperature_sweeps": sweeps}
+
+
+_MFG_DEFAULT = dict(
+    games=["python_mfg_crowd_modelling", "python_mfg_predator_prey",
+           "python_mfg_crowd_avoidance", "mfg_crowd_modelling", "mfg_garnet",
+           "mfg_crowd_modelling_2d"],
+    iterations=100, time_budget=5.0, temperature=1.0, learning_rate=0.01,
+    temperatures=[0.5, 1.0, 2.0, 5.0])
+MFG = Section(
+    title="Mean field: MF-BQL versus OpenSpiel's MFG solvers",
+    settings={
+        "default": _MFG_DEFAULT,
+        "quick": dict(_MFG_DEFAULT, games=["mfg_crowd_modelling"],
+                      iterations=10, time_budget=1.0, temperatures=[1.0]),
+        "full": dict(_MFG_DEFAULT, games=list(run_mfg.DEFAULT_GAMES),
+                     time_budget=60.0),
+    },
+    validate_games=_validate_mean_field_games,
+    cells=_mfg_cells, summarize=_mfg_summary)
+
+
+# ----------------------------------------------------------------------------
 # 5. Correlated and zero-sum equilibria.
 
 def _validate_one_shot(games):
@@ -263,5 +323,6 @@ EQUILIBRIA = Section(
 SECTIONS = {
     "epsilon": EPSILON,
     "nash": NASH,
+    "mfg": MFG,
     "equilibria": EQUILIBRIA,
 }

@@ -1,0 +1,167 @@
+"""The tabular MFG engine against OpenSpiel's own MFG tools."""
+
+import numpy as np
+import pyspiel
+import pytest
+from open_spiel.python import policy as policy_lib
+from open_spiel.python.mfg.algorithms import distribution
+from open_spiel.python.mfg.algorithms import mirror_descent
+from open_spiel.python.mfg.algorithms import nash_conv
+
+from vsg_spiel import mfg_engine
+
+# Every registered mean-field game, small, with non-default parameters where
+# the defaults are slow, and a few more non-default variants.
+SMALL_GAMES = (
+    "mfg_crowd_modelling(size=5,horizon=4)",
+    "mfg_crowd_modelling_2d(size=4,horizon=3)",
+    "mfg_crowd_modelling_2d(size=4,horizon=3,with_congestion=true,"
+    "noise_intensity=0.5,crowd_aversion_coef=2.0)",
+    "mfg_garnet(size=5,horizon=4)",
+    "mfg_garnet(size=4,horizon=3,num_action=4,sparsity_factor=0.5,eta=0.3)",
+    "mfg_dynamic_routing",
+    "python_mfg_crowd_modelling(size=5,horizon=4)",
+    "python_mfg_predator_prey(horizon=3)",
+    "python_mfg_crowd_avoidance(horizon=3)",
+    "python_mfg_periodic_aversion(size=7,horizon=4,n_actions_per_side=2)",
+    "python_mfg_dynamic_routing",
+    "mean_field_lin_quad(size=6,horizon=4)",
+    "mean_field_lin_quad(size=6,horizon=4,mean_revert=0.5,cross_q=0.1)",
+)
+MULTI_POPULATION = ("python_mfg_predator_prey(horizon=3)",
+                    "python_mfg_crowd_avoidance(horizon=3)")
+
+
+def random_policy(engine, seed):
+  """A PolicyFunction drawing a fixed random policy per row."""
+  rng = np.random.default_rng(seed)
+  draws = np.zeros((0, engine.num_actions))
+
+  def probabilities(rows):
+    nonlocal draws
+    if len(draws) < engine.num_rows:
+      draws = np.concatenate([draws, rng.uniform(
+          0.01, 1.0, (engine.num_rows - len(draws), engine.num_actions)) ** 3])
+    weights = draws[rows] * engine.legal[rows]
+    return weights / weights.sum(axis=1, keepdims=True)
+
+  return probabilities
+
+
+@pytest.fixture(scope="module", name="engines")
+def engines_fixture():
+  return {name: mfg_engine.MeanFieldEngine(pyspiel.load_game(name))
+          for name in SMALL_GAMES}
+
+
+def test_every_registered_mean_field_game_is_covered():
+  covered = {name.split("(")[0] for name in SMALL_GAMES}
+  assert set(mfg_engine.mean_field_game_names()) <= covered
+  assert len(covered) >= 10
+
+
+@pytest.mark.parametrize("name", SMALL_GAMES)
+def test_nash_conv_equals_openspiel(engines, name):
+  engine = engines[name]
+  for policy in (engine.uniform_policy, random_policy(engine, 0),
+                 random_policy(engine, 1)):
+    mean_field = engine.mean_field(policy)
+    ours = engine.nash_conv(mean_field)
+    theirs = nash_conv.NashConv(engine.game,
+                                engine.table_policy(mean_field.policy))
+    assert ours == pytest.approx(theirs.nash_conv(), abs=1e-8)
+
+
+@pytest.mark.parametrize("name", MULTI_POPULATION)
+def test_multi_population_games_have_one_root_per_population(engines, name):
+  engine = engines[name]
+  mean_field = engine.mean_field(engine.uniform_policy)
+  assert engine.game.num_players() > 1
+  assert len(mean_field.structure.root_ids) == engine.game.num_players()
+
+
+@pytest.mark.parametrize("name", SMALL_GAMES[::3] + MULTI_POPULATION[:1])
+def test_distribution_equals_distribution_policy(engines, name):
+  engine = engines[name]
+  mean_field = engine.mean_field(random_policy(engine, 2))
+  ours = engine.distribution(mean_field).distribution
+  theirs = distribution.DistributionPolicy(
+      engine.game, engine.table_policy(mean_field.policy)).distribution
+  assert ours.keys() == theirs.keys()
+  for key, value in theirs.items():
+    assert ours[key] == pytest.approx(value, abs=1e-12)
+
+
+def test_reward_refresh_paths(engines):
+  assert engines["python_mfg_predator_prey(horizon=3)"].shared_registration
+  assert engines["python_mfg_crowd_modelling(size=5,horizon=4)"] \
+      .shared_registration
+  assert not engines["mfg_crowd_modelling(size=5,horizon=4)"] \
+      .shared_registration
+  for name in ("mfg_dynamic_routing", "python_mfg_dynamic_routing"):
+    assert engines[name].flow_dependent
+  assert not engines["mfg_garnet(size=5,horizon=4)"].flow_dependent
+
+
+def test_best_response_dominates_policy_value(engines):
+  engine = engines["mfg_garnet(size=5,horizon=4)"]
+  mean_field = engine.mean_field(random_policy(engine, 3))
+  nodes = mean_field.structure.reachable_nodes
+  assert np.all(engine.best_response_value(mean_field)[nodes] >=
+                engine.policy_value(mean_field)[nodes] - 1e-12)
+
+
+@pytest.mark.parametrize("name", (
+    "mfg_crowd_modelling(size=5,horizon=4)",
+    "python_mfg_crowd_modelling(size=5,horizon=4)",
+    "mfg_garnet(size=5,horizon=4)",
+    "python_mfg_predator_prey(horizon=3)",
+    "python_mfg_dynamic_routing"))
+def test_mirror_descent_reproduces_openspiel(engines, name):
+  engine = engines[name]
+  ours = mfg_engine.MirrorDescent(engine.game, lr=0.5, engine=engine)
+  theirs = mirror_descent.MirrorDescent(engine.game, lr=0.5)
+  for _ in range(5):
+    ours.iteration()
+    theirs.iteration()
+    rows = ours.mean_field.structure.reachable_rows
+    np.testing.assert_allclose(
+        engine.policy_function(ours.get_policy())(rows),
+        engine.policy_function(theirs.get_policy())(rows), atol=1e-8)
+    assert ours.nash_conv() == pytest.approx(
+        nash_conv.NashConv(engine.game, theirs.get_policy()).nash_conv(),
+        abs=1e-8)
+
+
+def test_table_policy_returns_every_legal_action_in_order(engines):
+  engine = engines["mfg_garnet(size=4,horizon=3,num_action=4,"
+                   "sparsity_factor=0.5,eta=0.3)"]
+  mean_field = engine.mean_field(random_policy(engine, 4))
+  policy = engine.table_policy(mean_field.policy)
+  for state in engine.row_states(np.arange(engine.num_rows)):
+    probabilities = policy.action_probabilities(state)
+    assert list(probabilities) == state.legal_actions()
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+
+
+def test_policy_function_reads_openspiel_policies(engines):
+  engine = engines["python_mfg_crowd_modelling(size=5,horizon=4)"]
+  rows = np.arange(engine.num_rows)
+  uniform = engine.policy_function(policy_lib.UniformRandomPolicy(engine.game))
+  np.testing.assert_allclose(uniform(rows), engine.uniform_policy(rows))
+
+
+@pytest.mark.parametrize("game_string", ("matrix_rps", "kuhn_poker"))
+def test_rejects_games_that_are_not_mean_field_games(game_string):
+  with pytest.raises(ValueError, match="not a mean-field game"):
+    mfg_engine.MeanFieldEngine(pyspiel.load_game(game_string))
+
+
+def test_rejects_objects_that_are_not_games():
+  with pytest.raises(ValueError, match="pyspiel.Game"):
+    mfg_engine.MeanFieldEngine("mfg_crowd_modelling")
+
+
+def test_mirror_descent_rejects_bad_learning_rate():
+  with pytest.raises(ValueError, match="lr"):
+    mfg_engine.MirrorDescent(pyspiel.load_game("mfg_garnet"), lr=0.0)
