@@ -1,6 +1,5 @@
 """Packaging: the installed layout and the game registration."""
 
-import json
 import os
 import subprocess
 import sys
@@ -35,27 +34,3 @@ def test_installed_package_has_no_top_level_subpackages(tmp_path):
                           env=_clean_environment(), capture_output=True,
                           text=True, check=False)
   assert result.returncode == 0, result.stderr
-
-
-def test_report_writes_markdown_and_json(tmp_path):
-  out = tmp_path / "report"
-  result = subprocess.run(
-      [sys.executable, "-m", "vsg_spiel.eval.report", f"--out={out}",
-       "--games=matrix_rps,python_iterated_prisoners_dilemma(max_game_length=2)"],
-      capture_output=True, text=True, check=False)
-  assert result.returncode == 0, result.stderr
-  results = json.loads((out / "results.json").read_text())
-  rows = results["nash_conv"]
-  assert len(rows) == 4
-  for row in rows:
-    assert row["abs_difference"] < 1e-9
-  assert "NashConv" in (out / "report.md").read_text()
-  assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
-
-
-def test_report_rejects_unknown_game(tmp_path):
-  result = subprocess.run(
-      [sys.executable, "-m", "vsg_spiel.eval.report", f"--out={tmp_path}",
-       "--games=kuhn_poker"], capture_output=True, text=True, check=False)
-  assert result.returncode != 0
-  assert "imperfect information" in result.stderr
