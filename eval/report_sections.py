@@ -8,6 +8,7 @@ and turns the cells' results into markdown, figures and JSON data.
 import dataclasses
 import os
 import re
+import tempfile
 from typing import Callable
 
 import vsg_spiel
@@ -175,6 +176,91 @@ NASH = Section(
 
 
 # ----------------------------------------------------------------------------
+# 3. Figure 2a/2b: MAI versus MADDPG, MASQL and independent DDPG.
+
+def mai_cell(game, algorithm, seed, experiment):
+  """One (algorithm, seed) run of run_mai: its progress record with the
+  per-episode returns and the final evaluation. The report stores whole
+  cells, so the run's own block checkpoints go to a scratch directory."""
+  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
+  _one_tensorflow_thread()
+  settings = run_mai.Experiment(game=game, algorithms=(algorithm,),
+                                seeds=(seed,), **experiment)
+  with tempfile.TemporaryDirectory() as scratch:
+    record, _ = run_mai.run_one(settings, algorithm, seed, scratch)
+  return record
+
+
+def _one_tensorflow_thread():
+  """Worker processes run one cell each at a time: one TF thread apiece."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+  except RuntimeError:
+    pass  # TensorFlow already started in this process (workers=1).
+
+
+def _validate_mai_games(games):
+  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
+  unknown = [game for game in games if game not in run_mai.GAMES]
+  if unknown:
+    raise ValueError(f"unknown games {unknown} for the mai section; valid: "
+                     f"{list(run_mai.GAMES)}")
+
+
+def _mai_cells(settings):
+  return [Cell("mai", slug(game, algorithm, seed),
+               "vsg_spiel.eval.report_sections:mai_cell",
+               dict(game=game, algorithm=algorithm, seed=seed,
+                    experiment=settings["experiments"][game]))
+          for game in settings["games"] for algorithm in settings["algorithms"]
+          for seed in range(settings["seeds"])]
+
+
+def _mai_summary(results, settings, figures):
+  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
+  parts, data = [], {}
+  for game in settings["games"]:
+    experiment = run_mai.Experiment(game=game,
+                                    algorithms=tuple(settings["algorithms"]),
+                                    seeds=tuple(range(settings["seeds"])),
+                                    **settings["experiments"][game])
+    records = {algorithm: [r for r in results
+                           if r["config"]["game"] == game and
+                           r["config"]["algorithm"] == algorithm]
+               for algorithm in settings["algorithms"]}
+    summary = run_mai.summarize(experiment, records)
+    figure = run_mai.FIGURES[game]
+    run_mai.plot_learning_curves(experiment, records,
+                                 os.path.join(figures, figure))
+    parts.append(re.sub(r"\A# ", "### ", run_mai.markdown(
+        experiment, summary).replace(f"]({figure})", f"](figures/{figure})")))
+    data[game] = summary
+  return "\n".join(parts), data
+
+
+_MAI_DEFAULT = dict(
+    games=["differential", "routing"],
+    algorithms=["mai", "masql", "maddpg", "ddpg"], seeds=3,
+    experiments={"differential": dict(episodes=200, steps=25),
+                 "routing": dict(episodes=50, steps=25)})
+MAI = Section(
+    title="Figure 2: MAI versus MADDPG, MASQL and independent DDPG",
+    settings={
+        "default": _MAI_DEFAULT,
+        "quick": dict(_MAI_DEFAULT, seeds=1, experiments={
+            "differential": dict(episodes=4, steps=5),
+            "routing": dict(episodes=2, steps=3, evaluation_samples=16)}),
+        "full": dict(_MAI_DEFAULT, seeds=10, experiments={
+            "differential": dict(episodes=200, steps=25),
+            "routing": dict(episodes=200, steps=25)}),
+    },
+    validate_games=_validate_mai_games,
+    cells=_mai_cells, summarize=_mai_summary)
+
+
+# ----------------------------------------------------------------------------
 # 4. Mean field: MF-BQL versus OpenSpiel's MFG solvers.
 
 def _validate_mean_field_games(games):
@@ -310,7 +396,8 @@ EQUILIBRIA = Section(
                       temperatures=[0.1], iterations=200, seeds=1,
                       jpsro_iterations=2, cq_episodes=20,
                       zero_sum_games=["matrix_brps"],
-                      zero_sum_time_budget=0.5),
+                      zero_sum_time_budget=60.0,
+                      zero_sum_max_iterations=300),
         "full": dict(_EQUILIBRIA_DEFAULT, signals=[1, 2, 3, 4],
                      temperatures=[0.01, 0.02, 0.1, 0.5], iterations=3000,
                      seeds=10, jpsro_iterations=20, cq_episodes=2000,
@@ -323,6 +410,7 @@ EQUILIBRIA = Section(
 SECTIONS = {
     "epsilon": EPSILON,
     "nash": NASH,
+    "mai": MAI,
     "mfg": MFG,
     "equilibria": EQUILIBRIA,
 }
