@@ -3,8 +3,8 @@
   * `Settings`: every setting of the four agents, in one documented place;
   * `ContinuousEnvironment`: OpenSpiel-style `TimeStep`s over the continuous
     interface of the differential and routing games;
-  * `MLP`, `polyak_update`, the squashed Gaussian (`squashed_gaussian`,
-    `gaussian_head`) and `annealed_temperature`;
+  * `MLP`, `Adam`, `polyak_update`, the squashed Gaussian
+    (`squashed_gaussian`, `gaussian_head`) and `annealed_temperature`;
   * `ReplayBuffer`: transitions kept in TF variables, sampled inside the
     compiled update;
   * `ReplayAgent`: the `rl_agent.AbstractAgent` step protocol all four agents
@@ -22,7 +22,6 @@ within a factor exp(2 * SPLIT_LOGIT_RANGE) of each other).
 
 import dataclasses
 
-import keras
 import numpy as np
 from open_spiel.python import rl_agent
 from open_spiel.python import rl_environment
@@ -60,23 +59,34 @@ class Settings:
     target_update_rate: tau of the Polyak averaging of target networks.
     initial_temperature: MAI, MASQL: alpha at the first step.
     final_temperature: MAI, MASQL: alpha after `annealing_steps`.
-    annealing_steps: MAI, MASQL: alpha decays geometrically from initial to
-      final over this many acting steps, then stays; 0 keeps the initial one.
+    annealing_steps: MAI, MASQL: after the warm-up, alpha decays
+      geometrically from initial to final over this many acting steps, then
+      stays; 0 keeps the initial one.
     opponent_reward: MAI: how an agent knows its opponents' rewards for the
       opponent model of Prop. 5.9: "estimated" (reward estimates fitted to the
       opponents' observed actions, Algorithm 3) or "shared" (an
       identical-interest game: the opponents' reward is the agent's own, so
       its own critic is their soft Q).
-    importance_samples: MAI ("estimated"): model samples per state in the
-      importance-weighted gradient of the reward estimate (eq. 7).
+    importance_samples: MAI: samples per state in its self-normalised
+      importance estimates: the opponent model's fit (eq. 5) and, with
+      "estimated", the reward estimate's gradient (eq. 7).
+    importance_states: MAI: how many states of each batch (at most all)
+      those estimates use; each costs importance_samples network rows.
     exploration_noise: MADDPG, DDPG: standard deviation of the Gaussian noise
       added to the deterministic box action while training.
+    jit_compile: compile each agent's update and action selection with XLA:
+      faster steps, at a few seconds of compilation per agent on its first
+      update (the tests turn it off).
+
+  The defaults are the differential game's (`vsg_spiel.eval.run_mai`
+  overrides a few for the routing game); how they were chosen is recorded
+  there.
   """
   hidden_sizes: tuple = (64, 64)
   learning_rate: float = 1e-3
   batch_size: int = 128
   replay_capacity: int = 10_000
-  warmup_steps: int = 500
+  warmup_steps: int = 1000
   updates_per_step: int = 1
   discount: float = 0.95
   reward_scale: float = 0.1
@@ -85,8 +95,10 @@ class Settings:
   final_temperature: float = 0.02
   annealing_steps: int = 3000
   opponent_reward: str = "estimated"
-  importance_samples: int = 8
+  importance_samples: int = 16
+  importance_states: int = 32
   exploration_noise: float = 0.1
+  jit_compile: bool = True
 
   def __post_init__(self):
     object.__setattr__(self, "hidden_sizes",
@@ -95,7 +107,7 @@ class Settings:
       raise ValueError(f"hidden_sizes must be one or more widths >= 1, got "
                        f"{self.hidden_sizes}")
     for name in ("batch_size", "replay_capacity", "updates_per_step",
-                 "importance_samples"):
+                 "importance_samples", "importance_states"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.replay_capacity < self.batch_size:
@@ -261,6 +273,42 @@ class MLP(tf.Module):
     return [*self.weights, *self.biases]
 
 
+class Adam(tf.Module):
+  """Adam (Kingma & Ba, 2015) over a fixed list of variables.
+
+  Written with plain variable ops, so that inside one `tf.function` the
+  automatic control dependencies order every read of a variable by the
+  losses before the update's write (Keras' optimiser escapes them, which
+  makes non-XLA updates racy), and `tf.train.Checkpoint` saves the moments.
+  """
+
+  def __init__(self, variables, learning_rate, beta_1=0.9, beta_2=0.999,
+               epsilon=1e-8):
+    super().__init__(name="adam")
+    self.trained = list(variables)
+    self.learning_rate = learning_rate
+    self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+    self.first_moments = [tf.Variable(tf.zeros_like(v), trainable=False)
+                          for v in self.trained]
+    self.second_moments = [tf.Variable(tf.zeros_like(v), trainable=False)
+                           for v in self.trained]
+    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+  def apply(self, gradients):
+    """One step; `gradients` in the order of the variables given."""
+    self.iterations.assign_add(1)
+    step = tf.cast(self.iterations, tf.float32)
+    step_size = (self.learning_rate * tf.sqrt(1.0 - self.beta_2**step)
+                 / (1.0 - self.beta_1**step))
+    for gradient, variable, first, second in zip(
+        gradients, self.trained, self.first_moments, self.second_moments):
+      first.assign(self.beta_1 * first + (1.0 - self.beta_1) * gradient)
+      second.assign(self.beta_2 * second
+                    + (1.0 - self.beta_2) * tf.square(gradient))
+      variable.assign_sub(step_size * first / (tf.sqrt(second)
+                                               + self.epsilon))
+
+
 def polyak_update(target, source, rate):
   """target <- (1 - rate) * target + rate * source, variable by variable."""
   for target_variable, variable in zip(target.parameters, source.parameters):
@@ -288,18 +336,31 @@ def squashed_gaussian(mean, log_std, noise):
   return tf.tanh(pre_squash), tf.reduce_sum(log_normal - log_jacobian, axis=-1)
 
 
+def squashed_gaussian_log_density(mean, log_std, actions):
+  """log density of the squashed Gaussian at given actions in (-1, 1)^d
+  (clipped 1e-6 inside the box), summed over the last axis."""
+  actions = tf.clip_by_value(actions, -1.0 + 1e-6, 1.0 - 1e-6)
+  pre_squash = tf.atanh(actions)
+  noise = (pre_squash - mean) * tf.exp(-log_std)
+  log_normal = -0.5 * tf.square(noise) - log_std - 0.5 * np.log(2.0 * np.pi)
+  return tf.reduce_sum(log_normal - tf.math.log1p(-tf.square(actions)),
+                       axis=-1)
+
+
 def uniform_log_density(size):
   """log of the uniform density on the box [-1, 1]^size."""
   return -size * np.log(2.0)
 
 
 def annealed_temperature(settings, step):
-  """alpha at acting step `step` (a tensor): geometric annealing from
-  `initial_temperature` to `final_temperature` over `annealing_steps`."""
+  """alpha at acting step `step` (a tensor): `initial_temperature` through
+  the warm-up, then geometric annealing to `final_temperature` over the next
+  `annealing_steps` steps."""
   if settings.annealing_steps == 0:
     return tf.constant(settings.initial_temperature, tf.float32)
-  progress = tf.minimum(tf.cast(step, tf.float32) / settings.annealing_steps,
-                        1.0)
+  progress = tf.clip_by_value(
+      tf.cast(step - settings.warmup_steps, tf.float32)
+      / settings.annealing_steps, 0.0, 1.0)
   ratio = settings.final_temperature / settings.initial_temperature
   return settings.initial_temperature * tf.pow(ratio, progress)
 
@@ -323,50 +384,50 @@ def split_own(joint, player, action_size):
 
 
 class ReplayBuffer(tf.Module):
-  """A ring buffer of transitions in TF variables.
+  """A ring buffer of transitions in one TF variable.
 
-  Row k holds (observation, joint box action, the agent's own reward, next
-  observation, done). Keeping it in variables lets the compiled update sample
-  without leaving TensorFlow, and `tf.train.Checkpoint` saves it with the
-  agent.
+  Row k packs (observation, joint box action, the agent's own reward, next
+  observation, done). Keeping it in a variable lets the compiled update
+  sample without leaving TensorFlow, one scatter stores a transition, and
+  `tf.train.Checkpoint` saves it with the agent.
   """
 
   def __init__(self, capacity, spec):
     super().__init__(name="replay")
     self.capacity = capacity
     joint_size = spec.num_players * spec.action_size
-    self.observations = tf.Variable(
-        tf.zeros((capacity, spec.observation_size)))
-    self.joint_actions = tf.Variable(tf.zeros((capacity, joint_size)))
-    self.rewards = tf.Variable(tf.zeros((capacity,)))
-    self.next_observations = tf.Variable(
-        tf.zeros((capacity, spec.observation_size)))
-    self.dones = tf.Variable(tf.zeros((capacity,)))
-    self.size = tf.Variable(0, dtype=tf.int64)
-    self.next_index = tf.Variable(0, dtype=tf.int64)
+    self.field_sizes = {"observation": spec.observation_size,
+                        "joint_action": joint_size, "reward": 1,
+                        "next_observation": spec.observation_size, "done": 1}
+    self.rows = tf.Variable(
+        tf.zeros((capacity, sum(self.field_sizes.values()))), trainable=False)
+    self.size = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.next_index = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-  @tf.function
-  def add(self, observation, joint_action, reward, next_observation, done):
-    """Stores one transition, overwriting the oldest when full."""
-    index = self.next_index
-    self.observations[index].assign(observation)
-    self.joint_actions[index].assign(joint_action)
-    self.rewards[index].assign(reward)
-    self.next_observations[index].assign(next_observation)
-    self.dones[index].assign(done)
-    self.next_index.assign((index + 1) % self.capacity)
+  def add(self, row):
+    """Stores one packed transition (see `pack`), overwriting the oldest
+    when full."""
+    self.rows.scatter_nd_update(tf.reshape(self.next_index, (1, 1)),
+                                tf.reshape(row, (1, -1)))
+    self.next_index.assign((self.next_index + 1) % self.capacity)
     self.size.assign(tf.minimum(self.size + 1, self.capacity))
 
+  def pack(self, observation, joint_action, reward, next_observation, done):
+    """One transition as the numpy row `add` stores."""
+    return np.concatenate([
+        np.reshape(observation, -1), np.reshape(joint_action, -1),
+        [reward], np.reshape(next_observation, -1), [done]]).astype(np.float32)
+
   def sample(self, generator, batch_size):
-    """A uniform batch (with replacement) as a dict of tensors."""
+    """A uniform batch (with replacement) as a dict of tensors; reward and
+    done have shape (batch_size,)."""
     indices = generator.uniform((batch_size,), 0, self.size, dtype=tf.int64)
-    return {
-        "observation": tf.gather(self.observations, indices),
-        "joint_action": tf.gather(self.joint_actions, indices),
-        "reward": tf.gather(self.rewards, indices),
-        "next_observation": tf.gather(self.next_observations, indices),
-        "done": tf.gather(self.dones, indices),
-    }
+    fields = tf.split(tf.gather(self.rows, indices),
+                      list(self.field_sizes.values()), axis=-1)
+    batch = dict(zip(self.field_sizes, fields))
+    batch["reward"] = batch["reward"][:, 0]
+    batch["done"] = batch["done"][:, 0]
+    return batch
 
 
 # ---------------------------------------------------------------------------
@@ -379,18 +440,24 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   `step(time_step)` follows OpenSpiel's DQN: it stores the transition that
   ended at `time_step` (the previous observation, the joint action now in
   `time_step.observations["joint_action"]`, the agent's own reward, this
-  observation, done), takes `updates_per_step` gradient updates once the
-  warm-up is over, and returns a `StepOutput` whose action is a box action
-  of shape (action_size,) (None at the last step; probs is always None, the
-  action space being continuous). With `is_evaluation=True` it stores and
-  learns nothing and plays the policy's deterministic action.
+  observation, done), picks the next action (uniform in the box during the
+  `warmup_steps`, then the policy's sample; one compiled call stores and
+  picks), then takes `updates_per_step` gradient updates once the warm-up
+  is over. It returns a `StepOutput` whose action is a box action of shape
+  (action_size,) (None at the last step; probs is always None, the action
+  space being continuous). With `is_evaluation=True` it stores and learns
+  nothing and plays the policy's deterministic action.
 
   Subclasses provide `_policy_actions(observations, deterministic)` (a batch
-  of box actions) and `train_step()` (one compiled gradient update). All
-  randomness comes from `generator` (a `tf.random.Generator`) and the numpy
-  Generator `init_rng` that initialises the weights, both seeded by
-  (seed, player_id); `tf.train.Checkpoint(agent=agent)` saves everything:
-  networks, optimiser, replay, generator and step counter.
+  of box actions), `update()` (one gradient update; `train_step` is its
+  compiled form) and the class attribute `stochastic_policy` (False where
+  the learned policy is the deterministic action and the samples only add
+  exploration noise). With `settings.jit_compile` the update and the action
+  selection are compiled with XLA. All randomness comes from `generator` (a
+  `tf.random.Generator`) and the numpy Generator `init_rng` that
+  initialises the weights, both seeded by (seed, player_id);
+  `tf.train.Checkpoint(agent=agent)` saves everything: networks, optimiser,
+  replay, generator and step counter.
   """
 
   def __init__(self, player_id, spec, settings, seed, name):
@@ -406,32 +473,48 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
         int(seeds.generate_state(1, np.uint64)[0] >> np.uint64(1)))
     self.init_rng = np.random.default_rng(seeds)
     self.replay = ReplayBuffer(settings.replay_capacity, spec)
-    self.acting_steps = tf.Variable(0, dtype=tf.int64)
+    self.acting_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+    jit = settings.jit_compile
+    observations = tf.TensorSpec((None, spec.observation_size), tf.float32)
+    self.train_step = tf.function(self.update, jit_compile=jit)
+    self._explore = tf.function(self._exploration_actions, jit_compile=jit,
+                                input_signature=[observations])
+    self._store_and_explore = tf.function(
+        self._store_and_pick, jit_compile=jit,
+        input_signature=[tf.TensorSpec((None,), tf.float32), observations])
     self._previous_observation = None
 
-  def make_optimizer(self, variables):
-    """Adam over `variables` (built now, so a checkpoint restores into it)."""
-    optimizer = keras.optimizers.Adam(self.settings.learning_rate)
-    optimizer.build(variables)
-    return optimizer
+  def apply_losses(self, tape, losses):
+    """Steps `optimizer` (an `Adam` over the variables of
+    `variable_groups()`, in that order) with each group's gradient of its
+    own loss only."""
+    gradients = []
+    for name, variables in self.variable_groups().items():
+      gradients += tape.gradient(losses[name], variables)
+    self.optimizer.apply(gradients)
 
   def step(self, time_step, is_evaluation=False):
-    """Stores the last transition, learns, and returns the next action."""
+    """Stores the last transition, picks the next action, and learns."""
     observation = np.asarray(
-        time_step.observations["info_state"][self.player_id], np.float32)
+        time_step.observations["info_state"][self.player_id],
+        np.float32)[None]
     if is_evaluation:
       if time_step.last():
         return rl_agent.StepOutput(action=None, probs=None)
       return rl_agent.StepOutput(
-          action=self.actions(observation[None], deterministic=True)[0],
+          action=self.actions(observation, deterministic=True)[0],
           probs=None)
-    if self._previous_observation is not None:
-      self.replay.add(
-          self._previous_observation,
-          np.asarray(time_step.observations["joint_action"],
-                     np.float32).reshape(-1),
-          np.float32(time_step.rewards[self.player_id]), observation,
-          np.float32(time_step.last()))
+    if self._previous_observation is None:
+      action = self._explore(observation)
+    else:
+      row = self.replay.pack(
+          self._previous_observation, time_step.observations["joint_action"],
+          time_step.rewards[self.player_id], observation,
+          float(time_step.last()))
+      if time_step.last():
+        self.replay.add(row)
+      else:
+        action = self._store_and_explore(row, observation)
       if int(self.acting_steps.numpy()) >= max(self.settings.warmup_steps,
                                                self.settings.batch_size):
         for _ in range(self.settings.updates_per_step):
@@ -440,12 +523,10 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
       self._previous_observation = None
       return rl_agent.StepOutput(action=None, probs=None)
     self._previous_observation = observation
-    action = self._explore(observation[None])[0]
-    return rl_agent.StepOutput(action=action.numpy(), probs=None)
+    return rl_agent.StepOutput(action=action[0].numpy(), probs=None)
 
-  @tf.function
-  def _explore(self, observations):
-    """A training action: uniform during warm-up, then the policy's sample."""
+  def _exploration_actions(self, observations):
+    """Training actions: uniform during warm-up, then the policy's sample."""
     uniform = self.generator.uniform(
         (tf.shape(observations)[0], self.spec.action_size), -1.0, 1.0)
     actions = tf.cond(self.acting_steps < self.settings.warmup_steps,
@@ -454,20 +535,25 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     self.acting_steps.assign_add(1)
     return actions
 
+  def _store_and_pick(self, row, observations):
+    self.replay.add(row)
+    return self._exploration_actions(observations)
+
   def actions(self, observations, deterministic=False):
     """Box actions (B, action_size) of the policy for observations (B, obs)
     as a numpy array; a sample, or the deterministic action (the mode)."""
-    return self._compiled_policy_actions(
-        tf.convert_to_tensor(observations, tf.float32),
-        deterministic).numpy()
+    observations = tf.convert_to_tensor(observations, tf.float32)
+    if deterministic:
+      return self._deterministic_actions(observations).numpy()
+    return self._sampled_actions(observations).numpy()
 
-  @tf.function
-  def _compiled_policy_actions(self, observations, deterministic):
-    return self._policy_actions(observations, deterministic)
+  @tf.function(input_signature=[tf.TensorSpec((None, None), tf.float32)])
+  def _deterministic_actions(self, observations):
+    return self._policy_actions(observations, True)
 
-  def temperature(self):
-    """The current alpha of the soft agents (scaled reward units)."""
-    return float(annealed_temperature(self.settings, self.acting_steps))
+  @tf.function(input_signature=[tf.TensorSpec((None, None), tf.float32)])
+  def _sampled_actions(self, observations):
+    return self._policy_actions(observations, False)
 
   def save(self, path):
     """Writes a checkpoint; returns its path prefix."""

@@ -34,9 +34,17 @@ minimisers. With a_hat ~ rho(.|s) and a ~ pi(.|s, a_hat):
          a_hat), which is the gradient of eq. 10;
   eq. 5  rho_j(a^j|s) ∝ pibar_j(a^j|s) exp(E_{a^{-j}}[Q^j(s, a)] / alpha),
          where agent i's own action in a^{-j} follows its conditional policy
-         pi(.|s, a_hat). rho_phi is fitted by minimising the KL divergence to
-         it, E_rho[ alpha (log rho_j - log pibar_j) - Q^j(s, a_hat, a) ],
-         through the reparameterised a_hat and a (Algorithm 3, line 5);
+         pi(.|s, a_hat) (Algorithm 3, line 5). rho_phi is fitted to it by
+         weighted maximum likelihood, i.e. by minimising KL(target || rho):
+         -E_s[sum_k w_k log rho_j(a_hat_k|s)] over `importance_samples`
+         proposals for each of `importance_states` states of the batch,
+         half drawn from the prior and half from rho,
+         with self-normalised weights w_k ∝ pibar(a_hat_k)
+         exp(Q^j(s, a_hat_k, a_k)/alpha) / q(a_hat_k), q = (pibar + rho)/2.
+         This KL covers the target's modes, so a rho settled near the
+         differential game's local optimum still moves to the global one
+         once the critic values it higher; the reparameterised reverse KL
+         (the form of eq. 8) would keep it where it is;
   eq. 6  the reward estimate minimises KL(P(tau_j) || rho_j(tau_j)), the
          maximum-entropy inverse-RL objective whose gradient (eq. 7, Algorithm
          3 line 4) is  - E_data[grad rhat^j] + E_model[grad rhat^j]. The
@@ -48,17 +56,19 @@ minimisers. With a_hat ~ rho(.|s) and a ~ pi(.|s, a_hat):
          soft value of Prop. 5.9's normaliser, estimated with rho_j:
          V^j(s') = Qbar^j(s', a_hat', a') - alpha (log rho_j - log pibar_j).
 
-One compiled update (XLA) samples a replay batch and takes an Adam step on
+One compiled update samples a replay batch and takes an Adam step on
 every network group with its own loss only (the other losses' gradients on
 that group are discarded), then moves the target networks by Polyak
 averaging. Acting (Algorithm 2): a_hat ~ rho(.|s), then a ~ pi(.|s, a_hat);
 the deterministic (evaluation) action uses the modes of both.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms.continuous_common import MLP
+
 
 class MAIAgent(continuous_common.ReplayAgent):
   """Agent `player_id` of MAI; see the module docstring.
@@ -71,11 +81,12 @@ class MAIAgent(continuous_common.ReplayAgent):
     name: the tf.Module name.
   """
 
+  stochastic_policy = True
+
   def __init__(self, player_id, spec, settings, seed, name="mai"):
     super().__init__(player_id, spec, settings, seed, name)
-    num_others = spec.num_players - 1
     self.opponents = [j for j in range(spec.num_players) if j != player_id]
-    self.others_size = num_others * spec.action_size
+    self.others_size = len(self.opponents) * spec.action_size
     joint_size = spec.num_players * spec.action_size
     observation_size = spec.observation_size
     hidden = settings.hidden_sizes
@@ -88,22 +99,23 @@ class MAIAgent(continuous_common.ReplayAgent):
     self.opponent_model = MLP(observation_size, hidden, 2 * self.others_size,
                               rng, "opponent_model")
     self.estimates_rewards = settings.opponent_reward == "estimated"
-    num_estimated = num_others if self.estimates_rewards else 0
+    estimated = self.opponents if self.estimates_rewards else []
     self.reward_estimates = [
         MLP(observation_size + joint_size, hidden, 1, rng, f"reward_{j}")
-        for j in self.opponents[:num_estimated]]
+        for j in estimated]
     self.opponent_critics = [
         MLP(observation_size + joint_size, hidden, 1, rng, f"critic_{j}")
-        for j in self.opponents[:num_estimated]]
+        for j in estimated]
     self.target_opponent_critics = [
         MLP(observation_size + joint_size, hidden, 1, rng,
-            f"target_critic_{j}") for j in self.opponents[:num_estimated]]
+            f"target_critic_{j}") for j in estimated]
     continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
     for target, source in zip(self.target_opponent_critics,
                               self.opponent_critics):
       continuous_common.polyak_update(target, source, 1.0)
-    self.optimizer = self.make_optimizer(
-        [v for group in self.variable_groups().values() for v in group])
+    self.optimizer = continuous_common.Adam(
+        [v for group in self.variable_groups().values() for v in group],
+        settings.learning_rate)
 
   def variable_groups(self):
     """The variables each loss of `losses` trains, by loss name."""
@@ -150,6 +162,10 @@ class MAIAgent(continuous_common.ReplayAgent):
     return (self.opponent_critics[index] if self.estimates_rewards else
             self.critic)
 
+  def _importance_states(self):
+    """The importance estimates use the batch's first this many states."""
+    return min(self.settings.importance_states, self.settings.batch_size)
+
   def _log_prior(self):
     """log pibar_j, the uniform density on one opponent's action box."""
     return continuous_common.uniform_log_density(self.spec.action_size)
@@ -161,13 +177,22 @@ class MAIAgent(continuous_common.ReplayAgent):
     """The standard normal draws of one update's reparameterised samples."""
     normal = self.generator.normal
     d, k = self.spec.action_size, self.settings.importance_samples
-    return {
+    noise = {
         "opponents": normal((batch_size, self.others_size)),
-        "own": normal((batch_size, d)),
+        "prior_opponents": self.generator.uniform(
+            (batch_size, self.others_size), -1.0, 1.0),
+        "own": normal((2 * batch_size, d)),
         "next_opponents": normal((batch_size, self.others_size)),
         "next_own": normal((batch_size, d)),
-        "importance": normal((batch_size * k, self.others_size)),
     }
+    proposals = self._importance_states() * k
+    noise["model_proposals"] = normal((proposals, self.others_size))
+    noise["prior_proposals"] = self.generator.uniform(
+        (proposals, self.others_size), -1.0, 1.0)
+    noise["proposal_own"] = normal((proposals, d))
+    if self.estimates_rewards:
+      noise["importance"] = normal((proposals, self.others_size))
+    return noise
 
   def losses(self, batch, noise, alpha):
     """Every loss of one update, by name (`variable_groups` says what each
@@ -181,15 +206,16 @@ class MAIAgent(continuous_common.ReplayAgent):
         batch["next_observation"], next_predicted, noise["next_own"])
     next_sample = (batch["next_observation"], next_own, next_predicted,
                    next_log_pi, next_log_rho)
+    states = self._importance_states()
     losses = {
         "critic": self.critic_loss(batch, own, others, next_sample, alpha),
         "policy": self.policy_loss(observations, noise, alpha),
-        "opponent_model": self.opponent_model_loss(observations, noise,
-                                                   alpha),
+        "opponent_model": self.opponent_model_loss(observations[:states],
+                                                   noise, alpha),
     }
     if self.estimates_rewards:
       losses["reward_estimate"] = self.reward_estimate_loss(
-          observations, own, others, noise, alpha)
+          observations[:states], own[:states], others[:states], noise, alpha)
       losses["opponent_critic"] = self.opponent_critic_loss(
           batch, own, others, next_sample, alpha)
     return losses
@@ -214,33 +240,65 @@ class MAIAgent(continuous_common.ReplayAgent):
 
   def policy_loss(self, observations, noise, alpha):
     """Eq. 8 through the reparameterisation (eq. 10):
-    E_{a_hat ~ rho, a = f_theta(eps; s, a_hat)}[alpha log pi(a|s, a_hat)
-    - Q(s, a, a_hat)], with a_hat held fixed."""
+    E_{a_hat, a = f_theta(eps; s, a_hat)}[alpha log pi(a|s, a_hat)
+    - Q(s, a, a_hat)], with a_hat held fixed and drawn half from rho, half
+    from the prior pibar. Eq. 8 is a KL divergence for each a_hat, so the
+    minimiser is the same for any a_hat distribution; drawing from pibar
+    too keeps pi(.|s, a_hat) the best response to the predictions that the
+    opponent model's fit (eq. 5) evaluates and may move to."""
     predicted, _ = self.predict_opponents(observations, noise["opponents"])
-    predicted = tf.stop_gradient(predicted)
+    predicted = tf.stop_gradient(tf.concat(
+        [predicted, noise["prior_opponents"]], axis=0))
+    observations = tf.concat([observations, observations], axis=0)
     actions, log_pi = self.own_action(observations, predicted, noise["own"])
     q_values = self.joint_value(self.critic, observations, actions, predicted)
     return tf.reduce_mean(alpha * log_pi - q_values)
 
   def opponent_model_loss(self, observations, noise, alpha):
-    """Eq. 5 (Prop. 5.9) as a KL projection, summed over opponents j:
-    E[alpha (log rho_j(a_hat^j|s) - log pibar_j(a_hat^j))
-      - Q^j(s, a_hat, a)], a ~ pi(.|s, a_hat), through opponent j's sample
-    only (the other opponents' samples held fixed)."""
-    predicted, log_rho = self.predict_opponents(observations,
-                                                noise["opponents"])
-    d = self.spec.action_size
+    """Eq. 5 (Prop. 5.9), rho_j ∝ pibar_j exp(E_{a ~ pi(.|s, a_hat)}
+    [Q^j(s, a_hat, a)] / alpha), fitted by weighted maximum likelihood:
+    -E_s[sum_k w_k log rho_j(a_hat_k|s)] over `importance_samples`
+    proposals a_hat_k per state, half from the prior pibar and half from
+    rho itself, with self-normalised weights
+    w_k ∝ pibar(a_hat_k) exp(Q^j(s, a_hat_k, a_k) / alpha) / q(a_hat_k),
+    q = (pibar + rho) / 2 the proposal density and a_k ~ pi(.|s, a_hat_k).
+    This minimises KL(target || rho), which covers the target's modes: a
+    rho that has settled on one mode still moves to a better one that the
+    prior's proposals find."""
+    k = self.settings.importance_samples
+    d, num_opponents = self.spec.action_size, len(self.opponents)
+    repeated = tf.repeat(observations, k, axis=0)
+    mean, log_std = continuous_common.gaussian_head(
+        self.opponent_model(repeated))
+    factors = (-1, num_opponents, d)
+    mean = tf.reshape(mean, factors)
+    log_std = tf.reshape(log_std, factors)
+    model_proposals, _ = continuous_common.squashed_gaussian(
+        mean, log_std, tf.reshape(noise["model_proposals"], factors))
+    from_prior = tf.tile(tf.range(k) < k // 2,
+                         [tf.shape(observations)[0]])[:, None, None]
+    proposals = tf.stop_gradient(tf.where(
+        from_prior, tf.reshape(noise["prior_proposals"], factors),
+        model_proposals))
+    log_rho = continuous_common.squashed_gaussian_log_density(
+        mean, log_std, proposals)  # (B k, N - 1)
+    log_prior = num_opponents * self._log_prior()
+    log_model = tf.reduce_sum(tf.stop_gradient(log_rho), axis=-1)
+    log_proposal = tf.reduce_logsumexp(tf.stack(
+        [tf.fill(tf.shape(log_model), np.float32(log_prior)), log_model]),
+                                       axis=0) - np.log(2.0)
+    proposals = tf.reshape(proposals, (-1, self.others_size))
+    actions, _ = self.own_action(repeated, proposals,
+                                 noise["proposal_own"])
     loss = 0.0
-    for index in range(len(self.opponents)):
-      held = tf.stop_gradient(predicted)
-      only_j = tf.concat([held[:, :index * d],
-                          predicted[:, index * d:(index + 1) * d],
-                          held[:, (index + 1) * d:]], axis=-1)
-      actions, _ = self.own_action(observations, only_j, noise["own"])
-      q_values = self.joint_value(self._opponent_q(index), observations,
-                                  actions, only_j)
-      loss += tf.reduce_mean(
-          alpha * (log_rho[:, index] - self._log_prior()) - q_values)
+    for index in range(num_opponents):
+      q_values = self.joint_value(self._opponent_q(index), repeated, actions,
+                                  proposals)
+      log_weights = tf.stop_gradient(q_values / alpha + log_prior
+                                     - log_proposal)
+      weights = tf.nn.softmax(tf.reshape(log_weights, (-1, k)), axis=-1)
+      loss -= tf.reduce_mean(tf.reduce_sum(
+          weights * tf.reshape(log_rho[:, index], (-1, k)), axis=-1))
     return loss
 
   def reward_estimate_loss(self, observations, own, others, noise, alpha):
@@ -297,8 +355,7 @@ class MAIAgent(continuous_common.ReplayAgent):
   # -------------------------------------------------------------------------
   # Updates and actions.
 
-  @tf.function(jit_compile=True)
-  def train_step(self):
+  def update(self):
     """One update of Algorithm 2 (lines 'update opponent model', 'update
     pi') and of the critics; returns the losses."""
     batch = self.replay.sample(self.generator, self.settings.batch_size)
@@ -307,10 +364,7 @@ class MAIAgent(continuous_common.ReplayAgent):
                                                    self.acting_steps)
     with tf.GradientTape(persistent=True) as tape:
       losses = self.losses(batch, noise, alpha)
-    updates = []
-    for name, variables in self.variable_groups().items():
-      updates += zip(tape.gradient(losses[name], variables), variables)
-    self.optimizer.apply_gradients(updates)
+    self.apply_losses(tape, losses)
     rate = self.settings.target_update_rate
     continuous_common.polyak_update(self.target_critic, self.critic, rate)
     for target, source in zip(self.target_opponent_critics,

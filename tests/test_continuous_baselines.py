@@ -1,0 +1,280 @@
+"""The paper's baselines: MASQL, MADDPG and independent DDPG."""
+
+import dataclasses
+
+import numpy as np
+import pyspiel
+import pytest
+import tensorflow as tf
+
+import vsg_spiel  # noqa: F401  (registers the games)
+from vsg_spiel.algorithms import continuous_common
+from vsg_spiel.algorithms import ddpg
+from vsg_spiel.algorithms import maddpg
+from vsg_spiel.algorithms import masql
+
+MODULES = {"masql": masql, "maddpg": maddpg, "ddpg": ddpg}
+SPEC = continuous_common.EnvironmentSpec(num_players=2, observation_size=3,
+                                         action_size=1)
+TINY = continuous_common.Settings(
+    hidden_sizes=(4,), batch_size=4, replay_capacity=16, warmup_steps=2,
+    jit_compile=False, reward_scale=0.5, discount=0.9,
+    target_update_rate=0.25, exploration_noise=0.3)
+ALPHA = 0.3
+
+
+def mlp(network, inputs):
+  hidden = np.asarray(inputs, np.float64)
+  layers = list(zip(network.weights, network.biases))
+  for index, (weight, bias) in enumerate(layers):
+    hidden = hidden @ weight.numpy().astype(np.float64) + bias.numpy()
+    if index < len(layers) - 1:
+      hidden = np.maximum(hidden, 0.0)
+  return hidden
+
+
+def squashed_sample(outputs, noise):
+  mean, raw = np.split(outputs, 2, axis=-1)
+  low, high = continuous_common.LOG_STD_MIN, continuous_common.LOG_STD_MAX
+  log_std = low + 0.5 * (high - low) * (np.tanh(raw) + 1.0)
+  pre_squash = mean + np.exp(log_std) * noise
+  # log(1 - tanh(x)^2), written to stay finite where tanh(x) rounds to 1.
+  log_jacobian = 2 * (np.log(2) - pre_squash
+                      - np.logaddexp(0, -2 * pre_squash))
+  log_density = (-0.5 * noise**2 - log_std - 0.5 * np.log(2 * np.pi)
+                 - log_jacobian)
+  return np.tanh(pre_squash), log_density.sum(axis=-1)
+
+
+def q(network, states, *actions):
+  return mlp(network, np.concatenate([states, *actions], -1))[:, 0]
+
+
+def td_loss(agent, batch, q_values, next_values):
+  settings = agent.settings
+  target = settings.reward_scale * batch["reward"] + settings.discount * (
+      1 - batch["done"]) * next_values
+  return 0.5 * np.mean((q_values - target)**2)
+
+
+def reference_losses(name, agent, batch, noise):
+  """The module docstrings' losses, two players, 1-D actions."""
+  s, s_next = batch["observation"], batch["next_observation"]
+  joint, player = batch["joint_action"], agent.player_id
+  if name == "masql":
+    def joint_sample(states, draws):
+      samples = [squashed_sample(mlp(policy, states), draws[:, j])
+                 for j, policy in enumerate(agent.team_policies)]
+      return (np.concatenate([a for a, _ in samples], -1),
+              samples[player][1])
+    next_joint, next_log_pi = joint_sample(s_next, noise["next_joint"])
+    critic = td_loss(agent, batch, q(agent.critic, s, joint),
+                     q(agent.target_critic, s_next, next_joint)
+                     - ALPHA * next_log_pi)
+    sampled, log_pi = joint_sample(s, noise["joint"])
+    policy = np.mean(ALPHA * log_pi - q(agent.critic, s, sampled))
+  elif name == "maddpg":
+    next_joint = np.concatenate([np.tanh(mlp(p, s_next))
+                                 for p in agent.team_target_policies], -1)
+    critic = td_loss(agent, batch, q(agent.critic, s, joint),
+                     q(agent.target_critic, s_next, next_joint))
+    own = np.tanh(mlp(agent.policy, s))
+    with_own = joint.copy()
+    with_own[:, [player]] = own
+    policy = -np.mean(q(agent.critic, s, with_own))
+  else:
+    critic = td_loss(agent, batch, q(agent.critic, s, joint[:, [player]]),
+                     q(agent.target_critic, s_next,
+                       np.tanh(mlp(agent.target_policy, s_next))))
+    policy = -np.mean(q(agent.critic, s, np.tanh(mlp(agent.policy, s))))
+  return {"critic": critic, "policy": policy}
+
+
+def random_batch(rng, size=4):
+  return {
+      "observation": rng.normal(size=(size, 3)).astype(np.float32),
+      "joint_action": rng.uniform(-0.9, 0.9, (size, 2)).astype(np.float32),
+      "reward": rng.normal(size=size).astype(np.float32),
+      "next_observation": rng.normal(size=(size, 3)).astype(np.float32),
+      "done": np.array([0, 1, 0, 0][:size], np.float32),
+  }
+
+
+def randomise(agents, rng):
+  for agent in agents:
+    for variable in agent.trainable_variables:
+      variable.assign(rng.normal(0.0, 0.7, variable.shape).astype(
+          np.float32))
+
+
+def agent_losses(name, agent, batch, noise):
+  batch = {key: tf.constant(value) for key, value in batch.items()}
+  if name == "masql":
+    noise = {key: tf.constant(value) for key, value in noise.items()}
+    return agent.losses(batch, noise, ALPHA)
+  return agent.losses(batch)
+
+
+def team_and_data(name, player, seed):
+  rng = np.random.default_rng(seed)
+  agents = MODULES[name].make_agents(SPEC, TINY, seed=seed)
+  randomise(agents, rng)
+  noise = {key: rng.normal(size=(4, 2, 1)).astype(np.float32)
+           for key in ("joint", "next_joint")}
+  return agents[player], random_batch(rng), noise
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+@pytest.mark.parametrize("player", [0, 1])
+def test_losses_match_the_formulas(name, player):
+  agent, batch, noise = team_and_data(name, player, seed=player)
+  got = agent_losses(name, agent, batch, noise)
+  expected = reference_losses(name, agent, batch, noise)
+  assert set(got) == set(expected)
+  for loss, value in expected.items():
+    np.testing.assert_allclose(got[loss].numpy(), value, rtol=2e-5,
+                               atol=2e-5, err_msg=loss)
+
+
+def test_ddpg_critic_by_hand():
+  """All weights zero, output biases set: Q = 1.5, Qbar = -1, mu = tanh(0)
+  = 0; the critic loss is 0.5 * mean((1.5 - (0.5 r + 0.9 (1 - done) (-1)))^2)
+  and the policy loss -1.5."""
+  agent = ddpg.make_agents(SPEC, TINY, seed=0)[0]
+  for variable in agent.trainable_variables:
+    variable.assign(tf.zeros_like(variable))
+  agent.critic.biases[-1].assign([1.5])
+  agent.target_critic.biases[-1].assign([-1.0])
+  batch = {"observation": np.zeros((2, 3), np.float32),
+           "joint_action": np.zeros((2, 2), np.float32),
+           "reward": np.array([2.0, 4.0], np.float32),
+           "next_observation": np.zeros((2, 3), np.float32),
+           "done": np.array([0.0, 1.0], np.float32)}
+  got = agent_losses("ddpg", agent, batch, None)
+  targets = np.array([0.5 * 2.0 - 0.9, 0.5 * 4.0])
+  np.testing.assert_allclose(got["critic"].numpy(),
+                             0.5 * np.mean((1.5 - targets)**2), rtol=1e-6)
+  np.testing.assert_allclose(got["policy"].numpy(), -1.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_each_loss_reaches_only_the_expected_variables(name):
+  """The critic loss reaches only the critic (its target is held fixed);
+  the policy loss reaches the policy and the critic (whose gradient the
+  update discards), never the targets or the other agents' networks."""
+  agent, batch, noise = team_and_data(name, 0, seed=3)
+  team = (getattr(agent, "team_policies", [])
+          + getattr(agent, "team_target_policies", []))
+  own = (agent.policy, getattr(agent, "target_policy", None))
+  others = [v for network in team if all(network is not o for o in own)
+            for v in network.parameters]
+  groups = {"critic": agent.critic.parameters,
+            "policy": agent.policy.parameters,
+            "target_critic": agent.target_critic.parameters,
+            "others": others}
+  if hasattr(agent, "target_policy"):
+    groups["target_policy"] = agent.target_policy.parameters
+  with tf.GradientTape(persistent=True) as tape:
+    losses = agent_losses(name, agent, batch, noise)
+  expected = {"critic": {"critic"}, "policy": {"policy", "critic"}}
+  for loss_name, loss in losses.items():
+    reached = {group for group, variables in groups.items() if variables and
+               any(g is not None and np.any(g.numpy() != 0)
+                   for g in tape.gradient(loss, variables))}
+    assert reached == expected[loss_name], loss_name
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_update_moves_each_group_by_its_own_loss_only(name):
+  rng = np.random.default_rng(4)
+  teams = [MODULES[name].make_agents(SPEC, TINY, seed=5) for _ in range(2)]
+  rows = rng.normal(size=(8, 10)).astype(np.float32)
+  rows[:, 3:5] = np.tanh(rows[:, 3:5])
+  rows[:, -1] = rows[:, -1] > 0
+  for team in teams:
+    for row in rows:
+      team[0].replay.add(row)
+  updated, twin = teams[0][0], teams[1][0]
+  updated.update()
+  batch = twin.replay.sample(twin.generator, TINY.batch_size)
+  arguments = (batch,)
+  if name == "masql":
+    arguments = (batch, twin.sample_noise(TINY.batch_size),
+                 continuous_common.annealed_temperature(TINY,
+                                                        twin.acting_steps))
+  gradients = []
+  for loss_name, variables in twin.variable_groups().items():
+    with tf.GradientTape() as tape:
+      loss = twin.losses(*arguments)[loss_name]
+    gradients += tape.gradient(loss, variables)
+  twin.optimizer.apply(gradients)
+  for group, variables in updated.variable_groups().items():
+    for mine, theirs in zip(variables, twin.variable_groups()[group]):
+      np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6,
+                                 atol=1e-7, err_msg=group)
+
+
+def play(environment, agents, episodes):
+  returns = []
+  for _ in range(episodes):
+    time_step = environment.reset()
+    total = np.zeros(environment.num_players)
+    while True:
+      outputs = [agent.step(time_step) for agent in agents]
+      if time_step.last():
+        break
+      actions = np.stack([output.action for output in outputs])
+      assert np.all(np.abs(actions) <= 1.0)
+      time_step = environment.step(actions)
+      total += time_step.rewards
+    returns.append(total)
+  return np.array(returns)
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_checkpoint_restores_identical_actions_and_training(name, tmp_path):
+  """On the routing game (so also a smoke run there)."""
+  game = pyspiel.load_game(
+      "python_vsg_routing(horizon=3,num_players=2,network=parallel)")
+  environment = continuous_common.ContinuousEnvironment(game, seed=0)
+  agents = MODULES[name].make_agents(environment.spec, TINY, seed=7)
+  assert np.all(np.isfinite(play(environment, agents, 2)))
+  paths = [agent.save(str(tmp_path / f"agent_{i}"))
+           for i, agent in enumerate(agents)]
+  observations = environment.observation_of(np.arange(3), np.zeros(3, int))
+  restored = MODULES[name].make_agents(environment.spec, TINY, seed=99)
+  for agent, path in zip(restored, paths):
+    agent.restore(path)
+  for agent, twin in zip(agents, restored):
+    np.testing.assert_array_equal(agent.actions(observations, True),
+                                  twin.actions(observations, True))
+    np.testing.assert_array_equal(agent.actions(observations),
+                                  twin.actions(observations))
+  for agent, twin in zip(agents, restored):
+    losses, twin_losses = agent.train_step(), twin.train_step()
+    for loss in losses:
+      assert np.isfinite(losses[loss].numpy())
+      assert losses[loss].numpy() == twin_losses[loss].numpy()
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_smoke_run_on_the_differential_game_is_finite(name):
+  game = pyspiel.load_game("python_vsg_differential(horizon=3)")
+  environment = continuous_common.ContinuousEnvironment(game, seed=1)
+  agents = MODULES[name].make_agents(environment.spec, TINY, seed=1)
+  returns = play(environment, agents, 2)
+  assert returns.shape == (2, 2) and np.all(np.isfinite(returns))
+  for agent in agents:
+    losses = agent.train_step()
+    assert all(np.isfinite(loss.numpy()) for loss in losses.values())
+
+
+def test_deterministic_policies_add_clipped_exploration_noise():
+  settings = dataclasses.replace(TINY, exploration_noise=5.0)
+  agent = maddpg.make_agents(SPEC, settings, seed=2)[0]
+  observations = np.zeros((500, 3), np.float32)
+  mode = agent.actions(observations, deterministic=True)
+  noisy = agent.actions(observations)
+  assert np.all(mode == mode[0]) and np.all(np.abs(noisy) <= 1.0)
+  assert np.mean(np.abs(noisy) == 1.0) > 0.5  # most draws clipped
+  assert not agent.stochastic_policy and masql.MASQLAgent.stochastic_policy
