@@ -242,7 +242,7 @@ def _mai_summary(results, settings, figures):
 
 _MAI_DEFAULT = dict(
     games=["differential", "routing"],
-    algorithms=["mai", "masql", "maddpg", "ddpg"], seeds=3,
+    algorithms=["mai", "masql", "maddpg", "ddpg"], seeds=2,
     experiments={"differential": dict(episodes=200, steps=25),
                  "routing": dict(episodes=50, steps=25)})
 MAI = Section(
