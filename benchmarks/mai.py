@@ -7,7 +7,7 @@ environment steps, one gradient update per agent and step after the
 warm-up) with the settings of `vsg_spiel.eval.run_mai` and reports:
 
   * the wall time of the run, as `run_mai` trains it (its checkpoints every
-    10 episodes included);
+    10 episodes included), and the process's CPU time beside it;
   * a breakdown by timing, in the same run, every call of each part:
     the environment (reset and step, including the time-step dicts); the
     agents' compiled calls that store the last transition and pick the next
@@ -81,7 +81,7 @@ def main(argv):
                                   seeds=(_SEED.value,),
                                   episodes=_EPISODES.value)
   timers = Timers()
-  start = time.perf_counter()
+  start, start_cpu = time.perf_counter(), time.process_time()
   game = experiment.load_game()
   environment = continuous_common.ContinuousEnvironment(game, _SEED.value)
   agents = mai.make_agents(environment.spec, experiment.agent_settings(),
@@ -100,6 +100,7 @@ def main(argv):
       if (episode + 1) % experiment.block_episodes == 0:
         write(os.path.join(directory, f"ckpt-{episode + 1}"))
   total = time.perf_counter() - start
+  cpu = time.process_time() - start_cpu
   final = run_mai.evaluate_differential(environment, agents)
   steps = experiment.episodes * experiment.steps
   print(f"MAI, differential game, {experiment.episodes} episodes x "
@@ -110,7 +111,9 @@ def main(argv):
         f"{np.round(final['mean_joint_action'], 2).tolist()}, global optimum: "
         f"{final['global_optimum']}; mean reward per step of the last 10 "
         f"episodes {sum(returns[-10:]) / 10 / experiment.steps:.2f}")
-  print(f"wall time of the run: {total:.1f} s")
+  print(f"wall time of the run: {total:.1f} s (CPU time of this process "
+        f"{cpu:.1f} s; a wall time well above it means other work shared "
+        f"the cores)")
   print(f"{'part':34s} {'seconds':>8s} {'share':>6s} {'calls':>7s} "
         f"{'ms/call':>8s}")
   parts = dict(timers.seconds)

@@ -278,3 +278,40 @@ def test_deterministic_policies_add_clipped_exploration_noise():
   assert np.all(mode == mode[0]) and np.all(np.abs(noisy) <= 1.0)
   assert np.mean(np.abs(noisy) == 1.0) > 0.5  # most draws clipped
   assert not agent.stochastic_policy and masql.MASQLAgent.stochastic_policy
+
+
+def test_environment_maps_box_actions_and_seeds_regimes_per_episode():
+  differential = continuous_common.ContinuousEnvironment(
+      pyspiel.load_game("python_vsg_differential(horizon=2)"))
+  np.testing.assert_allclose(
+      differential.to_game_actions([[-1.0], [1.0]]), [-10.0, 10.0])
+  first = differential.reset()
+  assert first.first() and first.observations["joint_action"] is None
+  step = differential.step([[0.5], [0.5]])
+  np.testing.assert_allclose(step.rewards, [10.0, 10.0])  # (5, 5)
+  np.testing.assert_array_equal(step.observations["joint_action"],
+                                [[0.5], [0.5]])
+  assert differential.step([[0.5], [0.5]]).last()
+
+  game = pyspiel.load_game("python_vsg_routing(horizon=6)")
+  splits = continuous_common.ContinuousEnvironment(game).to_game_actions(
+      [[0.0, 0.0], [1.0, -1.0]])
+  np.testing.assert_allclose(splits.sum(axis=-1), 1.0)
+  np.testing.assert_allclose(splits[0], [1 / 3] * 3)
+  share = np.exp(continuous_common.SPLIT_LOGIT_RANGE)
+  np.testing.assert_allclose(splits[1], np.array([share, 1 / share, 1.0])
+                             / (share + 1 / share + 1.0))
+
+  def regimes(environment, episodes):
+    seen = []
+    for _ in range(episodes):
+      time_step, path = environment.reset(), []
+      while not time_step.last():
+        path.append(np.argmax(time_step.observations["info_state"][0][7:]))
+        time_step = environment.step(np.zeros((2, 2)))
+      seen.append(path)
+    return seen
+  straight = regimes(continuous_common.ContinuousEnvironment(game, 3), 4)
+  resumed = regimes(continuous_common.ContinuousEnvironment(
+      game, 3, first_episode=2), 2)
+  assert straight[2:] == resumed and straight[0] != straight[1]
