@@ -39,6 +39,7 @@ import tensorflow as tf
 from vsg_spiel.games import differential
 from vsg_spiel.games import routing
 
+OPPONENT_MODELS = ("variational", "empirical")
 OPPONENT_REWARDS = ("estimated", "shared")
 SPLIT_LOGIT_RANGE = 3.0
 LOG_STD_MIN = -5.0
@@ -70,8 +71,14 @@ class Settings:
     annealing_steps: MAI, MASQL: after the warm-up, alpha decays
       geometrically from initial to final over this many acting steps, then
       stays; 0 keeps the initial one.
-    opponent_reward: MAI: how an agent knows its opponents' rewards for the
-      opponent model of Prop. 5.9: "estimated" (reward estimates fitted to the
+    opponent_model: MAI: "variational" (the paper's: rho is the optimum of
+      Prop. 5.9, eq. 5, the opponents' soft response to the agent's own
+      conditional policy) or "empirical" (the ablation matching
+      `vpg.VPGSolver`'s empirical model: rho fitted by maximum likelihood to
+      the opponents' observed actions, with no reward estimate and no
+      opponent KL term in the soft value).
+    opponent_reward: MAI, variational opponent model: how an agent knows its
+      opponents' rewards for the opponent model of Prop. 5.9: "estimated" (reward estimates fitted to the
       opponents' observed actions, Algorithm 3) or "shared" (an
       identical-interest game: the opponents' reward is the agent's own, so
       its own critic is their soft Q).
@@ -102,6 +109,7 @@ class Settings:
   initial_temperature: float = 1.0
   final_temperature: float = 0.02
   annealing_steps: int = 3000
+  opponent_model: str = "variational"
   opponent_reward: str = "estimated"
   importance_samples: int = 16
   importance_states: int = 32
@@ -137,6 +145,9 @@ class Settings:
     if not self.exploration_noise >= 0.0:
       raise ValueError(f"exploration_noise must be >= 0, got "
                        f"{self.exploration_noise}")
+    if self.opponent_model not in OPPONENT_MODELS:
+      raise ValueError(f"opponent_model must be one of {OPPONENT_MODELS}, "
+                       f"got {self.opponent_model!r}")
     if self.opponent_reward not in OPPONENT_REWARDS:
       raise ValueError(f"opponent_reward must be one of {OPPONENT_REWARDS}, "
                        f"got {self.opponent_reward!r}")

@@ -15,6 +15,10 @@ others' actions. It keeps
     Gaussians, with the uniform density pibar on the action box as the prior
     of Prop. 5.9;
   * a soft critic Q_omega(s, a^i, a^{-i}) and its target network Q_omegabar;
+  * with opponent_model="empirical" (an ablation) rho is instead fitted by
+    maximum likelihood to the opponents' observed actions,
+    -E_D[sum_j log rho_j(a^j|s)], the soft value has no opponent KL term,
+    and there are no reward estimates;
   * with opponent_reward="estimated", for every opponent j a reward estimate
     rhat_psi^j(s, a^j, a^{-j}) and a critic Q^j of j's soft value under it
     (with a target network); with "shared" (identical-interest games) the
@@ -98,7 +102,9 @@ class MAIAgent(continuous_common.ReplayAgent):
                              "target_critic")
     self.opponent_model = MLP(observation_size, hidden, 2 * self.others_size,
                               rng, "opponent_model")
-    self.estimates_rewards = settings.opponent_reward == "estimated"
+    self.empirical_model = settings.opponent_model == "empirical"
+    self.estimates_rewards = (not self.empirical_model
+                              and settings.opponent_reward == "estimated")
     estimated = self.opponents if self.estimates_rewards else []
     self.reward_estimates = [
         MLP(observation_size + joint_size, hidden, 1, rng, f"reward_{j}")
@@ -185,6 +191,8 @@ class MAIAgent(continuous_common.ReplayAgent):
         "next_opponents": normal((batch_size, self.others_size)),
         "next_own": normal((batch_size, d)),
     }
+    if self.empirical_model:
+      return noise
     proposals = self._importance_states() * k
     noise["model_proposals"] = normal((proposals, self.others_size))
     noise["prior_proposals"] = self.generator.uniform(
@@ -210,8 +218,10 @@ class MAIAgent(continuous_common.ReplayAgent):
     losses = {
         "critic": self.critic_loss(batch, own, others, next_sample, alpha),
         "policy": self.policy_loss(observations, noise, alpha),
-        "opponent_model": self.opponent_model_loss(observations[:states],
-                                                   noise, alpha),
+        "opponent_model": (
+            self.empirical_opponent_model_loss(observations, others)
+            if self.empirical_model else
+            self.opponent_model_loss(observations[:states], noise, alpha)),
     }
     if self.estimates_rewards:
       losses["reward_estimate"] = self.reward_estimate_loss(
@@ -223,14 +233,16 @@ class MAIAgent(continuous_common.ReplayAgent):
   def critic_loss(self, batch, own, others, next_sample, alpha):
     """Eq. 9: soft TD of Q(s, a^i, a^{-i}) towards
     r + gamma (1 - done) [Qbar(s', a', a_hat') - alpha (log pi(a'|s', a_hat')
-    + log rho(a_hat'|s') - log pibar(a_hat'))]."""
+    + log rho(a_hat'|s') - log pibar(a_hat'))]; with the empirical opponent
+    model, without the rho and pibar terms."""
     next_observations, next_own, next_predicted, next_log_pi, next_log_rho = (
         next_sample)
+    opponent_kl = (0.0 if self.empirical_model else tf.reduce_sum(
+        next_log_rho - self._log_prior(), axis=-1))
     next_value = (
         self.joint_value(self.target_critic, next_observations, next_own,
                          next_predicted)
-        - alpha * (next_log_pi + tf.reduce_sum(
-            next_log_rho - self._log_prior(), axis=-1)))
+        - alpha * (next_log_pi + opponent_kl))
     target = tf.stop_gradient(
         self.settings.reward_scale * batch["reward"]
         + self.settings.discount * (1.0 - batch["done"]) * next_value)
@@ -300,6 +312,18 @@ class MAIAgent(continuous_common.ReplayAgent):
       loss -= tf.reduce_mean(tf.reduce_sum(
           weights * tf.reshape(log_rho[:, index], (-1, k)), axis=-1))
     return loss
+
+  def empirical_opponent_model_loss(self, observations, others):
+    """The empirical opponent model (opponent_model="empirical"): rho fitted
+    by maximum likelihood to the opponents' observed actions,
+    -E_D[sum_j log rho_j(a^j|s)]."""
+    mean, log_std = continuous_common.gaussian_head(
+        self.opponent_model(observations))
+    factors = (-1, len(self.opponents), self.spec.action_size)
+    return -tf.reduce_mean(tf.reduce_sum(
+        continuous_common.squashed_gaussian_log_density(
+            tf.reshape(mean, factors), tf.reshape(log_std, factors),
+            tf.reshape(others, factors)), axis=-1))
 
   def reward_estimate_loss(self, observations, own, others, noise, alpha):
     """Eqs. 6-7: for each opponent j, -E_data[rhat^j(s, a)] +

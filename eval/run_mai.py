@@ -41,7 +41,9 @@ GAME_AGENT_SETTINGS, overridden by `--agent_settings=key=value,...`. MAI's
 opponent reward is "shared" on the differential game, whose players have
 identical rewards (its GameType says so, so an agent knows its opponent's
 reward without observing it), and "estimated" (Algorithm 3) on the routing
-game.
+game. `--agent_settings=opponent_model=empirical` runs MAI's ablation whose
+opponent model is fitted to the opponents' observed actions instead of
+Prop. 5.9's variational optimum.
 
 Outputs in OUT/<game>/: figure_2a_differential.png or figure_2b_routing.png
 (learning curves: mean and standard deviation across seeds), summary.json

@@ -83,9 +83,10 @@ def reference_losses(agent, batch, noise, alpha):
   own_next, log_pi_next = squashed_sample(
       mlp(agent.policy, np.concatenate([s_next, predicted_next], -1)),
       noise["next_own"])
-  # eq. 9
+  # eq. 9; the empirical opponent model has no opponent KL term.
+  opponent_kl = 0.0 if agent.empirical_model else log_rho_next + LOG_2
   value_next = (q(agent.target_critic, s_next, own_next, predicted_next)
-                - alpha * (log_pi_next + log_rho_next + LOG_2))
+                - alpha * (log_pi_next + opponent_kl))
   target = settings.reward_scale * reward + settings.discount * (
       1 - done) * value_next
   critic = 0.5 * np.mean((q(agent.critic, s, own, other) - target)**2)
@@ -119,6 +120,9 @@ def reference_losses(agent, batch, noise, alpha):
   weights /= weights.sum(1, keepdims=True)
   opponent_model = -np.mean(np.sum(
       weights * log_rho_proposals.reshape(-1, k), 1))
+  if agent.empirical_model:  # maximum likelihood of the observed actions
+    opponent_model = -np.mean(log_density(mlp(agent.opponent_model, s),
+                                          other))
   losses = {"critic": critic, "policy": policy,
             "opponent_model": opponent_model}
   if agent.estimates_rewards:
@@ -177,11 +181,14 @@ def to_tensors(data):
   return {name: tf.constant(value) for name, value in data.items()}
 
 
-@pytest.mark.parametrize("opponent_reward", ["estimated", "shared"])
+@pytest.mark.parametrize("opponent_model,opponent_reward", [
+    ("variational", "estimated"), ("variational", "shared"),
+    ("empirical", "estimated")])
 @pytest.mark.parametrize("player", [0, 1])
-def test_losses_match_the_formulas(opponent_reward, player):
+def test_losses_match_the_formulas(opponent_model, opponent_reward, player):
   rng = np.random.default_rng(player)
-  settings = dataclasses.replace(TINY, opponent_reward=opponent_reward)
+  settings = dataclasses.replace(TINY, opponent_model=opponent_model,
+                                 opponent_reward=opponent_reward)
   agent = mai.MAIAgent(player, SPEC, settings, seed=0)
   randomise(agent, rng)
   batch, noise = random_batch(rng), random_noise(rng)
@@ -278,14 +285,19 @@ def all_groups(agent):
   return groups
 
 
-def test_each_loss_reaches_only_the_expected_variables():
+@pytest.mark.parametrize("opponent_model", ["variational", "empirical"])
+def test_each_loss_reaches_only_the_expected_variables(opponent_model):
   rng = np.random.default_rng(3)
-  agent = mai.MAIAgent(0, SPEC, TINY, seed=1)
+  agent = mai.MAIAgent(0, SPEC, dataclasses.replace(
+      TINY, opponent_model=opponent_model), seed=1)
   randomise(agent, rng)
   batch, noise = to_tensors(random_batch(rng)), to_tensors(random_noise(rng))
   groups = all_groups(agent)
   with tf.GradientTape(persistent=True) as tape:
     losses = agent.losses(batch, noise, 0.3)
+  # The empirical model needs no reward estimates (opponent_reward is moot).
+  assert set(losses) == ({"critic", "policy", "opponent_model"}
+                         if opponent_model == "empirical" else set(REACHES))
   for name, loss in losses.items():
     reached = {group for group, variables in groups.items()
                if any(g is not None and np.any(g.numpy() != 0)
@@ -387,13 +399,17 @@ def test_checkpoint_restores_identical_actions_and_training(tmp_path):
       assert losses[name].numpy() == twin_losses[name].numpy()
 
 
-@pytest.mark.parametrize("game_string,opponent_reward", [
-    ("python_vsg_differential(horizon=3)", "shared"),
-    ("python_vsg_routing(horizon=3,num_players=2)", "estimated")])
-def test_smoke_run_is_finite(game_string, opponent_reward):
+@pytest.mark.parametrize("game_string,opponent_model,opponent_reward", [
+    ("python_vsg_differential(horizon=3)", "variational", "shared"),
+    ("python_vsg_routing(horizon=3,num_players=2)", "variational",
+     "estimated"),
+    ("python_vsg_routing(horizon=3,num_players=2)", "empirical",
+     "estimated")])
+def test_smoke_run_is_finite(game_string, opponent_model, opponent_reward):
   game = pyspiel.load_game(game_string)
   environment = continuous_common.ContinuousEnvironment(game, seed=1)
-  settings = dataclasses.replace(TINY, opponent_reward=opponent_reward)
+  settings = dataclasses.replace(TINY, opponent_model=opponent_model,
+                                 opponent_reward=opponent_reward)
   agents = mai.make_agents(environment.spec, settings, seed=1)
   returns = play(environment, agents, 3)
   assert np.all(np.isfinite(returns))
@@ -408,6 +424,7 @@ def test_smoke_run_is_finite(game_string, opponent_reward):
     ("discount", 1.5, r"discount must be in \[0, 1\]"),
     ("final_temperature", 0.0, "final_temperature must be finite and > 0"),
     ("opponent_reward", "oracle", "opponent_reward must be one of"),
+    ("opponent_model", "exact", "opponent_model must be one of"),
     ("replay_capacity", 64, "replay_capacity must be >= batch_size"),
     ("hidden_sizes", (), "hidden_sizes must be one or more widths"),
 ])
