@@ -48,7 +48,10 @@ setuptools.setup(
     extras_require={
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
-        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
+        # pettingzoo (with gymnasium, its only new dependency): the games'
+        # `parallel_env` ParallelEnvs (games/pettingzoo_env.py) and their tests.
+        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60",
+                 "pettingzoo>=1.27"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],
