@@ -195,7 +195,7 @@ def parallel_env(game_name, render_mode=None, **params):
   defaults = {game_type.short_name: game_type.parameter_specification
               for game_type in pyspiel.registered_games()}[game_name]
   params = {key: float(value) if (isinstance(defaults.get(key), float)
-                                  and isinstance(value, int)) else value
+                                  and type(value) is int) else value
             for key, value in params.items()}
   return ContinuousParallelEnv(pyspiel.load_game(game_name, params),
                                render_mode)

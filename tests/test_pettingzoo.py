@@ -183,6 +183,8 @@ def test_differential_parameters_pass_through():
      "Unknown parameter 'players'"),
     (routing.parallel_env, dict(num_players="3"), pyspiel.SpielError,
      "Wrong type for parameter num_players"),
+    (routing.parallel_env, dict(demand=True), pyspiel.SpielError,
+     "Wrong type for parameter demand"),
     (differential.parallel_env, dict(scale_1=-1.0), ValueError,
      "scale_1 must be > 0"),
     (differential.parallel_env, dict(horizon=0), ValueError,
