@@ -1,8 +1,13 @@
 """Tests of the PettingZoo ParallelEnvs of the differential and routing games."""
 
+import warnings
+
 import numpy as np
+from pettingzoo.test import api_test
 from pettingzoo.test import parallel_api_test
 from pettingzoo.test import parallel_seed_test
+from pettingzoo.test import seed_test
+from pettingzoo.utils import conversions
 import pytest
 
 import pyspiel
@@ -61,8 +66,14 @@ def _play(env, rng, seed=None):
 @pytest.mark.parametrize("name", sorted(_ENVS))
 def test_parallel_api_and_seed_tests(name):
   make, params = _ENVS[name]
-  parallel_api_test(make(**params), num_cycles=100)
-  parallel_seed_test(lambda: make(**params))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # The API tests warn about soft failures.
+    parallel_api_test(make(**params), num_cycles=100)
+    parallel_seed_test(lambda: make(**params))
+    # Libraries on the turn-based (AEC) API get it by PettingZoo's conversion.
+    api_test(conversions.parallel_to_aec(make(**params)), num_cycles=100)
+    seed_test(lambda: conversions.parallel_to_aec(make(**params)),
+              num_cycles=100)
 
 
 def test_differential_rewards_equal_the_batched_env_and_the_model():
