@@ -119,8 +119,9 @@ def kl_regularised_response(log_prior, q_values, legal, temperature,
   support = legal & (log_prior > -np.inf)
   top = np.max(np.where(support, q_values, -np.inf), axis=axis,
                keepdims=True)
+  gaps = np.where(support, q_values - top, 0.0)  # <= 0 on the support
   with np.errstate(over="ignore"):  # -inf for gaps beyond float range
-    scaled = (q_values - top) / temperature
+    scaled = gaps / temperature
   logits = np.where(support, log_prior + scaled, -np.inf)
   log_normaliser = special.logsumexp(logits, axis=axis, keepdims=True)
   value = temperature * log_normaliser + top
