@@ -79,7 +79,8 @@ class MirrorDescent:
       finished = rank[children] < rank[layer.decision_ids, None]
       logits = cumulative[children] + np.where(
           finished, learning_rate * values[children], 0.0)
-      return np.sum(logit.softmax(logits, layer.legal, axis=1) * q_values, axis=1)
+      return np.sum(logit.softmax(logits, layer.legal, axis=1) * q_values,
+                    axis=1)
 
     return self._engine.backward(mean_field, walked_policy_value, values)
 

@@ -115,7 +115,8 @@ class SoloRoundState(_State):
 
 class SoloRoundGame(pyspiel.Game):
 
-  def __init__(self, params=_PARAMS_SOLO):  # pylint: disable=dangerous-default-value
+  # pylint: disable-next=dangerous-default-value
+  def __init__(self, params=_PARAMS_SOLO):
     super().__init__(_SOLO_TYPE, _game_info(2), params)
 
   def new_initial_state(self):
@@ -163,7 +164,8 @@ class ChanceExitState(_State):
 
 class ChanceExitGame(pyspiel.Game):
 
-  def __init__(self, params=_PARAMS_EXIT):  # pylint: disable=dangerous-default-value
+  # pylint: disable-next=dangerous-default-value
+  def __init__(self, params=_PARAMS_EXIT):
     params = {**_PARAMS_EXIT, **params}
     super().__init__(_EXIT_TYPE, _game_info(2, 2), params)
     self._exit_probability = float(params["exit_probability"])

@@ -220,7 +220,8 @@ def test_get_policy_is_an_openspiel_policy():
                                          float("inf"), True, "1"))
 def test_rejects_bad_temperature(temperature):
   game = pyspiel.load_game("mfg_crowd_modelling(size=3,horizon=2)")
-  with pytest.raises(ValueError, match="temperature must be a finite real number"):
+  with pytest.raises(ValueError,
+                     match="temperature must be a finite real number"):
     mf_bayesian_q.MFBayesianQLearning(game, temperature=temperature)
 
 

@@ -85,9 +85,8 @@ class MarkovGame:
                             if initial_rewards is None else
                             np.asarray(initial_rewards, dtype=np.float64))
     self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
-    if not 0.0 < discount <= 1.0:
-      raise ValueError(f"discount must be in (0, 1]; got {discount}")
-    self.discount = float(discount)
+    self.discount = parameters.check_real("discount", discount, 0.0, 1.0,
+                                          low_open=True)
     self.game = game
     self.state_key = state_key  # "observation" or "history" (from OpenSpiel)
     self.state_keys = state_keys
@@ -304,8 +303,9 @@ class _Enumerator:
         f"num_players) x {self.bytes_per_state // self.num_joint_actions} "
         f"bytes), more than max_bytes={self.max_bytes} "
         f"({_format_bytes(self.max_bytes)}); load the game with fewer players, "
-        "actions or steps, or raise the limit with "
-        "MarkovGame.from_openspiel(game, max_bytes=...)")
+        "actions or steps, or raise the limit: build "
+        "MarkovGame.from_openspiel(game, max_bytes=...) and pass it to the "
+        "solvers and to nash_conv")
 
 
   def decision_outcomes(self, state):
