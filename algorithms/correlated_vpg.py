@@ -96,6 +96,11 @@ class CorrelatedVPGSolver:
       social value after every iteration (step `signal_step`).
     initialisation: "distinct", "shared", "random" or "uniform".
     temperature, step, opponent_model, policy_form, seed: as `VPGSolver`.
+
+  Raises:
+    ValueError: a parameter out of range, named in the message (num_signals
+      an integer >= 1, signal_distribution finite probabilities summing to 1,
+      signal_step in (0, 1], the choices, and `VPGSolver`'s).
   """
 
   def __init__(self, game, num_signals=2, signal_distribution=None, *,

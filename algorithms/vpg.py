@@ -79,7 +79,8 @@ class VPGSolver:
   Args:
     game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
     temperature: alpha > 0, or a callable iteration -> alpha (annealing; see
-      `geometric_annealing`).
+      `geometric_annealing`); at least the game's largest |return| / 1e300
+      (`MarkovGame.return_bound`), so that returns / alpha stay finite.
     step: beta in (0, 1], the eq. 4 step (1 is the soft best response), or
       a callable iteration -> beta (e.g. shrinking with an annealed alpha).
     opponent_model: "exact", "empirical" or "variational".
@@ -89,12 +90,19 @@ class VPGSolver:
       instead of fitted estimates (the ablation).
     opponent_prior: pibar of Prop. 5.9: "uniform", "empirical" (the observed
       action frequencies) or "previous" (the previous model).
-    prior_count: pseudo-count of the uniform prior of the empirical model.
+    prior_count: pseudo-count of the uniform prior of the empirical model,
+      finite and > 0.
     reward_learning_rate: step of the eqs. 8-9 gradient on the reward
-      estimates (in units of alpha).
+      estimates (in units of alpha), finite and > 0.
     initial_profile: the starting policies (a profile of the game's
       MarkovGame; every conditional slice starts at it); uniform by default.
-      The opponent models start at the others' starting policies.
+      Zero probabilities are exact (log 0 = -inf, 0 log 0 = 0): with
+      step < 1 an action of probability 0 keeps it (eq. 4). The opponent
+      models start at the others' starting policies.
+
+  Raises:
+    ValueError: naming the parameter and its allowed values, before the
+      game is enumerated (the temperature's lower bound right after).
   """
 
   def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",

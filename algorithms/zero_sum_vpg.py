@@ -37,14 +37,20 @@ class ZeroSumVPGSolver:
   Args:
     game: a two-player zero-sum game (or string, or `MarkovGame`) the core
       accepts.
-    temperature: alpha > 0 or a callable iteration -> alpha (annealing).
+    temperature: alpha > 0 or a callable iteration -> alpha (annealing); at
+      least the game's largest |return| / 1e300, as `VPGSolver`'s.
     step: beta in (0, 1] of eq. 4, or a callable iteration -> beta. The soft
       objective's curvature grows like 1/alpha, so beta must shrink with
       alpha for the iterates to converge (e.g. beta = alpha / 5 on unit
       payoffs; `proportional_step`).
     opponent_prior: pibar of the closed-form opponent: "uniform" or
       "previous" (the previous model).
-    initial_profile: starting policies (uniform by default).
+    initial_profile: starting policies (uniform by default; zero
+      probabilities are exact).
+
+  Raises:
+    ValueError: a parameter out of range (named in the message), or a game
+      that is not two-player zero-sum.
   """
 
   def __init__(self, game, temperature=1.0, step=0.5,
