@@ -13,7 +13,7 @@ and one iteration (Algorithm 1) does:
   1. update the opponent models: "exact" (the others' current marginal
      policies), "empirical" (observed action frequencies with a prior) or
      "variational" (Prop. 5.9, with the opponents' rewards fitted by the
-     maximum-entropy objective of eqs. 8-9, or the true rewards with
+     maximum-entropy objective of eqs. 6-7, or the true rewards with
      oracle_reward=True);
   2. compute every agent's soft action value (Def. 5.1), in units of 1/alpha:
        Q^i(s, a, a_hat) = r^i(s, a, a_hat) / alpha + gamma E_{s'} V^i(s'),
@@ -92,7 +92,7 @@ class VPGSolver:
       action frequencies) or "previous" (the previous model).
     prior_count: pseudo-count of the uniform prior of the empirical model,
       finite and > 0.
-    reward_learning_rate: step of the eqs. 8-9 gradient on the reward
+    reward_learning_rate: step of the eqs. 6-7 gradient on the reward
       estimates (in units of alpha), finite and > 0.
     initial_profile: the starting policies (a profile of the game's
       MarkovGame; every conditional slice starts at it); uniform by default.
@@ -230,7 +230,7 @@ class VPGSolver:
     return float(np.sum(self.deviation_gains()))
 
   # --------------------------------------------------------------------------
-  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 8-9).
+  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 6-7).
 
   def _observe_play(self, alpha):
     """What the agents observe of play before step 1: with exact planning,
@@ -311,7 +311,7 @@ class VPGSolver:
     return model
 
   def _fit_reward_estimate(self, i, j, observed, own_marginal):
-    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 8-9).
+    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 6-7).
 
     The transition factors of the two trajectory distributions cancel, so
     the objective is E_s KL(observed_j(.|s) || rho_j(.|s)); its gradient in
@@ -403,7 +403,7 @@ class VPGSolver:
                              self.current_step(), axis=1)
 
   # --------------------------------------------------------------------------
-  # What Theorem 4.2 bounds, measured (DESIGN.md).
+  # What Theorem 4.2 bounds, measured (docs/design.md).
 
   def elbo_gaps(self):
     """Per agent, under q (the opponents drawn from rho^i and seen by the

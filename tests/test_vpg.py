@@ -75,7 +75,7 @@ def test_conditional_elbo_gap_is_at_most_epsilon(game_string):
 
 
 def test_conditional_true_gain_can_exceed_epsilon():
-  """DESIGN.md: in matrix_bos the conditional form coordinates on the
+  """docs/design.md: in matrix_bos the conditional form coordinates on the
   predicted action under q, but its marginal is exploitable in the game."""
   game = pyspiel.load_game("matrix_bos")
   solver = vpg.VPGSolver(game, temperature=0.1, step=1.0)
@@ -127,7 +127,7 @@ def test_variational_oracle_model_is_prop_5_9_in_closed_form():
 
 
 def test_learned_reward_fits_the_observed_play():
-  """Gradient steps of eqs. 8-9 on rhat_j make the model of j reproduce
+  """Gradient steps of eqs. 6-7 on rhat_j make the model of j reproduce
   j's observed action frequencies (here held fixed at 90% / 10%)."""
   game = pyspiel.load_game("matrix_pd")
   solver = vpg.VPGSolver(game, temperature=1.0, step=0.5,
