@@ -22,9 +22,9 @@ action w mod |A_i| (the same recommendation for all, as in coordination
 games); "random" draws seeded logit noise. VPG then moves each signal to an
 equilibrium of its own. Policies are marginal by default: in the conditional
 form, the soft best response to the predicted action has a continuum of
-fixed points whose marginals need not be equilibria (docs/design.md), which would
-blur the device. sigma is fixed, or learned (learn_signal_distribution=True) by a
-mirror step towards the signals whose soft social value is higher: the
+fixed points whose marginals need not be equilibria (docs/design.md), which
+would blur the device. sigma is fixed, or learned
+(learn_signal_distribution=True) by a mirror step towards the signals whose soft social value is higher: the
 variational posterior q(w) ∝ sigma(w) exp(sum_i V_i(w)) of the latent signal.
 """
 
