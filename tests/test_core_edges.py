@@ -14,6 +14,7 @@ from open_spiel.python.algorithms import expected_game_score
 
 import vsg_spiel
 from vsg_spiel import core
+from vsg_spiel.algorithms import correlated_vpg
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.algorithms import zero_sum_vpg
 
@@ -105,6 +106,24 @@ def test_edges_chance_root_that_ends_the_game_solvers_match_openspiel():
       solver.iteration()
     assert solver.nash_conv() == pytest.approx(
         exploitability.nash_conv(turn_based, solver.policy()), abs=1e-12)
+
+
+def test_edges_chance_root_values_carry_through_the_signal_augmentation():
+  """The correlated solver's player values include what is paid before the
+  first decision (one signal: the device is the policies themselves)."""
+  game = pyspiel.load_game(EXIT, {"entry_reward": 0.25})
+  solver = correlated_vpg.CorrelatedVPGSolver(game, num_signals=1)
+  solver.iteration()
+  mgame = solver.mgame
+  expected = mgame.start_values(vsg_spiel.policy_values(mgame,
+                                                        solver.profile()))
+  np.testing.assert_allclose(solver.player_values(), expected, atol=1e-15)
+  turn_based = pyspiel.convert_to_turn_based(game)
+  policy = vsg_spiel.to_policy(mgame, solver.profile())
+  np.testing.assert_allclose(
+      solver.player_values(),
+      expected_game_score.policy_value(turn_based.new_initial_state(),
+                                       [policy, policy]), atol=1e-12)
 
 
 @pytest.mark.parametrize("game_string, needed", [
