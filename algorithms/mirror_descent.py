@@ -40,10 +40,13 @@ class MirrorDescent:
     engine, a `MeanFieldEngine` of `game` to reuse (built if None).
 
     Raises:
-      ValueError: lr is not a finite number > 0, or the engine was built for
-        another game.
+      ValueError: lr is not a finite number > 0, engine is not a
+        MeanFieldEngine or was built for another game.
     """
     self._lr = parameters.check_real("lr", lr, 0.0, low_open=True)
+    if not (engine is None or isinstance(engine, mfg_engine.MeanFieldEngine)):
+      raise ValueError("engine must be a MeanFieldEngine or None; got "
+                       f"{type(engine).__name__}")
     self._engine = engine or mfg_engine.MeanFieldEngine(game)
     if self._engine.game is not game:
       raise ValueError("engine was built for a different game")

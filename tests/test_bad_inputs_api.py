@@ -137,6 +137,8 @@ BAD_INPUTS = [
     (_mf_bql, {"engine": "cached"}, ValueError,
      "engine must be a MeanFieldEngine"),
     (_mirror_descent, {"lr": NAN}, ValueError, f"lr {REAL}"),
+    (_mirror_descent, {"engine": "cached"}, ValueError,
+     "engine must be a MeanFieldEngine"),
     # Schedules.
     (vpg.geometric_annealing, {"initial": 0.0, "final": 0.1, "decay": 0.5},
      ValueError, f"initial {REAL}"),
