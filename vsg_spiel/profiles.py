@@ -313,10 +313,15 @@ def _read(mgame, policy, history_fallback):
     raise ValueError(f"{mgame!r} was built from arrays, not from an OpenSpiel "
                      "game: only a profile (arrays) can be read on it")
   if isinstance(policy, MarkovPolicy) and (
-      policy.mgame is mgame or (
-          str(policy.mgame.game) == str(mgame.game) and
-          policy.mgame.state_keys == mgame.state_keys)):
-    return mgame, [table.copy() for table in policy.profile]
+      policy.mgame is mgame or str(policy.mgame.game) == str(mgame.game)):
+    if policy.mgame is mgame or policy.mgame.state_keys == mgame.state_keys:
+      return mgame, [table.copy() for table in policy.profile]
+    # Markov in its own game's states, so read at each of ours (a history
+    # key of ours, for instance, has one observation key of the policy's).
+    source = np.fromiter(map(policy.mgame.index_of, mgame.states), np.int64,
+                         mgame.num_states)
+    return mgame, validate_profile(
+        mgame, [table[source] for table in policy.profile])
   histories = _histories_of(mgame)
   rows = histories.read(policy)
   try:
@@ -408,6 +413,10 @@ class _Histories:
         round_index = len(round_states)
         round_states.append(round_state)
       player = state.current_player()
+      if self.simultaneous and round_state.is_simultaneous_node():
+        last = max(q for q in range(num_players) if round_state.legal_actions(q))
+      else:
+        last = player
       if len(nodes) >= MAX_HISTORIES:
         self._too_many(f"more than {MAX_HISTORIES}")
       players.append(player)
@@ -419,8 +428,7 @@ class _Histories:
           stack.append((child, None, (), -1))
         elif not round_state.is_simultaneous_node():
           stack.append((child, round_state.child(action), (), -1))
-        elif (not child.is_terminal() and not child.is_chance_node() and
-              child.current_player() > player):
+        elif player < last:
           stack.append((child, round_state, chosen + ((player, action),),
                         round_index))
         else:  # The round is complete: the game itself takes the joint action.
