@@ -355,6 +355,61 @@ def _unique(keys):
   return list(index), inverse
 
 
+def _flatten(answers):
+  """(entries per answer, actions, probabilities) of {action: probability}
+  dicts or [(action, probability), ...] sequences."""
+  answers = [answer.items() if isinstance(answer, dict) else answer
+             for answer in answers]
+  try:
+    lengths = np.fromiter(map(len, answers), np.int64, len(answers))
+    flat = np.fromiter(itertools.chain.from_iterable(
+        itertools.chain.from_iterable(answers)), np.float64,
+                       2 * int(lengths.sum()))
+  except (TypeError, ValueError) as error:
+    raise ValueError(
+        "a policy's answer at a state must be a dict {action: probability} "
+        f"or a sequence of (action, probability) pairs: {error}") from None
+  return lengths, flat[0::2], flat[1::2]
+
+
+def _table_entries(table):
+  """(keys, entries per key, actions, probabilities) of a policy dict or a
+  pyspiel.TabularPolicy."""
+  if isinstance(table, pyspiel.TabularPolicy):
+    parsed = _parse_serialized(table)
+    if parsed is not None:
+      return parsed
+    table = table.policy_table()
+  return (list(table),) + _flatten(list(table.values()))
+
+
+def _parse_serialized(table):
+  """A pyspiel.TabularPolicy read from `serialize()`'s text by string splits
+  (exact: the probabilities are hexadecimal), several times faster than
+  converting `policy_table()`; None if the text is not as expected."""
+  text = table.serialize()
+  prefix = "TabularPolicy:"
+  if not text.startswith(prefix):
+    return None
+  parts = text[len(prefix):].split("<~>")
+  if len(parts) != 2 * table.size():
+    return None  # A key holds the separator, or the format changed.
+  keys, entries = parts[0::2], parts[1::2]
+  lengths = np.fromiter((entry.count("=") for entry in entries), np.int64,
+                        len(entries))
+  fields = ",".join(entry for entry in entries if entry).replace(
+      "=", ",").split(",")
+  if len(fields) != 2 * lengths.sum() and lengths.sum() > 0:
+    return None
+  try:
+    actions = np.fromiter(map(int, fields[0::2]), np.float64, lengths.sum())
+    probabilities = np.fromiter(map(float.fromhex, fields[1::2]), np.float64,
+                                lengths.sum())
+  except ValueError:
+    return None
+  return keys, lengths, actions, probabilities
+
+
 class _Histories:
   """The decision histories of a game's turn-based form, walked once.
 
@@ -381,6 +436,8 @@ class _Histories:
     self.num_actions = self.game.num_distinct_actions()
     self._walked = False
     self._keys = {}
+    self._layouts = {}
+    self._key_index = {}
     self._targets = weakref.WeakKeyDictionary()
 
   # --------------------------------------------------------------------------
@@ -459,13 +516,21 @@ class _Histories:
 
   def target(self, mgame):
     """Each node's state index in `mgame` (this game, any state key)."""
-    indices = self._targets.get(mgame)
-    if indices is None:
+    return self._grouping(mgame)[0]
+
+  def _grouping(self, mgame):
+    """(each node's state in `mgame`, the first node of its (player, state)
+    group, the first nodes): computed once per target game."""
+    found = self._targets.get(mgame)
+    if found is None:
       by_round = np.fromiter((mgame.index_of(state)
                               for state in self.round_states), np.int64,
                              len(self.round_states))
-      indices = self._targets[mgame] = by_round[self.round]
-    return indices
+      states = by_round[self.round]
+      _, first, inverse = np.unique(self.player * mgame.num_states + states,
+                                    return_index=True, return_inverse=True)
+      found = self._targets[mgame] = (states, first[inverse], first)
+    return found
 
   def keys(self, kind):
     """(distinct keys, each node's index among them) for a kind of lookup.
@@ -528,13 +593,17 @@ class _Histories:
       distinct, inverse = self.keys("tabular:" + side)
       rows = self._tabular_rows(policy, distinct, inverse)
     elif isinstance(policy, (dict, pyspiel.TabularPolicy)):
-      table = (policy.policy_table() if isinstance(policy, pyspiel.TabularPolicy)
-               else policy)
-      distinct, inverse = self._keys_present(table)
-      rows = self._scatter(list(map(table.__getitem__, distinct)), inverse)
+      keys, lengths, actions, probabilities = _table_entries(policy)
+      distinct, inverse, positions = self._look_up(keys)
+      owners = np.repeat(positions, lengths)
+      mine = owners >= 0  # A table may hold more states than the game.
+      rows = self._rows(owners[mine], actions[mine], probabilities[mine],
+                        len(distinct), inverse)
     else:
-      distinct, inverse, answers = self._query(policy, side)
-      rows = self._scatter(answers, inverse)
+      _, inverse, answers = self._query(policy, side)
+      lengths, actions, probabilities = _flatten(answers)
+      rows = self._rows(np.repeat(np.arange(len(answers)), lengths), actions,
+                        probabilities, len(answers), inverse)
     return _checked_rows(rows[inverse], self.legal, self.describe)
 
   def _side_of(self, policy):
@@ -559,15 +628,26 @@ class _Histories:
       raise ValueError(
           f"the TabularPolicy's action_probability_array has shape "
           f"{table.shape}; the game has {self.num_actions} actions")
+    # TabularPolicies of one game share their rows' order: the last one's
+    # keys are kept, and when a policy has the same keys (one comparison of
+    # two lists) its rows map to the nodes as that one's did.
     lookup = policy.state_lookup
-    indices = np.fromiter((lookup.get(key, -1) for key in distinct), np.int64,
-                          len(distinct))
-    self._check_present(indices >= 0, inverse, "the TabularPolicy")
+    layout, indices = self._layouts.get(id(distinct), (None, None))
+    if layout is None or list(lookup) != layout:
+      indices = np.fromiter((lookup.get(key, -1) for key in distinct),
+                            np.int64, len(distinct))
+      self._check_present(indices >= 0, inverse, "the TabularPolicy")
+      self._layouts[id(distinct)] = (list(lookup), indices)
     return table[indices]
 
-  def _keys_present(self, table):
-    """The lookup whose keys the dict holds, OpenSpiel's information states
-    first."""
+  def _look_up(self, keys):
+    """(distinct keys, each node's key, each table key's index among the
+    distinct keys or -1) by the first kind of key that covers every node,
+    OpenSpiel's information states first.
+
+    As for `TabularPolicy`, a table with the last table's keys in the same
+    order (one list comparison) reuses its indices.
+    """
     kinds = ["information_state", "tabular:turn_based"]
     if self.simultaneous:
       kinds += ["information_state:game", "tabular:game"]
@@ -577,10 +657,19 @@ class _Histories:
         distinct, inverse = self.keys(kind)
       except (pyspiel.SpielError, RuntimeError, NotImplementedError):
         continue  # The game has no such strings.
-      present = np.fromiter((key in table for key in distinct), bool,
-                            len(distinct))
+      layout, positions = self._layouts.get(("table", kind), (None, None))
+      if layout is None or keys != layout:
+        index = self._key_index.get(kind)
+        if index is None:
+          index = self._key_index[kind] = {key: i for i, key in
+                                           enumerate(distinct)}
+        positions = np.fromiter(map(index.get, keys, itertools.repeat(-1)),
+                                np.int64, len(keys))
+      present = np.zeros(len(distinct), dtype=bool)
+      present[positions[positions >= 0]] = True
       if present.all():
-        return distinct, inverse
+        self._layouts[("table", kind)] = (keys, positions)
+        return distinct, inverse, positions
       first = first or (present, inverse)
     if first is None:
       raise ValueError(f"{self.game} has no information state strings to "
@@ -623,17 +712,9 @@ class _Histories:
         return_inverse=True)
     return first, inverse
 
-  def _scatter(self, answers, inverse):
-    """Rows (distinct keys, num_actions) from {action: probability} dicts or
-    [(action, probability), ...] lists, one per distinct key."""
-    answers = [answer.items() if isinstance(answer, dict) else answer
-               for answer in answers]
-    lengths = np.fromiter(map(len, answers), np.int64, len(answers))
-    flat = np.fromiter(itertools.chain.from_iterable(
-        itertools.chain.from_iterable(answers)), np.float64,
-                       2 * int(lengths.sum()))
-    actions, probabilities = flat[0::2], flat[1::2]
-    owners = np.repeat(np.arange(len(answers)), lengths)
+  def _rows(self, owners, actions, probabilities, num_rows, inverse):
+    """(num_rows, num_actions) probabilities from flat (row, action,
+    probability) entries; action ids are checked first."""
     bad = np.flatnonzero((actions != np.round(actions)) | (actions < 0) |
                          (actions >= self.num_actions))
     if bad.size:
@@ -642,7 +723,7 @@ class _Histories:
           f"the policy gives action {actions[bad[0]]:g} for "
           f"{self.describe(node)}: not an action id of {self.game} (0 to "
           f"{self.num_actions - 1})")
-    rows = np.zeros((len(answers), self.num_actions))
+    rows = np.zeros((num_rows, self.num_actions))
     rows[owners, actions.astype(np.int64)] = probabilities
     return rows
 
@@ -656,15 +737,12 @@ class _Histories:
       NonMarkovPolicyError: two nodes of one state of `mgame` have different
         rows.
     """
-    states = self.target(mgame)
-    combined = self.player * mgame.num_states + states
-    distinct, first, inverse = np.unique(combined, return_index=True,
-                                         return_inverse=True)
-    difference = np.abs(rows - rows[first][inverse]).max(axis=1)
+    states, representative, first = self._grouping(mgame)
+    difference = np.abs(rows - rows[representative]).max(axis=1)
     bad = np.flatnonzero(difference > _MARKOV_TOLERANCE)
     if bad.size:
       node = bad[0]
-      other = first[inverse[node]]
+      other = representative[node]
       raise NonMarkovPolicyError(
           f"the policy of player {self.player[node]} is not a function of "
           f"the {mgame.state_key} key {mgame.state_keys[states[node]]!r}: it "
@@ -673,10 +751,9 @@ class _Histories:
           "policy of a simultaneous-move game may not depend on the other "
           "players' actions of the same round)")
     profile = [np.zeros(mask.shape) for mask in mgame.legal_mask]
-    players, indices = np.divmod(distinct, mgame.num_states)
     for player, table in enumerate(profile):
-      mine = players == player
-      table[indices[mine]] = rows[first[mine]]
+      mine = first[self.player[first] == player]
+      table[states[mine]] = rows[mine]
       if not self.simultaneous:  # Not to move: the single action 0.
         table[mgame.current_player != player, 0] = 1.0
     return validate_profile(mgame, profile)
