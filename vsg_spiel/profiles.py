@@ -142,20 +142,21 @@ def _checked_rows(rows, legal, where):
   if bad.size:
     row, action = bad[0]
     raise ValueError(
-        f"{where(row)} puts probability {float(rows[row, action])!r} on illegal "
-        f"action {action} (legal actions: "
+        f"{where(row)} puts probability {float(rows[row, action])!r} on "
+        f"illegal action {action} (legal actions: "
         f"{np.flatnonzero(legal[row]).tolist()})")
   sums = rows.sum(axis=1)
   num_legal = legal.sum(axis=1)
   # A row without legal actions (a player who does not act) must be empty.
   error = np.abs(sums - (num_legal > 0))
-  bad = np.flatnonzero(error > num_legal * _FLOAT32_EPSILON)
+  tolerance = num_legal * _FLOAT32_EPSILON
+  bad = np.flatnonzero(error > tolerance)
   if bad.size:
     row = bad[0]
     raise ValueError(
-        f"probabilities of {where(row)} sum to {float(sums[row])!r}, not 1 (the "
-        f"tolerance is n * 2**-23 = {num_legal[row] * _FLOAT32_EPSILON:.3g} "
-        f"for its n = {num_legal[row]} legal actions)")
+        f"probabilities of {where(row)} sum to {float(sums[row])!r}, not 1 "
+        f"(the tolerance is n * 2**-23 = {tolerance[row]:.3g} for its n = "
+        f"{num_legal[row]} legal actions)")
   off = error > _RENORMALISE_ABOVE
   if off.any():
     rows = rows.copy()
@@ -471,7 +472,8 @@ class _Histories:
         round_states.append(round_state)
       player = state.current_player()
       if self.simultaneous and round_state.is_simultaneous_node():
-        last = max(q for q in range(num_players) if round_state.legal_actions(q))
+        last = max(q for q in range(num_players)
+                   if round_state.legal_actions(q))
       else:
         last = player
       if len(nodes) >= MAX_HISTORIES:
