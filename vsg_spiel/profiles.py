@@ -429,7 +429,9 @@ class _Histories:
   """
 
   def __init__(self, mgame):
-    self.mgame = mgame
+    # A weak reference: the histories are kept in a WeakKeyDictionary keyed
+    # by the game, which they must not keep alive.
+    self._mgame = weakref.ref(mgame)
     self.game = mgame.game
     self.simultaneous = self.game.get_type().dynamics == _SIMULTANEOUS
     self.turn_based_game = (pyspiel.convert_to_turn_based(self.game)
@@ -448,7 +450,8 @@ class _Histories:
     """Depth-first over the turn-based form, the game's own state alongside."""
     if self._walked:
       return
-    estimate = core.turn_based_tree_size(self.mgame)
+    mgame = self._mgame()
+    estimate = core.turn_based_tree_size(mgame)
     if estimate > MAX_HISTORIES:
       self._too_many(f"about {estimate:.3g}")
     num_players = self.game.num_players()
@@ -501,11 +504,11 @@ class _Histories:
     self.round_states = round_states
     self.player = np.asarray(players, dtype=np.int64)
     self.round = np.asarray(rounds, dtype=np.int64)
-    self.state = self.target(self.mgame)
+    self.state = self.target(mgame)
     self.legal = np.zeros((len(nodes), self.num_actions), dtype=bool)
     for player in range(num_players):
       mine = self.player == player
-      self.legal[mine] = self.mgame.legal_mask[player][self.state[mine]]
+      self.legal[mine] = mgame.legal_mask[player][self.state[mine]]
     self._walked = True
 
   def _too_many(self, count):
