@@ -80,8 +80,9 @@ class Weighted:
   def __call__(self, state):
     legal = state.legal_actions()
     shift = len(state.history()) - max(state.current_player(), 0)
-    weights = 1.0 + (np.arange(len(legal)) + shift) % len(legal)
-    return dict(zip(legal, weights / weights.sum()))
+    weights = [1 + (index + shift) % len(legal) for index in range(len(legal))]
+    total = sum(weights)
+    return {action: weight / total for action, weight in zip(legal, weights)}
 
 
 def policies(game, mgame, turn_based):
