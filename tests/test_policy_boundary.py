@@ -320,3 +320,29 @@ def test_cache_serves_the_same_game_and_misses_on_any_other():
   np.testing.assert_array_equal(vsg_spiel.markov_game(second).rewards[0, 0],
                                 [[5, 0], [0, 1]])
   assert vsg_spiel.markov_game is core.markov_game
+
+
+def _decision_nodes(game):
+  stack, count = [game.new_initial_state()], 0
+  while stack:
+    state = stack.pop()
+    if state.is_terminal():
+      continue
+    if state.is_chance_node():
+      stack.extend(state.child(action) for action, _ in state.chance_outcomes())
+      continue
+    count += 1
+    stack.extend(state.child(action) for action in state.legal_actions())
+  return count
+
+
+@pytest.mark.parametrize("spec", [
+    OSHI_ZUMO, REPEATED_PD, "nim(pile_sizes=1;2;3)",
+    "python_iterated_prisoners_dilemma(max_game_length=3)"])
+def test_turn_based_tree_size_counts_the_decision_nodes(spec):
+  game = pyspiel.load_game(spec)
+  turn_based = (pyspiel.convert_to_turn_based(game)
+                if game.get_type().dynamics ==
+                pyspiel.GameType.Dynamics.SIMULTANEOUS else game)
+  assert core.turn_based_tree_size(vsg_spiel.markov_game(game)) == (
+      _decision_nodes(turn_based))
