@@ -201,6 +201,8 @@ def test_action_ids_out_of_range_name_player_state_and_action(action):
       {"Current player: 0\nObserving player: 0. Non-terminal": [(action, 1.0)],
        "Current player: 1\nObserving player: 1. Non-terminal": [(0, 1.0)]},
   ]
+  if action == int(action):  # pyspiel's table holds integer ids only.
+    policies.append(pyspiel.TabularPolicy(policies[-1]))
   if action == -1:  # OpenSpiel raises too (a -1 index).
     with pytest.raises(Exception):
       openspiel_nash_conv(game, policies[1])
