@@ -187,14 +187,14 @@ class StateIndexer:
     self._turn_based_index = {}
 
   def __call__(self, state):
-    if not self.simultaneous or state.is_simultaneous_node():
+    if (not self.simultaneous or
+        state.get_game().get_type().dynamics == _SIMULTANEOUS):
       return self.mgame.index_of(state)
-    history = state.history()
-    history = tuple(history[:len(history) - state.current_player()])
+    history = tuple(state.history())
     index = self._turn_based_index.get(history)
     if index is None:
-      index = self.mgame.index_of(_replay(self.mgame.game, history))
-      self._turn_based_index[history] = index
+      index = self._turn_based_index[history] = self.mgame.index_of(
+          _round_start(self.mgame.game, history))
     return index
 
 
@@ -222,18 +222,30 @@ class MarkovPolicy(policy_lib.Policy):
     return {action: row[action] for action in state.legal_actions(player)}
 
 
-def _replay(game, history):
-  """The state of simultaneous-move `game` after the flat `history`."""
+def _round_start(game, history):
+  """The state of simultaneous-move `game` at the start of the round that
+  the turn-based history `history` is in (or after it, between rounds).
+
+  In the turn-based form the players who act in a round choose one after
+  the other; a player without legal actions does not act and, as in
+  `core.MarkovGame`, takes action 0 in the joint action.
+  """
   state = game.new_initial_state()
   position = 0
   while position < len(history):
     if state.is_simultaneous_node():
-      size = game.num_players()
-      state.apply_actions(list(history[position:position + size]))
+      acting = [player for player in range(game.num_players())
+                if state.legal_actions(player)]
+      if position + len(acting) > len(history):
+        break  # The round in progress.
+      joint = [0] * game.num_players()
+      for player, action in zip(acting, history[position:]):
+        joint[player] = action
+      state.apply_actions(joint)
+      position += len(acting)
     else:
-      size = 1
       state.apply_action(history[position])
-    position += size
+      position += 1
   return state
 
 
@@ -475,8 +487,8 @@ class _Histories:
         round_states.append(round_state)
       player = state.current_player()
       if self.simultaneous and round_state.is_simultaneous_node():
-        last = max(q for q in range(num_players)
-                   if round_state.legal_actions(q))
+        last = max((q for q in range(num_players)
+                    if round_state.legal_actions(q)), default=player)
       else:
         last = player
       if len(nodes) >= MAX_HISTORIES:
@@ -494,7 +506,7 @@ class _Histories:
           stack.append((child, round_state, chosen + ((player, action),),
                         round_index))
         else:  # The round is complete: the game itself takes the joint action.
-          joint = [pyspiel.INVALID_ACTION] * num_players
+          joint = [0] * num_players  # Players without actions take 0.
           for chooser, choice in chosen + ((player, action),):
             joint[chooser] = choice
           following = round_state.clone()
@@ -759,7 +771,10 @@ class _Histories:
     for player, table in enumerate(profile):
       mine = first[self.player[first] == player]
       table[states[mine]] = rows[mine]
-      if not self.simultaneous:  # Not to move: the single action 0.
-        table[mgame.current_player != player, 0] = 1.0
+      # Where the player does not choose (not to move in a turn-based game,
+      # or without legal actions): the single action 0, as in the core.
+      idle = np.ones(mgame.num_states, dtype=bool)
+      idle[states[mine]] = False
+      table[idle, 0] = 1.0
     return validate_profile(mgame, profile)
 
