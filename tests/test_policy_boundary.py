@@ -5,6 +5,7 @@ Values are compared with OpenSpiel's `exploitability.nash_conv` on
 `pyspiel.convert_to_turn_based(game)` wherever it computes them.
 """
 
+import edge_games  # noqa: F401  (registers the edge-shaped test games)
 import numpy as np
 import pyspiel
 import pytest
@@ -348,3 +349,22 @@ def test_turn_based_tree_size_counts_the_decision_nodes(spec):
                 pyspiel.GameType.Dynamics.SIMULTANEOUS else game)
   assert core.turn_based_tree_size(vsg_spiel.markov_game(game)) == (
       _decision_nodes(turn_based))
+
+
+@pytest.mark.parametrize("name", ["python_vsg_test_solo_round",
+                                  "python_vsg_test_chance_exit"])
+def test_policies_on_edge_shaped_games_equal_openspiel(name):
+  """A player without legal actions in a round, and a chance root that can
+  end the game (tests/edge_games.py): every policy kind equals OpenSpiel."""
+  game = pyspiel.load_game(name)
+  mgame = vsg_spiel.markov_game(game)
+  ours = vsg_spiel.to_policy(
+      mgame, vsg_spiel.random_profile(mgame, np.random.default_rng(2)))
+  turn_based = pyspiel.convert_to_turn_based(game)
+  tabular = policy_lib.tabular_policy_from_callable(
+      turn_based, ours.action_probabilities)
+  theirs = exploitability.nash_conv(turn_based, tabular)
+  for policy in (ours, tabular, tabular.to_dict(),
+                 lambda state: ours.action_probabilities(state)):
+    assert vsg_spiel.nash_conv(game, policy) == pytest.approx(theirs,
+                                                              abs=1e-12)
