@@ -185,7 +185,7 @@ def test_differential_parameters_pass_through():
 
 @pytest.mark.parametrize("make, params, error, match", [
     (routing.parallel_env, dict(num_players=9), ValueError,
-     r"num_players must be in \[2, 8\]"),
+     r"num_players must be .*\[2, 8\]"),
     (routing.parallel_env, dict(network="grid"), ValueError,
      "network must be one of"),
     (routing.parallel_env, dict(regime_transition="0.5 0.6;0.5 0.5"),
@@ -197,9 +197,9 @@ def test_differential_parameters_pass_through():
     (routing.parallel_env, dict(demand=True), pyspiel.SpielError,
      "Wrong type for parameter demand"),
     (differential.parallel_env, dict(scale_1=-1.0), ValueError,
-     "scale_1 must be > 0"),
+     "scale_1 must be .*0"),
     (differential.parallel_env, dict(horizon=0), ValueError,
-     "horizon must be >= 1"),
+     "horizon must be .*1"),
     (differential.parallel_env, dict(render_mode="human"), ValueError,
      "render_mode must be None"),
 ])
