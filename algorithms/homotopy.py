@@ -74,6 +74,8 @@ from vsg_spiel import exploitability
 from vsg_spiel import profiles
 
 DEFINITIONS = ("soft", "markov_logit")
+# Transition tensors up to this many entries are held dense.
+_DENSE_TRANSITIONS = 4_000_000
 
 
 @dataclasses.dataclass
@@ -303,7 +305,7 @@ class _Equations:
     self.num_actions = mgame.num_actions
     self.gamma = mgame.discount
     self.transitions = sparse.csr_matrix(mgame.transitions)
-    self.dynamic = self.transitions.nnz > 0
+    self.dynamic = self.transitions.nnz > 0  # else every play is one step
     self.legal = mgame.legal_mask
     # Variable k <-> (player, state, action), row-major per player.
     self.index = []
@@ -323,8 +325,9 @@ class _Equations:
     self.state_of = np.concatenate(states)
     self.group = self.player_of * num_states + self.state_of
     self.num_groups = num_players * num_states
-    self.members = (self.group[None, :] ==
-                    np.arange(self.num_groups)[:, None]).astype(np.float64)
+    # Every (player, state) has a legal action and its variables are
+    # contiguous, so groups are segments of the flat vector.
+    self.group_starts = np.flatnonzero(np.diff(self.group, prepend=-1))
     # Cross terms dQ_i(s, a)/dy_j(s, b), i != j: scatter positions.
     self.pairs = []
     for i in range(num_players):
@@ -340,6 +343,9 @@ class _Equations:
       joint = mgame.num_joint_actions
       self._joint_rows = np.repeat(np.arange(num_states), joint)
       self._joint_cols = np.arange(num_states * joint)
+      if num_states * joint * num_states <= _DENSE_TRANSITIONS:
+        # Small games: dense products and LU are faster than sparse ones.
+        self.transitions = self.transitions.toarray()
 
   # ------------------------------------------------------------------------
 
@@ -365,7 +371,9 @@ class _Equations:
 
   def group_sum(self, weights, matrix):
     """sum over each (player, state) group of weights[k] * matrix[k, ...]."""
-    return (self.members * weights) @ matrix
+    return np.add.reduceat(
+        weights.reshape((-1,) + (1,) * (matrix.ndim - 1)) * matrix,
+        self.group_starts, axis=0)
 
   def log_softmax(self, q):
     """Flat log softmax of flat q within each (player, state) group."""
@@ -511,15 +519,26 @@ class _Equations:
     joint = pis[0]
     for pi in pis[1:]:
       joint = (joint[:, :, None] * pi[:, None, :]).reshape(len(joint), -1)
-    weights = sparse.csr_matrix(
-        (joint.reshape(-1), (self._joint_rows, self._joint_cols)),
-        shape=(self.num_states, self._joint_cols.size))
-    matrix = (sparse.identity(self.num_states, format="csc") -
-              self.gamma * (weights @ self.transitions)).tocsc()
-    lu = sparse_linalg.splu(matrix)
+    num_states = self.num_states
+    if isinstance(self.transitions, np.ndarray):
+      next_states = np.einsum(
+          "sj,sjt->st", joint,
+          self.transitions.reshape(num_states, -1, num_states))
+      lu = linalg.lu_factor(np.eye(num_states) - self.gamma * next_states,
+                            check_finite=False)
 
-    def factor(rhs):
-      return lu.solve(np.ascontiguousarray(rhs))
+      def factor(rhs):
+        return linalg.lu_solve(lu, rhs, check_finite=False)
+    else:
+      weights = sparse.csr_matrix(
+          (joint.reshape(-1), (self._joint_rows, self._joint_cols)),
+          shape=(num_states, self._joint_cols.size))
+      sparse_lu = sparse_linalg.splu(
+          (sparse.identity(num_states, format="csc") -
+           self.gamma * (weights @ self.transitions)).tocsc())
+
+      def factor(rhs):
+        return sparse_lu.solve(np.ascontiguousarray(rhs))
 
     reward = np.stack([core.expect_over_actions(self.rewards[i], pis)
                        for i in range(self.num_players)], axis=1)
