@@ -475,7 +475,8 @@ class _Equations:
     probabilities sum to 1; elsewhere they are 0. Unknowns are the
     log-probabilities on the support, so a wrong support shows as a
     probability running to 0 (failure). Returns flat y (-inf off the
-    support) or None.
+    support), the best point reached (the caller checks its regret), or
+    None.
     """
     y = self.log_softmax(x)
     support = np.exp(y) >= support_threshold
@@ -487,32 +488,48 @@ class _Equations:
     reference = columns[first][np.cumsum(first) - 1]
     rows = ~first
     full = np.full(self.size, -np.inf)
-    for _ in range(max_iterations):
-      full[columns] = y[columns]
+
+    def residuals(log_support):
+      full[columns] = log_support
       q, dq, _, _ = self.q_values(full, 1.0, 0.0)
-      pi = np.exp(y[columns])
+      pi = np.exp(log_support)
       mass = np.bincount(groups, pi, self.num_groups)
       equations = np.zeros(len(columns))
       equations[rows] = (q[columns] - q[reference])[rows]
       equations[first] = np.log(mass[groups[first]])
-      if np.abs(equations).max() <= 1e-14:
-        return full
       jac = np.zeros((len(columns), len(columns)))
       jac[rows] = (dq[columns][:, columns] - dq[reference][:, columns])[rows]
-      normalise = (groups[first][:, None] == groups[None, :]) * (
+      jac[first] = (groups[first][:, None] == groups[None, :]) * (
           pi / mass[groups])
-      jac[first] = normalise
-      try:
-        delta = linalg.solve(jac, -equations)
-      except (linalg.LinAlgError, ValueError):
-        return None
-      y[columns] += delta
-      if not np.all(np.isfinite(y[columns])) or y[columns].min() < -40:
-        return None
-    full[columns] = y[columns]
-    q = self.q_values(full, 1.0, 0.0, jacobian=False)
-    return full if np.abs(q[columns] - q[reference])[rows].max(
-        initial=0.0) <= 1e-12 else None
+      return equations, jac
+
+    log_support = y[columns]
+    equations, jac = residuals(log_support)
+    norm = np.abs(equations).max()
+    for _ in range(max_iterations):
+      if norm <= 1e-14:
+        full[columns] = log_support
+        return full
+      # Least squares with small singular values cut: where actions are
+      # payoff-equivalent (or the equilibrium set is not a point) the
+      # equations leave a mix free and the shortest step keeps the
+      # branch's mix there.
+      delta = linalg.lstsq(jac, -equations, cond=1e-9,
+                           check_finite=False)[0]
+      for _ in range(20):  # backtracking on the largest residual
+        trial = log_support + delta
+        if np.all(np.isfinite(trial)) and trial.min() > -40:
+          trial_equations, trial_jac = residuals(trial)
+          trial_norm = np.abs(trial_equations).max()
+          if trial_norm < norm:
+            break
+        delta = 0.5 * delta
+      else:
+        break  # stagnated: the caller checks the regret
+      log_support, equations, jac, norm = (trial, trial_equations,
+                                           trial_jac, trial_norm)
+    full[columns] = log_support
+    return full
 
   def _values(self, pis, own_terms, lam, entropy_weight):
     """V from (I - gamma P_pi) V = c_pi; returns (solver, V (S, N))."""

@@ -5,7 +5,10 @@ catalog; the multi-stage games against eqs. (1)-(3) recomputed here and with
 VPG's own soft values, and VPG started at the returned profile.
 """
 
+import functools
+
 import numpy as np
+import pygambit
 import pyspiel
 import pytest
 from scipy import special
@@ -14,6 +17,9 @@ import vsg_spiel
 from vsg_spiel import core
 from vsg_spiel.algorithms import homotopy
 from vsg_spiel.algorithms import vpg
+
+LAMBDAS = (0.5, 2.0, 10.0)
+CATALOG = list(pygambit.catalog.games()["Game"])
 
 MULTI_STAGE = [
     "python_iterated_prisoners_dilemma(max_game_length=2)",
@@ -142,3 +148,60 @@ def test_fixed_point_residual_is_zero_only_at_the_branch_point():
 def test_bad_arguments_fail_before_work(kwargs, match):
   with pytest.raises(ValueError, match=match):
     homotopy.solve("matrix_bos", **kwargs)
+
+
+@functools.cache
+def catalog_game(slug):
+  """(Gambit game, OpenSpiel game of its strategic form, payoff range), or
+  the reason Gambit has no strategic form (imperfect recall)."""
+  game = pygambit.catalog.load(slug)
+  try:
+    arrays = [np.asarray(table, dtype=np.float64)
+              for table in game.to_arrays()]
+  except Exception as error:  # pylint: disable=broad-except
+    return f"Gambit cannot put {slug} in strategic form: {error}"
+  if len(arrays) == 2:
+    spiel_game = pyspiel.create_matrix_game(arrays[0], arrays[1])
+  else:
+    spiel_game = pyspiel.create_tensor_game(arrays)
+  spread = float(max(a.max() for a in arrays) - min(a.min() for a in arrays))
+  return game, spiel_game, spread
+
+
+def gambit_profile(game, mixed):
+  return [np.array([float(mixed[strategy]) for strategy in player.strategies])
+          for player in game.players]
+
+
+def loaded(slug):
+  entry = catalog_game(slug)
+  if isinstance(entry, str):
+    pytest.skip(entry)
+  return entry
+
+
+@pytest.mark.parametrize("slug", CATALOG)
+def test_catalog_branch_points_equal_gambits(slug):
+  game, spiel_game, _ = loaded(slug)
+  theirs = pygambit.qre.logit_solve_lambda(game, lam=list(LAMBDAS),
+                                           use_strategic=True)
+  for lam, their in zip(LAMBDAS, theirs):
+    ours = homotopy.solve(spiel_game, temperature=1.0 / lam)
+    assert ours.converged, ours.message
+    assert their.lam == pytest.approx(lam, rel=1e-12, abs=1e-12)
+    difference = max(np.abs(a[0] - b).max() for a, b in zip(
+        ours.profile, gambit_profile(game, their.profile)))
+    assert difference <= 1e-8, (lam, difference)
+
+
+@pytest.mark.parametrize("slug", CATALOG)
+def test_catalog_nash_endpoints_equal_gambits(slug):
+  game, spiel_game, spread = loaded(slug)
+  their = pygambit.nash.logit_solve(game, use_strategic=True,
+                                    maxregret=1e-8).equilibria[0]
+  ours = homotopy.solve(spiel_game, maxregret=1e-8 * spread)
+  assert ours.converged, ours.message
+  assert ours.max_regret <= 1e-8 * spread
+  difference = max(np.abs(a[0] - b).max() for a, b in zip(
+      ours.profile, gambit_profile(game, their)))
+  assert difference <= 1e-6
