@@ -205,3 +205,44 @@ def test_catalog_nash_endpoints_equal_gambits(slug):
   difference = max(np.abs(a[0] - b).max() for a, b in zip(
       ours.profile, gambit_profile(game, their)))
   assert difference <= 1e-6
+
+
+def test_vpg_says_when_it_cycles_and_the_adaptive_step_reaches_the_branch():
+  # The case: at alpha = 0.1 with step 0.5 VPG cycles on BoS.
+  branch = homotopy.solve("matrix_bos", temperature=0.1)
+  solver = vpg.VPGSolver("matrix_bos", temperature=0.1, step=0.5,
+                         opponent_model="exact", policy_form="marginal")
+  converged, iterations, residual, reason = solver.run_to_tolerance(
+      1e-9, max_iterations=300)
+  assert (converged, iterations, reason) == (False, 300, "budget")
+  assert residual == solver.residual > 0.1
+  assert not solver.converged
+  adaptive = vpg.VPGSolver("matrix_bos", temperature=0.1, step=0.5,
+                           opponent_model="exact", policy_form="marginal")
+  converged, iterations, residual, reason = adaptive.run_to_tolerance(
+      1e-9, max_iterations=300, adaptive_step=True)
+  assert converged and reason == "converged" and iterations < 300
+  assert residual <= 1e-9 and adaptive.converged
+  assert adaptive.step < 0.5
+  assert max(np.abs(a - b).max() for a, b in zip(
+      adaptive.marginal_profile(), branch.profile)) <= 1e-8
+
+
+def test_vpg_residual_is_the_homotopy_residual():
+  solver = vpg.VPGSolver(MULTI_STAGE[0], temperature=2.0, step=0.3,
+                         opponent_model="exact", policy_form="marginal")
+  for _ in range(3):
+    solver.iteration()
+  assert solver.residual == homotopy.fixed_point_residual(
+      solver.mgame, solver.marginal_profile(), 2.0)
+  assert solver.residual > 1e-6
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tolerance": 0.0}, "tolerance"),
+    ({"max_iterations": 0}, "max_iterations"),
+])
+def test_run_to_tolerance_bad_arguments(kwargs, match):
+  solver = vpg.VPGSolver("matrix_bos", temperature=0.5)
+  with pytest.raises(ValueError, match=match):
+    solver.run_to_tolerance(**kwargs)
