@@ -99,7 +99,7 @@ class Settings:
   to another branch)."""
   max_corrector_iterations: int = 8
   """Newton iterations per corrector before the step is retried shorter."""
-  corrector_tolerance: float = 1e-10
+  corrector_tolerance: float = 1e-8
   """Newton along the branch stops when the residual |H| is below this
   times (1 + lambda x range) (rounding in lambda Q grows with lambda)."""
   tolerance: float = 1e-13
@@ -278,11 +278,35 @@ def _deviation_gains(equations, profile):
     return exploitability.profile_deviation_gains(mgame, profile)
   gains = []
   for i in range(mgame.num_players):
-    values = core.expect_over_actions(mgame.rewards[i], profile, keep=i)
+    values = _expect(mgame.rewards[i], profile, (i,))
     best = np.where(mgame.legal_mask[i], values, -np.inf).max(axis=1)
     gains.append(mgame.initial_distribution @ (
         best - (values * profile[i]).sum(axis=1)))
   return np.array(gains)
+
+
+def _expect(tensor, pis, keep=()):
+  """Expectation over the actions of the players not in `keep`.
+
+  Args:
+    tensor: (..., S, A_1, ..., A_N) joint-action values.
+    pis: N arrays (S, A_j).
+    keep: players whose action axes stay, in their original order.
+
+  Returns:
+    (..., S, A_k for k in keep). Pairwise products, no einsum path search
+    (that costs more than the arithmetic on the games solved here).
+  """
+  num_players = len(pis)
+  for k in reversed(range(num_players)):
+    if k in keep:
+      continue
+    # Left: the axes of players 0..k, then those of kept players after k.
+    trailing = sum(1 for j in keep if j > k)
+    shape = ((pis[k].shape[0],) + (1,) * k + (pis[k].shape[1],) +
+             (1,) * trailing)
+    tensor = (tensor * pis[k].reshape(shape)).sum(axis=-(trailing + 1))
+  return tensor
 
 
 class _Equations:
@@ -418,8 +442,7 @@ class _Equations:
           continuation, -1, 0)
     else:
       joint_q = lam * self.rewards
-    q_tables = [core.expect_over_actions(joint_q[i], pis, keep=i)
-                for i in range(num_players)]
+    q_tables = [_expect(joint_q[i], pis, (i,)) for i in range(num_players)]
     q = self.flat(q_tables)
     if not jacobian:
       return q
@@ -427,16 +450,11 @@ class _Equations:
     # Partial derivatives of q at fixed continuation values.
     dq = np.zeros((size, size))
     for i, j, rows, cols, positions in self.pairs:
-      labels = [num_players] + list(range(num_players))
-      operands = [joint_q[i], labels]
-      for k in range(num_players):
-        if k not in (i, j):
-          operands += [pis[k], [num_players, k]]
-      kept = np.einsum(*operands, [num_players, i, j],
-                       optimize=num_players > 3)
+      kept = _expect(joint_q[i], pis, (min(i, j), max(i, j)))
+      if i > j:
+        kept = np.swapaxes(kept, -1, -2)
       dq[rows, cols] = (kept * pis[j][:, None, :]).reshape(-1)[positions]
-    reward_q = self.flat([core.expect_over_actions(self.rewards[i], pis,
-                                                   keep=i)
+    reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
                           for i in range(num_players)])
     dq_dlam = reward_q
     dq_dmu = np.zeros(size)
@@ -459,7 +477,7 @@ class _Equations:
       total = []
       for i in range(num_players):
         block = np.moveaxis(dcontinuation[..., i, :], -1, 0)
-        kept = core.expect_over_actions(block, pis, keep=i)  # (K+2, S, A_i)
+        kept = _expect(block, pis, (i,))  # (K+2, S, A_i)
         total.append(np.moveaxis(kept, 0, -1)[self.legal[i]])
       total = self.gamma * np.concatenate(total)
       dq = dq + total[:, :size]
@@ -557,7 +575,7 @@ class _Equations:
       def factor(rhs):
         return sparse_lu.solve(np.ascontiguousarray(rhs))
 
-    reward = np.stack([core.expect_over_actions(self.rewards[i], pis)
+    reward = np.stack([_expect(self.rewards[i], pis)
                        for i in range(self.num_players)], axis=1)
     entropy = np.stack([term.sum(axis=1) for term in own_terms], axis=1)
     return factor, factor(lam * reward - entropy_weight * entropy)
@@ -603,12 +621,14 @@ class _Tracer:
     h, _, dh, dlam, dmu = result
     return h, np.column_stack([dh, dlam if lam is None else dmu])
 
-  def _record(self, x, lam):
+  def _record(self, x, lam, residual=None):
     equations = self.equations
-    h = equations.evaluate(x, lam, 1.0, jacobian=False)[0]
+    if residual is None:
+      residual = np.abs(equations.evaluate(x, lam, 1.0, jacobian=False)[0]
+                        ).max()
     self.branch.append(BranchPoint(
         temperature=equations.scale / lam if lam > 0 else math.inf,
-        profile=equations.profile(x), residual=float(np.abs(h).max())))
+        profile=equations.profile(x), residual=float(residual)))
 
   def _tangent(self, jac, previous):
     augmented = np.vstack([jac, previous])
@@ -619,30 +639,41 @@ class _Tracer:
     return tangent if tangent @ previous >= 0 else -tangent
 
   def _correct(self, system, v, tangent):
-    """Newton on {H = 0, tangent . (u - v) = 0}; returns (u, jac, first
-    step length, ok). Fails when the residual stops falling fast."""
+    """Chord Newton on {H = 0, tangent . (u - v) = 0} from the predicted
+    point v, with the Jacobian there factored once; the same factors give
+    the tangent at the new point.
+
+    Returns (u, first step length, ok, tangent at u, |H(u)|); not ok when
+    the residual stops falling fast.
+    """
     settings = self.settings
+    h, jac = system(v)
+    self.newton_iterations += 1
+    augmented = np.vstack([jac, tangent])
+    with np.errstate(all="ignore"):
+      lu = linalg.lu_factor(augmented, check_finite=False)
+      new_tangent = linalg.lu_solve(lu, np.eye(len(v))[-1],
+                                    check_finite=False)
+    norm = float(np.abs(h).max())
+    if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
+      return v, math.inf, False, tangent, norm
+    new_tangent /= np.linalg.norm(new_tangent)
+    if new_tangent @ tangent < 0:
+      new_tangent = -new_tangent
     first = None
-    previous = math.inf
     for _ in range(settings.max_corrector_iterations):
-      h, jac = system(v)
-      self.newton_iterations += 1
-      norm = float(np.abs(h).max())
-      if not np.isfinite(norm) or norm > 0.5 * previous:
-        return v, jac, first, False
-      if first is not None and norm <= (
-          settings.corrector_tolerance * (1.0 + abs(v[-1]))):
-        return v, jac, first, True
-      previous = norm
-      try:
-        delta = linalg.solve(np.vstack([jac, tangent]),
-                             np.append(-h, 0.0), check_finite=False)
-      except linalg.LinAlgError:
-        return v, jac, first, False
+      delta = linalg.lu_solve(lu, np.append(-h, 0.0), check_finite=False)
       v = v + delta
       if first is None:
         first = float(np.abs(delta).max())
-    return v, jac, first, False
+      h = system(v, False)[0]
+      self.newton_iterations += 1
+      previous, norm = norm, float(np.abs(h).max())
+      if not np.isfinite(norm) or norm > 0.5 * previous:
+        break
+      if norm <= settings.corrector_tolerance * (1.0 + abs(v[-1])):
+        return v, first, True, new_tangent, norm
+    return v, first if first is not None else math.inf, False, tangent, norm
 
   def _land(self, system, v, target):
     """Newton in y at fixed parameter `target` from v; returns (u, ok)."""
@@ -684,11 +715,11 @@ class _Tracer:
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
                           "before the regret reached maxregret")
-      v, jac, first, ok = self._correct(system, u + step * tangent, tangent)
+      v, first, ok, new_tangent, residual = self._correct(
+          system, u + step * tangent, tangent)
       if not ok or first > settings.max_distance * max(1.0, step):
         step *= 0.5
         continue
-      new_tangent = self._tangent(jac, tangent)
       if new_tangent @ tangent < settings.min_cosine:
         step *= 0.5
         continue
@@ -705,7 +736,7 @@ class _Tracer:
       self.steps += 1
       u, tangent = v, new_tangent
       if record:
-        self._record(u[:-1], u[-1])
+        self._record(u[:-1], u[-1], residual)
       if maxregret is not None and u[-1] > 0:
         profile = equations.profile(u[:-1])
         regret = np.max(_deviation_gains(equations, profile))
