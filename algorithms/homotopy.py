@@ -507,14 +507,19 @@ class _Equations:
     rows = ~first
     full = np.full(self.size, -np.inf)
 
-    def residuals(log_support):
+    def residuals(log_support, jacobian=True):
       full[columns] = log_support
-      q, dq, _, _ = self.q_values(full, 1.0, 0.0)
+      if jacobian:
+        q, dq, _, _ = self.q_values(full, 1.0, 0.0)
+      else:
+        q = self.q_values(full, 1.0, 0.0, jacobian=False)
       pi = np.exp(log_support)
       mass = np.bincount(groups, pi, self.num_groups)
       equations = np.zeros(len(columns))
       equations[rows] = (q[columns] - q[reference])[rows]
       equations[first] = np.log(mass[groups[first]])
+      if not jacobian:
+        return equations
       jac = np.zeros((len(columns), len(columns)))
       jac[rows] = (dq[columns][:, columns] - dq[reference][:, columns])[rows]
       jac[first] = (groups[first][:, None] == groups[None, :]) * (
@@ -526,8 +531,7 @@ class _Equations:
     norm = np.abs(equations).max()
     for _ in range(max_iterations):
       if norm <= 1e-14:
-        full[columns] = log_support
-        return full
+        break
       # Least squares with small singular values cut: where actions are
       # payoff-equivalent (or the equilibrium set is not a point) the
       # equations leave a mix free and the shortest step keeps the
@@ -537,15 +541,14 @@ class _Equations:
       for _ in range(20):  # backtracking on the largest residual
         trial = log_support + delta
         if np.all(np.isfinite(trial)) and trial.min() > -40:
-          trial_equations, trial_jac = residuals(trial)
-          trial_norm = np.abs(trial_equations).max()
+          trial_norm = np.abs(residuals(trial, jacobian=False)).max()
           if trial_norm < norm:
             break
         delta = 0.5 * delta
       else:
         break  # stagnated: the caller checks the regret
-      log_support, equations, jac, norm = (trial, trial_equations,
-                                           trial_jac, trial_norm)
+      log_support, norm = trial, trial_norm
+      equations, jac = residuals(log_support)
     full[columns] = log_support
     return full
 
