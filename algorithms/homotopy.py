@@ -146,18 +146,31 @@ class HomotopyResult:
   (payoff units).
   """
   mgame: core.MarkovGame
+  """The game's tensors (what `profile` is a profile of)."""
   profile: list
+  """Per player an array (num_states, num_actions[i])."""
   temperature: float
+  """alpha of the last branch point (payoff units)."""
   residual: float
+  """`fixed_point_residual` of the last branch point at `temperature`."""
   nash_conv: float
+  """Sum over players of the deviation gains of `profile`."""
   max_regret: float
+  """Largest deviation gain of `profile` (Gambit's max regret)."""
   converged: bool
+  """Whether the goal (temperature or maxregret) was reached."""
   message: str
+  """How the trace ended."""
   definition: str
+  """"soft" or "markov_logit"."""
   branch: list
+  """The `BranchPoint`s visited, from alpha = inf."""
   steps: int
+  """Accepted predictor-corrector steps."""
   newton_iterations: int
+  """Evaluations of the equations (each Jacobian counts once)."""
   seconds: float
+  """Wall time of `solve`."""
 
   @property
   def lam(self):
@@ -672,10 +685,10 @@ class _Tracer:
       h = system(v, False)[0]
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
-      if not np.isfinite(norm) or norm > 0.5 * previous:
-        break
       if norm <= settings.corrector_tolerance * (1.0 + abs(v[-1])):
         return v, first, True, new_tangent, norm
+      if not np.isfinite(norm) or norm > 0.5 * previous:
+        break
     return v, first if first is not None else math.inf, False, tangent, norm
 
   def _land(self, system, v, target):

@@ -246,3 +246,42 @@ def test_run_to_tolerance_bad_arguments(kwargs, match):
   solver = vpg.VPGSolver("matrix_bos", temperature=0.5)
   with pytest.raises(ValueError, match=match):
     solver.run_to_tolerance(**kwargs)
+
+
+def cyclic_game(seed, num_states=3, num_actions=(2, 3), discount=0.8):
+  """A random stationary discounted game whose state graph has cycles
+  (every state can follow every state)."""
+  rng = np.random.default_rng(seed)
+  joint = int(np.prod(num_actions))
+  transitions = rng.dirichlet(np.ones(num_states), size=num_states * joint)
+  return core.MarkovGame(
+      rewards=rng.random((2, num_states) + num_actions),
+      transitions=transitions,
+      legal_mask=[np.ones((num_states, n), dtype=bool) for n in num_actions],
+      initial_distribution=np.full(num_states, 1.0 / num_states),
+      layers=[np.arange(num_states)], discount=discount)
+
+
+@pytest.mark.parametrize("definition", homotopy.DEFINITIONS)
+def test_stationary_discounted_branch_point_by_value_iteration(definition):
+  mgame = cyclic_game(seed=3)
+  alpha = 0.3
+  result = homotopy.solve(mgame, temperature=alpha, definition=definition)
+  assert result.converged, result.message
+  profile = result.profile
+  # Policy evaluation by value iteration, independent of the solver's
+  # linear solves.
+  transitions = mgame.transitions.toarray().reshape(
+      (mgame.num_states,) + mgame.num_actions + (mgame.num_states,))
+  values = np.zeros((2, mgame.num_states))
+  for _ in range(400):
+    joint = mgame.rewards + mgame.discount * np.einsum(
+        "sabt,it->isab", transitions, values)
+    q_values = [np.einsum("sab,sb->sa", joint[0], profile[1]),
+                np.einsum("sab,sa->sb", joint[1], profile[0])]
+    values = np.array([
+        (profile[i] * (q_values[i] - (alpha * np.log(profile[i]) if
+                                      definition == "soft" else 0.0))
+         ).sum(axis=1) for i in range(2)])
+  response = logit_response(mgame, q_values, alpha)
+  assert max(np.abs(a - b).max() for a, b in zip(response, profile)) <= 1e-10
