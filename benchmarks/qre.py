@@ -15,12 +15,13 @@ checks that the profiles agree (1e-8 at lambda, 1e-6 at the endpoint) and
 prints Gambit's time over ours (> 1: ours is faster), our accepted steps and
 Newton iterations, and the medians. Our solver gets the game's `MarkovGame`
 (built once, as Gambit gets its `Game`). Times are the best of `REPEATS`
-runs; the machine may be shared, so only the ratios are meaningful.
+runs after a warm-up run; the machine may be shared, so only the ratios are
+meaningful.
 """
 
 import argparse
 import statistics
-import time
+import timeit
 
 import numpy as np
 import pygambit
@@ -33,13 +34,10 @@ REPEATS = 3
 NASH_TOLERANCE = 1e-8
 
 
-def best_time(function, repeats=REPEATS):
-  times, result = [], None
-  for _ in range(repeats):
-    start = time.perf_counter()
-    result = function()
-    times.append(time.perf_counter() - start)
-  return min(times), result
+def best_time(function):
+  """(best of REPEATS timed calls after one warm-up call, its result)."""
+  result = function()
+  return min(timeit.repeat(function, number=1, repeat=REPEATS)), result
 
 
 def spiel_game(arrays):
