@@ -99,7 +99,7 @@ class Settings:
   to another branch)."""
   max_corrector_iterations: int = 8
   """Newton iterations per corrector before the step is retried shorter."""
-  corrector_tolerance: float = 1e-8
+  corrector_tolerance: float = 1e-6
   """Newton along the branch stops when the residual |H| is below this
   times (1 + lambda x range) (rounding in lambda Q grows with lambda)."""
   tolerance: float = 1e-13
