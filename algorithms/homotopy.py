@@ -109,6 +109,11 @@ class Settings:
   """Accepted predictor-corrector steps before the trace gives up."""
   max_lambda: float = 1e15
   """The trace gives up past this lambda x payoff range."""
+  bifurcation_perturbation: float = 1e-7
+  """Where the branch crosses another one (the sign of det [DH; tangent]
+  changes), the first player's probabilities at the first state are made to
+  sum to 1 - this for twice the step length, Gambit's rule for choosing the
+  outgoing branch."""
   polish_below: float = 1e-3
   """With maxregret, once a branch point's regret is below this times the
   payoff range (and after each further tenfold decrease), the branch's limit
@@ -607,6 +612,13 @@ class _Tracer:
     self.steps = 0
     self.newton_iterations = 0
     self.endpoint = None
+    # Passing a simple bifurcation, the first player's probabilities at the
+    # first state are made to sum to 1 - perturbation for a while (as
+    # Gambit does), which unfolds it into two curves.
+    self.perturbation = 0.0
+    starts = equations.group_starts
+    self._first_group_size = (int(starts[1]) if len(starts) > 1 else
+                              equations.size)
 
   def run(self, target_lam, maxregret):
     """Returns (y, lambda, converged, message), lambda internal."""
@@ -632,9 +644,13 @@ class _Tracer:
     x, p = u[:-1], u[-1]
     result = self.equations.evaluate(
         x, p if lam is None else lam, p if mu is None else mu, jac)
+    h = result[0]
+    if self.perturbation:
+      h = h.copy()
+      h[:self._first_group_size] += self.perturbation
     if not jac:
-      return result[0], None
-    h, _, dh, dlam, dmu = result
+      return h, None
+    _, _, dh, dlam, dmu = result
     return h, np.column_stack([dh, dlam if lam is None else dmu])
 
   def _record(self, x, lam, residual=None):
@@ -659,8 +675,10 @@ class _Tracer:
     point v, with the Jacobian there factored once; the same factors give
     the tangent at the new point.
 
-    Returns (u, first step length, ok, tangent at u, |H(u)|); not ok when
-    the residual stops falling fast.
+    Returns (u, first step length, ok, tangent at u, |H(u)|, orientation);
+    not ok when the residual stops falling fast. The orientation is the
+    sign of det [DH; tangent], constant along the branch except where it
+    crosses another branch (a simple bifurcation point).
     """
     settings = self.settings
     h, jac = system(v)
@@ -672,7 +690,9 @@ class _Tracer:
                                     check_finite=False)
     norm = float(np.abs(h).max())
     if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
-      return v, math.inf, False, tangent, norm
+      return v, math.inf, False, tangent, norm, 0
+    swaps = np.count_nonzero(lu[1] != np.arange(len(lu[1])))
+    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu[0]))))
     new_tangent /= np.linalg.norm(new_tangent)
     if new_tangent @ tangent < 0:
       new_tangent = -new_tangent
@@ -686,14 +706,16 @@ class _Tracer:
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
       if norm <= settings.corrector_tolerance * (1.0 + abs(v[-1])):
-        return v, first, True, new_tangent, norm
+        return v, first, True, new_tangent, norm, orientation
       if not np.isfinite(norm) or norm > 0.5 * previous:
         break
-    return v, first if first is not None else math.inf, False, tangent, norm
+    return (v, first if first is not None else math.inf, False, tangent, norm,
+            orientation)
 
   def _land(self, system, v, target):
     """Newton in y at fixed parameter `target` from v; returns (u, ok)."""
     settings = self.settings
+    self.perturbation = 0.0
     v = v.copy()
     v[-1] = target
     last = math.inf
@@ -723,6 +745,7 @@ class _Tracer:
     tangent = self._tangent(jac, start)
     step = settings.first_step
     last_attempt = math.inf
+    orientation = 0
     while True:
       if self.steps >= settings.max_steps:
         return u, False, f"stopped after max_steps={settings.max_steps}"
@@ -731,7 +754,7 @@ class _Tracer:
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
                           "before the regret reached maxregret")
-      v, first, ok, new_tangent, residual = self._correct(
+      v, first, ok, new_tangent, residual, sign = self._correct(
           system, u + step * tangent, tangent)
       if not ok or first > settings.max_distance * max(1.0, step):
         step *= 0.5
@@ -739,6 +762,19 @@ class _Tracer:
       if new_tangent @ tangent < settings.min_cosine:
         step *= 0.5
         continue
+      if orientation and sign != orientation:
+        # A bifurcation between u and v: retry shorter on the unfolded
+        # curves.
+        if not self.perturbation:
+          self.perturbation = settings.bifurcation_perturbation
+          countdown = 2.0 * step
+        step *= 0.5
+        continue
+      orientation = sign
+      if self.perturbation:
+        countdown -= step
+        if countdown < 0:
+          self.perturbation = 0.0
       if target is not None and u[-1] < target <= v[-1]:
         fraction = (target - u[-1]) / (v[-1] - u[-1])
         landed, ok = self._land(system, u + fraction * (v - u), target)
