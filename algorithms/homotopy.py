@@ -114,10 +114,13 @@ class Settings:
   changes), the first player's probabilities at the first state are made to
   sum to 1 - this for twice the step length, Gambit's rule for choosing the
   outgoing branch."""
-  polish_below: float = 1e-3
-  """With maxregret, once a branch point's regret is below this times the
-  payoff range (and after each further tenfold decrease), the branch's limit
-  is sought by Newton on the Nash equations with the point's support."""
+  polish_below: float = 0.0
+  """With maxregret and > 0: once a branch point's regret is below this
+  times the payoff range (and after each further tenfold decrease), the
+  branch's limit is sought by Newton on the Nash equations with the point's
+  support (an exact equilibrium in fewer steps; off by default because on
+  degenerate games it may pick another point of a continuum of equilibria
+  than the branch point Gambit returns)."""
   polish_distance: float = 1e-2
   """The limit found so is accepted only within this distance (max
   probability difference) of the branch point, and with regret <=
@@ -797,7 +800,7 @@ class _Tracer:
           self.branch.pop()
           self._record(landed[:-1], landed[-1])
           return landed, True, "max regret <= maxregret on the branch"
-        if (regret <= settings.polish_below * equations.scale and
+        if (regret < settings.polish_below * equations.scale and
             regret <= 0.1 * last_attempt):
           last_attempt = regret
           endpoint = equations.nash_endpoint(u[:-1])

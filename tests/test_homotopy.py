@@ -170,7 +170,8 @@ def catalog_game(slug):
   else:
     spiel_game = pyspiel.create_tensor_game(arrays)
   spread = float(max(a.max() for a in arrays) - min(a.min() for a in arrays))
-  return pygambit.Game.from_arrays(*tables), spiel_game, spread
+  # Gambit's maxregret is relative to the payoff range unless that is 0.
+  return pygambit.Game.from_arrays(*tables), spiel_game, spread or 1.0
 
 
 def difference(ours, game, mixed):
