@@ -15,6 +15,7 @@ from scipy import special
 
 import vsg_spiel
 from vsg_spiel import core
+from vsg_spiel import logit
 from vsg_spiel.algorithms import homotopy
 from vsg_spiel.algorithms import vpg
 
@@ -113,14 +114,14 @@ def test_vpg_started_at_the_soft_branch_point_stays_there(game_string):
   # VPG's own soft values (Def. 5.1, units of 1/alpha) at the start.
   soft_q = [np.einsum("saj,sj->sa", q, model) for q, model in zip(
       solver.soft_q_values(), solver.joint_opponent_models())]
-  response = [np.exp(vpg.log_softmax(q, mask, axis=1))
+  response = [np.exp(logit.log_softmax(q, mask, axis=1))
               for q, mask in zip(soft_q, mgame.legal_mask)]
   assert max(np.abs(a - b).max() for a, b in
              zip(response, result.profile)) <= 1e-10
   for _ in range(20):
     solver.iteration()
   assert max(np.abs(a - b).max() for a, b in
-             zip(solver.marginal_profile(), result.profile)) <= 1e-10
+             zip(solver.profile(), result.profile)) <= 1e-10
 
 
 @pytest.mark.parametrize("game_string", MULTI_STAGE[:2])
@@ -256,7 +257,7 @@ def test_vpg_says_when_it_cycles_and_the_adaptive_step_reaches_the_branch():
   # A logit QRE, but BoS has several at alpha = 0.1: VPG ends on the
   # mixed one, the branch past its bifurcation on a nearly pure one.
   assert homotopy.fixed_point_residual(
-      "matrix_bos", adaptive.marginal_profile(), 0.1) <= 1e-9
+      "matrix_bos", adaptive.profile(), 0.1) <= 1e-9
   assert branch.residual <= 1e-12
   assert branch.nash_conv < 0.1 * adaptive.nash_conv()
 
@@ -267,7 +268,7 @@ def test_vpg_residual_is_the_homotopy_residual():
   for _ in range(3):
     solver.iteration()
   assert solver.residual == homotopy.fixed_point_residual(
-      solver.mgame, solver.marginal_profile(), 2.0)
+      solver.mgame, solver.profile(), 2.0)
   assert solver.residual > 1e-6
 
 
