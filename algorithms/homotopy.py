@@ -54,6 +54,14 @@ tangent (the null vector of DH, oriented continuously), a Newton corrector
 on the hyperplane orthogonal to the tangent, and a step that grows when the
 corrector converges at once and shrinks when it does not. Internally payoffs
 are divided by their range so that step sizes are comparable across games.
+Where the branch crosses another one (a simple bifurcation: the sign of
+det [DH; tangent] changes, as in games with symmetries), the outgoing branch
+is chosen by Gambit's rule (its `PathTracer`): the first player's
+probabilities at the first state are made to sum to 1 - 1e-7 for a short
+arc, which unfolds the crossing so that the trace follows one of the
+branches. The temperature stop is the first point of the branch at the
+requested lambda; the maxregret stop is the first accepted branch point
+whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
 
 The solver stores dense Jacobians of size K x (K + 1), K the number of
 (player, state, legal action) triples: it is meant for games with up to a few
