@@ -71,7 +71,7 @@ def compare(label, game, arrays, lam):
       lambda: homotopy.solve(mgame, maxregret=NASH_TOLERANCE * spread))
   row = {
       "label": label,
-      "profiles": mgame.num_joint_actions,
+      "profiles": arrays[0].size,
       "lam_ratio": theirs_lam_seconds / ours_lam_seconds,
       "nash_ratio": theirs_nash_seconds / ours_nash_seconds,
       "lam_difference": difference(ours_lam.profile, game,
@@ -81,7 +81,7 @@ def compare(label, game, arrays, lam):
       "converged": ours_lam.converged and ours_nash.converged,
       "regret": ours_nash.max_regret / spread,
   }
-  print(f"{label:46s} {mgame.num_joint_actions:5d}  "
+  print(f"{label:46s} {arrays[0].size:5d}  "
         f"lam: gambit {theirs_lam_seconds * 1e3:8.2f} ms ours "
         f"{ours_lam_seconds * 1e3:8.2f} ms ({row['lam_ratio']:6.2f}x, "
         f"{ours_lam.steps:3d} steps, {ours_lam.newton_iterations:4d} Newton) "
