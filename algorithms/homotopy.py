@@ -430,10 +430,8 @@ class _Equations:
 
   def log_softmax(self, q):
     """Flat log softmax of flat q within each (player, state) group."""
-    top = np.full(self.num_groups, -np.inf)
-    np.maximum.at(top, self.group, q)
-    shifted = q - top[self.group]
-    sums = np.bincount(self.group, np.exp(shifted), self.num_groups)
+    shifted = q - np.maximum.reduceat(q, self.group_starts)[self.group]
+    sums = np.add.reduceat(np.exp(shifted), self.group_starts)
     return shifted - np.log(sums)[self.group]
 
   def evaluate(self, x, lam, mu, jacobian=True):
