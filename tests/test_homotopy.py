@@ -27,7 +27,6 @@ KNOWN_DIFFERENCES = {
     ("branch", "books/shohamleytonbrown2008/fig5_15"): _STALLS + " (lambda 10)",
     ("nash", "books/shohamleytonbrown2008/fig5_15"): _STALLS,
     ("nash", "journals/ijgt/nau2004/sec4"): _STALLS,
-    ("nash", "journals/ijgt/nau2004/sec5"): _STALLS,
     ("nash", "journals/other/shapley1974/fig3"): (
         "past its bifurcations our branch's regret stays above maxregret "
         "up to lambda x range = 1e15"),
