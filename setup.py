@@ -49,6 +49,16 @@ setuptools.setup(
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
+        # Peer libraries that tests/test_mfglib.py and benchmarks/mfg.py
+        # check against (the tests skip without them). torch is pinned to the
+        # CPU build kept on this project's machines: a newer or open range
+        # downloads the multi-GB CUDA build. mfglib 0.3.0 itself requires
+        # osqp<1.0, which cvxpy>=1.9 (above) excludes, so it is not listed:
+        # install it afterwards with `pip install --no-deps mfglib==0.3.0`
+        # (osqp serves only its OccupationMeasureInclusion solver); these
+        # are its other requirements.
+        "peers": ["torch==2.13.0", "optuna>=3.0,<4.0", "rich>=14.0,<15.0",
+                  "pygambit>=16.7", "sgamesolver>=1.0.2"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],
