@@ -12,8 +12,9 @@ in the same run:
     `NashConv(game, policy).nash_conv()` of the same policy, OpenSpiel
     querying it through a `TablePolicy` (a dict lookup per state);
 checks that the numbers are equal (iterates' policies and NashConv to 1e-8)
-and prints OpenSpiel's time over ours as ratios. Times are medians; the
-engine's one-off construction (enumeration and probes) is shown separately.
+and prints OpenSpiel's time over ours as ratios. Times are medians of CPU
+time (the machine may be shared); the engine's one-off construction
+(enumeration and probes) is shown separately.
 
 MFGLib's environments (when the peer libraries are installed, or asked for
 by name as `mfglib` or `mfglib:<environment>`), default sizes, in the same
@@ -68,13 +69,18 @@ MFGLIB_SECONDS = 4.0
 
 
 def timed_calls(function, min_calls, min_seconds):
-  """Median seconds of repeated calls of `function`."""
+  """Median CPU seconds of repeated calls of `function`.
+
+  CPU time of this process (one thread everywhere), not wall-clock time, so
+  that other work on a shared machine does not count; calls are repeated
+  for `min_seconds` of wall-clock time.
+  """
   times = []
   start = time.perf_counter()
   while len(times) < min_calls or time.perf_counter() - start < min_seconds:
-    tick = time.perf_counter()
+    tick = time.process_time()
     function()
-    times.append(time.perf_counter() - tick)
+    times.append(time.process_time() - tick)
   return statistics.median(times), len(times)
 
 

@@ -1,8 +1,9 @@
 """MFGLib's ten environments on the tabular engine, checked against MFGLib.
 
-Skipped when the peer libraries (mfglib, torch) are not installed:
-pip install -e '.[peers]'. MFGLib runs in float64 here (torch's default
-dtype is switched for the module), so that numbers agree to 1e-9.
+Skipped when the peer libraries (mfglib, torch) are not installed (the
+README's "Peer libraries" says how to install them). MFGLib runs in float64
+here (torch's default dtype is switched per test), so that numbers agree to
+1e-9.
 """
 
 import functools
@@ -10,12 +11,12 @@ import functools
 import numpy as np
 import pytest
 
+_INSTALL = ("pip install -e '.[peers]' && pip install --no-deps "
+            "mfglib==0.3.0 (README, 'Peer libraries')")
 torch = pytest.importorskip(
-    "torch", reason="peer library torch not installed (pip install "
-    "-e '.[peers]')")
+    "torch", reason=f"peer library torch not installed: {_INSTALL}")
 pytest.importorskip(
-    "mfglib", reason="peer library mfglib not installed (pip install "
-    "-e '.[peers]')")
+    "mfglib", reason=f"peer library mfglib not installed: {_INSTALL}")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from mfglib.alg import OnlineMirrorDescent
@@ -90,8 +91,8 @@ class SoftQFn(QFn):
   V_{t+1}(s') = eta log sum_a prior_{t+1}(a|s') exp(Q_{t+1}(s', a) / eta).
   """
 
-  def __init__(self, env, L, *, prior, eta, verify_integrity=True):  # pylint: disable=invalid-name
-    super().__init__(env, L, verify_integrity=verify_integrity)
+  def __init__(self, env, mean_field, *, prior, eta, verify_integrity=True):
+    super().__init__(env, mean_field, verify_integrity=verify_integrity)
     self.prior, self.eta = prior, eta
 
   def optimal(self):
@@ -165,7 +166,7 @@ def test_mf_bql_iterates_equal_prior_descent_with_soft_q(name, monkeypatch):
                                rtol=0, atol=1e-6)
   monkeypatch.undo()
   assert engine.nash_conv(solver.mean_field) == pytest.approx(
-      exploitability_score(env, state.pi), abs=1e-6)
+      exploitability_score(env, solver.get_policy()), abs=1e-6)
 
 
 def test_mf_bql_and_prior_descent_agree_when_last_rewards_ignore_actions():

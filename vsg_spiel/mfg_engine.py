@@ -721,20 +721,24 @@ class MeanFieldEngine:
     layers = structure.layers
     for layer, next_layer in zip(layers[:-1], layers[1:]):
       size = len(next_layer.ids) + 1
-      arriving = np.zeros(size)
+      # One bincount per kind present (layers can be tiny: no zero-filled
+      # accumulator when a single kind arrives).
+      arriving = []
       if len(layer.decision_ids):
         weights = (policy_table[layer.decision_rows] *
                    flow[layer.decision_ids, None])
-        arriving += np.bincount(layer.decision_next.ravel(), weights.ravel(),
-                                minlength=size)
+        arriving.append(np.bincount(layer.decision_next.ravel(),
+                                    weights.ravel(), minlength=size))
       if len(layer.chance_ids):
         weights = layer.chance_probabilities * flow[layer.chance_ids, None]
-        arriving += np.bincount(layer.chance_next.ravel(), weights.ravel(),
-                                minlength=size)
+        arriving.append(np.bincount(layer.chance_next.ravel(),
+                                    weights.ravel(), minlength=size))
       if len(layer.mean_field_ids):
-        arriving += np.bincount(layer.mean_field_next,
-                                flow[layer.mean_field_ids], minlength=size)
-      flow[next_layer.ids] = arriving[:-1]
+        arriving.append(np.bincount(layer.mean_field_next,
+                                    flow[layer.mean_field_ids],
+                                    minlength=size))
+      if arriving:
+        flow[next_layer.ids] = sum(arriving[1:], arriving[0])[:-1]
     return flow
 
   def mean_field(self, policy: PolicyFunction) -> MeanField:
@@ -801,11 +805,15 @@ class MeanFieldEngine:
     """
     rewards = mean_field.rewards
     values = np.zeros(len(rewards)) if values is None else values
+    # Layers are small in some games (2 or 3 nodes in the routing games):
+    # skip absent kinds and call array methods rather than numpy functions.
     for layer in reversed(mean_field.structure.layers):
-      values[layer.terminal_ids] = rewards[layer.terminal_ids]
+      if len(layer.terminal_ids):
+        values[layer.terminal_ids] = rewards[layer.terminal_ids]
       if len(layer.chance_ids):
-        values[layer.chance_ids] = np.sum(
-            layer.chance_probabilities * values[layer.chance_children], axis=1)
+        values[layer.chance_ids] = (
+            layer.chance_probabilities *
+            values[layer.chance_children]).sum(axis=1)
       if len(layer.mean_field_ids):
         values[layer.mean_field_ids] = (rewards[layer.mean_field_ids] +
                                         values[layer.mean_field_children])
@@ -820,13 +828,13 @@ class MeanFieldEngine:
     policy = mean_field.policy
     return self.backward(
         mean_field,
-        lambda layer, q: np.sum(policy[layer.decision_rows] * q, axis=1))
+        lambda layer, q: (policy[layer.decision_rows] * q).sum(axis=1))
 
   def best_response_value(self, mean_field: MeanField) -> np.ndarray:
     """Best-response values against the mean field's flow (BestResponse)."""
     return self.backward(
         mean_field,
-        lambda layer, q: np.max(np.where(layer.legal, q, -np.inf), axis=1))
+        lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
 
   def nash_conv(self, mean_field: MeanField) -> float:
     """NashConv: sum over initial states of best response minus policy value."""

@@ -30,7 +30,7 @@ built: P_t under three different L_t must be identical) are read once and kept
 as sparse arrays; the others are read at every `mean_field` call. Rewards are
 always read at every call.
 
-MFGLib and PyTorch are optional (`pip install vsg_spiel[peers]`); they are
+MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
 imported when an engine is built from an environment.
 """
 
@@ -51,14 +51,17 @@ _PROBE_SEED = 20251130
 
 def import_torch():
   """PyTorch, or ImportError saying how to install the peer libraries."""
+  # pylint: disable=g-import-not-at-top,unused-import
   try:
-    import torch  # pylint: disable=g-import-not-at-top
-    import mfglib  # pylint: disable=g-import-not-at-top,unused-import
+    import torch
+    import mfglib  # noqa: F401
   except ImportError as error:
     raise ImportError(
         "MFGLib environments need the peer libraries mfglib and torch: "
-        "pip install -e '.[peers]' (see the README, 'Peer libraries')"
+        "pip install -e '.[peers]' && pip install --no-deps mfglib==0.3.0 "
+        "(see the README, 'Peer libraries')"
     ) from error
+  # pylint: enable=g-import-not-at-top,unused-import
   return torch
 
 
@@ -159,6 +162,11 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       # mu_{t+1} = P_t^T L_t, as sparse (|S|, |S| * |A|) matrices.
       self._forward_matrices = [sparse.csr_matrix(matrix.T)
                                 for matrix in transitions]
+    else:
+      # Dense chance layers (every s' an outcome), whose probabilities each
+      # mean_field call replaces.
+      self._dense_structure = self._structure(self._layers(
+          [np.ones((pairs, self.num_states))] * self.horizon))
 
   # --------------------------------------------------------------- sizes
 
@@ -185,6 +193,15 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     raise NotImplementedError(
         "an MFGLib environment has no OpenSpiel states; pass policy arrays "
         "(policy_table converts MFGLib's policy tensors)")
+
+  def table_policy(self, table: np.ndarray, fallback=None):
+    """MFGLib's policy tensor (T + 1, *S, *A) of a table, a copy.
+
+    What the engine's solvers' `get_policy()` return on an MFGLib
+    environment (every row is reachable: no fallback is needed).
+    """
+    del fallback
+    return self.policy_tensor(np.array(table))
 
   def distribution(self, mean_field):
     raise NotImplementedError(
@@ -220,9 +237,10 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
   def _call(self, function, t: int, state_action: np.ndarray) -> np.ndarray:
     """`function(t, L_t)` (env.reward or env.prob) as a float numpy array."""
     shape = tuple(self.environment.S) + tuple(self.environment.A)
-    argument = self._torch.from_numpy(state_action.reshape(shape)).to(
-        self._dtype)
-    return function(t, argument).detach().cpu().numpy().astype(float)
+    argument = self._torch.from_numpy(state_action.reshape(shape))
+    if argument.dtype != self._dtype:
+      argument = argument.to(self._dtype)
+    return np.asarray(function(t, argument).detach().cpu().numpy(), float)
 
   def _transition_matrix(self, t: int, state_action: np.ndarray
                          ) -> np.ndarray:
@@ -311,9 +329,10 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
                                        decision_ids + num_states))
     return tuple(layers)
 
-  def _structure(self, layers) -> mfg_engine._Structure:  # pylint: disable=protected-access
+  def _structure(self, layers):
     """The engine's compiled graph: every node reachable, no replay."""
-    return mfg_engine._Structure(  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    return mfg_engine._Structure(
         layers=layers,
         root_ids=np.zeros(1, np.int64),
         reachable_nodes=np.arange(self._num_nodes),
@@ -367,6 +386,14 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     flow[self._decision_base:self._reward_base] = state_flow.ravel()
     flow[self._reward_base:self._chance_base] = state_action.ravel()
     flow[self._chance_base:self._num_nodes] = state_action[:-1].ravel()
-    structure = (self._static_structure if self.static_transitions
-                 else self._structure(self._layers(transitions)))
+    if self.static_transitions:
+      structure = self._static_structure
+    else:
+      layers = list(self._dense_structure.layers)
+      for t, matrix in enumerate(transitions):
+        # Layers: root, then (decisions, rewards, chance) per t < T.
+        layers[3 + 3 * t] = dataclasses.replace(layers[3 + 3 * t],
+                                                chance_probabilities=matrix)
+      structure = dataclasses.replace(self._dense_structure,
+                                      layers=tuple(layers))
     return mfg_engine.MeanField(structure, table, flow, rewards)
