@@ -171,8 +171,8 @@ def benchmark_mfglib(name):
   for key, ours, theirs in (
       ("bql", mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine),
        PriorDescent(eta=1.0, n_inner=1)),
-      ("md", mfg_engine.MirrorDescent(engine.game, lr=LEARNING_RATE,
-                                      engine=engine),
+      ("md", vsg_mirror_descent.MirrorDescent(engine.game, lr=LEARNING_RATE,
+                                              engine=engine),
        OnlineMirrorDescent(alpha=LEARNING_RATE))):
     step, state = their_steps(theirs)
     theirs_seconds, theirs_calls = timed_calls(step, 3, MFGLIB_SECONDS)

@@ -26,9 +26,9 @@ from mfglib.alg.q_fn import QFn
 from mfglib.scoring import exploitability_score
 from mfglib.utils import mean_field_from_policy
 
-from vsg_spiel import mfg_engine
 from vsg_spiel import mfglib_adapter
 from vsg_spiel.algorithms import mf_bayesian_q
+from vsg_spiel.algorithms import mirror_descent
 
 NUM_ITERATIONS = 20
 ENVIRONMENTS = mfglib_adapter.ENVIRONMENT_NAMES
@@ -193,8 +193,8 @@ def test_mirror_descent_iterates_equal_online_mirror_descent(name):
   """
   env, engine = _environment_and_engine(name)
   learning_rate = 0.1
-  ours = mfg_engine.MirrorDescent(engine.game, lr=learning_rate,
-                                  engine=engine)
+  ours = mirror_descent.MirrorDescent(engine.game, lr=learning_rate,
+                                      engine=engine)
   algorithm = OnlineMirrorDescent(alpha=learning_rate)
   state = algorithm.init_state(env, uniform_tensor(env))
   for _ in range(NUM_ITERATIONS):
