@@ -73,6 +73,19 @@ def uniform_tensor(env):
   return torch.ones((env.T + 1,) + env.S + env.A) / env.n_actions
 
 
+def iterate_both(env, ours, algorithm):
+  """NUM_ITERATIONS iterations of our solver and of MFGLib's `algorithm`.
+
+  Returns:
+    MFGLib's last state.
+  """
+  state = algorithm.init_state(env, uniform_tensor(env))
+  for _ in range(NUM_ITERATIONS):
+    state = algorithm.step_next_state(state, atol=None, rtol=None)
+    ours.iteration()
+  return state
+
+
 def q_values(engine, mean_field, decision_value):
   """Q_t(s, a) at every row from a backward pass, (num_rows, num_actions)."""
   table = np.zeros((engine.num_rows, engine.num_actions))
@@ -175,11 +188,7 @@ def test_mf_bql_and_prior_descent_agree_when_last_rewards_ignore_actions():
   for name in ("left_right", "rock_paper_scissors"):
     env, engine = _environment_and_engine(name)
     solver = mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine)
-    algorithm = PriorDescent(eta=1.0, n_inner=1)
-    state = algorithm.init_state(env, uniform_tensor(env))
-    for _ in range(NUM_ITERATIONS):
-      state = algorithm.step_next_state(state, atol=None, rtol=None)
-      solver.iteration()
+    state = iterate_both(env, solver, PriorDescent(eta=1.0, n_inner=1))
     np.testing.assert_allclose(solver.mean_field.policy,
                                engine.policy_table(state.pi), atol=1e-9)
 
@@ -195,11 +204,7 @@ def test_mirror_descent_iterates_equal_online_mirror_descent(name):
   learning_rate = 0.1
   ours = mirror_descent.MirrorDescent(engine.game, lr=learning_rate,
                                       engine=engine)
-  algorithm = OnlineMirrorDescent(alpha=learning_rate)
-  state = algorithm.init_state(env, uniform_tensor(env))
-  for _ in range(NUM_ITERATIONS):
-    state = algorithm.step_next_state(state, atol=None, rtol=None)
-    ours.iteration()
+  state = iterate_both(env, ours, OnlineMirrorDescent(alpha=learning_rate))
   np.testing.assert_allclose(ours.mean_field.policy,
                              engine.policy_table(state.pi), atol=1e-9)
   assert ours.nash_conv() == pytest.approx(
