@@ -27,8 +27,8 @@ sum_{s, a} P_t[s', s, a] L_t[s, a], L_t = mu_t pi_t, as MFGLib's
 
 Transitions that do not depend on the mean field (probed when the engine is
 built: P_t under three different L_t must be identical) are read once and kept
-as sparse arrays; the others are read at every `mean_field` call. Rewards are
-always read at every call.
+as sparse arrays; the others are read at every `mean_field` call and kept
+dense. Rewards are always read at every call.
 
 MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
 imported when an engine is built from an environment.
@@ -379,7 +379,9 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
         if self.static_transitions:
           mu = self._forward_matrices[t] @ state_action[t]
         else:
-          transitions.append(self._transition_matrix(t, state_action[t]))
+          # A copy: the layers keep it, the environment may reuse its tensor.
+          transitions.append(
+              self._transition_matrix(t, state_action[t]).copy())
           mu = state_action[t] @ transitions[-1]
     flow = np.zeros(self._num_nodes + 1)
     flow[0] = 1.0
