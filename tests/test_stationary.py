@@ -365,6 +365,40 @@ def test_stationary_openspiel_bad_arguments(kwargs, match):
     vsg_spiel.MarkovGame.from_openspiel(game, stationary=True, **kwargs)
 
 
+def test_markov_soccer_stationary_equals_long_finite_horizon():
+  """markov_soccer on a 2 x 3 grid: goals end the game, so rows of P lose
+  mass and the state graph has cycles. The stationary values and deviation
+  gains equal those of the move-number-keyed game cut at horizon H (backward
+  induction) to within the truncation error 2 gamma^T / (1 - gamma), T the
+  decisions of the cut game (rewards in [-1, 1])."""
+  grid, horizon, discount = ".OB\nAO.", 10, 0.25
+  stationary = vsg_spiel.MarkovGame.from_openspiel(
+      pyspiel.load_game("markov_soccer", {"grid": grid, "horizon": 1000}),
+      stationary=True, discount=discount)
+  finite = vsg_spiel.MarkovGame.from_openspiel(
+      pyspiel.load_game("markov_soccer", {"grid": grid, "horizon": horizon}),
+      discount=discount)
+  # OpenSpiel's horizon counts the first chance move: H - 1 decisions.
+  assert stationary.num_states == 80 and finite.horizon == horizon - 1
+  row_mass = np.asarray(stationary.transitions.sum(axis=1)).ravel()
+  assert row_mass.min() == 0.0 and row_mass.max() == pytest.approx(1.0)
+  # (move number, observation) -> the stationary state of the observation.
+  index = [stationary.state_keys.index(key[1]) for key in finite.state_keys]
+  profile = vsg_spiel.random_profile(stationary, np.random.default_rng(3))
+  finite_profile = [policy[index] for policy in profile]
+  truncation = 2 * discount**finite.horizon / (1 - discount)
+  np.testing.assert_allclose(
+      stationary.initial_distribution @ vsg_spiel.policy_values(
+          stationary, profile),
+      finite.initial_distribution @ vsg_spiel.policy_values(
+          finite, finite_profile), rtol=0, atol=truncation)
+  np.testing.assert_allclose(
+      vsg_spiel.deviation_gains(stationary, profile),
+      vsg_spiel.deviation_gains(finite, finite_profile), rtol=0,
+      atol=truncation)
+  assert vsg_spiel.nash_conv(stationary, profile) > 100 * truncation
+
+
 def test_finite_horizon_games_are_not_stationary():
   mgame = vsg_spiel.MarkovGame.from_openspiel(
       "python_iterated_prisoners_dilemma(max_game_length=3)")
