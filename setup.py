@@ -48,6 +48,11 @@ setuptools.setup(
     extras_require={
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
+        # Peer libraries the tests and benchmarks compare with, skipped when
+        # absent: sgamesolver (stochastic-game QRE homotopy) builds from
+        # source and needs numpy and Cython installed first, then
+        # `pip install --no-build-isolation sgamesolver`.
+        "peers": ["sgamesolver>=1.0.2"],
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
     },
     entry_points={
