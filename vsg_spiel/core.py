@@ -41,6 +41,8 @@ DEFAULT_MAX_STATES = 200_000
 # sum to 1 within this (games from arrays); two histories of one observation
 # must agree to this (games from OpenSpiel).
 PROBABILITY_TOLERANCE = 1e-9
+# MarkovGame.transition_tensor: dense P up to this many entries (32 MiB).
+DENSE_TRANSITION_ENTRIES = 2**22
 _MARKOV_TOLERANCE = 1e-12
 
 
@@ -65,6 +67,7 @@ class MarkovGame:
     self.initial_distribution = np.asarray(initial_distribution, np.float64)
     self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
     self.stationary = bool(stationary)
+    self._transition_tensor = None  # dense P, built on demand
     if self.stationary:
       _check_stationary_discount(discount)
     elif not 0.0 < discount <= 1.0:
@@ -257,6 +260,17 @@ class MarkovGame:
         discount=discount,
         current_player=np.full(num_states, pyspiel.PlayerId.SIMULTANEOUS),
         stationary=True)
+
+  def transition_tensor(self):
+    """P(s' | s, a) as a dense (S, A_1, ..., A_N, S) array, built once, or
+    None when it would hold more than `DENSE_TRANSITION_ENTRIES` entries."""
+    size = self.num_states**2 * self.num_joint_actions
+    if size > DENSE_TRANSITION_ENTRIES:
+      return None
+    if self._transition_tensor is None:
+      self._transition_tensor = self.transitions.toarray().reshape(
+          (self.num_states,) + self.num_actions + (self.num_states,))
+    return self._transition_tensor
 
 
 def _check_stationary_discount(discount):
