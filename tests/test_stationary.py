@@ -493,3 +493,85 @@ def test_good_arrays_pass_the_same_checks():
   assert (mgame.num_players, mgame.num_states, mgame.num_actions) == (
       2, 3, (2, 2))
   assert mgame.discount == 0.9 and mgame.current_player.tolist() == [-2] * 3
+
+
+# ----------------------------------------------------------------------------
+# VPG (exact planning) on stationary games.
+
+
+def soft_value_iteration(rewards, transitions, discount, alpha, policies,
+                         models, tolerance=1e-13):
+  """Def. 5.1 of a 2-player stationary game by iterating its Bellman
+  equation: V^i = E_{a_hat~rho^i, a~pi_i(.|s, a_hat)}[r^i/alpha - log pi_i +
+  gamma E V^i]; policies (S, A_i, W) (W = 1: marginal), models (S, A_-i)."""
+  values = np.zeros((rewards.shape[1], 2))
+  while True:
+    new = np.empty_like(values)
+    for i in range(2):
+      weights = policies[i] * models[i][:, None, :]  # (S, A_i, A_-i)
+      own_rewards = rewards[i] if i == 0 else rewards[i].transpose(0, 2, 1)
+      own_next = transitions if i == 0 else transitions.transpose(0, 2, 1, 3)
+      with np.errstate(divide="ignore"):
+        log_policy = np.where(policies[i] > 0, np.log(policies[i]), 0.0)
+      new[:, i] = (weights * (own_rewards / alpha - log_policy + discount *
+                              own_next @ values[:, i])).sum(axis=(1, 2))
+    if np.abs(new - values).max() < tolerance:
+      return new
+    values = new
+
+
+@pytest.mark.parametrize("policy_form", ["marginal", "conditional"])
+def test_vpg_soft_values_equal_soft_value_iteration(policy_form):
+  from vsg_spiel.algorithms import vpg  # pylint: disable=g-import-not-at-top
+  rewards, transitions, initial = random_arrays(21, 2, 4, (3, 2))
+  mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, 0.8,
+                                           initial)
+  solver = vpg.VPGSolver(mgame, temperature=0.7, step=0.4,
+                         policy_form=policy_form)
+  for _ in range(3):
+    solver.iteration()
+  values = soft_value_iteration(
+      rewards, transitions, 0.8, 0.7, solver.conditional_policies(),
+      solver.joint_opponent_models())
+  np.testing.assert_allclose(solver.soft_values(0.7), values, rtol=0,
+                             atol=1e-11)
+  assert np.ptp(values) > 1.0
+
+
+def test_vpg_marginal_fixed_point_is_a_discounted_epsilon_nash():
+  """Theorem 4.2, discounted: at VPG's fixed point (marginal form, exact
+  models) every deviation gain is at most alpha log|A| / (1 - gamma)."""
+  from vsg_spiel.algorithms import vpg  # pylint: disable=g-import-not-at-top
+  rewards, transitions, initial = random_arrays(5, 3, 3, (2, 2, 3))
+  mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, 0.75,
+                                           initial)
+  alpha = 0.4
+  solver = vpg.VPGSolver(mgame, temperature=alpha, step=0.5,
+                         policy_form="marginal")
+  for _ in range(200):
+    solver.iteration()
+  profile = solver.marginal_profile()
+  # The fixed point: pi_i = softmax of the soft Q averaged over the others.
+  q_values = solver.soft_q_values(alpha)
+  models = solver.joint_opponent_models()
+  for i, policy in enumerate(profile):
+    logits = np.einsum("saj,sj->sa", q_values[i], models[i])
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(policy, softmax / softmax.sum(1, keepdims=True),
+                               rtol=0, atol=1e-8)
+  gains = vsg_spiel.deviation_gains(mgame, profile)
+  epsilon = vsg_spiel.epsilon_bound(mgame, alpha)
+  assert epsilon == pytest.approx(alpha * np.log(3) / 0.25)
+  assert np.all(gains <= epsilon) and gains.max() > 1e-3
+
+
+def test_vpg_rejects_what_stationary_games_do_not_support():
+  from vsg_spiel.algorithms import vpg  # pylint: disable=g-import-not-at-top
+  mgame = vsg_spiel.MarkovGame.from_arrays(*random_arrays(0, 2, 2, (2, 2))[:2],
+                                           0.9, [1.0, 0.0])
+  with pytest.raises(ValueError, match="variational.*stationary"):
+    vpg.VPGSolver(mgame, opponent_model="variational")
+  with pytest.raises(ValueError, match="episodes that end"):
+    vpg.SampledVPGSolver(mgame)
+  with pytest.raises(ValueError, match="stationary"):
+    vpg.VPGSolver(mgame).elbo_gaps()
