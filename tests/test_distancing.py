@@ -131,3 +131,33 @@ def test_uniform_profile_loads_and_nash_conv(published):
 def test_bad_parameters(kwargs, match):
   with pytest.raises(ValueError, match=match):
     distancing.distancing_game(**kwargs)
+
+
+def test_theorem_58_binary_writes_its_outputs(tmp_path):
+  """eval/run_distancing, two iterations: outputs, and the numbers that can
+  be checked independently (the uniform start and the loads)."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  environment = dict(os.environ, PYTHONPATH=repository)
+  result = subprocess.run(
+      [sys.executable, "-m", "vsg_spiel.eval.run_distancing",
+       f"--out={tmp_path}", "--iterations=2"], capture_output=True,
+      text=True, check=False, env=environment, timeout=300)
+  assert result.returncode == 0, result.stderr
+  data = json.loads((tmp_path / "distancing.json").read_text())
+  mgame = distancing.distancing_game()
+  uniform = vsg_spiel.nash_conv(mgame, vsg_spiel.uniform_profile(mgame))
+  for record in data["runs"]:
+    assert len(record["nash_conv"]) == 3
+    assert record["nash_conv"][0] == pytest.approx(uniform, rel=1e-12)
+    profile = [np.array(policy) for policy in record["profile"]]
+    np.testing.assert_allclose(record["loads"],
+                               distancing.expected_loads(profile))
+    assert record["nash_conv"][-1] == pytest.approx(
+        vsg_spiel.nash_conv(mgame, profile), rel=1e-12)
+  assert len(data["runs"][0]["regularised_step"]) == 2
+  assert (tmp_path / "figures" / "distancing.png").stat().st_size > 0
+  assert "facility" in (tmp_path / "distancing.md").read_text().lower()
