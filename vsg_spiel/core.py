@@ -251,7 +251,7 @@ class MarkovGame:
     rewards, transitions, legal, initial, discount = _validated_arrays(
         rewards, transitions, discount, initial_distribution, legal)
     num_states = rewards.shape[1]
-    return cls(
+    mgame = cls(
         rewards=rewards,
         transitions=sparse.csr_matrix(transitions.reshape(-1, num_states)),
         legal_mask=legal,
@@ -260,12 +260,15 @@ class MarkovGame:
         discount=discount,
         current_player=np.full(num_states, pyspiel.PlayerId.SIMULTANEOUS),
         stationary=True)
+    mgame._transition_tensor = transitions  # pylint: disable=protected-access
+    return mgame
 
   def transition_tensor(self):
-    """P(s' | s, a) as a dense (S, A_1, ..., A_N, S) array, built once, or
-    None when it would hold more than `DENSE_TRANSITION_ENTRIES` entries."""
+    """P(s' | s, a) as a dense (S, A_1, ..., A_N, S) array: the one given to
+    `from_arrays`, or built once from `transitions` when it has at most
+    `DENSE_TRANSITION_ENTRIES` entries (else None)."""
     size = self.num_states**2 * self.num_joint_actions
-    if size > DENSE_TRANSITION_ENTRIES:
+    if self._transition_tensor is None and size > DENSE_TRANSITION_ENTRIES:
       return None
     if self._transition_tensor is None:
       self._transition_tensor = self.transitions.toarray().reshape(
