@@ -4,7 +4,8 @@
 
 The distancing game of Leonardos et al. (ICLR 2022) at its published
 defaults (`vsg_spiel.games.distancing`: 8 agents, 4 facilities, gamma 0.99),
-from the uniform profile, with exact planning:
+from the uniform profile (or a seeded random one, `--start_seed`), with
+exact planning:
 
   * VPG, marginal form with exact opponent models (Prop. 5.6: natural policy
     gradient on the entropy-regularised potential), step `--vpg_step`, the
@@ -58,6 +59,10 @@ _NPG_LEARNING_RATE = flags.DEFINE_float(
     "npg_learning_rate", 0.002, "Independent NPG's eta (per reward unit).")
 _TARGET = flags.DEFINE_float("target_nash_conv", 1e-3,
                              "Report the first iteration at or below this.")
+_START_SEED = flags.DEFINE_integer(
+    "start_seed", None, "Start both algorithms from a random profile "
+    "(Dirichlet(1) rows, this seed) instead of the uniform one: exact "
+    "updates from the uniform start keep the agents identical.")
 
 
 def entropy(profile):
@@ -90,9 +95,10 @@ def npg_step(mgame, profile, learning_rate):
   return updated
 
 
-def run(name, mgame, phi, step_fn, iterations, temperature_fn=None):
-  """Iterates `step_fn` (profile -> profile), recording the measures."""
-  profile = vsg_spiel.uniform_profile(mgame)
+def run(name, mgame, phi, start, step_fn, iterations, temperature_fn=None):
+  """Iterates `step_fn` (profile -> profile) from `start`, recording the
+  measures."""
+  profile = start
   record = {"algorithm": name, "nash_conv": [], "seconds": [],
             "potential": [], "regularised_step": []}
   elapsed = 0.0
@@ -124,17 +130,19 @@ def run(name, mgame, phi, step_fn, iterations, temperature_fn=None):
   return record
 
 
-def vpg_run(mgame, phi):
+def vpg_run(mgame, phi, start):
   schedule = vpg.geometric_annealing(_INITIAL_TEMPERATURE.value,
                                      _FINAL_TEMPERATURE.value, _DECAY.value)
   solver = vpg.VPGSolver(mgame, temperature=schedule, step=_VPG_STEP.value,
-                         opponent_model="exact", policy_form="marginal")
+                         opponent_model="exact", policy_form="marginal",
+                         initial_profile=start)
 
   def step(profile):
     del profile  # the solver holds it
     solver.iteration()
     return solver.marginal_profile()
-  return run("vpg_annealed", mgame, phi, step, _ITERATIONS.value, schedule)
+  return run("vpg_annealed", mgame, phi, start, step, _ITERATIONS.value,
+             schedule)
 
 
 def markdown(records):
@@ -183,15 +191,18 @@ def main(argv):
     raise app.UsageError("npg_learning_rate must be > 0")
   mgame = distancing.distancing_game()
   phi = distancing.potential()
+  start = (vsg_spiel.uniform_profile(mgame) if _START_SEED.value is None else
+           vsg_spiel.random_profile(
+               mgame, np.random.default_rng(_START_SEED.value)))
   records = [
-      vpg_run(mgame, phi),
-      run("independent_npg", mgame, phi,
+      vpg_run(mgame, phi, start),
+      run("independent_npg", mgame, phi, start,
           lambda profile: npg_step(mgame, profile, _NPG_LEARNING_RATE.value),
           _ITERATIONS.value)]
   out = _OUT.value
   settings = {flag: flags.FLAGS[flag].value for flag in (
       "iterations", "vpg_step", "initial_temperature", "final_temperature",
-      "decay", "npg_learning_rate", "target_nash_conv")}
+      "decay", "npg_learning_rate", "target_nash_conv", "start_seed")}
   common.atomic_write_json(os.path.join(out, "distancing.json"),
                            {"settings": settings, "runs": records})
   plot(records, os.path.join(out, "figures", "distancing.png"))

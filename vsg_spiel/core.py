@@ -23,6 +23,14 @@ with simultaneous (or turn-based) moves and chance, and stores:
 States are numbered in move-number order, so every transition goes from one
 layer to a later one and backward induction runs over `layers` in reverse.
 All solvers and NashConv computations of the package work on these arrays.
+
+A stationary game (`stationary=True`: `MarkovGame.from_arrays`, or
+`from_openspiel(game, stationary=True, discount=gamma)` with states keyed by
+the observation alone) is an infinite-horizon discounted game, gamma < 1,
+whose state graph may have cycles. It has the same attributes with one layer
+holding every state and `horizon` None; backward induction does not apply,
+so code that walks `layers` must check `stationary` (the evaluation in
+`vsg_spiel.exploitability` and VPG's exact planning solve linear systems).
 """
 
 import collections
