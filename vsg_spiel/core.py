@@ -78,6 +78,9 @@ class MarkovGame:
     self._transition_tensor = None  # dense P, built on demand
     if self.stationary:
       _check_stationary_discount(discount)
+      if len(self.layers) != 1:
+        raise ValueError(f"a stationary game has one layer holding every "
+                         f"state; got {len(self.layers)} layers")
     elif not 0.0 < discount <= 1.0:
       raise ValueError(f"discount must be in (0, 1]; got {discount}")
     self.discount = float(discount)
