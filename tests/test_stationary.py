@@ -121,11 +121,10 @@ def test_values_best_responses_and_nash_conv_equal_value_iteration(
 
 
 def test_nash_conv_is_zero_at_a_known_stationary_equilibrium():
-  """Matching pennies in every state, action-dependent transitions: the
-  uniform profile is an equilibrium of the discounted game (each player's
-  continuation does not depend on its own action under the other's uniform
-  play... since transitions depend on the joint action only through a
-  function the uniform opponent makes uniform)."""
+  """Matching pennies in every state; the state advances when the actions
+  match. Against a uniform opponent each player's action changes neither its
+  expected payoff (0) nor the next-state distribution (a match with
+  probability 1/2), so the uniform profile is a stationary equilibrium."""
   num_states = 3
   pennies = np.array([[1.0, -1.0], [-1.0, 1.0]])
   rewards = np.stack([np.broadcast_to(pennies, (num_states, 2, 2)),
