@@ -347,6 +347,12 @@ def test_non_markov_observation_is_rejected():
   with pytest.raises(ValueError, match="observation is not a Markov state.*"
                      "'s=0\\|1'"):
     vsg_spiel.MarkovGame.from_openspiel(game, stationary=True, discount=0.9)
+  # A time limit the observation does not show, reached by the enumeration.
+  with pytest.raises(ValueError, match="observation is not a Markov state"):
+    vsg_spiel.MarkovGame.from_openspiel(
+        pyspiel.load_game("markov_soccer", {"grid": ".OB\nAO.",
+                                            "horizon": 4}),
+        stationary=True, discount=0.9)
   # Keyed with the move number it is a (long) finite-horizon game instead.
   short = pyspiel.load_game("python_vsg_test_cyclic",
                             {"merge_states": True, "max_game_length": 2})

@@ -52,6 +52,7 @@ PROBABILITY_TOLERANCE = 1e-9
 # MarkovGame.transition_tensor: dense P up to this many entries (32 MiB).
 DENSE_TRANSITION_ENTRIES = 2**22
 _MARKOV_TOLERANCE = 1e-12
+_HISTORIES_CHECKED = 4
 
 
 class MarkovGame:
@@ -128,11 +129,12 @@ class MarkovGame:
         as an infinite-horizon discounted game: needs observation strings and
         a discount in [0, 1). Each key's continuation is read from the first
         history that reaches it; a time limit that the observation does not
-        show is not part of the stationary model. Other histories reaching
-        a key (the first one, and one per distinct `str(state)`) are
+        show is not part of the stationary model. Up to 4 other histories
+        reaching a key (one per distinct `str(state)` and move number) are
         expanded one step and must agree with it (same mover, legal
         actions, rewards and next-key distribution per joint action to
-        1e-12), else the observation is not Markov.
+        1e-12), else the observation is not Markov: a necessary check, not
+        a proof.
 
     Raises:
       ValueError: the game is not a finite perfect-information Markov game,
@@ -431,11 +433,12 @@ class _Enumerator:
     self.max_states = max_states
     self.stationary = stationary
     # Stationary games: other histories reaching each Markov state, checked
-    # against the state's own continuation (`_check_markov`): the first one,
-    # and one per distinct state string (str(state) may show what the
-    # observation hides).
+    # against the state's own continuation (`_check_markov`): one per
+    # distinct (state string, move number), up to _HISTORIES_CHECKED (the
+    # string may show what the observation hides; the move number, a time
+    # limit it does not show).
     self.other_histories = collections.defaultdict(list)
-    self.state_strings = {}
+    self.signatures = {}
     game_type = game.get_type()
     self.simultaneous = game_type.dynamics == _SIMULTANEOUS
     self.num_players = game.num_players()
@@ -459,11 +462,12 @@ class _Enumerator:
     key = key_of(self.state_key, state, self.stationary)
     index = self.index.get(key)
     if index is not None and self.stationary:
-      text = str(state)
       others = self.other_histories[index]
-      if not others or text not in self.state_strings[index]:
+      signature = (str(state), state.move_number())
+      if (len(others) < _HISTORIES_CHECKED and
+          signature not in self.signatures[index]):
         others.append(state)
-        self.state_strings[index].add(text)
+        self.signatures[index].add(signature)
     if index is None:
       if len(self.states) >= self.max_states:
         raise ValueError(
@@ -475,7 +479,7 @@ class _Enumerator:
       self.index[key] = index
       self.states.append(state)
       if self.stationary:
-        self.state_strings[index] = {str(state)}
+        self.signatures[index] = {(str(state), state.move_number())}
     return index
 
   def joint_actions(self, state):
