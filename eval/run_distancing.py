@@ -41,6 +41,7 @@ import numpy as np
 
 import vsg_spiel
 from vsg_spiel import core
+from vsg_spiel import logit
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.eval import common
 from vsg_spiel.games import distancing
@@ -140,7 +141,7 @@ def vpg_run(mgame, phi, start):
   def step(profile):
     del profile  # the solver holds it
     solver.iteration()
-    return solver.marginal_profile()
+    return solver.profile()
   return run("vpg_annealed", mgame, phi, start, step, _ITERATIONS.value,
              schedule)
 
@@ -184,7 +185,7 @@ def plot(records, path):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  vpg.check_step(_VPG_STEP.value)
+  logit.check_step(_VPG_STEP.value, name="vpg_step")
   vpg.geometric_annealing(_INITIAL_TEMPERATURE.value,
                           _FINAL_TEMPERATURE.value, _DECAY.value)
   if not _NPG_LEARNING_RATE.value > 0:

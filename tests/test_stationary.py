@@ -555,7 +555,7 @@ def test_vpg_marginal_fixed_point_is_a_discounted_epsilon_nash():
                          policy_form="marginal")
   for _ in range(200):
     solver.iteration()
-  profile = solver.marginal_profile()
+  profile = solver.profile()
   # The fixed point: pi_i = softmax of the soft Q averaged over the others.
   q_values = solver.soft_q_values(alpha)
   models = solver.joint_opponent_models()

@@ -17,8 +17,24 @@ with simultaneous (or turn-based) moves and chance, and stores:
   * `transitions`: a sparse matrix P[(s, a), s'] of the probability of the
     next decision state, chance resolved; the mass missing from a row is the
     probability that the game ends;
-  * `initial_distribution[s]`, `discount` and `horizon` (the most decisions on
-    any play).
+  * `initial_distribution[s]`: the probability that the first decision state
+    is s (the mass missing is the probability that chance ends the game
+    before any decision), and `initial_rewards[i]`: player i's expected
+    return accrued before the first decision (including the plays that end
+    there), so that a value at the start is
+    `initial_rewards + initial_distribution @ values` (`start_values`);
+  * `discount` and `horizon` (the most decisions on any play).
+
+A player with no legal action at a simultaneous-move state does not act
+there: it gets the single action 0 (which OpenSpiel takes for such a player
+in `apply_actions`), as the players not to move in a turn-based game do.
+
+Size. Before allocating, the enumeration estimates the bytes its tensors take
+(rewards, transitions and the walk's bookkeeping grow with states x joint
+actions, and the joint actions with num_distinct_actions^num_players) and
+stops with that estimate, the limit `max_bytes` and the parameters to change,
+at once for a game too wide for one state and as soon as the states found
+exceed it.
 
 States are numbered in move-number order, so every transition goes from one
 layer to a later one and backward induction runs over `layers` in reverse.
@@ -40,11 +56,19 @@ import numpy as np
 import pyspiel
 from scipy import sparse
 
+from vsg_spiel import parameters
+
 _SIMULTANEOUS = pyspiel.GameType.Dynamics.SIMULTANEOUS
 _SEQUENTIAL = pyspiel.GameType.Dynamics.SEQUENTIAL
 _ACCEPTED_INFORMATION = (pyspiel.GameType.Information.PERFECT_INFORMATION,
                          pyspiel.GameType.Information.ONE_SHOT)
 DEFAULT_MAX_STATES = 200_000
+DEFAULT_MAX_BYTES = 2 * 2**30
+# Bytes per (state, joint action) while the tensors are built: a float64
+# reward per player (twice: per state, then stacked), and the transition
+# triplet as Python objects during the walk, then as arrays and CSR.
+_BYTES_PER_ENTRY_PER_PLAYER = 16
+_BYTES_PER_ENTRY = 160
 # Stationary games: rows of `transitions` and the initial distribution must
 # sum to 1 within this (games from arrays); two histories of one observation
 # must agree to this (games from OpenSpiel).
@@ -61,7 +85,7 @@ class MarkovGame:
   def __init__(self, *, rewards, transitions, legal_mask, initial_distribution,
                layers, discount=1.0, game=None, state_key=None,
                state_keys=None, states=None, current_player=None,
-               stationary=False):
+               initial_rewards=None, stationary=False):
     self.rewards = np.asarray(rewards, dtype=np.float64)
     self.num_players = self.rewards.shape[0]
     self.num_states = self.rewards.shape[1]
@@ -74,17 +98,20 @@ class MarkovGame:
     self.transitions = sparse.csr_matrix(transitions)
     self.legal_mask = [np.asarray(mask, dtype=bool) for mask in legal_mask]
     self.initial_distribution = np.asarray(initial_distribution, np.float64)
+    self.initial_rewards = (np.zeros(self.num_players)
+                            if initial_rewards is None else
+                            np.asarray(initial_rewards, dtype=np.float64))
     self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
     self.stationary = bool(stationary)
     self._transition_tensor = None  # dense P, built on demand
     if self.stationary:
-      _check_stationary_discount(discount)
+      self.discount = _check_stationary_discount(discount)
       if len(self.layers) != 1:
         raise ValueError(f"a stationary game has one layer holding every "
                          f"state; got {len(self.layers)} layers")
-    elif not 0.0 < discount <= 1.0:
-      raise ValueError(f"discount must be in (0, 1]; got {discount}")
-    self.discount = float(discount)
+    else:
+      self.discount = parameters.check_real("discount", discount, 0.0, 1.0,
+                                            low_open=True)
     self.game = game
     self.state_key = state_key  # "observation" or "history" (from OpenSpiel)
     self.state_keys = state_keys
@@ -110,7 +137,8 @@ class MarkovGame:
 
   @classmethod
   def from_openspiel(cls, game, *, state_key="auto", discount=1.0,
-                     max_states=DEFAULT_MAX_STATES, stationary=False):
+                     max_states=DEFAULT_MAX_STATES,
+                     max_bytes=DEFAULT_MAX_BYTES, stationary=False):
     """Enumerates `game`'s decision states once and builds its tensors.
 
     Args:
@@ -124,6 +152,8 @@ class MarkovGame:
       discount: gamma per decision step; OpenSpiel's own tools evaluate
         undiscounted returns, so keep 1 when comparing with them.
       max_states: enumeration stops with an error past this many states.
+      max_bytes: enumeration stops with an error (before allocating) once
+        the estimated size of the tensors passes this many bytes.
       stationary: key states by the observation string alone (no move
         number), so that the state graph may have cycles, and treat the game
         as an infinite-horizon discounted game: needs observation strings and
@@ -138,9 +168,15 @@ class MarkovGame:
 
     Raises:
       ValueError: the game is not a finite perfect-information Markov game,
-        or (stationary) the discount is not in [0, 1), the game provides no
-        observation strings, or its observation is not a Markov state.
+        or it is larger than max_states or max_bytes, or (stationary) the
+        discount is not in [0, 1), the game provides no observation strings,
+        or its observation is not a Markov state.
     """
+    max_states = parameters.check_integer("max_states", max_states, 1)
+    max_bytes = parameters.check_integer("max_bytes", max_bytes, 1)
+    discount = (_check_stationary_discount(discount) if stationary else
+                parameters.check_real("discount", discount, 0.0, 1.0,
+                                      low_open=True))
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     game_type = game.get_type()
@@ -164,14 +200,12 @@ class MarkovGame:
     if state_key == "observation" and not game_type.provides_observation_string:
       raise ValueError(f"{name} provides no observation strings; use "
                        "state_key='history'")
-    if stationary:
-      _check_stationary_discount(discount)
-      if state_key != "observation":
-        raise ValueError(
-            f"a stationary game keys states by the observation string; "
-            f"{name} with state_key={state_key!r} cannot be stationary")
-    return _Enumerator(game, state_key, max_states, stationary).build(
-        cls, discount)
+    if stationary and state_key != "observation":
+      raise ValueError(
+          f"a stationary game keys states by the observation string; "
+          f"{name} with state_key={state_key!r} cannot be stationary")
+    return _Enumerator(game, state_key, max_states, max_bytes,
+                       stationary).build(cls, discount)
 
   # --------------------------------------------------------------------------
   # Vectorised Bellman pieces used by every solver.
@@ -191,6 +225,21 @@ class MarkovGame:
         self.num_states, -1)
     return expected.reshape((layer_size,) + self.num_actions +
                             values.shape[1:])
+
+  @property
+  def return_bound(self):
+    """An upper bound on |return| of any play: the largest |reward| of one
+    decision step times the most steps (times at most 1 / (1 - gamma))."""
+    steps = (self.horizon if self.discount == 1.0 else
+             1.0 / (1.0 - self.discount) if self.stationary else
+             min(self.horizon, 1.0 / (1.0 - self.discount)))
+    return float(np.abs(self.rewards).max(initial=0.0)) * steps
+
+  def start_values(self, values):
+    """Each player's expected return from the start of the game, given the
+    players' values at every decision state (S, num_players):
+    initial_rewards + initial_distribution @ values."""
+    return self.initial_rewards + self.initial_distribution @ values
 
   def index_of(self, state):
     """The Markov state index of a decision state of `self.game`."""
@@ -218,9 +267,13 @@ class MarkovGame:
         raise ValueError(f"legal_mask[{player}] must have shape "
                          f"({num_states}, {self.num_actions[player]})")
       if not mask.any(axis=1).all():
-        raise ValueError(f"player {player} has a state with no legal action")
+        raise ValueError(
+            f"legal_mask[{player}] has a state with no legal action; a "
+            "player who does not act at a state has the single action 0")
     if self.initial_distribution.shape != (num_states,):
       raise ValueError("initial_distribution must have one entry per state")
+    if self.initial_rewards.shape != (self.num_players,):
+      raise ValueError("initial_rewards must have one entry per player")
     order = np.concatenate(self.layers)
     if not np.array_equal(order, np.arange(num_states)):
       raise ValueError("layers must list the states 0..S-1 in order")
@@ -290,11 +343,8 @@ class MarkovGame:
 
 
 def _check_stationary_discount(discount):
-  if (isinstance(discount, (bool, np.bool_)) or
-      not isinstance(discount, (int, float, np.integer, np.floating)) or
-      not 0.0 <= discount < 1.0):
-    raise ValueError(f"discount of a stationary game must be a number in "
-                     f"[0, 1); got {discount!r}")
+  return parameters.check_real("discount of a stationary game", discount,
+                               0.0, 1.0, high_open=True)
 
 
 def _real_array(name, values):
@@ -427,10 +477,12 @@ def key_of(state_key, state, stationary=False):
 class _Enumerator:
   """Breadth-first walk of an OpenSpiel game that merges Markov-equal states."""
 
-  def __init__(self, game, state_key, max_states, stationary=False):
+  def __init__(self, game, state_key, max_states, max_bytes,
+               stationary=False):
     self.game = game
     self.state_key = state_key
     self.max_states = max_states
+    self.max_bytes = max_bytes
     self.stationary = stationary
     # Stationary games: other histories reaching each Markov state, checked
     # against the state's own continuation (`_check_markov`): one per
@@ -443,8 +495,29 @@ class _Enumerator:
     self.simultaneous = game_type.dynamics == _SIMULTANEOUS
     self.num_players = game.num_players()
     self.num_actions = (game.num_distinct_actions(),) * self.num_players
+    self.num_joint_actions = game.num_distinct_actions()**self.num_players
+    self.bytes_per_state = self.num_joint_actions * (
+        _BYTES_PER_ENTRY + _BYTES_PER_ENTRY_PER_PLAYER * self.num_players)
     self.index = {}
     self.states = []
+    self._check_size(1)
+
+  def _check_size(self, num_states):
+    """Raises before the tensors of `num_states` states pass max_bytes."""
+    estimate = num_states * self.bytes_per_state
+    if estimate <= self.max_bytes:
+      return
+    raise ValueError(
+        f"{self.game} is too large to enumerate: its tensors need about "
+        f"{_format_bytes(estimate)} ({num_states} Markov state(s) x "
+        f"{self.num_joint_actions} joint actions "
+        f"({self.num_actions[0]}^{self.num_players}: num_distinct_actions^"
+        f"num_players) x {self.bytes_per_state // self.num_joint_actions} "
+        f"bytes), more than max_bytes={self.max_bytes} "
+        f"({_format_bytes(self.max_bytes)}); load the game with fewer players, "
+        "actions or steps, or raise the limit: build "
+        "MarkovGame.from_openspiel(game, max_bytes=...) and pass it to the "
+        "solvers and to nash_conv")
 
 
   def decision_outcomes(self, state):
@@ -475,6 +548,7 @@ class _Enumerator:
             f"(max_game_length={self.game.max_game_length()}): it is too "
             "long or too wide to enumerate; load it with smaller parameters "
             "or raise max_states")
+      self._check_size(len(self.states) + 1)
       index = len(self.states)
       self.index[key] = index
       self.states.append(state)
@@ -485,7 +559,8 @@ class _Enumerator:
   def joint_actions(self, state):
     """Yields (joint action tuple padded for all players, child state)."""
     if self.simultaneous:
-      legal = [state.legal_actions(player) for player in
+      # A player with no legal action passes 0, as OpenSpiel asks.
+      legal = [state.legal_actions(player) or [0] for player in
                range(self.num_players)]
       for joint in itertools.product(*legal):
         child = state.clone()
@@ -500,16 +575,18 @@ class _Enumerator:
 
   def build(self, cls, discount):
     root = self.game.new_initial_state()
-    root_returns = np.asarray(root.returns())
+    root_returns = np.asarray(root.returns(), dtype=np.float64)
     initial = []
+    # Returns before the first decision, and of plays that end before it.
+    initial_rewards = np.zeros(self.num_players)
     for probability, leaf in self.decision_outcomes(root):
-      if leaf.is_terminal():
-        raise ValueError(f"{self.game} can end before any decision")
-      if np.any(np.asarray(leaf.returns()) != root_returns):
-        raise ValueError(f"{self.game} pays rewards before the first decision")
-      initial.append((self.state_index(leaf), probability))
+      initial_rewards += probability * (np.asarray(leaf.returns()) -
+                                        root_returns)
+      if not leaf.is_terminal():
+        initial.append((self.state_index(leaf), probability))
     if not initial:
-      raise ValueError(f"{self.game} has no decision state")
+      raise ValueError(f"{self.game} has no decision state: every play ends "
+                       "before any player acts")
 
     joint_shape = self.num_actions
     rows, cols, probs = [], [], []
@@ -523,7 +600,7 @@ class _Enumerator:
       if self.simultaneous:
         movers.append(pyspiel.PlayerId.SIMULTANEOUS)
         for player in range(self.num_players):
-          mask[player][state.legal_actions(player)] = True
+          mask[player][state.legal_actions(player) or [0]] = True
       else:
         mover = state.current_player()
         movers.append(mover)
@@ -568,6 +645,7 @@ class _Enumerator:
     layers = np.split(np.arange(num_states), boundaries)
     keys = list(self.index)  # insertion order == discovery index
     return cls(
+        initial_rewards=initial_rewards,
         rewards=np.stack(rewards, axis=1)[:, order],
         transitions=transitions,
         legal_mask=[np.array([legal[i][player] for i in order])
@@ -644,3 +722,12 @@ def _compare_continuations(game, state, continuation, other,
         f"{difference}; load it with stationary=False (states keyed with "
         "the move number) or give it an observation that identifies the "
         "state")
+
+
+def _format_bytes(size):
+  """1234567 -> '1.2 MiB'."""
+  for unit in ("bytes", "KiB", "MiB", "GiB"):
+    if size < 1024 or unit == "GiB":
+      break
+    size /= 1024
+  return f"{size:.1f} {unit}" if unit != "bytes" else f"{int(size)} bytes"
