@@ -580,3 +580,18 @@ def test_vpg_rejects_what_stationary_games_do_not_support():
     vpg.SampledVPGSolver(mgame)
   with pytest.raises(ValueError, match="stationary"):
     vpg.VPGSolver(mgame).elbo_gaps()
+
+
+def test_openspiel_policies_are_read_at_each_stationary_state():
+  """An OpenSpiel policy of a cyclic game is read once per Markov state (its
+  histories are unbounded)."""
+  from open_spiel.python import policy as policy_lib  # pylint: disable=g-import-not-at-top
+  game = pyspiel.load_game("python_vsg_test_cyclic")
+  mgame = vsg_spiel.MarkovGame.from_openspiel(game, stationary=True,
+                                              discount=0.9)
+  uniform = vsg_spiel.uniform_profile(mgame)
+  assert vsg_spiel.nash_conv(
+      mgame, policy_lib.UniformRandomPolicy(game)) == pytest.approx(
+          vsg_spiel.nash_conv(mgame, uniform), abs=1e-12)
+  with pytest.raises(ValueError, match="stationary: give a profile"):
+    vsg_spiel.nash_conv(mgame, {"s=0": [(0, 1.0)]})
