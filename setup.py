@@ -48,12 +48,14 @@ setuptools.setup(
     extras_require={
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
-        # Peer libraries the tests and benchmarks compare with, skipped when
-        # absent: sgamesolver (stochastic-game QRE homotopy) builds from
-        # source and needs numpy and Cython installed first, then
-        # `pip install --no-build-isolation sgamesolver`.
-        "peers": ["sgamesolver>=1.0.2"],
-        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
+        # Peer libraries that tests and benchmarks compare against: Gambit's
+        # logit QRE is the reference of the homotopy solver; sgamesolver
+        # (stochastic-game QRE homotopy, its tests skipped when absent)
+        # builds from source and needs numpy and Cython installed first,
+        # then `pip install --no-build-isolation sgamesolver`.
+        "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2"],
+        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60",
+                 "pygambit>=16.7"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],
