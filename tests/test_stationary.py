@@ -11,6 +11,8 @@ import pyspiel
 import pytest
 
 import vsg_spiel
+from vsg_spiel.algorithms import correlated_vpg
+from vsg_spiel.algorithms import zero_sum_vpg
 
 # ----------------------------------------------------------------------------
 # Random stochastic games and an independent value iteration.
@@ -595,3 +597,17 @@ def test_openspiel_policies_are_read_at_each_stationary_state():
           vsg_spiel.nash_conv(mgame, uniform), abs=1e-12)
   with pytest.raises(ValueError, match="stationary: give a profile"):
     vsg_spiel.nash_conv(mgame, {"s=0": [(0, 1.0)]})
+
+
+@pytest.mark.parametrize("solver", ["zero_sum", "correlated"])
+def test_layered_only_solvers_refuse_stationary_games(solver):
+  """Solvers that work by backward induction over the layers refuse a
+  stationary game up front instead of doing one backward step."""
+  rewards, transitions, initial = random_arrays(0, 2, 3, (2, 2))
+  if solver == "zero_sum":
+    rewards[1] = -rewards[0]
+  mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, 0.9, initial)
+  make = {"zero_sum": zero_sum_vpg.ZeroSumVPGSolver,
+          "correlated": correlated_vpg.CorrelatedVPGSolver}[solver]
+  with pytest.raises(ValueError, match="finite-horizon game.*stationary"):
+    make(mgame)
