@@ -61,6 +61,10 @@ def test_binary_writes_tables_and_figures(tmp_path):
     ("--signals=0", "--signals"),
     ("--zero_sum_games=matrix_pd", "not zero-sum"),
     ("--zero_sum_algorithms=minimax", "unknown ['minimax']"),
+    ("--signals=abc", "--signals: 'abc' is not"),
+    ("--ce_iterations=0", "--ce_iterations: 0 is not allowed"),
+    ("--ce_seeds=0", "--ce_seeds: 0 is not allowed"),
+    ("--time_budget=-1", "--time_budget: -1.0 is not allowed"),
 ])
 def test_bad_flags_fail_before_work(tmp_path, flag, message):
   result = subprocess.run(

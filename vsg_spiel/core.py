@@ -209,6 +209,39 @@ def expect_over_actions(joint_values, policies, keep=None):
   return np.einsum(*operands, output, optimize=len(policies) > 2)
 
 
+def turn_based_tree_size(mgame, outcomes=False):
+  """Nodes of OpenSpiel's `convert_to_turn_based` tree of `mgame`'s game.
+
+  A Markov state reached by h histories, where the players have n_1..n_N
+  legal actions, holds h (1 + n_1 + n_1 n_2 + ... + n_1...n_{N-1}) decision
+  nodes, and h n_1...n_N joint outcomes below them. The histories are counted
+  forward through the layers once.
+
+  Args:
+    mgame: a `MarkovGame`.
+    outcomes: False: the decision nodes only (exact). True: also the
+      rounds' joint outcomes, about every node OpenSpiel's tools visit (exact
+      where chance nodes separate the rounds, as in the routing game;
+      elsewhere an outcome that starts the next round is counted twice and
+      chance nodes below an outcome are not counted).
+
+  Returns:
+    The count, an int.
+  """
+  histories = (mgame.initial_distribution > 0).astype(np.float64)
+  reached = (mgame.transitions > 0).astype(np.float64)
+  joint = mgame.num_joint_actions
+  for layer in mgame.layers:
+    block = reached[layer[0] * joint:(layer[-1] + 1) * joint]
+    histories += block.T @ np.repeat(histories[layer], joint)
+  counts = np.stack([mask.sum(axis=1) for mask in mgame.legal_mask], axis=1)
+  prefixes = np.cumprod(counts, axis=1)
+  nodes = 1 + prefixes[:, :-1].sum(axis=1)
+  if outcomes:
+    nodes = nodes + prefixes[:, -1]
+  return int(round(float(histories @ nodes)))
+
+
 def key_of(state_key, state):
   """What identifies a Markov state: (move number, public observation) or the
   action history, as `state_key` says."""
