@@ -115,8 +115,8 @@ def check_games(games):
           f"and finite plays, e.g. {', '.join(DEFAULT_GAMES)}") from error
 
 
-def check_algorithms(names):
-  registry.check_names(names, registry.MARKOV)
+def markov_names():
+  return registry.names(registry.MARKOV)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Comparison(ComparisonSettings):
   algorithms: tuple[str, ...] = setting(
       registry.names(registry.MARKOV, default_for="compare_nash"),
       "Algorithms of the registry (eval/adapters.py) to run.",
-      check=check_algorithms)
+      choices=markov_names)
 
 
 def run_settings(comparison):

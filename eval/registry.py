@@ -123,14 +123,5 @@ def get(name, family):
   return entry
 
 
-def check_names(values, family):
-  """ValueError unless `values` is a non-empty list of names of `family`'s
-  entries; the message names the valid ones."""
-  unknown = [value for value in values if value not in names(family)]
-  if unknown or not values:
-    raise ValueError(f"unknown {unknown or 'empty list'}; valid values: "
-                     f"{', '.join(names(family))}")
-
-
 # The built-in entries register themselves on import.
 from vsg_spiel.eval import adapters  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import

@@ -475,7 +475,7 @@ class EquilibriaSettings:
       games=True, check=validate_zero_sum)
   zero_sum_algorithms: tuple[str, ...] = setting(
       ZERO_SUM_ALGORITHMS, "Zero-sum algorithms of the registry.",
-      check=comparison.check_algorithms)
+      choices=comparison.markov_names)
   time_budget: float = setting(
       10.0, "Seconds per zero-sum algorithm and game.", above=0)
   max_iterations: int = setting(

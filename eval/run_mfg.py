@@ -63,8 +63,8 @@ def check_games(game_names):
     mfg_engine.check_mean_field_game(game)
 
 
-def check_algorithms(names):
-  registry.check_names(names, registry.MEAN_FIELD)
+def mean_field_names():
+  return registry.names(registry.MEAN_FIELD)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ class MeanFieldComparison(MeanFieldSettings):
       games=True, check=check_games)
   algorithms: tuple[str, ...] = setting(
       ALGORITHMS, "Algorithms of the registry (eval/adapters.py) to run.",
-      check=check_algorithms)
+      choices=mean_field_names)
 
 
 def run_settings(settings):

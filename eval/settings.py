@@ -29,7 +29,8 @@ from vsg_spiel.eval import common
 _HELP_ARGUMENTS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
-def setting(default, help_text, *, choices: Optional[Sequence[Any]] = None,
+def setting(default, help_text, *,
+            choices: Optional[Sequence[Any] | Callable[[], Sequence[Any]]] = None,
             above: Optional[float] = None, at_least: Optional[float] = None,
             at_most: Optional[float] = None, games: bool = False,
             check: Optional[Callable[[Any], None]] = None,
@@ -39,7 +40,8 @@ def setting(default, help_text, *, choices: Optional[Sequence[Any]] = None,
   Args:
     default: the default (a tuple for list settings).
     help_text: what the setting means, with its unit.
-    choices: the allowed values (of each element, for lists).
+    choices: the allowed values (of each element, for lists), or a function
+      returning them (e.g. the registry's names, read when checked).
     above, at_least, at_most: bounds of numbers (of each element, for lists):
       > above, >= at_least, <= at_most. Floats must also be finite.
     games: a list of OpenSpiel game strings.
@@ -48,7 +50,8 @@ def setting(default, help_text, *, choices: Optional[Sequence[Any]] = None,
     allow_empty: whether a list may be empty (default: not).
   """
   return dataclasses.field(default=default, metadata=dict(
-      help=help_text, choices=None if choices is None else tuple(choices),
+      help=help_text, choices=(tuple(choices) if isinstance(
+          choices, (list, tuple)) else choices),
       above=above, at_least=at_least, at_most=at_most, games=games,
       check=check, allow_empty=allow_empty))
 
@@ -65,12 +68,17 @@ def _base_type(field):
   return annotation, False, optional
 
 
+def _choices(field):
+  choices = field.metadata["choices"]
+  return choices() if callable(choices) else choices
+
+
 def allowed(field):
   """The allowed values of a field, in words."""
   meta = field.metadata
   element, is_list, optional = _base_type(field)
   if meta["choices"] is not None:
-    text = "one of " + ", ".join(str(choice) for choice in meta["choices"])
+    text = "one of " + ", ".join(str(choice) for choice in _choices(field))
   else:
     text = {int: "an integer", float: "a finite number", str: "a string",
             bool: "true or false"}[element]
@@ -123,7 +131,7 @@ def _convert(field, text):
   try:
     return element(text)
   except (TypeError, ValueError):
-    raise ValueError(f"--{field.name}: {text!r} is not "
+    raise ValueError(f"--{field.name}: {text!r} is not allowed; allowed: "
                      f"{allowed(field)}") from None
 
 
@@ -147,7 +155,7 @@ def _check_value(field, value):
   """The problem with one (element) value, or None."""
   meta = field.metadata
   if meta["choices"] is not None:
-    return None if value in meta["choices"] else f"{value!r}"
+    return None if value in _choices(field) else f"{value!r}"
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     return None
   if isinstance(value, float) and not math.isfinite(value):

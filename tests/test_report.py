@@ -231,12 +231,12 @@ def test_malformed_cell_is_recomputed_and_logged(tmp_path, caplog, content):
 def test_cell_files_are_unique_for_long_keys(tmp_path):
   """Two 200-character game strings that differ only at the end."""
   counter = str(tmp_path / "calls.txt")
-  base = "python_vsg_routing(" + "x" * 175
+  base = "python_vsg_routing(" + "x" * 179
   cells = [cells_lib.Cell("nash", (base + ending + ")", "vpg", 0),
                           f"{__name__}:counted_square",
                           {"value": value, "counter": counter})
            for value, ending in enumerate(("a", "b"))]
-  assert len(cells[0].key[0]) == 197
+  assert len(cells[0].key[0]) == 200
   store = cells_lib.CellStore(str(tmp_path / "out"))
   assert store.path(cells[0]) != store.path(cells[1])
   outcome = cells_lib.run_cells(cells, store)
