@@ -37,10 +37,10 @@ from open_spiel.python import policy as policy_lib
 from open_spiel.python import rl_environment
 from open_spiel.python.algorithms import boltzmann_tabular_qlearner
 from open_spiel.python.algorithms import fictitious_play
+from open_spiel.python.mfg.algorithms import fictitious_play as mfg_fp
 from open_spiel.python.algorithms import tabular_qlearner
 from open_spiel.python.algorithms import wolf_phc
 from open_spiel.python.mfg.algorithms import boltzmann_policy_iteration
-from open_spiel.python.mfg.algorithms import fictitious_play as mfg_fictitious_play
 from open_spiel.python.mfg.algorithms import mirror_descent
 from open_spiel.python.mfg.algorithms import munchausen_mirror_descent
 
@@ -429,7 +429,7 @@ for _entry in (
         mirror_descent.MirrorDescent, lr=True), label="MirrorDescent",
           defaults=(RUN_MFG,)),
     Entry("fictitious_play", MEAN_FIELD, _openspiel_mean_field(
-        mfg_fictitious_play.FictitiousPlay), label="FictitiousPlay",
+        mfg_fp.FictitiousPlay), label="FictitiousPlay",
           defaults=(RUN_MFG,)),
     Entry("boltzmann_policy_iteration", MEAN_FIELD, _openspiel_mean_field(
         boltzmann_policy_iteration.BoltzmannPolicyIteration, lr=True),

@@ -156,6 +156,11 @@ class Outcome:
     return {key: result for (section, key), result in self.results.items()
             if section == name}
 
+  def failures(self):
+    """{"section/key": reason} of the failed cells."""
+    return {"/".join(str(part) for part in (section,) + key): reason
+            for (section, key), reason in self.failed.items()}
+
 
 def run_cells(cells, store, workers=1, backend="process", ray_address=None):
   """Runs the `cells` the store lacks, each isolated, storing each as it
@@ -282,6 +287,17 @@ def _dispatch_ray(cells, ray_address):
     raise
 
 
+def _remove_partial_files(directory):
+  """Removes the temporary files of atomic writes that a killed run left
+  (only the lock holder writes here, so none is in use)."""
+  for root, _, names in os.walk(directory):
+    for name in names:
+      if name.startswith(common.TEMPORARY_PREFIX):
+        logging.info("removing %s, left by an interrupted run",
+                     os.path.join(root, name))
+        os.unlink(os.path.join(root, name))
+
+
 class LockedError(RuntimeError):
   """Another process holds the output directory."""
 
@@ -310,6 +326,7 @@ def output_lock(directory):
           "--out") from None
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+    _remove_partial_files(directory)
     yield
   finally:
     os.close(descriptor)

@@ -14,6 +14,8 @@ def _umask():
   return mask
 
 
+# Prefix of the temporary files of atomic writes.
+TEMPORARY_PREFIX = ".tmp-"
 # The process's umask, read once (reading it means setting it).
 _UMASK = _umask()
 
@@ -24,7 +26,7 @@ def atomic_write_bytes(path, data):
   0666 less the umask, as for any file the process creates."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+  handle, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
   try:
     os.fchmod(handle, 0o666 & ~_UMASK)
     with os.fdopen(handle, "wb") as stream:

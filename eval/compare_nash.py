@@ -43,16 +43,14 @@ def cells(flags):
 
 def main(flags):
   start = time.perf_counter()
-  with cells_lib.output_lock(flags.out):
-    work = cells(flags)
-    outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
-    results = comparison.merge_games(
-        outcome.results[cell.section, cell.key] for cell in work
-        if (cell.section, cell.key) in outcome.results)
-    if results:
-      comparison.write_outputs(results, flags.out)
-  failures = {f"{game}/{name}": reason for (_, (game, name)), reason in
-              outcome.failed.items()}
+  work = cells(flags)
+  outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
+  results = comparison.merge_games(
+      outcome.results[cell.section, cell.key] for cell in work
+      if (cell.section, cell.key) in outcome.results)
+  if results:
+    comparison.write_outputs(results, flags.out)
+  failures = outcome.failures()
   failures.update({f"{result['game']}/{name}": reason for result in results
                    for name, reason in runner.failures(
                        result["algorithms"]).items()})

@@ -477,7 +477,8 @@ def markdown_report(results, out_dir):
       "is never interrupted, so a slow one can overrun the budget.",
       "- NashConv: exact (`vsg_spiel.nash_conv`), at checkpoints spaced "
       f"logarithmically in steps and in seconds ({first['checkpoints']} "
-      f"marks each, over 1..max steps and {runner.FIRST_CHECKPOINT_FRACTION:g} x "
+      f"marks each, over 1..max steps and "
+      f"{runner.FIRST_CHECKPOINT_FRACTION:g} x "
       "budget..budget); a time to threshold is that of the first checkpoint "
       "below it. A run stops at its budget or once NashConv <= "
       f"{CONVERGED_FRACTION:g} x payoff range.",

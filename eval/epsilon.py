@@ -375,27 +375,22 @@ class EpsilonFlags(EpsilonSettings):
 
 
 def main(flags):
-  with cells_lib.output_lock(flags.out):
-    work = cells(flags)
-    outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
-    rows, potential_runs = assemble(outcome.section("epsilon"), work)
-    common.atomic_write_json(
-        os.path.join(flags.out, "epsilon.json"),
-        {"rows": rows, "potential": potential_runs,
-         "settings": dataclasses.asdict(flags),
-         "failed": {"/".join(map(str, key)): reason
-                    for (_, key), reason in outcome.failed.items()}})
-    if rows:
-      plot_epsilon(rows, os.path.join(flags.out, "figures", "epsilon.png"))
-    if potential_runs:
-      plot_potential(potential_runs,
-                     os.path.join(flags.out, "figures", "potential.png"))
-    common.atomic_write_text(os.path.join(flags.out, "epsilon.md"),
-                             markdown(rows, potential_runs))
+  work = cells(flags)
+  outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
+  rows, potential_runs = assemble(outcome.section("epsilon"), work)
+  common.atomic_write_json(
+      os.path.join(flags.out, "epsilon.json"),
+      {"rows": rows, "potential": potential_runs,
+       "settings": dataclasses.asdict(flags), "failed": outcome.failures()})
+  if rows:
+    plot_epsilon(rows, os.path.join(flags.out, "figures", "epsilon.png"))
+  if potential_runs:
+    plot_potential(potential_runs,
+                   os.path.join(flags.out, "figures", "potential.png"))
+  common.atomic_write_text(os.path.join(flags.out, "epsilon.md"),
+                           markdown(rows, potential_runs))
   print(f"wrote {os.path.join(flags.out, 'epsilon.md')}")
-  return cells_lib.exit_status(
-      {"/".join(map(str, key)): reason
-       for (_, key), reason in outcome.failed.items()})
+  return cells_lib.exit_status(outcome.failures())
 
 
 if __name__ == "__main__":

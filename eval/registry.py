@@ -124,4 +124,5 @@ def get(name, family):
 
 
 # The built-in entries register themselves on import.
-from vsg_spiel.eval import adapters  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
+# pylint: disable-next=g-import-not-at-top,wrong-import-position,unused-import
+from vsg_spiel.eval import adapters

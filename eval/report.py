@@ -30,6 +30,7 @@ import time
 import traceback
 from typing import Optional
 
+from absl import app
 from absl import logging
 
 import vsg_spiel
@@ -110,7 +111,7 @@ def parse(argv):
   try:
     validate(flags)
   except ValueError as error:
-    raise settings_lib.app.UsageError(str(error)) from error
+    raise app.UsageError(str(error)) from error
   return flags, remaining
 
 
@@ -170,8 +171,7 @@ def run_section(flags, name, store):
   work = section.cells(settings)
   outcome = cells_lib.run_cells(work, store, flags.workers, flags.backend,
                                 flags.ray_address)
-  failed = {f"{name}/{cell.name}": outcome.failed[cell.section, cell.key]
-            for cell in work if (cell.section, cell.key) in outcome.failed}
+  failed = outcome.failures()
   try:
     summary, data = section.summarize(outcome.section(name), settings,
                                       os.path.join(flags.out, "figures"))
@@ -189,22 +189,21 @@ def run_section(flags, name, store):
 
 def main(flags):
   start = time.perf_counter()
-  with cells_lib.output_lock(flags.out):
-    store = cells_lib.CellStore(flags.out)
-    parts, results, seconds, failures = (
-        ["# vsg_spiel exploitability report", ""], {}, {}, {})
-    for name in flags.sections:
-      number = list(SECTIONS).index(name) + 1
-      summary, results[name], failed, seconds[name] = run_section(
-          flags, name, store)
-      failures.update(failed)
-      parts += [f"## {number}. {SECTIONS[name].title}", "", summary, ""]
-    info = environment(flags, seconds, time.perf_counter() - start)
-    parts.append(environment_markdown(info))
-    results["environment"] = info
-    common.atomic_write_json(os.path.join(flags.out, "results.json"), results)
-    common.atomic_write_text(os.path.join(flags.out, "report.md"),
-                             "\n".join(parts))
+  store = cells_lib.CellStore(flags.out)
+  parts, results, seconds, failures = (
+      ["# vsg_spiel exploitability report", ""], {}, {}, {})
+  for name in flags.sections:
+    number = list(SECTIONS).index(name) + 1
+    summary, results[name], failed, seconds[name] = run_section(
+        flags, name, store)
+    failures.update(failed)
+    parts += [f"## {number}. {SECTIONS[name].title}", "", summary, ""]
+  info = environment(flags, seconds, time.perf_counter() - start)
+  parts.append(environment_markdown(info))
+  results["environment"] = info
+  common.atomic_write_json(os.path.join(flags.out, "results.json"), results)
+  common.atomic_write_text(os.path.join(flags.out, "report.md"),
+                           "\n".join(parts))
   print(f"wrote {os.path.join(flags.out, 'report.md')} in "
         f"{info['wall_seconds']} s")
   return cells_lib.exit_status(failures)

@@ -543,29 +543,24 @@ class EquilibriaFlags(EquilibriaSettings):
 
 
 def main(flags):
-  with cells_lib.output_lock(flags.out):
-    work = cells(flags)
-    outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
-    ce_results, zero_sum_results = assemble(
-        {key: result for (_, key), result in outcome.results.items()}, flags)
-    figures = os.path.join(flags.out, "figures")
-    for result in zero_sum_results:
-      plot_zero_sum(result, figures)
-    common.atomic_write_json(
-        os.path.join(flags.out, "equilibria.json"),
-        {"correlated": ce_results, "zero_sum": zero_sum_results,
-         "settings": dataclasses.asdict(flags),
-         "failed": {"/".join(key): reason
-                    for (_, key), reason in outcome.failed.items()}})
-    if ce_results:
-      plot_ce(ce_results, os.path.join(figures, "correlated.png"))
-    common.atomic_write_text(os.path.join(flags.out, "equilibria.md"),
-                             "# Correlated and zero-sum equilibria\n\n" +
-                             ce_markdown(ce_results) + "\n" +
-                             zero_sum_markdown(zero_sum_results))
+  outcome = cells_lib.run_cells(cells(flags), cells_lib.CellStore(flags.out))
+  ce_results, zero_sum_results = assemble(outcome.section("equilibria"),
+                                          flags)
+  figures = os.path.join(flags.out, "figures")
+  for result in zero_sum_results:
+    plot_zero_sum(result, figures)
+  common.atomic_write_json(
+      os.path.join(flags.out, "equilibria.json"),
+      {"correlated": ce_results, "zero_sum": zero_sum_results,
+       "settings": dataclasses.asdict(flags), "failed": outcome.failures()})
+  if ce_results:
+    plot_ce(ce_results, os.path.join(figures, "correlated.png"))
+  common.atomic_write_text(os.path.join(flags.out, "equilibria.md"),
+                           "# Correlated and zero-sum equilibria\n\n" +
+                           ce_markdown(ce_results) + "\n" +
+                           zero_sum_markdown(zero_sum_results))
   print(f"wrote {os.path.join(flags.out, 'equilibria.md')}")
-  failures = {"/".join(key): reason
-              for (_, key), reason in outcome.failed.items()}
+  failures = outcome.failures()
   failures.update({f"{result['game']}/{name}": reason
                    for result in zero_sum_results
                    for name, reason in runner.failures(

@@ -353,16 +353,14 @@ def cells(comparison, section="mfg"):
 
 
 def main(flags):
-  with cells_lib.output_lock(flags.out):
-    work = cells(flags)
-    outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
-    results = merge_games(outcome.results[cell.section, cell.key]
-                          for cell in work
-                          if (cell.section, cell.key) in outcome.results)
-    write_outputs(results, flags.out, flags)
+  work = cells(flags)
+  outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
+  results = merge_games(outcome.results[cell.section, cell.key]
+                        for cell in work
+                        if (cell.section, cell.key) in outcome.results)
+  write_outputs(results, flags.out, flags)
   logging.info("wrote %s", os.path.abspath(flags.out))
-  failures = {"/".join(key): reason
-              for (_, key), reason in outcome.failed.items()}
+  failures = outcome.failures()
   failures.update({f"{result['game']}/{name}": reason for result in results
                    for name, reason in result["errors"].items()})
   return cells_lib.exit_status(failures)

@@ -24,13 +24,16 @@ from typing import Any, Callable, Optional, Sequence
 from absl import app
 from absl import flags
 
+from vsg_spiel.eval import cells
 from vsg_spiel.eval import common
 
 _HELP_ARGUMENTS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
-def setting(default, help_text, *,
-            choices: Optional[Sequence[Any] | Callable[[], Sequence[Any]]] = None,
+Choices = Sequence[Any] | Callable[[], Sequence[Any]]
+
+
+def setting(default, help_text, *, choices: Optional[Choices] = None,
             above: Optional[float] = None, at_least: Optional[float] = None,
             at_most: Optional[float] = None, games: bool = False,
             check: Optional[Callable[[Any], None]] = None,
@@ -256,8 +259,10 @@ def parse(settings_class, argv):
 
 def run(settings_class, main, parser_function=None):
   """Runs `main(settings)` as an absl program whose flags are the fields of
-  `settings_class` (absl's own logging flags work as usual). A bad flag
-  exits with status 1 and a message before any work. `parser_function`
+  `settings_class` (absl's own logging flags work as usual), holding the
+  lock of the output directory `settings.out` meanwhile; `main` returns the
+  exit status. A bad flag exits with status 1 and a message before any work,
+  as does an output directory that another run holds. `parser_function`
   (argv -> (settings, remaining), raising app.UsageError) replaces `parse`
   where a binary checks more."""
   def parser(argv):
@@ -273,4 +278,11 @@ def run(settings_class, main, parser_function=None):
                        f"{unexpected}\n")
       sys.exit(1)
     return settings
-  app.run(main, flags_parser=parser)
+  def locked_main(settings):
+    try:
+      with cells.output_lock(settings.out):
+        return main(settings)
+    except cells.LockedError as error:
+      sys.stderr.write(f"FATAL {error}\n")
+      return 1
+  app.run(locked_main, flags_parser=parser)

@@ -121,6 +121,8 @@ def stored_cells(out):
   found = {}
   for root, _, files in os.walk(os.path.join(out, "cells")):
     for name in files:
+      if name.startswith(".tmp-"):
+        continue  # an atomic write in progress
       path = os.path.join(root, name)
       found[path] = (os.stat(path).st_mtime_ns, open(path, "rb").read())
   return found
@@ -333,3 +335,21 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
   while any(_alive(pid) for pid in workers) and time.time() < deadline:
     time.sleep(0.1)
   assert not any(_alive(pid) for pid in workers)
+
+
+def test_failing_algorithm_is_reported_and_the_run_exits_non_zero(tmp_path):
+  """CFR and CFR+ fail on this game (OpenSpiel cannot convert their
+  policies); the report still holds every other algorithm, lists the
+  failures with their reasons, and the process exits with status 1."""
+  result = report(tmp_path, *QUICK, "--sections=nash",
+                  "--games=python_iterated_prisoners_dilemma("
+                  "max_game_length=2)")
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "cfr: KeyError" in result.stderr
+  text = (tmp_path / "report.md").read_text()
+  assert "- cfr: failed, KeyError" in text
+  assert "| vpg_annealed |" in text
+  nash = json.loads((tmp_path / "results.json").read_text())["nash"]
+  (game,) = nash["results"]["games"]
+  assert "failed" in game["algorithms"]["cfr"]
+  assert game["algorithms"]["vpg"]["iterations"] >= 1

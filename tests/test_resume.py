@@ -24,7 +24,9 @@ CASES = {
          "--potential_steps=0.5", "--potential_iterations=5",
          "--potential_game=python_vsg_routing(num_players=2,horizon=1,"
          "split_levels=2)"],
-        "epsilon.json", lambda data: without_timings(data)),
+        "epsilon.json",
+        lambda data: without_timings({key: value for key, value in
+                                      data.items() if key != "settings"})),
     "compare_nash": (
         ["--games=matrix_rps,matrix_bos", "--algorithms=vpg,cfr,xfp",
          "--time_budget=100", "--max_iterations=40"],
