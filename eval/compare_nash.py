@@ -50,13 +50,9 @@ def main(flags):
       if (cell.section, cell.key) in outcome.results)
   if results:
     comparison.write_outputs(results, flags.out)
-  failures = outcome.failures()
-  failures.update({f"{result['game']}/{name}": reason for result in results
-                   for name, reason in runner.failures(
-                       result["algorithms"]).items()})
   print(f"wrote {os.path.join(flags.out, 'report.md')} in "
         f"{time.perf_counter() - start:.1f} s")
-  return cells_lib.exit_status(failures)
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from vsg_spiel import core
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
+from vsg_spiel.eval import runner
 from vsg_spiel.eval import settings as settings_lib
 
 setting = settings_lib.setting
@@ -390,7 +391,7 @@ def main(flags):
   common.atomic_write_text(os.path.join(flags.out, "epsilon.md"),
                            markdown(rows, potential_runs))
   print(f"wrote {os.path.join(flags.out, 'epsilon.md')}")
-  return cells_lib.exit_status(outcome.failures())
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":

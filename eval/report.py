@@ -37,6 +37,7 @@ import vsg_spiel
 from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
 from vsg_spiel.eval import report_sections
+from vsg_spiel.eval import runner
 from vsg_spiel.eval import settings as settings_lib
 
 setting = settings_lib.setting
@@ -152,13 +153,14 @@ def environment_markdown(info):
 
 
 def failures_markdown(failed):
-  """The failed cells of a section, with their reasons."""
+  """The failures of a section (cells, and runs inside cells), with their
+  reasons."""
   if not failed:
     return ""
-  return "\n".join(["**Failed cells** (rerun with the same --out to retry "
-                    "them):", ""] + [f"- `{what}`: {reason}"
-                                     for what, reason in failed.items()]
-                   ) + "\n"
+  return "\n".join(["**Failures** (a rerun with the same --out retries "
+                    "the failed cells):", ""] + [
+                        f"- `{what}`: {reason}"
+                        for what, reason in failed.items()]) + "\n"
 
 
 def run_section(flags, name, store):
@@ -171,7 +173,7 @@ def run_section(flags, name, store):
   work = section.cells(settings)
   outcome = cells_lib.run_cells(work, store, flags.workers, flags.backend,
                                 flags.ray_address)
-  failed = outcome.failures()
+  failed = runner.outcome_failures(outcome)
   try:
     summary, data = section.summarize(outcome.section(name), settings,
                                       os.path.join(flags.out, "figures"))

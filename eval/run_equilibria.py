@@ -560,12 +560,7 @@ def main(flags):
                            ce_markdown(ce_results) + "\n" +
                            zero_sum_markdown(zero_sum_results))
   print(f"wrote {os.path.join(flags.out, 'equilibria.md')}")
-  failures = outcome.failures()
-  failures.update({f"{result['game']}/{name}": reason
-                   for result in zero_sum_results
-                   for name, reason in runner.failures(
-                       result["algorithms"]).items()})
-  return cells_lib.exit_status(failures)
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":

@@ -360,10 +360,7 @@ def main(flags):
                         if (cell.section, cell.key) in outcome.results)
   write_outputs(results, flags.out, flags)
   logging.info("wrote %s", os.path.abspath(flags.out))
-  failures = outcome.failures()
-  failures.update({f"{result['game']}/{name}": reason for result in results
-                   for name, reason in result["errors"].items()})
-  return cells_lib.exit_status(failures)
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":

@@ -143,7 +143,32 @@ def isolated(name, where, function, *arguments):
     return failure(error)
 
 
-def failures(runs):
-  """{name: reason} of the runs (a dict name -> run) that failed."""
-  return {name: run["failed"] for name, run in runs.items()
-          if isinstance(run, dict) and "failed" in run}
+def recorded_failures(value, where=""):
+  """{path: reason} of the failures recorded inside a result: every
+  {"failed": reason} (an isolated run or cell) and every entry of an
+  "errors" dict (run_mfg's), at any depth; paths join keys with "/"."""
+  def join(key):
+    return f"{where}/{key}" if where else str(key)
+  found = {}
+  if isinstance(value, dict):
+    if isinstance(value.get("failed"), str):
+      found[where] = value["failed"]
+    for key, item in value.items():
+      if key == "errors" and isinstance(item, dict):
+        found.update({join(name): reason for name, reason in item.items()})
+      elif key != "failed":
+        found.update(recorded_failures(item, join(key)))
+  elif isinstance(value, list):
+    for index, item in enumerate(value):
+      found.update(recorded_failures(item, join(index)))
+  return found
+
+
+def outcome_failures(outcome):
+  """{path: reason} of a `cells.Outcome`'s failed cells and of the failures
+  recorded inside its completed cells' results."""
+  found = outcome.failures()
+  for (section, key), result in outcome.results.items():
+    found.update(recorded_failures(
+        result, "/".join(str(part) for part in (section,) + key)))
+  return found

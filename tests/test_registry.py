@@ -98,8 +98,8 @@ def test_iterated_prisoners_dilemma_keeps_vpg_when_cfr_fails():
   assert result["algorithms"]["vpg"]["iterations"] >= 1
   assert np.isfinite(result["algorithms"]["vpg"]["final_nash_conv"])
   assert result["algorithms"]["cfr"]["failed"].startswith("KeyError")
-  assert runner.failures(result["algorithms"]) == {
-      "cfr": result["algorithms"]["cfr"]["failed"]}
+  assert runner.recorded_failures(result) == {
+      "algorithms/cfr": result["algorithms"]["cfr"]["failed"]}
 
 
 def test_boltzmann_qlearning_is_unsupported_on_a_2x3_game(tmp_path):
