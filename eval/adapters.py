@@ -93,7 +93,7 @@ class VPGAlgorithm(MarkovAdapter):
     self._solver.iteration()
 
   def profile(self):
-    return self._solver.marginal_profile()
+    return self._solver.profile()
 
 
 class CFRAlgorithm(MarkovAdapter):

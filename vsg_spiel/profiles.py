@@ -181,6 +181,9 @@ def from_policy(mgame, policy):
     mover = mgame.current_player[index]
     players = (range(mgame.num_players) if mover < 0 else [mover])
     for player in players:
+      if mover < 0 and not state.legal_actions(player):
+        profile[player][index, 0] = 1.0  # Does not act here (core.py).
+        continue
       if turn_based:
         probabilities = policy.action_probabilities(
             _turn_based_state(policy_game, state, player))
@@ -235,6 +238,7 @@ def _turn_based_state(turn_based_game, state, player):
   for action in state.history():
     converted.apply_action(action)
   for earlier in range(player):
-    converted.apply_action(state.legal_actions(earlier)[0])
+    if state.legal_actions(earlier):  # Players without actions are skipped.
+      converted.apply_action(state.legal_actions(earlier)[0])
   assert converted.current_player() == player, (converted, player)
   return converted
