@@ -43,13 +43,18 @@ runpy.run_module("vsg_spiel.eval.compare_nash", run_name="__main__")
 """
 
 
+def run_with_dummies(out, algorithms):
+  """compare_nash on matrix_rps with the dummy entries registered."""
+  return subprocess.run(
+      [sys.executable, "-c", DUMMY_PROGRAM, "--games=matrix_rps",
+       f"--algorithms={algorithms}", "--time_budget=5", "--max_iterations=7",
+       f"--out={out}"], capture_output=True, text=True, check=False,
+      timeout=300)
+
+
 def test_a_registered_dummy_runs_in_the_binary(tmp_path):
   out = tmp_path / "out"
-  result = subprocess.run(
-      [sys.executable, "-c", DUMMY_PROGRAM, "--games=matrix_rps",
-       "--algorithms=uniform_dummy,cfr", "--time_budget=5",
-       "--max_iterations=7", f"--out={out}"],
-      capture_output=True, text=True, check=False, timeout=300)
+  result = run_with_dummies(out, "uniform_dummy,cfr")
   assert result.returncode == 0, result.stderr[-3000:]
   (game,) = json.loads((out / "results.json").read_text())["games"]
   dummy = game["algorithms"]["uniform_dummy"]
@@ -61,11 +66,7 @@ def test_a_registered_dummy_runs_in_the_binary(tmp_path):
 
 def test_a_failing_algorithm_is_recorded_and_the_others_complete(tmp_path):
   out = tmp_path / "out"
-  result = subprocess.run(
-      [sys.executable, "-c", DUMMY_PROGRAM, "--games=matrix_rps",
-       "--algorithms=failing_dummy,uniform_dummy", "--time_budget=5",
-       "--max_iterations=7", f"--out={out}"],
-      capture_output=True, text=True, check=False, timeout=300)
+  result = run_with_dummies(out, "failing_dummy,uniform_dummy")
   assert result.returncode == 1
   assert "failing_dummy: RuntimeError: dummy failure" in (
       result.stderr)
