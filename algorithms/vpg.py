@@ -42,6 +42,7 @@ from vsg_spiel import exploitability
 from vsg_spiel import logit
 from vsg_spiel import parameters
 from vsg_spiel import profiles
+from vsg_spiel.algorithms import homotopy
 
 OPPONENT_MODELS = ("exact", "empirical", "variational")
 POLICY_FORMS = ("conditional", "marginal")
@@ -228,6 +229,60 @@ class VPGSolver:
 
   def nash_conv(self):
     return float(np.sum(self.deviation_gains()))
+
+  # --------------------------------------------------------------------------
+  # Convergence: the fixed-point residual of the played profile.
+
+  tolerance = 1e-8
+  """`converged` holds when `residual` is at most this (probabilities)."""
+
+  @property
+  def residual(self):
+    """max |pi_i(a|s) - softmax(Q_i(s, .)/alpha)(a)| of the played profile
+    at the current temperature (`homotopy.fixed_point_residual`, soft values
+    of Def. 5.1): 0 exactly at the logit QRE that the marginal form with
+    exact opponent models converges to. The conditional form and learned
+    models have other fixed points, so their residual stays positive."""
+    return homotopy.fixed_point_residual(
+        self.mgame, self.profile(), self.current_temperature())
+
+  @property
+  def converged(self):
+    return self.residual <= self.tolerance
+
+  def run_to_tolerance(self, tolerance=1e-8, max_iterations=10_000,
+                       adaptive_step=False):
+    """Iterates until `residual <= tolerance` or `max_iterations` more
+    iterations, and says which.
+
+    Args:
+      tolerance: > 0, the residual (probability units) that counts as
+        converged; also becomes `self.tolerance`.
+      max_iterations: >= 1, the budget of iterations for this call.
+      adaptive_step: halve the step (beta) whenever the residual rises from
+        one iteration to the next (needs a constant step).
+
+    Returns:
+      (converged, iterations done, final residual, "converged" or "budget").
+    """
+    tolerance = parameters.check_real("tolerance", tolerance, 0.0,
+                                      low_open=True)
+    max_iterations = parameters.check_integer("max_iterations",
+                                              max_iterations, 1)
+    if adaptive_step and callable(self.step):
+      raise ValueError("adaptive_step needs a constant step, not a schedule")
+    self.tolerance = tolerance
+    residual = self.residual
+    for done in range(max_iterations):
+      if residual <= tolerance:
+        return True, done, residual, "converged"
+      self.iteration()
+      previous, residual = residual, self.residual
+      if adaptive_step and residual > previous:
+        self.step = 0.5 * self.current_step()
+    converged = residual <= tolerance
+    return (converged, max_iterations, residual,
+            "converged" if converged else "budget")
 
   # --------------------------------------------------------------------------
   # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 6-7).

@@ -41,6 +41,7 @@ layer to a later one and backward induction runs over `layers` in reverse.
 All solvers and NashConv computations of the package work on these arrays.
 """
 
+import collections
 import itertools
 
 import numpy as np
@@ -474,3 +475,77 @@ def _format_bytes(size):
       break
     size /= 1024
   return f"{size:.1f} {unit}" if unit != "bytes" else f"{int(size)} bytes"
+
+
+# ----------------------------------------------------------------------------
+# The cache of enumerated games: every public entry point takes a game and
+# enumerates it here once.
+
+_CACHE_SIZE = 8
+_cache = collections.OrderedDict()
+
+
+def markov_game(game, state_key="auto"):
+  """The `MarkovGame` of a game, enumerated once and cached.
+
+  Args:
+    game: a pyspiel.Game, a game string (loaded with `pyspiel.load_game`) or a
+      `MarkovGame` (returned as is).
+    state_key: as in `MarkovGame.from_openspiel`.
+
+  A game object is cached under its type, its string with parameters and its
+  identity (the cache holds a reference, so the identity is not reused while
+  cached); a string under itself. So a game re-created with other parameters
+  is enumerated anew, as is any other game object: two games built by
+  `pyspiel.create_matrix_game` share the string "short_name()" and must not
+  share an entry. The 8 most recently used games are kept.
+
+  Raises:
+    TypeError: `game` is none of these.
+    ValueError: an empty game string, or as `MarkovGame.from_openspiel`.
+  """
+  if isinstance(game, MarkovGame):
+    return game
+  if isinstance(game, str):
+    if not game.strip():
+      raise ValueError("game must be a game string such as 'matrix_rps'; "
+                       "got an empty string")
+    key = ("string", game, state_key)
+  elif isinstance(game, pyspiel.Game):
+    key = ("game", game.get_type().short_name, str(game), id(game),
+           state_key)
+  else:
+    raise TypeError(
+        "game must be a pyspiel.Game, a game string or a MarkovGame; got "
+        f"{type(game).__name__} {game!r:.80}")
+  entry = _cache.get(key)
+  if entry is None or (not isinstance(game, str) and entry[0] is not game):
+    entry = (game, MarkovGame.from_openspiel(game, state_key=state_key))
+    _cache[key] = entry
+    if len(_cache) > _CACHE_SIZE:
+      _cache.popitem(last=False)
+  _cache.move_to_end(key)
+  return entry[1]
+
+
+def turn_based_tree_size(mgame):
+  """Decision nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted
+  on the tensors: the histories reaching each Markov state (counted forward
+  once) times the decision nodes of its round, 1 + n_1 + n_1 n_2 + ... with
+  n_i player i's legal actions. Exact where chance outcomes lead to distinct
+  states, a lower bound otherwise.
+  """
+  histories = (mgame.initial_distribution > 0).astype(np.float64)
+  structure = (mgame.transitions > 0).astype(np.float64)
+  joint = mgame.num_joint_actions
+  for layer in mgame.layers:
+    block = structure[layer[0] * joint:(layer[-1] + 1) * joint]
+    histories += block.T @ np.repeat(histories[layer], joint)
+  simultaneous = mgame.current_player == pyspiel.PlayerId.SIMULTANEOUS
+  round_nodes = np.where(simultaneous, 0.0, 1.0)  # One mover otherwise.
+  partial = np.ones(mgame.num_states)
+  for mask in mgame.legal_mask:
+    acts = mask.sum(axis=1)
+    round_nodes += np.where(simultaneous & (acts > 0), partial, 0.0)
+    partial = partial * np.maximum(acts, 1)
+  return float(histories @ round_nodes)

@@ -20,9 +20,10 @@ Arrays carry the actions on `axis` and any leading or trailing axes.
 
 The functions equal `scipy.special.log_softmax`, `softmax` and `logsumexp` on
 the masked logits (tests/test_logit.py checks it to 1e-14); they are written
-with numpy because scipy's versions cost 2.5x (log_softmax) to 8x
-(logsumexp) as much on the small per-layer arrays the solvers pass, a cost
-paid several times per layer and iteration.
+with numpy because scipy's versions cost several times as much on the small
+per-layer arrays the solvers pass (logsumexp 7-17x, log_softmax 2-8x in
+benchmarks/logit.py), a cost paid several times per layer and iteration; on
+large arrays the two cost about the same.
 """
 
 import numpy as np
