@@ -264,39 +264,6 @@ def expect_over_actions(joint_values, policies, keep=None):
   return np.einsum(*operands, output, optimize=len(policies) > 2)
 
 
-def turn_based_tree_size(mgame, outcomes=False):
-  """Nodes of OpenSpiel's `convert_to_turn_based` tree of `mgame`'s game.
-
-  A Markov state reached by h histories, where the players have n_1..n_N
-  legal actions, holds h (1 + n_1 + n_1 n_2 + ... + n_1...n_{N-1}) decision
-  nodes, and h n_1...n_N joint outcomes below them. The histories are counted
-  forward through the layers once.
-
-  Args:
-    mgame: a `MarkovGame`.
-    outcomes: False: the decision nodes only (exact). True: also the
-      rounds' joint outcomes, about every node OpenSpiel's tools visit (exact
-      where chance nodes separate the rounds, as in the routing game;
-      elsewhere an outcome that starts the next round is counted twice and
-      chance nodes below an outcome are not counted).
-
-  Returns:
-    The count, an int.
-  """
-  histories = (mgame.initial_distribution > 0).astype(np.float64)
-  reached = (mgame.transitions > 0).astype(np.float64)
-  joint = mgame.num_joint_actions
-  for layer in mgame.layers:
-    block = reached[layer[0] * joint:(layer[-1] + 1) * joint]
-    histories += block.T @ np.repeat(histories[layer], joint)
-  counts = np.stack([mask.sum(axis=1) for mask in mgame.legal_mask], axis=1)
-  prefixes = np.cumprod(counts, axis=1)
-  nodes = 1 + prefixes[:, :-1].sum(axis=1)
-  if outcomes:
-    nodes = nodes + prefixes[:, -1]
-  return int(round(float(histories @ nodes)))
-
-
 def key_of(state_key, state):
   """What identifies a Markov state: (move number, public observation) or the
   action history, as `state_key` says."""
@@ -528,12 +495,25 @@ def markov_game(game, state_key="auto"):
   return entry[1]
 
 
-def turn_based_tree_size(mgame):
-  """Decision nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted
-  on the tensors: the histories reaching each Markov state (counted forward
-  once) times the decision nodes of its round, 1 + n_1 + n_1 n_2 + ... with
-  n_i player i's legal actions. Exact where chance outcomes lead to distinct
-  states, a lower bound otherwise.
+def turn_based_tree_size(mgame, outcomes=False):
+  """Nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted on the
+  tensors: the histories reaching each Markov state (counted forward once)
+  times the nodes of its round.
+
+  The decision nodes of a simultaneous round are 1 + n_1 + n_1 n_2 + ...
+  (n_i player i's legal actions; a player with none does not act), those of
+  a turn-based state 1. Exact where chance outcomes lead to distinct states,
+  a lower bound otherwise.
+
+  Args:
+    mgame: a `MarkovGame`.
+    outcomes: also count each round's joint outcomes (n_1 n_2 ... n_N below
+      its last decision), about every node OpenSpiel's tools visit (exact
+      where chance nodes separate the rounds, as in the routing game;
+      elsewhere an outcome that starts the next round is counted twice).
+
+  Returns:
+    The count, an int.
   """
   histories = (mgame.initial_distribution > 0).astype(np.float64)
   structure = (mgame.transitions > 0).astype(np.float64)
@@ -548,4 +528,6 @@ def turn_based_tree_size(mgame):
     acts = mask.sum(axis=1)
     round_nodes += np.where(simultaneous & (acts > 0), partial, 0.0)
     partial = partial * np.maximum(acts, 1)
-  return float(histories @ round_nodes)
+  if outcomes:
+    round_nodes = round_nodes + partial
+  return int(round(float(histories @ round_nodes)))
