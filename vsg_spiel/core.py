@@ -785,12 +785,25 @@ def markov_game(game, state_key="auto"):
   return entry[1]
 
 
-def turn_based_tree_size(mgame):
-  """Decision nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted
-  on the tensors: the histories reaching each Markov state (counted forward
-  once) times the decision nodes of its round, 1 + n_1 + n_1 n_2 + ... with
-  n_i player i's legal actions. Exact where chance outcomes lead to distinct
-  states, a lower bound otherwise.
+def turn_based_tree_size(mgame, outcomes=False):
+  """Nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted on the
+  tensors: the histories reaching each Markov state (counted forward once)
+  times the nodes of its round.
+
+  The decision nodes of a simultaneous round are 1 + n_1 + n_1 n_2 + ...
+  (n_i player i's legal actions; a player with none does not act), those of
+  a turn-based state 1. Exact where chance outcomes lead to distinct states,
+  a lower bound otherwise.
+
+  Args:
+    mgame: a `MarkovGame`.
+    outcomes: also count each round's joint outcomes (n_1 n_2 ... n_N below
+      its last decision), about every node OpenSpiel's tools visit (exact
+      where chance nodes separate the rounds, as in the routing game;
+      elsewhere an outcome that starts the next round is counted twice).
+
+  Returns:
+    The count, an int.
   """
   if mgame.stationary:
     return math.inf  # a cyclic state graph: unboundedly many histories
@@ -807,4 +820,6 @@ def turn_based_tree_size(mgame):
     acts = mask.sum(axis=1)
     round_nodes += np.where(simultaneous & (acts > 0), partial, 0.0)
     partial = partial * np.maximum(acts, 1)
-  return float(histories @ round_nodes)
+  if outcomes:
+    round_nodes = round_nodes + partial
+  return int(round(float(histories @ round_nodes)))
