@@ -19,6 +19,10 @@ MARKOV family (compare_nash, the zero-sum section of run_equilibria):
                  default hyperparameters);
   nash_q         OpenSpiel's Nash-Q joint-action learners (2 players);
   zero_sum_vpg   `ZeroSumVPGSolver` (two-player zero-sum games), annealed.
+  homotopy       `homotopy.solve`: the principal branch of logit QRE traced
+                 to a Nash endpoint; step k solves afresh to maxregret
+                 10^-(k+1) x the payoff range, so its time is the whole
+                 trace each time (not run by default).
 
 VPG temperatures are in units of the game's stage-reward range
 (`reward_scale`), so the same settings suit every game.
@@ -46,6 +50,7 @@ from open_spiel.python.mfg.algorithms import munchausen_mirror_descent
 
 import vsg_spiel
 from vsg_spiel import core
+from vsg_spiel.algorithms import homotopy
 from vsg_spiel.algorithms import mf_bayesian_q
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.algorithms import zero_sum_vpg
@@ -243,6 +248,31 @@ class ZeroSumVPGAlgorithm(MarkovAdapter):
     return self._solver.profile()
 
 
+class HomotopyAlgorithm(MarkovAdapter):
+  """`homotopy.solve` towards the Nash endpoint with a tolerance that
+  tightens tenfold per step: step k returns the first point of the
+  principal branch whose largest deviation gain is at most
+  10^-(k+1) x the payoff range (payoff units), traced from alpha = infinity
+  each time."""
+
+  def __init__(self, mgame, settings, reward_scale):
+    del settings  # The trace's step control is the solver's own.
+    self._mgame = mgame
+    self._payoff_range = reward_scale * max(1, mgame.horizon or 1)
+    self._steps = 0
+    self._result = None
+
+  def step(self):
+    self._steps += 1
+    self._result = homotopy.solve(
+        self._mgame, maxregret=self._payoff_range * 10.0 ** -self._steps)
+
+  def profile(self):
+    if self._result is None:
+      return vsg_spiel.uniform_profile(self._mgame)
+    return self._result.profile
+
+
 def make_vpg_annealed(mgame, settings, reward_scale):
   """From a seeded random start: annealing from the uniform profile tracks
   the symmetric branch of soft equilibria, which in coordination games such
@@ -372,6 +402,7 @@ for _entry in (
           defaults=(COMPARE_NASH,)),
     Entry("zero_sum_vpg", MARKOV, ZeroSumVPGAlgorithm, zero_sum_unsupported,
           baseline=False, defaults=(ZERO_SUM,)),
+    Entry("homotopy", MARKOV, HomotopyAlgorithm, baseline=False),
 ):
   registry.register(_entry)
 

@@ -224,3 +224,15 @@ def test_bad_flags_fail_before_any_work(tmp_path, flag, messages):
   for message in messages:
     assert message in result.stderr
   assert not out.exists()
+
+
+@pytest.mark.parametrize("game_string", ["matrix_rps", "matrix_bos"])
+def test_homotopy_entry_reaches_the_threshold(game_string):
+  """The homotopy solver is one registry entry: compare_nash times it like
+  the others, and its Nash endpoint is below the NashConv threshold."""
+  settings = comparison.ComparisonSettings(time_budget=2.0)
+  result = comparison.run_game(game_string, ["homotopy"], settings)
+  run = result["algorithms"]["homotopy"]
+  assert "failed" not in run, run
+  assert run["final_nash_conv"] <= result["threshold_nash_conv"]
+  assert run["time_to_threshold"] is not None
