@@ -48,14 +48,22 @@ setuptools.setup(
     extras_require={
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
-        # Peer libraries that tests and benchmarks compare against: Gambit's
-        # logit QRE is the reference of the homotopy solver (16.7 builds from
-        # source on Python 3.11, about an hour on 2 cores); sgamesolver
-        # (stochastic-game QRE homotopy) builds from source and needs numpy
-        # and Cython installed first, then
-        # `pip install --no-build-isolation sgamesolver`. Their tests are
-        # skipped when they are absent.
-        "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2"],
+        # Peer libraries that tests and benchmarks compare against (their
+        # tests are skipped when they are absent). Gambit's logit QRE is the
+        # reference of the homotopy solver (16.7 builds from source on
+        # Python 3.11, about an hour on 2 cores); sgamesolver (stochastic-game
+        # QRE homotopy) builds from source and needs numpy and Cython
+        # installed first, then `pip install --no-build-isolation
+        # sgamesolver`. MFGLib (tests/test_mfglib.py, benchmarks/mfg.py):
+        # torch is pinned to the CPU build kept on this project's machines (a
+        # newer or open range downloads the multi-GB CUDA build); mfglib
+        # 0.3.0 itself requires osqp<1.0, which cvxpy>=1.9 (above) excludes,
+        # so it is not listed: install it afterwards with
+        # `pip install --no-deps mfglib==0.3.0` (osqp serves only its
+        # OccupationMeasureInclusion solver); optuna and rich are its other
+        # requirements.
+        "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2", "torch==2.13.0",
+                  "optuna>=3.0,<4.0", "rich>=14.0,<15.0"],
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
     },
     entry_points={

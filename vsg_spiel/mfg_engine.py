@@ -55,9 +55,13 @@ Flow-dependent structure. In the dynamic routing games the waiting time that
 distribution (and in `mean_field_lin_quad` with `mean_revert != 0` the
 transitions do). The engine explores the game under three probe policies when
 it is built; if the structure differs (or a later replay meets a string it
-did not expect) it re-explores the game for every new policy, as OpenSpiel
+did not expect) it re-explores the game for new policies, as OpenSpiel
 does (reusing the compiled arrays when the structure comes out the same),
-keeping node and row numbers stable so that policies carry over.
+keeping node and row numbers stable so that policies carry over. When only
+the children of mean-field nodes differed between the probes (the routing
+games), a new policy is first propagated on the last structure and replayed,
+the replay checking every such child's string; the game is re-explored only
+when one differs.
 """
 
 import collections
@@ -283,10 +287,19 @@ class MeanFieldEngine:
     self._probe_noise = np.zeros((0, self.num_actions))
 
     self._root_states = game.new_initial_states()
-    layers, edges, _ = self._explore(self.uniform_policy)
-    probes = (self._random_policy, self._first_action_policy)
-    self.flow_dependent = any(
-        self._explore(probe)[1] != edges for probe in probes)
+    layers, edges, _, _ = self._explore(self.uniform_policy)
+    probe_edges = []
+    for probe in (self._random_policy, self._first_action_policy):
+      probe_edges.append(self._explore(probe)[1])
+      if probe_edges[-1] != edges:
+        break
+    self.flow_dependent = probe_edges[-1] != edges
+    # Whether the probes changed only children of mean-field nodes, which a
+    # replay checks (then a new policy need not re-explore the game).
+    self._replay_checks_structure = all(
+        other[node] == edge for other in probe_edges
+        for node, edge in edges.items()
+        if node in other and self._kind[node] != MEAN_FIELD)
     self._explored, self._structure, self._shared = None, None, None
     if not self.flow_dependent:
       self._explored = (layers, edges)
@@ -421,12 +434,15 @@ class MeanFieldEngine:
     depth, and the first state met with a string becomes its representative.
 
     Returns:
-      (layers, edges, masses): node ids per depth; per reached node its edges
-      (decision: (actions, children); chance: (outcomes, probabilities,
-      children); mean field: (support strings, child)); and per depth the
-      probability mass of each node (a dict).
+      (layers, edges, masses, table): node ids per depth; per reached node
+      its edges (decision: (actions, children); chance: (outcomes,
+      probabilities, children); mean field: (support strings, child)); per
+      depth the probability mass of each node (a dict); and `policy` at the
+      rows met, asked once per batch of new rows (a policy is a function of
+      the row alone), not once per depth.
     """
     layer, representatives, mass = [], {}, {}
+    table = np.zeros((0, self.num_actions))
     for state in self.game.new_initial_states():
       node = self._add_node(state, 0)
       if node not in representatives:
@@ -471,8 +487,11 @@ class MeanFieldEngine:
           edges[node] = (support, child)
           next_mass[child] += mass[node]
       if decisions:
-        probabilities = policy(np.array([self._row_of_node[node]
-                                         for node in decisions]))
+        if self.num_rows > len(table):
+          table = np.concatenate(
+              [table, policy(np.arange(len(table), self.num_rows))])
+        probabilities = table[[self._row_of_node[node]
+                               for node in decisions]].tolist()
         for node, row_probabilities in zip(decisions, probabilities):
           for action, child in zip(*edges[node]):
             next_mass[child] += row_probabilities[action] * mass[node]
@@ -484,7 +503,7 @@ class MeanFieldEngine:
     for node, state in representatives.items():
       self._states[node] = state
     self._edges.update(edges)
-    return layers, edges, masses
+    return layers, edges, masses, table
 
   def _compile(self, layers) -> _Structure:
     """Arrays of the layers of the last exploration."""
@@ -702,20 +721,24 @@ class MeanFieldEngine:
     layers = structure.layers
     for layer, next_layer in zip(layers[:-1], layers[1:]):
       size = len(next_layer.ids) + 1
-      arriving = np.zeros(size)
+      # One bincount per kind present (layers can be tiny: no zero-filled
+      # accumulator when a single kind arrives).
+      arriving = []
       if len(layer.decision_ids):
         weights = (policy_table[layer.decision_rows] *
                    flow[layer.decision_ids, None])
-        arriving += np.bincount(layer.decision_next.ravel(), weights.ravel(),
-                                minlength=size)
+        arriving.append(np.bincount(layer.decision_next.ravel(),
+                                    weights.ravel(), minlength=size))
       if len(layer.chance_ids):
         weights = layer.chance_probabilities * flow[layer.chance_ids, None]
-        arriving += np.bincount(layer.chance_next.ravel(), weights.ravel(),
-                                minlength=size)
+        arriving.append(np.bincount(layer.chance_next.ravel(),
+                                    weights.ravel(), minlength=size))
       if len(layer.mean_field_ids):
-        arriving += np.bincount(layer.mean_field_next,
-                                flow[layer.mean_field_ids], minlength=size)
-      flow[next_layer.ids] = arriving[:-1]
+        arriving.append(np.bincount(layer.mean_field_next,
+                                    flow[layer.mean_field_ids],
+                                    minlength=size))
+      if arriving:
+        flow[next_layer.ids] = sum(arriving[1:], arriving[0])[:-1]
     return flow
 
   def mean_field(self, policy: PolicyFunction) -> MeanField:
@@ -725,7 +748,8 @@ class MeanFieldEngine:
       policy: a PolicyFunction; it may be asked for rows that are new to the
         engine when the game's structure depends on the distribution.
     """
-    if not self.flow_dependent:
+    if self._structure is not None and (not self.flow_dependent or
+                                        self._replay_checks_structure):
       table = policy(np.arange(self.num_rows))
       flow = self._forward(self._structure, table)
       if self._shared is not None:
@@ -736,7 +760,7 @@ class MeanFieldEngine:
         return MeanField(self._structure, table, flow, rewards)
       except _StructureChanged:
         self.flow_dependent = True
-    layers, edges, masses = self._explore(policy)
+    layers, edges, masses, table = self._explore(policy)
     if (layers, edges) != self._explored:
       self._explored = (layers, edges)
       self._structure = self._compile(layers)
@@ -744,7 +768,7 @@ class MeanFieldEngine:
     flow = np.zeros(structure.num_nodes + 1)
     for mass in masses:
       flow[list(mass)] = list(mass.values())
-    return MeanField(structure, policy(np.arange(self.num_rows)), flow,
+    return MeanField(structure, self.grow_table(table, policy), flow,
                      self._replay(structure, flow)[0])
 
   def distribution(self, mean_field: MeanField
@@ -781,11 +805,15 @@ class MeanFieldEngine:
     """
     rewards = mean_field.rewards
     values = np.zeros(len(rewards)) if values is None else values
+    # Layers are small in some games (2 or 3 nodes in the routing games):
+    # skip absent kinds and call array methods rather than numpy functions.
     for layer in reversed(mean_field.structure.layers):
-      values[layer.terminal_ids] = rewards[layer.terminal_ids]
+      if len(layer.terminal_ids):
+        values[layer.terminal_ids] = rewards[layer.terminal_ids]
       if len(layer.chance_ids):
-        values[layer.chance_ids] = np.sum(
-            layer.chance_probabilities * values[layer.chance_children], axis=1)
+        values[layer.chance_ids] = (
+            layer.chance_probabilities *
+            values[layer.chance_children]).sum(axis=1)
       if len(layer.mean_field_ids):
         values[layer.mean_field_ids] = (rewards[layer.mean_field_ids] +
                                         values[layer.mean_field_children])
@@ -800,13 +828,13 @@ class MeanFieldEngine:
     policy = mean_field.policy
     return self.backward(
         mean_field,
-        lambda layer, q: np.sum(policy[layer.decision_rows] * q, axis=1))
+        lambda layer, q: (policy[layer.decision_rows] * q).sum(axis=1))
 
   def best_response_value(self, mean_field: MeanField) -> np.ndarray:
     """Best-response values against the mean field's flow (BestResponse)."""
     return self.backward(
         mean_field,
-        lambda layer, q: np.max(np.where(layer.legal, q, -np.inf), axis=1))
+        lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
 
   def nash_conv(self, mean_field: MeanField) -> float:
     """NashConv: sum over initial states of best response minus policy value."""
