@@ -10,7 +10,8 @@ import setuptools
 setuptools.setup(
     name="vsg_spiel",
     version="0.1.0",
-    description=("Variational Stochastic Games (Zhao & Zhang, arXiv 2503.06037) "
+    description=("Variational Stochastic Games (Zhao & Zhang, "
+                 "arXiv 2503.06037) "
                  "as OpenSpiel games and solvers"),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -38,8 +39,8 @@ setuptools.setup(
         "absl-py>=2.5",
         "matplotlib>=3.11",
         # OpenSpiel's own baselines that the eval binaries run import these
-        # without declaring them: JPSRO and correlated Q-learning need cvxpy with
-        # the ECOS solver,
+        # without declaring them: JPSRO and correlated Q-learning need cvxpy
+        # with the ECOS solver,
         # Nash-Q and matrix_nash need nashpy.
         "cvxpy>=1.9",
         "ecos>=2.0",
@@ -64,7 +65,9 @@ setuptools.setup(
         # requirements.
         "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2", "torch==2.13.0",
                   "optuna>=3.0,<4.0", "rich>=14.0,<15.0"],
-        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
+        # ruff: the lint step of .ci/run (configuration in pyproject.toml).
+        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60",
+                 "ruff>=0.15"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],

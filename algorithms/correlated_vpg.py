@@ -24,7 +24,8 @@ equilibrium of its own. Policies are marginal by default: in the conditional
 form, the soft best response to the predicted action has a continuum of
 fixed points whose marginals need not be equilibria (docs/design.md), which
 would blur the device. sigma is fixed, or learned
-(learn_signal_distribution=True) by a mirror step towards the signals whose soft social value is higher: the
+(learn_signal_distribution=True) by a mirror step towards the signals whose
+soft social value is higher: the
 variational posterior q(w) ∝ sigma(w) exp(sum_i V_i(w)) of the latent signal.
 """
 

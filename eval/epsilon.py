@@ -35,7 +35,8 @@ import time
 
 import numpy as np
 import pyspiel
-from open_spiel.python.algorithms import exploitability as openspiel_exploitability
+from open_spiel.python.algorithms import (
+    exploitability as openspiel_exploitability)
 
 import vsg_spiel
 from vsg_spiel import core

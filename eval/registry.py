@@ -15,7 +15,8 @@ The built-in entries are in `eval/adapters.py`.
 """
 
 import dataclasses
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Protocol
+from collections.abc import Callable, Sequence
 
 # Families: what `make` receives.
 # MARKOV: make(mgame, settings, reward_scale) with the game's `MarkovGame`,
@@ -71,7 +72,7 @@ class Entry:
   # game -> None if the algorithm can run on it, else the reason why not
   # (checked before anything is built). The game is the `MarkovGame` for
   # MARKOV and the pyspiel game for MEAN_FIELD.
-  unsupported: Callable[[Any], Optional[str]] = _supports_every_game
+  unsupported: Callable[[Any], str | None] = _supports_every_game
   # The binaries (or report sections) that run it when no --algorithms is
   # given: "compare_nash", "zero_sum", "run_mfg".
   defaults: Sequence[str] = ()
@@ -125,4 +126,4 @@ def get(name, family):
 
 # The built-in entries register themselves on import.
 # pylint: disable-next=g-import-not-at-top,wrong-import-position,unused-import
-from vsg_spiel.eval import adapters
+from vsg_spiel.eval import adapters  # noqa: E402,F401

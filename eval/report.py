@@ -28,7 +28,6 @@ import os
 import platform
 import time
 import traceback
-from typing import Optional
 
 from absl import app
 from absl import logging
@@ -53,17 +52,17 @@ class ReportFlags:
   suite: str = setting("default", "quick: a smoke run (~1 minute); default: "
                        "~10 minutes on two cores; full: paper scale.",
                        choices=report_sections.SUITES)
-  games: Optional[tuple[str, ...]] = setting(
+  games: tuple[str, ...] | None = setting(
       None, "Games for every selected section (default: each section's "
       "own list).", games=True)
-  seeds: Optional[int] = setting(None, "Seeds per seeded cell.", at_least=1)
-  iterations: Optional[int] = setting(
+  seeds: int | None = setting(None, "Seeds per seeded cell.", at_least=1)
+  iterations: int | None = setting(
       None, "Iterations of the iterative solvers.", at_least=1)
   workers: int = setting(os.cpu_count() or 1, "Worker processes.",
                          at_least=1)
   backend: str = setting("process", "Where cells run.",
                          choices=cells_lib.BACKENDS)
-  ray_address: Optional[str] = setting(
+  ray_address: str | None = setting(
       None, "Ray cluster address (default: a local instance).")
 
 
@@ -99,7 +98,7 @@ def validate(flags):
       raise ValueError(f"{error} (section {name})") from error
   if flags.backend == "ray":
     try:
-      import ray  # pylint: disable=g-import-not-at-top,unused-import
+      import ray  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError as error:
       raise ValueError("--backend=ray needs Ray: pip install "
                        "'vsg_spiel[ray]'") from error

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common

@@ -1,4 +1,6 @@
-r"""Correlated and zero-sum equilibria: `python -m vsg_spiel.eval.run_equilibria`.
+r"""Correlated and zero-sum equilibria.
+
+`python -m vsg_spiel.eval.run_equilibria`.
 
 Correlated equilibria (Section 5.3), on one-shot games: the public-signal
 VPG device (`CorrelatedVPGSolver`) for each number of signals, temperature

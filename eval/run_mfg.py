@@ -24,7 +24,6 @@ import dataclasses
 import os
 import re
 import time
-from typing import Dict, List
 
 from absl import logging
 import numpy as np
@@ -101,13 +100,13 @@ def run_settings(settings):
           for field in dataclasses.fields(MeanFieldSettings)}
 
 
-def checkpoints(iterations: int) -> List[int]:
+def checkpoints(iterations: int) -> list[int]:
   """Iterations at which baselines are evaluated: about 4 per decade."""
   return runner.DecadeSchedule(iterations).iterations
 
 
 def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
-                  engine_seconds: float, settings: MeanFieldSettings) -> Dict:
+                  engine_seconds: float, settings: MeanFieldSettings) -> dict:
   """Runs one registry algorithm (MEAN_FIELD); exploitability curve by
   iteration and seconds, or {"skipped": reason}."""
   algorithm, setup_seconds = runner.build(
@@ -144,7 +143,7 @@ def _value_at_seconds(run, seconds):
   return earlier[-1]["exploitability"] if earlier else None
 
 
-def run_game(game_name: str, algorithms, settings: MeanFieldSettings) -> Dict:
+def run_game(game_name: str, algorithms, settings: MeanFieldSettings) -> dict:
   """Runs `algorithms` (MEAN_FIELD names of the registry) on one game, each
   isolated: a failure is recorded in "errors" with its reason, an
   unsupported algorithm in "skipped".
@@ -323,7 +322,7 @@ def label(name):
     return name
 
 
-def write_outputs(results: List[Dict], out_dir: str,
+def write_outputs(results: list[dict], out_dir: str,
                   settings: MeanFieldSettings):
   """results.json, run_mfg.md and one figure per game, written atomically."""
   settings_json = dataclasses.asdict(settings)

@@ -19,7 +19,8 @@ import os
 import sys
 import tempfile
 import typing
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from absl import app
 from absl import flags
@@ -33,10 +34,10 @@ _HELP_ARGUMENTS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 Choices = Sequence[Any] | Callable[[], Sequence[Any]]
 
 
-def setting(default, help_text, *, choices: Optional[Choices] = None,
-            above: Optional[float] = None, at_least: Optional[float] = None,
-            at_most: Optional[float] = None, games: bool = False,
-            check: Optional[Callable[[Any], None]] = None,
+def setting(default, help_text, *, choices: Choices | None = None,
+            above: float | None = None, at_least: float | None = None,
+            at_most: float | None = None, games: bool = False,
+            check: Callable[[Any], None] | None = None,
             allow_empty: bool = False):
   """A settings field: its default, help text and allowed values.
 

@@ -14,7 +14,6 @@ import vsg_spiel
 from vsg_spiel import core
 from vsg_spiel.eval import common
 from vsg_spiel.eval import comparison
-from vsg_spiel.eval import compare_nash
 from vsg_spiel.eval import registry
 from vsg_spiel.eval import runner
 

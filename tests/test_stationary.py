@@ -450,7 +450,8 @@ BAD_ARRAYS = {
                    "initial_distribution": np.zeros(0)},
                   "at least one state"),
     "transitions state count": ({"transitions": np.ones((2, 2, 2, 2)) / 2},
-                                r"transitions must have shape .*\(3, 2, 2, 3\)"),
+                                r"transitions must have shape "
+                                r".*\(3, 2, 2, 3\)"),
     "transitions action count": ({"transitions": np.ones((3, 2, 3, 3)) / 3},
                                  r"transitions must have shape"),
     "transitions missing next-state axis": ({"transitions": _P[..., 0]},

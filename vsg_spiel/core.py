@@ -1,4 +1,4 @@
-"""A finite Markov game as numpy tensors, enumerated once from an OpenSpiel game.
+"""A finite Markov game as numpy tensors, enumerated once from OpenSpiel.
 
 `MarkovGame.from_openspiel(game)` walks a perfect-information OpenSpiel game
 with simultaneous (or turn-based) moves and chance, and stores:
@@ -118,7 +118,8 @@ class MarkovGame:
     self.state_keys = state_keys
     self.states = states
     # pyspiel.PlayerId.SIMULTANEOUS (-2) at simultaneous nodes, else the mover.
-    self.current_player = (np.full(self.num_states, -2) if current_player is None
+    self.current_player = (np.full(self.num_states, -2)
+                           if current_player is None
                            else np.asarray(current_player))
     self._index_of_key = (None if state_keys is None else
                           {key: index for index, key in enumerate(state_keys)})
@@ -371,14 +372,16 @@ def _check_probabilities(name, array, rows, axis_names):
   bad = np.argwhere(array < 0)
   if bad.size:
     index = tuple(int(i) for i in bad[0])
-    raise ValueError(f"{name}{list(index)} = {float(array[index])!r} is negative; "
+    raise ValueError(f"{name}{list(index)} = {float(array[index])!r} is "
+                     "negative; "
                      "probabilities must be >= 0")
   sums = np.atleast_1d(array.sum(axis=-1))
   bad = np.argwhere(rows & (np.abs(sums - 1.0) > PROBABILITY_TOLERANCE))
   if bad.size:
     index = tuple(int(i) for i in bad[0])
     where = ", ".join(f"{axis}={i}" for axis, i in zip(axis_names, index))
-    raise ValueError(f"{name} at {where or 'all'} sums to {float(sums[index])!r}; "
+    raise ValueError(f"{name} at {where or 'all'} sums to "
+                     f"{float(sums[index])!r}; "
                      f"probabilities must sum to 1 within "
                      f"{PROBABILITY_TOLERANCE:g}")
 

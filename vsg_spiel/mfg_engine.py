@@ -67,7 +67,8 @@ when one differs.
 import collections
 import dataclasses
 import functools
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Optional
+from collections.abc import Callable
 
 import numpy as np
 import pyspiel
@@ -91,7 +92,7 @@ _PROBE_SEED = 20250307
 PolicyFunction = Callable[[np.ndarray], np.ndarray]
 
 
-def mean_field_game_names() -> List[str]:
+def mean_field_game_names() -> list[str]:
   """Short names of every registered mean-field game (C++ and Python)."""
   return sorted(game_type.short_name
                 for game_type in pyspiel.registered_games()
@@ -164,12 +165,12 @@ class _ReplayStep:
   state of the previous depth, then those reached by registering a
   distribution at a mean-field node of the previous depth (a clone).
   """
-  child_parents: List[int]  # positions in the previous depth's list
-  child_actions: List[int]
-  update_parents: List[int]
-  update_groups: List[int]  # support group of each mean-field parent
-  update_strings: List[str]  # the strings the updated clones must have
-  reward_items: List[Tuple[int, int]]  # (position, population), non-chance
+  child_parents: list[int]  # positions in the previous depth's list
+  child_actions: list[int]
+  update_parents: list[int]
+  update_groups: list[int]  # support group of each mean-field parent
+  update_strings: list[str]  # the strings the updated clones must have
+  reward_items: list[tuple[int, int]]  # (position, population), non-chance
   reward_nodes: np.ndarray
   nodes: np.ndarray  # the node at each position
 
@@ -177,7 +178,7 @@ class _ReplayStep:
 @dataclasses.dataclass(frozen=True)
 class _Structure:
   """The game graph one exploration found, compiled to arrays."""
-  layers: Tuple[Layer, ...]
+  layers: tuple[Layer, ...]
   root_ids: np.ndarray
   reachable_nodes: np.ndarray  # node ids
   reachable_rows: np.ndarray  # decision rows
@@ -186,10 +187,10 @@ class _Structure:
   # first visit them (num_nodes at the sentinel).
   dfs_rank: np.ndarray
   # The tree of those first visits, by depth (depth 0: the initial states).
-  replay: Tuple[_ReplayStep, ...]
+  replay: tuple[_ReplayStep, ...]
   # Mean-field nodes grouped by identical distribution support:
   # (support node ids, mean-field node ids) pairs.
-  support_groups: Tuple[Tuple[np.ndarray, np.ndarray], ...]
+  support_groups: tuple[tuple[np.ndarray, np.ndarray], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,9 +222,9 @@ class _SharedRegistrations:
     calls: their states' bound `rewards` methods and populations.
     base: rewards of every node; those above all mean-field nodes never change.
   """
-  lists: Tuple[Tuple[np.ndarray, SharedDistribution], ...]
+  lists: tuple[tuple[np.ndarray, SharedDistribution], ...]
   nodes: np.ndarray
-  calls: List[Tuple[Callable[[], List[float]], int]]
+  calls: list[tuple[Callable[[], list[float]], int]]
   base: np.ndarray
 
   def rewards(self, flow: np.ndarray) -> np.ndarray:
@@ -272,16 +273,16 @@ class MeanFieldEngine:
     check_mean_field_game(game)
     self.game = game
     self.num_actions = game.num_distinct_actions()
-    self.strings: List[str] = []
-    self._node_of_string: Dict[str, int] = {}
-    self._kind: List[int] = []
-    self._population: List[int] = []
-    self._depth: List[int] = []
-    self._row_of_node: List[int] = []
-    self._node_of_row: List[int] = []
-    self._row_of_string: Dict[str, int] = {}
-    self._states: List[pyspiel.State] = []
-    self._edges: Dict[int, tuple] = {}
+    self.strings: list[str] = []
+    self._node_of_string: dict[str, int] = {}
+    self._kind: list[int] = []
+    self._population: list[int] = []
+    self._depth: list[int] = []
+    self._row_of_node: list[int] = []
+    self._node_of_row: list[int] = []
+    self._row_of_string: dict[str, int] = {}
+    self._states: list[pyspiel.State] = []
+    self._edges: dict[int, tuple] = {}
     self._children_by_action = np.zeros((0, self.num_actions), np.int64)
     self._legal = np.zeros((0, self.num_actions), bool)
     self._probe_noise = np.zeros((0, self.num_actions))
@@ -327,7 +328,7 @@ class MeanFieldEngine:
     """(num_rows, num_actions) child node of each legal action, else -1."""
     return self._children_by_action[:self.num_rows]
 
-  def row_states(self, rows: np.ndarray) -> List[pyspiel.State]:
+  def row_states(self, rows: np.ndarray) -> list[pyspiel.State]:
     """A representative pyspiel state of each decision row."""
     return [self._states[self._node_of_row[row]] for row in rows]
 
@@ -367,7 +368,7 @@ class MeanFieldEngine:
     return probabilities
 
   def table_policy(self, table: np.ndarray,
-                   fallback: Optional[policy_lib.Policy] = None
+                   fallback: policy_lib.Policy | None = None
                    ) -> "TablePolicy":
     """An OpenSpiel policy reading a copy of `table` (rows x actions)."""
     return TablePolicy(self.game, self._row_of_string, np.array(table),
@@ -784,7 +785,7 @@ class MeanFieldEngine:
 
   def backward(self, mean_field: MeanField,
                decision_value: Callable[[Layer, np.ndarray], np.ndarray],
-               values: Optional[np.ndarray] = None) -> np.ndarray:
+               values: np.ndarray | None = None) -> np.ndarray:
     """Backward induction over the layers, OpenSpiel's value recursion.
 
       terminal:   V(s) = r(s)
@@ -851,7 +852,7 @@ class TablePolicy(policy_lib.Policy):
   policies do; states the table has no row for are left to `fallback`.
   """
 
-  def __init__(self, game, row_of_string: Dict[str, int], table: np.ndarray,
+  def __init__(self, game, row_of_string: dict[str, int], table: np.ndarray,
                fallback: policy_lib.Policy):
     super().__init__(game, list(range(game.num_players())))
     self._row_of_string = row_of_string

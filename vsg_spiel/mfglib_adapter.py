@@ -35,7 +35,7 @@ imported when an engine is built from an environment.
 """
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
@@ -248,7 +248,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     probabilities = self._call(self.environment.prob, t, state_action)
     return probabilities.reshape(self.num_states, -1).T
 
-  def _probe_transitions(self) -> Optional[Sequence[np.ndarray]]:
+  def _probe_transitions(self) -> Sequence[np.ndarray] | None:
     """P_t for every t if three different mean fields give the same, else None.
 
     Probes: the uniform L, a random L and one concentrated on a single
