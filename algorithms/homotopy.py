@@ -108,8 +108,11 @@ class Settings:
   max_corrector_iterations: int = 8
   """Newton iterations per corrector before the step is retried shorter."""
   corrector_tolerance: float = 1e-6
-  """Newton along the branch stops when the residual |H| is below this
-  times (1 + lambda x range) (rounding in lambda Q grows with lambda)."""
+  """Newton along the branch stops when the residual |H| (log-probability
+  units) is below this. It is not relaxed as lambda grows: near a turning
+  point or bifurcation at large lambda a loosely corrected point can sit
+  0.1 off the branch, where the sign of det [DH; tangent] differs from the
+  branch's and every step, however short, looks like a crossing."""
   tolerance: float = 1e-13
   """The returned point is polished at fixed lambda until its internal
   residual is below this times (1 + lambda x range) or Newton stagnates."""
@@ -714,7 +717,7 @@ class _Tracer:
       h = system(v, False)[0]
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
-      if norm <= settings.corrector_tolerance * (1.0 + abs(v[-1])):
+      if norm <= settings.corrector_tolerance:
         return v, first, True, new_tangent, norm, orientation
       if not np.isfinite(norm) or norm > 0.5 * previous:
         break

@@ -20,22 +20,14 @@ pygambit = pytest.importorskip(
     "\".[peers]\"")
 
 LAMBDAS = (0.5, 2.0, 10.0)
-_STALLS = ("the trace stalls at a bifurcation of the branch (steps below "
-           "1e-10) that Gambit passes")
 # Cases where we do not reproduce Gambit yet (strict: they fail today).
 KNOWN_DIFFERENCES = {
-    ("branch", "books/shohamleytonbrown2008/fig5_15"): _STALLS + " (lambda 10)",
-    ("nash", "books/shohamleytonbrown2008/fig5_15"): _STALLS,
-    ("nash", "journals/ijgt/nau2004/sec4"): _STALLS,
-    ("nash", "journals/other/shapley1974/fig3"): (
-        "past its bifurcations our branch's regret stays above maxregret "
-        "up to lambda x range = 1e15"),
+    ("nash", "books/shohamleytonbrown2008/fig5_15"): (
+        "both stop on the branch with regret <= 1e-8 x range, at points "
+        "4.9e-6 apart"),
     ("nash", "conf/itcs/jakobsen2016/fig3"): (
         "both stop on the branch with regret <= 1e-8 x range, at points "
         "1.1e-6 apart"),
-    ("nash", "journals/ijgt/selten1975/fig2"): (
-        "both stop on the branch with regret <= 1e-8 x range, at points "
-        "5e-6 apart"),
 }
 
 
