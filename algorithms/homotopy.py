@@ -758,22 +758,10 @@ class _Tracer:
     step = settings.first_step
     last_attempt = math.inf
     orientation = 0
-    history = [(u, tangent, orientation)]  # accepted points
-    retreats = 0
     while True:
       if self.steps >= settings.max_steps:
         return u, False, f"stopped after max_steps={settings.max_steps}"
       if step < settings.min_step:
-        if self.perturbation and retreats < 3 and len(history) > 1:
-          # Stuck next to the bifurcation: go back along the branch and
-          # approach it on the unfolded curve from further away.
-          retreats += 1
-          stuck = history.pop()[0]
-          u, tangent, orientation = history[-1]
-          distance = float(np.linalg.norm(stuck - u))
-          step = 0.25 * distance
-          countdown = 4.0 * distance
-          continue
         return u, False, f"step fell below {settings.min_step}"
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
@@ -799,7 +787,6 @@ class _Tracer:
         countdown -= step
         if countdown < 0:
           self.perturbation = 0.0
-          retreats = 0
       if target is not None and u[-1] < target <= v[-1]:
         fraction = (target - u[-1]) / (v[-1] - u[-1])
         landed, ok = self._land(system, u + fraction * (v - u), target)
@@ -812,7 +799,6 @@ class _Tracer:
         return landed, True, "reached the requested temperature"
       self.steps += 1
       u, tangent = v, new_tangent
-      history = history[-2:] + [(u, tangent, orientation)]
       if record:
         self._record(u[:-1], u[-1], residual)
       if maxregret is not None and u[-1] > 0:
