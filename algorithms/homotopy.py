@@ -365,12 +365,17 @@ class _Equations:
     self.legal = mgame.legal_mask
     # Variable k <-> (player, state, action), row-major per player.
     self.index = []
+    # Per player: positions of the legal entries in the raveled (S, A_i)
+    # table, and the player's slice of the flat vector.
+    self.positions, self.slices = [], []
     offset = 0
     players, states = [], []
     for i, mask in enumerate(self.legal):
       table = np.full(mask.shape, -1, dtype=np.int64)
       count = int(mask.sum())
       table[mask] = np.arange(offset, offset + count)
+      self.positions.append(np.flatnonzero(mask))
+      self.slices.append(slice(offset, offset + count))
       offset += count
       self.index.append(table)
       rows = np.nonzero(mask)[0]
@@ -408,14 +413,16 @@ class _Equations:
   def split(self, x):
     """Flat y -> per player (S, A_i) log-policies, -inf off the legal set."""
     tables = []
-    for i, mask in enumerate(self.legal):
+    for mask, positions, part in zip(self.legal, self.positions,
+                                     self.slices):
       table = np.full(mask.shape, -np.inf)
-      table[mask] = x[self.index[i][mask]]
+      table.ravel()[positions] = x[part]
       tables.append(table)
     return tables
 
   def flat(self, tables):
-    return np.concatenate([t[mask] for t, mask in zip(tables, self.legal)])
+    return np.concatenate([table.ravel()[positions] for table, positions in
+                           zip(tables, self.positions)])
 
   def profile(self, x):
     """Normalised per-player probabilities of the point y."""
@@ -461,19 +468,26 @@ class _Equations:
     num_players = self.num_players
     logs = self.split(x)
     pis = [np.exp(log) for log in logs]
-    own_terms = [np.where(pi > 0, pi * log, 0.0)
-                 for pi, log in zip(pis, logs)]
     entropy_weight = mu if self.soft else 0.0
     if self.dynamic:
+      own_terms = [np.where(pi > 0, pi * log, 0.0)
+                   for pi, log in zip(pis, logs)]
       factor, values = self._values(pis, own_terms, lam, entropy_weight)
       continuation = (self.transitions @ values).reshape(
           (self.num_states,) + self.num_actions + (num_players,))
       joint_q = lam * self.rewards + self.gamma * np.moveaxis(
           continuation, -1, 0)
+      q = self.flat([_expect(joint_q[i], pis, (i,))
+                     for i in range(num_players)])
+      if jacobian:
+        reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
+                              for i in range(num_players)])
     else:
+      # One-shot: q = lambda x the expected rewards.
       joint_q = lam * self.rewards
-    q_tables = [_expect(joint_q[i], pis, (i,)) for i in range(num_players)]
-    q = self.flat(q_tables)
+      reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
+                            for i in range(num_players)])
+      q = lam * reward_q
     if not jacobian:
       return q
     size = self.size
@@ -484,8 +498,6 @@ class _Equations:
       if i > j:
         kept = np.swapaxes(kept, -1, -2)
       dq[rows, cols] = (kept * pis[j][:, None, :]).reshape(-1)[positions]
-    reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
-                          for i in range(num_players)])
     dq_dlam = reward_q
     dq_dmu = np.zeros(size)
     if self.dynamic:
@@ -698,8 +710,9 @@ class _Tracer:
     augmented = np.vstack([jac, tangent])
     with np.errstate(all="ignore"):
       lu = linalg.lu_factor(augmented, check_finite=False)
-      new_tangent = linalg.lu_solve(lu, np.eye(len(v))[-1],
-                                    check_finite=False)
+      unit = np.zeros(len(v))
+      unit[-1] = 1.0
+      new_tangent = linalg.lu_solve(lu, unit, check_finite=False)
     norm = float(np.abs(h).max())
     if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
       return v, math.inf, False, tangent, norm, 0
