@@ -81,6 +81,8 @@ from vsg_spiel import core
 from vsg_spiel import exploitability
 from vsg_spiel import profiles
 
+_GETRF, _GETRS = linalg.get_lapack_funcs(("getrf", "getrs"),
+                                         dtype=np.float64)
 DEFINITIONS = ("soft", "markov_logit")
 # Transition tensors up to this many entries are held dense.
 _DENSE_TRANSITIONS = 4_000_000
@@ -708,22 +710,25 @@ class _Tracer:
     h, jac = system(v)
     self.newton_iterations += 1
     augmented = np.vstack([jac, tangent])
-    with np.errstate(all="ignore"):
-      lu = linalg.lu_factor(augmented, check_finite=False)
-      unit = np.zeros(len(v))
-      unit[-1] = 1.0
-      new_tangent = linalg.lu_solve(lu, unit, check_finite=False)
+    # LAPACK directly: on small games scipy's checks around lu_factor and
+    # lu_solve cost more than the factorisation.
+    lu, pivots, _ = _GETRF(augmented, overwrite_a=True)
+    rhs = np.zeros(len(v))
+    rhs[-1] = 1.0
+    new_tangent = _GETRS(lu, pivots, rhs)[0]
     norm = float(np.abs(h).max())
     if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
       return v, math.inf, False, tangent, norm, 0
-    swaps = np.count_nonzero(lu[1] != np.arange(len(lu[1])))
-    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu[0]))))
+    swaps = np.count_nonzero(pivots != np.arange(len(pivots)))
+    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu))))
     new_tangent /= np.linalg.norm(new_tangent)
     if new_tangent @ tangent < 0:
       new_tangent = -new_tangent
     first = None
     for _ in range(settings.max_corrector_iterations):
-      delta = linalg.lu_solve(lu, np.append(-h, 0.0), check_finite=False)
+      rhs[:-1] = -h
+      rhs[-1] = 0.0
+      delta = _GETRS(lu, pivots, rhs)[0]
       v = v + delta
       if first is None:
         first = float(np.abs(delta).max())
