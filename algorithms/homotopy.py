@@ -110,11 +110,14 @@ class Settings:
   max_corrector_iterations: int = 8
   """Newton iterations per corrector before the step is retried shorter."""
   corrector_tolerance: float = 1e-6
-  """Newton along the branch stops when the residual |H| (log-probability
-  units) is below this. It is not relaxed as lambda grows: near a turning
-  point or bifurcation at large lambda a loosely corrected point can sit
-  0.1 off the branch, where the sign of det [DH; tangent] differs from the
-  branch's and every step, however short, looks like a crossing."""
+  """Newton along the branch stops when the residual |H| weighted by the
+  probabilities min(1, exp(y)) is below this (and the unweighted |H| below
+  this times 1 + lambda x range, the rounding in lambda Q). Log-probability
+  errors of actions played with tiny probability are harmless, but those of
+  played actions are not: near a turning point or bifurcation at large
+  lambda, a point accepted on the unweighted residual alone can sit 0.1 off
+  the branch, where the sign of det [DH; tangent] differs from the branch's
+  and every step, however short, looks like a crossing."""
   tolerance: float = 1e-13
   """The returned point is polished at fixed lambda until its internal
   residual is below this times (1 + lambda x range) or Newton stagnates."""
@@ -735,7 +738,11 @@ class _Tracer:
       h = system(v, False)[0]
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
-      if norm <= settings.corrector_tolerance:
+      # In probability units: a log-probability error on an action
+      # played with probability e^-1000 is harmless.
+      weighted = float(np.max(np.abs(h) * np.exp(np.minimum(v[:-1], 0.0))))
+      if (weighted <= settings.corrector_tolerance and
+          norm <= settings.corrector_tolerance * (1.0 + abs(v[-1]))):
         return v, first, True, new_tangent, norm, orientation
       if not np.isfinite(norm) or norm > 0.5 * previous:
         break

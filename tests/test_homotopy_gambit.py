@@ -27,7 +27,7 @@ KNOWN_DIFFERENCES = {
     # branch, both meet the regret, and differ by where the steps fell.
     ("nash", "books/shohamleytonbrown2008/fig5_15"): (
         "Gambit stops at regret 7.4e-9 x range, 7.4e-6 before the branch's "
-        "limit; ours at 2.4e-9 x range, 4.9e-6 from Gambit's point"),
+        "limit; ours at 3.7e-11 x range, 7.3e-6 from Gambit's point"),
     ("nash", "conf/itcs/jakobsen2016/fig3"): (
         "Gambit stops at regret 5.3e-9 x range, 1.06e-6 before the branch's "
         "limit; our step lands on the limit (regret 0)"),
