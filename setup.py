@@ -49,8 +49,13 @@ setuptools.setup(
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
         # Peer libraries that tests and benchmarks compare against: Gambit's
-        # logit QRE is the reference of the homotopy solver.
-        "peers": ["pygambit>=16.7"],
+        # logit QRE is the reference of the homotopy solver (16.7 builds from
+        # source on Python 3.11, about an hour on 2 cores); sgamesolver
+        # (stochastic-game QRE homotopy) builds from source and needs numpy
+        # and Cython installed first, then
+        # `pip install --no-build-isolation sgamesolver`. Their tests are
+        # skipped when they are absent.
+        "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2"],
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
     },
     entry_points={

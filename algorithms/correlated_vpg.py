@@ -119,6 +119,11 @@ class CorrelatedVPGSolver:
     signal_step = parameters.check_real("signal_step", signal_step, 0.0, 1.0,
                                         low_open=True)
     self.mgame = exploitability.markov_game(game)
+    if self.mgame.stationary:
+      raise ValueError(
+          f"{type(self).__name__} needs a finite-horizon game (it "
+          "works by backward induction over the layers); the game is a "
+          "stationary discounted game: use vpg.VPGSolver or homotopy.solve")
     self.num_signals = num_signals
     self.signal_distribution = sigma
     self.learn_signal_distribution = learn_signal_distribution
