@@ -10,7 +10,8 @@ import setuptools
 setuptools.setup(
     name="vsg_spiel",
     version="0.1.0",
-    description=("Variational Stochastic Games (Zhao & Zhang, arXiv 2503.06037) "
+    description=("Variational Stochastic Games (Zhao & Zhang, "
+                 "arXiv 2503.06037) "
                  "as OpenSpiel games and solvers"),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -38,8 +39,8 @@ setuptools.setup(
         "absl-py>=2.5",
         "matplotlib>=3.11",
         # OpenSpiel's own baselines that the eval binaries run import these
-        # without declaring them: JPSRO and correlated Q-learning need cvxpy with
-        # the ECOS solver,
+        # without declaring them: JPSRO and correlated Q-learning need cvxpy
+        # with the ECOS solver,
         # Nash-Q and matrix_nash need nashpy.
         "cvxpy>=1.9",
         "ecos>=2.0",
@@ -48,13 +49,27 @@ setuptools.setup(
     extras_require={
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
-        # Peer libraries that tests and benchmarks compare against: Gambit's
-        # logit QRE is the reference of the homotopy solver.
-        "peers": ["pygambit>=16.7"],
+        # Peer libraries that tests and benchmarks compare against (their
+        # tests are skipped when they are absent). Gambit's logit QRE is the
+        # reference of the homotopy solver (16.7 builds from source on
+        # Python 3.11, about an hour on 2 cores); sgamesolver (stochastic-game
+        # QRE homotopy) builds from source and needs numpy and Cython
+        # installed first, then `pip install --no-build-isolation
+        # sgamesolver`. MFGLib (tests/test_mfglib.py, benchmarks/mfg.py):
+        # torch is pinned to the CPU build kept on this project's machines (a
+        # newer or open range downloads the multi-GB CUDA build); mfglib
+        # 0.3.0 itself requires osqp<1.0, which cvxpy>=1.9 (above) excludes,
+        # so it is not listed: install it afterwards with
+        # `pip install --no-deps mfglib==0.3.0` (osqp serves only its
+        # OccupationMeasureInclusion solver); optuna and rich are its other
+        # requirements.
+        "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2", "torch==2.13.0",
+                  "optuna>=3.0,<4.0", "rich>=14.0,<15.0"],
+        # ruff: the lint step of .ci/run (configuration in pyproject.toml).
         # pettingzoo (with gymnasium, its only new dependency): the games'
         # `parallel_env` ParallelEnvs (games/pettingzoo_env.py) and their tests.
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60",
-                 "pettingzoo>=1.27"],
+                 "ruff>=0.15", "pettingzoo>=1.27"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],

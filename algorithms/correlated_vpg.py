@@ -24,7 +24,8 @@ equilibrium of its own. Policies are marginal by default: in the conditional
 form, the soft best response to the predicted action has a continuum of
 fixed points whose marginals need not be equilibria (docs/design.md), which
 would blur the device. sigma is fixed, or learned
-(learn_signal_distribution=True) by a mirror step towards the signals whose soft social value is higher: the
+(learn_signal_distribution=True) by a mirror step towards the signals whose
+soft social value is higher: the
 variational posterior q(w) ∝ sigma(w) exp(sum_i V_i(w)) of the latent signal.
 """
 
@@ -119,6 +120,11 @@ class CorrelatedVPGSolver:
     signal_step = parameters.check_real("signal_step", signal_step, 0.0, 1.0,
                                         low_open=True)
     self.mgame = exploitability.markov_game(game)
+    if self.mgame.stationary:
+      raise ValueError(
+          f"{type(self).__name__} needs a finite-horizon game (it "
+          "works by backward induction over the layers); the game is a "
+          "stationary discounted game: use vpg.VPGSolver or homotopy.solve")
     self.num_signals = num_signals
     self.signal_distribution = sigma
     self.learn_signal_distribution = learn_signal_distribution

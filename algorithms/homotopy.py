@@ -81,6 +81,8 @@ from vsg_spiel import core
 from vsg_spiel import exploitability
 from vsg_spiel import profiles
 
+_GETRF, _GETRS = linalg.get_lapack_funcs(("getrf", "getrs"),
+                                         dtype=np.float64)
 DEFINITIONS = ("soft", "markov_logit")
 # Transition tensors up to this many entries are held dense.
 _DENSE_TRANSITIONS = 4_000_000
@@ -108,8 +110,14 @@ class Settings:
   max_corrector_iterations: int = 8
   """Newton iterations per corrector before the step is retried shorter."""
   corrector_tolerance: float = 1e-6
-  """Newton along the branch stops when the residual |H| is below this
-  times (1 + lambda x range) (rounding in lambda Q grows with lambda)."""
+  """Newton along the branch stops when the residual |H| weighted by the
+  probabilities min(1, exp(y)) is below this (and the unweighted |H| below
+  this times 1 + lambda x range, the rounding in lambda Q). Log-probability
+  errors of actions played with tiny probability are harmless, but those of
+  played actions are not: near a turning point or bifurcation at large
+  lambda, a point accepted on the unweighted residual alone can sit 0.1 off
+  the branch, where the sign of det [DH; tangent] differs from the branch's
+  and every step, however short, looks like a crossing."""
   tolerance: float = 1e-13
   """The returned point is polished at fixed lambda until its internal
   residual is below this times (1 + lambda x range) or Newton stagnates."""
@@ -362,12 +370,17 @@ class _Equations:
     self.legal = mgame.legal_mask
     # Variable k <-> (player, state, action), row-major per player.
     self.index = []
+    # Per player: positions of the legal entries in the raveled (S, A_i)
+    # table, and the player's slice of the flat vector.
+    self.positions, self.slices = [], []
     offset = 0
     players, states = [], []
     for i, mask in enumerate(self.legal):
       table = np.full(mask.shape, -1, dtype=np.int64)
       count = int(mask.sum())
       table[mask] = np.arange(offset, offset + count)
+      self.positions.append(np.flatnonzero(mask))
+      self.slices.append(slice(offset, offset + count))
       offset += count
       self.index.append(table)
       rows = np.nonzero(mask)[0]
@@ -405,14 +418,16 @@ class _Equations:
   def split(self, x):
     """Flat y -> per player (S, A_i) log-policies, -inf off the legal set."""
     tables = []
-    for i, mask in enumerate(self.legal):
+    for mask, positions, part in zip(self.legal, self.positions,
+                                     self.slices):
       table = np.full(mask.shape, -np.inf)
-      table[mask] = x[self.index[i][mask]]
+      table.ravel()[positions] = x[part]
       tables.append(table)
     return tables
 
   def flat(self, tables):
-    return np.concatenate([t[mask] for t, mask in zip(tables, self.legal)])
+    return np.concatenate([table.ravel()[positions] for table, positions in
+                           zip(tables, self.positions)])
 
   def profile(self, x):
     """Normalised per-player probabilities of the point y."""
@@ -458,19 +473,26 @@ class _Equations:
     num_players = self.num_players
     logs = self.split(x)
     pis = [np.exp(log) for log in logs]
-    own_terms = [np.where(pi > 0, pi * log, 0.0)
-                 for pi, log in zip(pis, logs)]
     entropy_weight = mu if self.soft else 0.0
     if self.dynamic:
+      own_terms = [np.where(pi > 0, pi * log, 0.0)
+                   for pi, log in zip(pis, logs)]
       factor, values = self._values(pis, own_terms, lam, entropy_weight)
       continuation = (self.transitions @ values).reshape(
           (self.num_states,) + self.num_actions + (num_players,))
       joint_q = lam * self.rewards + self.gamma * np.moveaxis(
           continuation, -1, 0)
+      q = self.flat([_expect(joint_q[i], pis, (i,))
+                     for i in range(num_players)])
+      if jacobian:
+        reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
+                              for i in range(num_players)])
     else:
+      # One-shot: q = lambda x the expected rewards.
       joint_q = lam * self.rewards
-    q_tables = [_expect(joint_q[i], pis, (i,)) for i in range(num_players)]
-    q = self.flat(q_tables)
+      reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
+                            for i in range(num_players)])
+      q = lam * reward_q
     if not jacobian:
       return q
     size = self.size
@@ -481,8 +503,6 @@ class _Equations:
       if i > j:
         kept = np.swapaxes(kept, -1, -2)
       dq[rows, cols] = (kept * pis[j][:, None, :]).reshape(-1)[positions]
-    reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
-                          for i in range(num_players)])
     dq_dlam = reward_q
     dq_dmu = np.zeros(size)
     if self.dynamic:
@@ -693,28 +713,36 @@ class _Tracer:
     h, jac = system(v)
     self.newton_iterations += 1
     augmented = np.vstack([jac, tangent])
-    with np.errstate(all="ignore"):
-      lu = linalg.lu_factor(augmented, check_finite=False)
-      new_tangent = linalg.lu_solve(lu, np.eye(len(v))[-1],
-                                    check_finite=False)
+    # LAPACK directly: on small games scipy's checks around lu_factor and
+    # lu_solve cost more than the factorisation.
+    lu, pivots, _ = _GETRF(augmented, overwrite_a=True)
+    rhs = np.zeros(len(v))
+    rhs[-1] = 1.0
+    new_tangent = _GETRS(lu, pivots, rhs)[0]
     norm = float(np.abs(h).max())
     if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
       return v, math.inf, False, tangent, norm, 0
-    swaps = np.count_nonzero(lu[1] != np.arange(len(lu[1])))
-    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu[0]))))
+    swaps = np.count_nonzero(pivots != np.arange(len(pivots)))
+    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu))))
     new_tangent /= np.linalg.norm(new_tangent)
     if new_tangent @ tangent < 0:
       new_tangent = -new_tangent
     first = None
     for _ in range(settings.max_corrector_iterations):
-      delta = linalg.lu_solve(lu, np.append(-h, 0.0), check_finite=False)
+      rhs[:-1] = -h
+      rhs[-1] = 0.0
+      delta = _GETRS(lu, pivots, rhs)[0]
       v = v + delta
       if first is None:
         first = float(np.abs(delta).max())
       h = system(v, False)[0]
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
-      if norm <= settings.corrector_tolerance * (1.0 + abs(v[-1])):
+      # In probability units: a log-probability error on an action
+      # played with probability e^-1000 is harmless.
+      weighted = float(np.max(np.abs(h) * np.exp(np.minimum(v[:-1], 0.0))))
+      if (weighted <= settings.corrector_tolerance and
+          norm <= settings.corrector_tolerance * (1.0 + abs(v[-1]))):
         return v, first, True, new_tangent, norm, orientation
       if not np.isfinite(norm) or norm > 0.5 * previous:
         break
@@ -755,22 +783,10 @@ class _Tracer:
     step = settings.first_step
     last_attempt = math.inf
     orientation = 0
-    history = [(u, tangent, orientation)]  # accepted points
-    retreats = 0
     while True:
       if self.steps >= settings.max_steps:
         return u, False, f"stopped after max_steps={settings.max_steps}"
       if step < settings.min_step:
-        if self.perturbation and retreats < 3 and len(history) > 1:
-          # Stuck next to the bifurcation: go back along the branch and
-          # approach it on the unfolded curve from further away.
-          retreats += 1
-          stuck = history.pop()[0]
-          u, tangent, orientation = history[-1]
-          distance = float(np.linalg.norm(stuck - u))
-          step = 0.25 * distance
-          countdown = 4.0 * distance
-          continue
         return u, False, f"step fell below {settings.min_step}"
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
@@ -796,7 +812,6 @@ class _Tracer:
         countdown -= step
         if countdown < 0:
           self.perturbation = 0.0
-          retreats = 0
       if target is not None and u[-1] < target <= v[-1]:
         fraction = (target - u[-1]) / (v[-1] - u[-1])
         landed, ok = self._land(system, u + fraction * (v - u), target)
@@ -809,7 +824,6 @@ class _Tracer:
         return landed, True, "reached the requested temperature"
       self.steps += 1
       u, tangent = v, new_tangent
-      history = history[-2:] + [(u, tangent, orientation)]
       if record:
         self._record(u[:-1], u[-1], residual)
       if maxregret is not None and u[-1] > 0:

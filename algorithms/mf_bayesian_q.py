@@ -38,7 +38,6 @@ supplies the decision-node step. Policies are kept as log-probabilities,
 arrays (num_rows, num_distinct_actions) over the engine's decision states.
 """
 
-from typing import Optional, Tuple
 
 import numpy as np
 from open_spiel.python import policy as policy_lib
@@ -50,7 +49,7 @@ from vsg_spiel import mfg_engine
 
 def soft_bellman_step(log_prior: np.ndarray, q_values: np.ndarray,
                       legal: np.ndarray,
-                      temperature: float) -> Tuple[np.ndarray, np.ndarray]:
+                      temperature: float) -> tuple[np.ndarray, np.ndarray]:
   """Eq. 12 and the soft value of eq. 11 at a batch of decision states.
 
   Closed form of  max_pi sum_a pi(a) [Q(a) - alpha log(pi(a) / pibar(a))]:
@@ -76,7 +75,7 @@ def soft_bellman_step(log_prior: np.ndarray, q_values: np.ndarray,
 
 def soft_backward(engine: mfg_engine.MeanFieldEngine,
                   mean_field: mfg_engine.MeanField, log_prior: np.ndarray,
-                  temperature: float) -> Tuple[np.ndarray, np.ndarray]:
+                  temperature: float) -> tuple[np.ndarray, np.ndarray]:
   """Eq. 11 by backward induction under a fixed flow, eq. 12 at every state.
 
   Args:
@@ -114,8 +113,8 @@ class MFBayesianQLearning:
   """
 
   def __init__(self, game, temperature: float = 1.0,
-               initial_prior: Optional[policy_lib.Policy] = None,
-               engine: Optional[mfg_engine.MeanFieldEngine] = None):
+               initial_prior: policy_lib.Policy | None = None,
+               engine: mfg_engine.MeanFieldEngine | None = None):
     """Initialises the solver; its first policy is the initial prior.
 
     Args:

@@ -7,7 +7,6 @@ layer by layer instead of a recursive walk: the peer that MF-BQL is measured
 against, and the check that the engine reproduces OpenSpiel's walks.
 """
 
-from typing import Optional
 
 import numpy as np
 from open_spiel.python.mfg import tabular_distribution
@@ -35,7 +34,7 @@ class MirrorDescent:
   """
 
   def __init__(self, game, lr: float = 0.01,
-               engine: Optional[mfg_engine.MeanFieldEngine] = None):
+               engine: mfg_engine.MeanFieldEngine | None = None):
     """Args: game, a mean-field game; lr > 0, OpenSpiel's learning rate;
     engine, a `MeanFieldEngine` of `game` to reuse (built if None).
 
@@ -87,7 +86,7 @@ class MirrorDescent:
 
     return self._engine.backward(mean_field, walked_policy_value, values)
 
-  def iteration(self, learning_rate: Optional[float] = None):
+  def iteration(self, learning_rate: float | None = None):
     """One mirror-descent step: evaluate, accumulate, project, propagate."""
     self._md_step += 1
     learning_rate = (self._lr if learning_rate is None else

@@ -18,7 +18,8 @@ and one iteration (Algorithm 1) does:
   2. compute every agent's soft action value (Def. 5.1), in units of 1/alpha:
        Q^i(s, a, a_hat) = r^i(s, a, a_hat) / alpha + gamma E_{s'} V^i(s'),
        V^i(s) = E_{a_hat ~ rho^i, a ~ pi_i(.|s, a_hat)}[Q^i - log pi_i],
-     exactly by backward induction (`VPGSolver`) or from sampled play
+     exactly by backward induction (`VPGSolver`; a linear solve per agent
+     on a stationary game) or from sampled play
      (`SampledVPGSolver`: decentralised soft Q-learning, each agent sees
      states, its own reward and the others' actions only);
   3. take the natural-gradient step of eq. 4 for every agent at once:
@@ -128,6 +129,10 @@ class VPGSolver:
     if seed is not None:
       parameters.check_integer("seed", seed, 0)
     self.mgame = exploitability.markov_game(game)
+    if self.mgame.stationary and opponent_model == "variational":
+      raise ValueError(
+          "opponent_model='variational' runs Prop. 5.9's soft recursion over "
+          "a finite horizon; on a stationary game use 'exact' or 'empirical'")
     self.temperature = temperature
     self.step = step
     if not callable(temperature):  # Returns / alpha must stay finite.
@@ -424,6 +429,8 @@ class VPGSolver:
     mgame = self.mgame
     joint_models = (self._joint_models if opponent == "model" else
                     self._true_joint_models())
+    if mgame.stationary:
+      return self._soft_stationary(alpha, joint_models)
     values = np.zeros((mgame.num_states, self.num_players))
     q_values = [np.zeros(r.shape) for r in self._own_rewards]
     for layer_index in reversed(range(len(mgame.layers))):
@@ -435,6 +442,31 @@ class VPGSolver:
         q_values[i][layer] = q_layer
         values[layer, i] = self._soft_value(i, q_layer, layer,
                                             joint_models[i][layer])
+    return q_values, values
+
+  def _soft_stationary(self, alpha, joint_models):
+    """A stationary game's Def. 5.1, the policies and models fixed: V^i is
+    the fixed point of V = c^i + gamma P^i V, one linear solve per agent,
+    with c^i(s) = E_{a_hat~rho^i, a~pi_i}[r^i/alpha - log pi_i] and P^i the
+    transitions averaged under pi_i and rho^i."""
+    mgame = self.mgame
+    values = np.zeros((mgame.num_states, self.num_players))
+    for i in range(self.num_players):
+      policy = np.exp(self.log_policies[i])  # (S, A_i, J_-i or 1)
+      weights = policy * joint_models[i][:, None, :]  # (S, A_i, J_-i)
+      log_policy = np.where(self._legal[i], self.log_policies[i], 0.0)
+      stage = (weights * (self._own_rewards[i] / alpha - log_policy)).sum(
+          axis=(1, 2))
+      others_shape = [mgame.num_actions[j] for j in self._others[i]]
+      joint_weights = np.moveaxis(
+          weights.reshape((mgame.num_states, mgame.num_actions[i]) +
+                          tuple(others_shape)), 1, 1 + i)
+      values[:, i] = exploitability.discounted_values(
+          mgame, joint_weights, stage[:, None])[:, 0]
+    continuation = mgame.expected_next(0, values)  # the single layer
+    q_values = [self._own_rewards[i] / alpha + mgame.discount * own_first(
+        continuation[..., i], i, self.num_players)
+                for i in range(self.num_players)]
     return q_values, values
 
   def _soft_value(self, i, q_values, states, joint_model):
@@ -464,8 +496,15 @@ class VPGSolver:
     """Per agent, under q (the opponents drawn from rho^i and seen by the
     agent): the best response's value minus the policy's value, in reward
     units. In the conditional form the best response may condition on the
-    predicted action; in the marginal form it may not."""
+    predicted action; in the marginal form it may not.
+
+    Raises:
+      ValueError: on a stationary game (computed by backward induction).
+    """
     mgame = self.mgame
+    if mgame.stationary:
+      raise ValueError("elbo_gaps is computed over a finite horizon; the "
+                       "game is stationary")
     policy_values = np.zeros((mgame.num_states, self.num_players))
     best_values = np.zeros((mgame.num_states, self.num_players))
     stacked = np.concatenate([policy_values, best_values], axis=1)
@@ -532,6 +571,9 @@ class SampledVPGSolver(VPGSolver):
         "q_learning_rate", q_learning_rate, 0.0, 1.0, low_open=True)
     super().__init__(game, temperature, step, opponent_model, policy_form,
                      seed, **kwargs)
+    if self.mgame.stationary:
+      raise ValueError("sampled play needs episodes that end; the game is "
+                       "stationary (use VPGSolver's exact planning)")
     # Soft Q estimates (own-first) and each agent's estimates of the others'.
     self.q_estimates = [np.zeros(r.shape) for r in self._own_rewards]
     self.opponent_q_estimates = [

@@ -61,6 +61,11 @@ class ZeroSumVPGSolver:
       logit.check_step(step)
     parameters.check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
     self.mgame = mgame = exploitability.markov_game(game)
+    if mgame.stationary:
+      raise ValueError(
+          f"{type(self).__name__} needs a finite-horizon game (it "
+          "works by backward induction over the layers); the game is a "
+          "stationary discounted game: use vpg.VPGSolver or homotopy.solve")
     if mgame.num_players != 2:
       raise ValueError(f"a zero-sum solver needs 2 players; the game has "
                        f"{mgame.num_players}")

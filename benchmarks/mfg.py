@@ -1,6 +1,6 @@
 """Mean-field games: the tabular engine versus OpenSpiel, in one run per game.
 
-    PYTHONPATH=. python benchmarks/mfg.py [game ...]
+    PYTHONPATH=. python benchmarks/mfg.py [game ... | mfglib | mfglib:<env> ...]
 
 For each game (default: the Python and C++ MFGs with default parameters),
 in the same run:
@@ -13,20 +13,41 @@ in the same run:
     `NashConv(game, policy).nash_conv()` of the same policy, OpenSpiel
     querying it through a `TablePolicy` (a dict lookup per state);
 checks that the numbers are equal (iterates' policies and NashConv to 1e-8)
-and prints OpenSpiel's time over ours as ratios. Times are medians; the
-engine's one-off construction (enumeration and probes) is shown separately.
+and prints OpenSpiel's time over ours as ratios. Times are medians of CPU
+time (the machine may be shared); the engine's one-off construction
+(enumeration and probes) is shown separately.
+
+MFGLib's environments (when the peer libraries are installed, or asked for
+by name as `mfglib` or `mfglib:<environment>`), default sizes, in the same
+run, PyTorch on one thread and numpy single-threaded, both in float64:
+  * MF-BQL's `iteration()` on `vsg_spiel.mfglib_adapter.MFGLibEngine` versus
+    MFGLib's `PriorDescent(eta=1, n_inner=1)` step (prior times exp(Q / eta)
+    with MFGLib's hard-max Q*, where MF-BQL uses eq. 11's soft Q: the
+    iterates differ unless the two Q functions agree, so their difference
+    is printed, not checked);
+  * the engine's `MirrorDescent` versus MFGLib's `OnlineMirrorDescent` (the
+    same iteration: iterates checked to 1e-8);
+  * exploitability: `engine.nash_conv` of the mean field versus
+    `mfglib.scoring.exploitability_score` of the same policy (checked).
 """
 
-import statistics
-import sys
-import time
+import os
 
-import numpy as np
+# Single-threaded numpy (read when numpy loads its BLAS).
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+  os.environ.setdefault(_variable, "1")
+
+import statistics  # pylint: disable=g-import-not-at-top,wrong-import-position
+import sys  # pylint: disable=g-import-not-at-top,wrong-import-position
+import time  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pyspiel
 from open_spiel.python.mfg.algorithms import mirror_descent
 from open_spiel.python.mfg.algorithms import nash_conv
 
 from vsg_spiel import mfg_engine
+from vsg_spiel import mfglib_adapter
 from vsg_spiel.algorithms import mf_bayesian_q
 from vsg_spiel.algorithms import mirror_descent as vsg_mirror_descent
 
@@ -44,16 +65,24 @@ LEARNING_RATE = 0.1
 # OpenSpiel's iterations are timed until this many seconds have passed (at
 # least two); ours at least ten times and for a quarter of that.
 THEIR_SECONDS = 12.0
+# MFGLib's steps are timed for this many seconds (at least three), ours for
+# a quarter of that (at least ten).
+MFGLIB_SECONDS = 4.0
 
 
 def timed_calls(function, min_calls, min_seconds):
-  """Median seconds of repeated calls of `function`."""
+  """Median CPU seconds of repeated calls of `function`.
+
+  CPU time of this process (one thread everywhere), not wall-clock time, so
+  that other work on a shared machine does not count; calls are repeated
+  for `min_seconds` of wall-clock time.
+  """
   times = []
   start = time.perf_counter()
   while len(times) < min_calls or time.perf_counter() - start < min_seconds:
-    tick = time.perf_counter()
+    tick = time.process_time()
     function()
-    times.append(time.perf_counter() - tick)
+    times.append(time.process_time() - tick)
   return statistics.median(times), len(times)
 
 
@@ -113,7 +142,107 @@ def benchmark(name):
   }
 
 
+def benchmark_mfglib(name):
+  """Times one MFGLib environment against MFGLib; returns a result row."""
+  torch = mfglib_adapter.import_torch()
+  # pylint: disable=g-import-not-at-top
+  from mfglib.alg import OnlineMirrorDescent
+  from mfglib.alg import PriorDescent
+  from mfglib.scoring import exploitability_score
+  # pylint: enable=g-import-not-at-top
+  torch.set_num_threads(1)
+  torch.set_default_dtype(torch.float64)
+  env = mfglib_adapter.environment(name)
+  start = time.perf_counter()
+  engine = mfglib_adapter.MFGLibEngine(env)
+  build_seconds = time.perf_counter() - start
+  uniform = torch.ones((env.T + 1,) + env.S + env.A) / env.n_actions
+
+  def their_steps(algorithm):
+    """A step function of MFGLib's `algorithm` and its current state."""
+    state = [algorithm.init_state(env, uniform)]
+
+    def step():
+      state[0] = algorithm.step_next_state(state[0], atol=None, rtol=None)
+    return step, state
+
+  row = {"game": f"mfglib:{name}", "nodes": engine.num_nodes,
+         "build_s": build_seconds, "static": engine.static_transitions}
+  for key, ours, theirs in (
+      ("bql", mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine),
+       PriorDescent(eta=1.0, n_inner=1)),
+      ("md", vsg_mirror_descent.MirrorDescent(engine.game, lr=LEARNING_RATE,
+                                              engine=engine),
+       OnlineMirrorDescent(alpha=LEARNING_RATE))):
+    step, state = their_steps(theirs)
+    theirs_seconds, theirs_calls = timed_calls(step, 3, MFGLIB_SECONDS)
+    for _ in range(theirs_calls):
+      ours.iteration()
+    row[f"{key}_diff"] = float(np.max(np.abs(
+        ours.mean_field.policy - engine.policy_table(state[0].pi))))
+    ours_seconds, _ = timed_calls(ours.iteration, 10, MFGLIB_SECONDS / 4)
+    row[f"{key}_ours_ms"] = 1e3 * ours_seconds
+    row[f"{key}_theirs_ms"] = 1e3 * theirs_seconds
+    row[f"{key}_ratio"] = theirs_seconds / ours_seconds
+
+  table = ours.mean_field.policy
+  pi = engine.policy_tensor(table)
+  ours_nash_conv_seconds, _ = timed_calls(
+      lambda: engine.nash_conv(engine.mean_field(lambda rows: table[rows])),
+      10, MFGLIB_SECONDS / 4)
+  theirs_nash_conv_seconds, _ = timed_calls(
+      lambda: exploitability_score(env, pi), 3, MFGLIB_SECONDS / 2)
+  row["nc_ours_ms"] = 1e3 * ours_nash_conv_seconds
+  row["nc_theirs_ms"] = 1e3 * theirs_nash_conv_seconds
+  row["nc_ratio"] = theirs_nash_conv_seconds / ours_nash_conv_seconds
+  row["nash_conv_diff"] = abs(
+      engine.nash_conv(engine.mean_field(lambda rows: table[rows])) -
+      exploitability_score(env, pi))
+  return row
+
+
+def main_mfglib(names):
+  """The MFGLib table; returns failures (numbers that should agree)."""
+  print(f"\n{'MFGLib environment':30s} {'nodes':>6s} {'build':>7s} | "
+        f"{'MF-BQL':>8s} {'PriorDesc':>9s} {'ratio':>6s} | "
+        f"{'MD ours':>8s} {'OMD':>8s} {'ratio':>6s} | "
+        f"{'NC ours':>8s} {'NC MFGLib':>9s} {'ratio':>6s} | "
+        f"{'goal':>4s} {'|MD-OMD|':>8s} {'|NC diff|':>9s} {'|BQL-PD|':>8s}")
+  failures = []
+  for name in names:
+    row = benchmark_mfglib(name)
+    met = min(row["bql_ratio"], row["md_ratio"], row["nc_ratio"]) >= 30
+    print(f"{row['game']:30s} {row['nodes']:6d} {row['build_s']:6.2f}s | "
+          f"{row['bql_ours_ms']:6.2f}ms {row['bql_theirs_ms']:7.2f}ms "
+          f"{row['bql_ratio']:5.1f}x | "
+          f"{row['md_ours_ms']:6.2f}ms {row['md_theirs_ms']:6.2f}ms "
+          f"{row['md_ratio']:5.1f}x | "
+          f"{row['nc_ours_ms']:6.2f}ms {row['nc_theirs_ms']:7.2f}ms "
+          f"{row['nc_ratio']:5.1f}x | "
+          f"{'30x':>3s}{'' if met else '!'} {row['md_diff']:8.1e} "
+          f"{row['nash_conv_diff']:9.1e} {row['bql_diff']:8.1e}", flush=True)
+    if max(row["md_diff"], row["nash_conv_diff"]) > 1e-8:
+      failures.append(f"{row['game']}: numbers differ")
+  return failures
+
+
 def main(names):
+  mfglib_names = [name.partition(":")[2] or None for name in names
+                  if name.startswith("mfglib")]
+  names = [name for name in names if not name.startswith("mfglib")]
+  if None in mfglib_names:
+    mfglib_names = list(mfglib_adapter.ENVIRONMENT_NAMES)
+  failures = []
+  if names:
+    failures += main_openspiel(names)
+  if mfglib_names:
+    failures += main_mfglib(mfglib_names)
+  if failures:
+    raise SystemExit("; ".join(failures))
+
+
+def main_openspiel(names):
+  """The OpenSpiel table; returns failures (numbers that should agree)."""
   print(f"{'game':30s} {'nodes':>6s} {'build':>7s} | {'MD ours':>9s} "
         f"{'MD OpenSpiel':>12s} {'ratio':>7s} {'MF-BQL':>8s} | "
         f"{'NC ours':>8s} {'NC OpenSpiel':>12s} {'ratio':>7s} | "
@@ -133,9 +262,17 @@ def main(names):
           flush=True)
     if max(row["policy_diff"], row["nash_conv_diff"]) > 1e-8:
       failures.append(f"{name}: numbers differ")
-  if failures:
-    raise SystemExit("; ".join(failures))
+  return failures
+
+
+def _mfglib_installed():
+  try:
+    mfglib_adapter.import_torch()
+  except ImportError:
+    return False
+  return True
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:] or PYTHON_GAMES + CPP_GAMES + OTHER_GAMES)
+  main(sys.argv[1:] or PYTHON_GAMES + CPP_GAMES + OTHER_GAMES +
+       (("mfglib",) if _mfglib_installed() else ()))

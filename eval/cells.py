@@ -1,27 +1,43 @@
-"""Resumable, parallel execution of the report's cells.
+"""Resumable, parallel, isolated execution of the eval binaries' cells.
 
-A cell is one unit of the report's work, e.g. (section, game, algorithm,
-seed): a function named by its import path and the keyword arguments it is
-called with. Its result is stored as DIR/cells/<section>/<name>.json, written
-atomically the moment it finishes, together with a digest of the function and
-its arguments. A rerun with the same DIR loads every stored cell whose digest
-still matches and computes only the rest, so an interrupted run loses at most
-the cells in flight, and a cell whose configuration changed is recomputed
-rather than silently reused.
+A cell is one unit of work, e.g. (section, game, algorithm, seed): a function
+named by its import path and the keyword arguments it is called with, stored
+under its section and a key (a tuple of strings and numbers). Its result is
+stored as DIR/cells/<section>/<slug of the key>-<digest of the key>.json
+(unique for any key, however long), written atomically the moment it
+finishes, together with a digest of the function and its arguments. A rerun
+with the same DIR loads every stored cell whose digest still matches and
+computes only the rest, so an interrupted run loses at most the cells in
+flight, and a cell whose configuration changed is recomputed rather than
+silently reused. A stored file that is unreadable or malformed is recomputed
+(and the log says so).
 
-Cells run in worker processes (`backend="process"`, `workers` of them), in
-this process (`workers=1`), or on a Ray cluster (`backend="ray"`, the
-optional `ray` extra).
+Cells are isolated: one that raises is recorded as failed with its reason and
+is not stored (a rerun retries it); the others, including those running at
+the time in other workers, complete and are stored.
+
+Cells run in worker processes (`backend="process"`, `workers` of them, which
+exit when the main process dies), in this process (`workers=1`), or on a Ray
+cluster (`backend="ray"`, the optional `ray` extra). `output_lock` keeps two
+runs off one output directory.
 """
 
 import concurrent.futures
+import contextlib
+import ctypes
 import dataclasses
+import errno
+import fcntl
 import hashlib
 import importlib
 import json
 import os
 import re
+import signal
+import sys
+import threading
 import time
+import traceback
 
 from absl import logging
 
@@ -29,28 +45,41 @@ from vsg_spiel.eval import common
 
 BACKENDS = ("process", "ray")
 # Bump when a change to the code invalidates every stored cell.
-CELL_FORMAT = 1
+CELL_FORMAT = 2
+LOCK_FILE = ".lock"
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-  """One unit of work: `function(**config)`, stored under `section/name`."""
+  """One unit of work: `function(**config)`, stored under `section/key`."""
   section: str
-  name: str
+  key: tuple  # strings and numbers, unique within the section
   function: str  # "package.module:function"
   config: dict
 
   @property
+  def name(self):
+    return "/".join(str(part) for part in self.key)
+
+  @property
   def digest(self):
     payload = json.dumps({"format": CELL_FORMAT, "function": self.function,
-                          "config": self.config}, sort_keys=True)
+                          "config": self.config}, sort_keys=True,
+                         default=list)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+  @property
+  def file_name(self):
+    """A file name unique for the key: a readable prefix and its digest."""
+    key = json.dumps(list(self.key), default=str)
+    suffix = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return f"{slug(*self.key)[:80]}-{suffix}.json"
 
 
 def slug(*parts):
   """A file-name-safe name from parts such as a game string and a seed."""
   text = "-".join(str(part) for part in parts)
-  return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")[:180]
+  return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
 
 
 def execute(function, config):
@@ -69,55 +98,99 @@ class CellStore:
     self.directory = os.path.join(directory, "cells")
 
   def path(self, cell):
-    return os.path.join(self.directory, cell.section, cell.name + ".json")
+    return os.path.join(self.directory, cell.section, cell.file_name)
+
+  def _read(self, cell):
+    """The stored record, or None (absent, unreadable or malformed: logged)."""
+    path = self.path(cell)
+    try:
+      with open(path, encoding="utf-8") as stream:
+        stored = json.load(stream)
+    except FileNotFoundError:
+      return None
+    except (OSError, ValueError) as error:
+      logging.warning("cell %s/%s: %s is unreadable (%s); recomputing it",
+                      cell.section, cell.name, path, error)
+      return None
+    if not (isinstance(stored, dict) and "result" in stored and
+            isinstance(stored.get("digest"), str)):
+      logging.warning("cell %s/%s: %s is malformed (no digest and result); "
+                      "recomputing it", cell.section, cell.name, path)
+      return None
+    return stored
 
   def load(self, cell):
-    """The stored result, or None when absent, unreadable or stale."""
-    try:
-      with open(self.path(cell), encoding="utf-8") as stream:
-        stored = json.load(stream)
-    except (OSError, ValueError):
+    """The stored result, or None when absent, unreadable, malformed or
+    stale (computed with another configuration)."""
+    stored = self._read(cell)
+    if stored is None:
       return None
-    if stored.get("digest") != cell.digest:
+    if stored["digest"] != cell.digest:
+      logging.info("cell %s/%s: its configuration changed; recomputing it",
+                   cell.section, cell.name)
       return None
     return stored["result"]
 
   def seconds(self, cell):
     """The compute time stored with a cell (0 when absent)."""
-    try:
-      with open(self.path(cell), encoding="utf-8") as stream:
-        return float(json.load(stream).get("seconds", 0.0))
-    except (OSError, ValueError):
-      return 0.0
+    stored = self._read(cell)
+    seconds = stored.get("seconds", 0.0) if stored else 0.0
+    return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
   def save(self, cell, result, seconds):
     common.atomic_write_json(self.path(cell), {
         "digest": cell.digest, "function": cell.function,
-        "config": cell.config, "seconds": seconds, "result": result})
+        "key": list(cell.key), "config": cell.config, "seconds": seconds,
+        "result": result})
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What `run_cells` returns: results of the cells that completed and the
+  reasons of those that failed, both keyed by (section, key)."""
+  results: dict
+  failed: dict
+
+  def section(self, name):
+    """{key: result} of one section's completed cells."""
+    return {key: result for (section, key), result in self.results.items()
+            if section == name}
+
+  def failures(self):
+    """{"section/key": reason} of the failed cells."""
+    return {"/".join(str(part) for part in (section,) + key): reason
+            for (section, key), reason in self.failed.items()}
 
 
 def run_cells(cells, store, workers=1, backend="process", ray_address=None):
-  """Results of all `cells` (a dict name -> result), computing only those
-  the store lacks; logs a running count and an estimate of the time left."""
-  names = [(cell.section, cell.name) for cell in cells]
-  if len(set(names)) != len(names):
-    raise ValueError("two cells share a section and name")
-  results, pending = {}, []
+  """Runs the `cells` the store lacks, each isolated, storing each as it
+  finishes; logs a running count and an estimate of the time left.
+
+  Returns:
+    An `Outcome`.
+  """
+  keys = [(cell.section, cell.key) for cell in cells]
+  if len(set(keys)) != len(keys):
+    raise ValueError("two cells share a section and key")
+  results, failed, pending = {}, {}, []
   for cell in cells:
     stored = store.load(cell)
     if stored is None:
       pending.append(cell)
     else:
-      results[cell.section, cell.name] = stored
+      results[cell.section, cell.key] = stored
   logging.info("%d cells: %d stored, %d to compute", len(cells),
                len(cells) - len(pending), len(pending))
   progress = _Progress(len(pending))
-  for cell, result, seconds in _dispatch(pending, workers, backend,
-                                         ray_address):
-    store.save(cell, result, seconds)
-    results[cell.section, cell.name] = result
-    progress.done(cell, seconds)
-  return results
+  for cell, (result, error), seconds in _dispatch(pending, workers, backend,
+                                                  ray_address):
+    if error is None:
+      store.save(cell, result, seconds)
+      results[cell.section, cell.key] = result
+    else:
+      failed[cell.section, cell.key] = error
+    progress.done(cell, seconds, error)
+  return Outcome(results, failed)
 
 
 class _Progress:
@@ -126,34 +199,67 @@ class _Progress:
   def __init__(self, total):
     self.total, self.finished, self.start = total, 0, time.perf_counter()
 
-  def done(self, cell, seconds):
+  def done(self, cell, seconds, error):
     self.finished += 1
     elapsed = time.perf_counter() - self.start
     left = elapsed / self.finished * (self.total - self.finished)
-    logging.info("[%d/%d] %s/%s done in %.1f s; about %.0f s left",
-                 self.finished, self.total, cell.section, cell.name, seconds,
-                 left)
+    if error is not None:
+      logging.error("[%d/%d] %s/%s FAILED after %.1f s: %s", self.finished,
+                    self.total, cell.section, cell.name, seconds, error)
+    else:
+      logging.info("[%d/%d] %s/%s done in %.1f s; about %.0f s left",
+                   self.finished, self.total, cell.section, cell.name,
+                   seconds, left)
 
 
-def _timed_execute(function, config):
+def _isolated_execute(function, config):
+  """((result, None) or (None, reason), seconds): a cell never raises."""
   start = time.perf_counter()
-  result = execute(function, config)
-  return result, time.perf_counter() - start
+  try:
+    outcome = (execute(function, config), None)
+  except Exception as error:  # pylint: disable=broad-except
+    logging.error("cell %s(%s) failed:\n%s", function, config,
+                  traceback.format_exc())
+    outcome = (None, f"{type(error).__name__}: {error}".strip())
+  return outcome, time.perf_counter() - start
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_parent(parent):
+  """Worker initializer: the worker exits when `parent` dies, by the
+  kernel's parent-death signal (Linux) and a watchdog thread (elsewhere, and
+  should the signal be missed)."""
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+  except (OSError, AttributeError):
+    pass
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(0.5)
+    os._exit(1)  # pylint: disable=protected-access
+  if os.getppid() != parent:
+    os._exit(1)  # pylint: disable=protected-access
+  threading.Thread(target=watch, daemon=True).start()
 
 
 def _dispatch(cells, workers, backend, ray_address):
-  """Yields (cell, result, seconds) as cells finish."""
+  """Yields (cell, (result, error), seconds) as cells finish."""
   if not cells:
     return
   if backend == "ray":
     yield from _dispatch_ray(cells, ray_address)
   elif workers <= 1:
     for cell in cells:
-      yield (cell,) + _timed_execute(cell.function, cell.config)
+      yield (cell,) + _isolated_execute(cell.function, cell.config)
   else:
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-      futures = {pool.submit(_timed_execute, cell.function, cell.config): cell
-                 for cell in cells}
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, initializer=_exit_with_parent,
+        initargs=(os.getpid(),)) as pool:
+      futures = {pool.submit(_isolated_execute, cell.function, cell.config):
+                 cell for cell in cells}
       try:
         for future in concurrent.futures.as_completed(futures):
           yield (futures[future],) + future.result()
@@ -167,7 +273,7 @@ def _dispatch_ray(cells, ray_address):
   if not ray.is_initialized():
     ray.init(address=ray_address, log_to_driver=False,
              include_dashboard=False)
-  remote = ray.remote(_timed_execute)
+  remote = ray.remote(_isolated_execute)
   pending = {remote.remote(cell.function, cell.config): cell
              for cell in cells}
   try:
@@ -179,3 +285,60 @@ def _dispatch_ray(cells, ray_address):
     for reference in pending:
       ray.cancel(reference, force=True)
     raise
+
+
+def _remove_partial_files(directory):
+  """Removes the temporary files of atomic writes that a killed run left
+  (only the lock holder writes here, so none is in use)."""
+  for root, _, names in os.walk(directory):
+    for name in names:
+      if name.startswith(common.TEMPORARY_PREFIX):
+        logging.info("removing %s, left by an interrupted run",
+                     os.path.join(root, name))
+        os.unlink(os.path.join(root, name))
+
+
+class LockedError(RuntimeError):
+  """Another process holds the output directory."""
+
+
+@contextlib.contextmanager
+def output_lock(directory):
+  """Holds DIR/.lock (an advisory lock, released when the process ends,
+  however it ends) while the body runs; creates DIR.
+
+  Raises:
+    LockedError: another process holds it; the message names its pid.
+  """
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, LOCK_FILE)
+  descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  try:
+    try:
+      fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+      if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        raise
+      holder = os.pread(descriptor, 64, 0).decode("ascii", "replace").strip()
+      raise LockedError(
+          f"--out={directory} is in use by another run (pid {holder or '?'}"
+          f", lock {path}): wait for it to finish or choose another "
+          "--out") from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+    _remove_partial_files(directory)
+    yield
+  finally:
+    os.close(descriptor)
+
+
+def exit_status(failures):
+  """Reports `failures` ({what: reason}) on stderr; the process's exit
+  status: 1 if anything failed, else 0."""
+  for what, reason in failures.items():
+    logging.error("FAILED %s: %s", what, reason)
+  if failures:
+    print(f"{len(failures)} failed: " + "; ".join(
+        f"{what}: {reason}" for what, reason in failures.items()),
+          file=sys.stderr)
+  return 1 if failures else 0

@@ -8,13 +8,27 @@ from absl import flags
 import numpy as np
 
 
+def _umask():
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+# Prefix of the temporary files of atomic writes.
+TEMPORARY_PREFIX = ".tmp-"
+# The process's umask, read once (reading it means setting it).
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path, data):
   """Writes `data` to `path` through a temporary file, fsync and rename, so
-  a reader (or a killed run) never sees a partial file."""
+  a reader (or a killed run) never sees a partial file. The file's mode is
+  0666 less the umask, as for any file the process creates."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+  handle, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
   try:
+    os.fchmod(handle, 0o666 & ~_UMASK)
     with os.fdopen(handle, "wb") as stream:
       stream.write(data)
       stream.flush()

@@ -29,21 +29,24 @@ monotone.
 Writes DIR/epsilon.md, DIR/epsilon.json and DIR/figures/*.png.
 """
 
+import dataclasses
 import os
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
 import numpy as np
 import pyspiel
-from open_spiel.python.algorithms import exploitability as openspiel_exploitability
+from open_spiel.python.algorithms import (
+    exploitability as openspiel_exploitability)
 
 import vsg_spiel
+from vsg_spiel import core
 from vsg_spiel.algorithms import vpg
+from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
+from vsg_spiel.eval import runner
+from vsg_spiel.eval import settings as settings_lib
 
-FLAGS = flags.FLAGS
+setting = settings_lib.setting
 
 DEFAULT_GAMES = (
     "python_vsg_differential(horizon=1)",
@@ -81,26 +84,10 @@ def run_to_convergence(solver, max_iterations, tolerance):
   return max_iterations, False
 
 
-def turn_based_tree_size(mgame):
-  """Decision nodes of OpenSpiel's turn-based tree: the histories reaching
-  each Markov state (counted forward once) times the nodes of its round."""
-  histories = (mgame.initial_distribution > 0).astype(np.float64)
-  structure = (mgame.transitions > 0).astype(np.float64)
-  joint = mgame.num_joint_actions
-  for layer in mgame.layers:
-    block = structure[layer[0] * joint:(layer[-1] + 1) * joint]
-    histories += block.T @ np.repeat(histories[layer], joint)
-  round_nodes, partial = np.zeros(mgame.num_states), np.ones(mgame.num_states)
-  for mask in mgame.legal_mask:
-    round_nodes += partial
-    partial = partial * mask.sum(axis=1)
-  return float(histories @ round_nodes)
-
-
 def measure(game, mgame, solver, max_nodes):
   """True gains of the marginal policies, by OpenSpiel where feasible."""
   ours = solver.deviation_gains()
-  if turn_based_tree_size(mgame) <= max_nodes:
+  if core.turn_based_tree_size(mgame) <= max_nodes:
     result = openspiel_exploitability.nash_conv(
         pyspiel.convert_to_turn_based(game), solver.policy(),
         return_only_nash_conv=False)
@@ -306,88 +293,107 @@ def plot_potential(potential_runs, path):
   common.save_figure(figure, path)
 
 
-def validate(games, forms, models):
-  """Fails before any work with the valid values."""
-  for form in forms:
-    if form not in vpg.POLICY_FORMS:
-      raise app.UsageError(f"unknown policy form {form!r}; valid: "
-                           f"{vpg.POLICY_FORMS}")
-  for model in models:
-    if model not in OPPONENT_MODELS:
-      raise app.UsageError(f"unknown opponent model {model!r}; valid: "
-                           f"{OPPONENT_MODELS}")
+def check_games(games):
+  """ValueError unless the Markov-game core accepts every game."""
   for game_string in games:
     try:
       vsg_spiel.markov_game(game_string)
     except (ValueError, pyspiel.SpielError) as error:
-      raise app.UsageError(f"game {game_string!r}: {error}") from error
+      raise ValueError(f"{game_string}: {error}") from error
 
 
-def define_flags():
-  """The binary's flags (defined only when it runs as a program, so that
-  the report can import its functions)."""
-  flags.DEFINE_string("out", "epsilon_out", "Output directory.")
-  common.define_game_list("games", list(DEFAULT_GAMES), "Game strings.")
-  flags.DEFINE_list("temperatures", ["0.1", "0.3", "1.0"],
-      "Temperatures alpha (reward units).")
-  flags.DEFINE_list("policy_forms", list(vpg.POLICY_FORMS),
-      "VPG policy forms.")
-  flags.DEFINE_list("opponent_models", list(OPPONENT_MODELS),
-      "Opponent models.")
-  flags.DEFINE_float("step", 0.1, "VPG step beta of eq. 4.")
-  flags.DEFINE_integer("max_iterations", 3000,
-      "Iteration cap per run.")
-  flags.DEFINE_float(
-      "tolerance", 1e-10, "Converged when no policy entry moves more.")
-  flags.DEFINE_integer(
-      "openspiel_max_nodes", 50_000,
-      "Measure with OpenSpiel's nash_conv when the turn-based tree has at most "
-      "this many decision nodes.")
-  flags.DEFINE_string("potential_game", POTENTIAL_GAME,
-      "Routing game for Theorem 5.8.")
-  flags.DEFINE_list("potential_steps", ["1.0", "0.5", "0.1"],
-      "Step sizes for Theorem 5.8.")
-  flags.DEFINE_integer("potential_iterations", 100,
-      "Iterations for Theorem 5.8.")
+def check_potential_game(game_string):
+  """ValueError unless the game has stage potentials (a routing game)."""
+  check_games([game_string])
+  if not hasattr(pyspiel.load_game(game_string), "stage_potentials"):
+    raise ValueError(f"{game_string} has no stage potentials; allowed: a "
+                     "python_vsg_routing game")
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  validate(FLAGS.games + [FLAGS.potential_game], FLAGS.policy_forms,
-           FLAGS.opponent_models)
-  temperatures = [float(t) for t in FLAGS.temperatures]
-  for temperature in temperatures:
-    if temperature <= 0:
-      raise app.UsageError(f"temperatures must be > 0; got {temperature}")
-  settings = {"step": FLAGS.step, "max_iterations": FLAGS.max_iterations,
-              "tolerance": FLAGS.tolerance,
-              "openspiel_max_nodes": FLAGS.openspiel_max_nodes}
-  cells = [(g, t, f, m) for g in FLAGS.games for t in temperatures
-           for f in FLAGS.policy_forms for m in FLAGS.opponent_models]
-  rows, start = [], time.perf_counter()
-  for count, cell in enumerate(cells, 1):
-    rows.append(epsilon_row(*cell, settings))
-    elapsed = time.perf_counter() - start
-    logging.info("[%d/%d] %s: NashConv %.4g, ~%.0f s left", count, len(cells),
-                 cell, rows[-1]["nash_conv"],
-                 elapsed / count * (len(cells) - count))
-  potential_runs = [
-      potential_run(FLAGS.potential_game, float(step), temperatures[0],
-                    FLAGS.potential_iterations)
-      for step in FLAGS.potential_steps]
-  out = FLAGS.out
-  common.atomic_write_json(os.path.join(out, "epsilon.json"),
-                           {"rows": rows, "potential": potential_runs,
-                            "settings": settings})
-  plot_epsilon(rows, os.path.join(out, "figures", "epsilon.png"))
-  plot_potential(potential_runs,
-                 os.path.join(out, "figures", "potential.png"))
-  common.atomic_write_text(os.path.join(out, "epsilon.md"),
+@dataclasses.dataclass(frozen=True)
+class EpsilonSettings:
+  """What the Theorem 4.2 and 5.8 measurements run."""
+  games: tuple[str, ...] = setting(DEFAULT_GAMES, "Game strings.",
+                                   games=True, check=check_games)
+  temperatures: tuple[float, ...] = setting(
+      (0.1, 0.3, 1.0), "Temperatures alpha (reward units); the first is "
+      "Theorem 5.8's.", above=0)
+  policy_forms: tuple[str, ...] = setting(
+      vpg.POLICY_FORMS, "VPG policy forms.", choices=vpg.POLICY_FORMS)
+  opponent_models: tuple[str, ...] = setting(
+      OPPONENT_MODELS, "Opponent models.", choices=OPPONENT_MODELS)
+  step: float = setting(0.1, "VPG step beta of eq. 4.", above=0, at_most=1)
+  max_iterations: int = setting(3000, "Iteration cap per run.", at_least=1)
+  tolerance: float = setting(
+      1e-10, "Converged when no policy entry moves more.", above=0)
+  openspiel_max_nodes: int = setting(
+      50_000, "Measure with OpenSpiel's nash_conv when the turn-based tree "
+      "has at most this many decision nodes.", at_least=0)
+  potential_game: str = setting(POTENTIAL_GAME,
+                                "Routing game for Theorem 5.8.",
+                                check=check_potential_game)
+  potential_steps: tuple[float, ...] = setting(
+      (1.0, 0.5, 0.1), "Step sizes for Theorem 5.8.", above=0, at_most=1)
+  potential_iterations: int = setting(100, "Iterations for Theorem 5.8.",
+                                      at_least=1)
+
+
+def cells(settings, section="epsilon"):
+  """One cell per (game, temperature, form, model) row and per potential
+  step."""
+  run = {"step": settings.step, "max_iterations": settings.max_iterations,
+         "tolerance": settings.tolerance,
+         "openspiel_max_nodes": settings.openspiel_max_nodes}
+  rows = [cells_lib.Cell(section, ("row", game, alpha, form, model),
+                         "vsg_spiel.eval.epsilon:epsilon_row",
+                         dict(game_string=game, temperature=alpha,
+                              policy_form=form, opponent_model=model,
+                              settings=run))
+          for game in settings.games for alpha in settings.temperatures
+          for form in settings.policy_forms
+          for model in settings.opponent_models]
+  potential = [cells_lib.Cell(section, ("potential", settings.potential_game,
+                                        step),
+                              "vsg_spiel.eval.epsilon:potential_run",
+                              dict(game_string=settings.potential_game,
+                                   step=step,
+                                   temperature=settings.temperatures[0],
+                                   iterations=settings.potential_iterations))
+               for step in settings.potential_steps]
+  return rows + potential
+
+
+def assemble(results, work):
+  """(rows, potential runs) of the completed cells, in the cells' order."""
+  done = [(cell.key, results[cell.key]) for cell in work
+          if cell.key in results]
+  return ([result for key, result in done if key[0] == "row"],
+          [result for key, result in done if key[0] == "potential"])
+
+
+@dataclasses.dataclass(frozen=True)
+class EpsilonFlags(EpsilonSettings):
+  out: str = settings_lib.output("epsilon_out")
+
+
+def main(flags):
+  work = cells(flags)
+  outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
+  rows, potential_runs = assemble(outcome.section("epsilon"), work)
+  common.atomic_write_json(
+      os.path.join(flags.out, "epsilon.json"),
+      {"rows": rows, "potential": potential_runs,
+       "settings": dataclasses.asdict(flags), "failed": outcome.failures()})
+  if rows:
+    plot_epsilon(rows, os.path.join(flags.out, "figures", "epsilon.png"))
+  if potential_runs:
+    plot_potential(potential_runs,
+                   os.path.join(flags.out, "figures", "potential.png"))
+  common.atomic_write_text(os.path.join(flags.out, "epsilon.md"),
                            markdown(rows, potential_runs))
-  print(f"wrote {os.path.join(out, 'epsilon.md')}")
+  print(f"wrote {os.path.join(flags.out, 'epsilon.md')}")
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  settings_lib.run(EpsilonFlags, main)

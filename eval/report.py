@@ -15,95 +15,115 @@ DIR/figures/*.png:
 The work is split into cells (section, game, algorithm, seed) that run in
 worker processes (--workers) or on Ray (--backend=ray), are stored as they
 finish, and are reused by a rerun with the same --out unless their
-configuration changed (see eval/cells.py). --quick runs a smoke version in
-about a minute, --full the paper-scale settings; the default takes about ten
-minutes on two cores.
+configuration changed (see eval/cells.py). --suite=quick runs a smoke
+version in about a minute, --suite=full the paper-scale settings; the default
+takes about ten minutes on two cores. A cell that fails is reported with its
+reason, the others complete, and the process then exits with status 1. One
+run at a time holds an output directory.
 """
 
+import dataclasses
 import importlib.metadata
 import os
 import platform
 import time
+import traceback
 
 from absl import app
-from absl import flags
 from absl import logging
-import pyspiel
 
 import vsg_spiel
 from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
 from vsg_spiel.eval import report_sections
+from vsg_spiel.eval import runner
+from vsg_spiel.eval import settings as settings_lib
 
-_OUT = flags.DEFINE_string("out", "vsg_report", "Output directory.")
-_SECTIONS = flags.DEFINE_list("sections", list(report_sections.SECTIONS),
-                              "Sections to run.")
-_GAMES = common.define_game_list(
-    "games", None, "Games for every selected section (default: each "
-    "section's own list).")
-_SEEDS = flags.DEFINE_integer("seeds", None, "Seeds per seeded cell.")
-_ITERATIONS = flags.DEFINE_integer("iterations", None,
-                                   "Iterations of the iterative solvers.")
-_QUICK = flags.DEFINE_bool("quick", False, "Smoke-sized suite (~1 minute).")
-_FULL = flags.DEFINE_bool("full", False, "Paper-scale suite (slow).")
-_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1,
-                                "Worker processes.")
-_BACKEND = flags.DEFINE_enum("backend", "process", list(cells_lib.BACKENDS),
-                             "Where cells run.")
-_RAY_ADDRESS = flags.DEFINE_string(
-    "ray_address", None, "Ray cluster address (default: a local instance).")
+setting = settings_lib.setting
+SECTIONS = report_sections.SECTIONS
 
 
-def validate_flags():
-  """Fails before any work, naming the valid values."""
-  unknown = [s for s in _SECTIONS.value if s not in report_sections.SECTIONS]
-  if unknown:
-    raise app.UsageError(f"unknown sections {unknown}; valid: "
-                         f"{list(report_sections.SECTIONS)}")
-  if _QUICK.value and _FULL.value:
-    raise app.UsageError("--quick and --full exclude each other")
-  if _SEEDS.value is not None and _SEEDS.value < 1:
-    raise app.UsageError(f"--seeds must be >= 1; got {_SEEDS.value}")
-  if _ITERATIONS.value is not None and _ITERATIONS.value < 1:
-    raise app.UsageError(f"--iterations must be >= 1; got "
-                         f"{_ITERATIONS.value}")
-  if _WORKERS.value < 1:
-    raise app.UsageError(f"--workers must be >= 1; got {_WORKERS.value}")
-  if _BACKEND.value == "ray":
+@dataclasses.dataclass(frozen=True)
+class ReportFlags:
+  """The report's flags."""
+  out: str = settings_lib.output("vsg_report")
+  sections: tuple[str, ...] = setting(tuple(SECTIONS), "Sections to run.",
+                                      choices=tuple(SECTIONS))
+  suite: str = setting("default", "quick: a smoke run (~1 minute); default: "
+                       "~10 minutes on two cores; full: paper scale.",
+                       choices=report_sections.SUITES)
+  games: tuple[str, ...] | None = setting(
+      None, "Games for every selected section (default: each section's "
+      "own list).", games=True)
+  seeds: int | None = setting(None, "Seeds per seeded cell.", at_least=1)
+  iterations: int | None = setting(
+      None, "Iterations of the iterative solvers.", at_least=1)
+  workers: int = setting(os.cpu_count() or 1, "Worker processes.",
+                         at_least=1)
+  backend: str = setting("process", "Where cells run.",
+                         choices=cells_lib.BACKENDS)
+  ray_address: str | None = setting(
+      None, "Ray cluster address (default: a local instance).")
+
+
+def section_settings(flags, name):
+  """A section's settings: its suite's, with the report's overrides."""
+  section = SECTIONS[name]
+  overrides = {field: getattr(flags, flag)
+               for flag, field in section.overrides.items()
+               if getattr(flags, flag) is not None}
+  return dataclasses.replace(section.suites[flags.suite], **overrides)
+
+
+def validate(flags):
+  """ValueError before any work: an override a selected section cannot use,
+  a section setting it makes invalid, or Ray missing."""
+  for flag in ("games", "seeds", "iterations"):
+    if getattr(flags, flag) is None:
+      continue
+    unable = [name for name in flags.sections
+              if flag not in SECTIONS[name].overrides]
+    if unable:
+      able = [name for name in SECTIONS if flag in SECTIONS[name].overrides]
+      raise ValueError(f"--{flag}: the sections {unable} do not take it; "
+                       f"allowed with --sections from {able}")
+  for name in flags.sections:
+    settings = section_settings(flags, name)
     try:
-      import ray  # pylint: disable=g-import-not-at-top,unused-import
+      settings_lib.validate(settings, names=[
+          SECTIONS[name].overrides[flag] for flag in ("games", "seeds",
+                                                      "iterations")
+          if getattr(flags, flag) is not None])
+    except ValueError as error:
+      raise ValueError(f"{error} (section {name})") from error
+  if flags.backend == "ray":
+    try:
+      import ray  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError as error:
-      raise app.UsageError("--backend=ray needs Ray: pip install "
-                           "'vsg_spiel[ray]'") from error
-  if _GAMES.value:
-    for section in _SECTIONS.value:
-      try:
-        report_sections.SECTIONS[section].validate_games(_GAMES.value)
-      except (ValueError, pyspiel.SpielError) as error:
-        raise app.UsageError(f"--games for section {section}: {error}") from (
-            error)
+      raise ValueError("--backend=ray needs Ray: pip install "
+                       "'vsg_spiel[ray]'") from error
 
 
-def section_settings(section):
-  scale = "quick" if _QUICK.value else "full" if _FULL.value else "default"
-  settings = dict(report_sections.SECTIONS[section].settings[scale])
-  overrides = {"games": _GAMES.value, "seeds": _SEEDS.value,
-               "iterations": _ITERATIONS.value}
-  settings.update({key: value for key, value in overrides.items()
-                   if value and key in settings})
-  return settings
+def parse(argv):
+  """Validated `ReportFlags` from a command line; app.UsageError naming the
+  flag."""
+  flags, remaining = settings_lib.parse(ReportFlags, argv)
+  try:
+    validate(flags)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  return flags, remaining
 
 
-def environment(section_seconds, wall_seconds):
+def environment(flags, section_seconds, wall_seconds):
   versions = {name: importlib.metadata.version(name)
               for name in ("open_spiel", "tensorflow", "numpy")}
   return {
       "vsg_spiel": vsg_spiel.__version__, **versions,
       "python": platform.python_version(),
       "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-      "workers": _WORKERS.value, "backend": _BACKEND.value,
-      "suite": ("quick" if _QUICK.value else "full" if _FULL.value
-                else "default"),
+      "workers": flags.workers, "backend": flags.backend,
+      "suite": flags.suite,
       "section_wall_seconds": section_seconds,
       "wall_seconds": round(wall_seconds, 1),
   }
@@ -131,44 +151,68 @@ def environment_markdown(info):
   return "\n".join(lines)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  validate_flags()
-  out = _OUT.value
-  figures = os.path.join(out, "figures")
-  store = cells_lib.CellStore(out)
+def failures_markdown(failed):
+  """The failures of a section (cells, and runs inside cells), with their
+  reasons."""
+  if not failed:
+    return ""
+  return "\n".join(["**Failures** (a rerun with the same --out retries "
+                    "the failed cells):", ""] + [
+                        f"- `{what}`: {reason}"
+                        for what, reason in failed.items()]) + "\n"
+
+
+def run_section(flags, name, store):
+  """(markdown, JSON data, {cell: reason} of failures, seconds) of one
+  section; a failure to summarise is itself recorded, never raised."""
+  section = SECTIONS[name]
+  settings = section_settings(flags, name)
   start = time.perf_counter()
-  parts, results, seconds = ["# vsg_spiel exploitability report", ""], {}, {}
-  for name in _SECTIONS.value:
-    section = report_sections.SECTIONS[name]
-    number = list(report_sections.SECTIONS).index(name) + 1
-    settings = section_settings(name)
-    section_start = time.perf_counter()
-    logging.info("section %s: %s", name, settings)
-    section_cells = section.cells(settings)
-    cell_results = cells_lib.run_cells(section_cells, store, _WORKERS.value,
-                                       _BACKEND.value, _RAY_ADDRESS.value)
-    summary, data = section.summarize(
-        [cell_results[cell.section, cell.name] for cell in section_cells],
-        settings, figures)
-    parts += [f"## {number}. {section.title}", "", summary, ""]
-    results[name] = {"settings": settings, "results": data}
-    seconds[name] = {"wall": time.perf_counter() - section_start,
-                     "compute": sum(store.seconds(cell)
-                                    for cell in section_cells)}
-  info = environment(seconds, time.perf_counter() - start)
+  logging.info("section %s: %s", name, settings)
+  work = section.cells(settings)
+  outcome = cells_lib.run_cells(work, store, flags.workers, flags.backend,
+                                flags.ray_address)
+  failed = runner.outcome_failures(outcome)
+  try:
+    summary, data = section.summarize(outcome.section(name), settings,
+                                      os.path.join(flags.out, "figures"))
+  except Exception as error:  # pylint: disable=broad-except
+    logging.error("section %s: summary failed:\n%s", name,
+                  traceback.format_exc())
+    failed[f"{name} summary"] = f"{type(error).__name__}: {error}"
+    summary, data = "The section could not be summarised.", None
+  seconds = {"wall": time.perf_counter() - start,
+             "compute": sum(store.seconds(cell) for cell in work)}
+  return (summary + "\n" + failures_markdown(failed),
+          {"settings": dataclasses.asdict(settings), "results": data,
+           "failed": failed}, failed, seconds)
+
+
+def main(flags):
+  start = time.perf_counter()
+  store = cells_lib.CellStore(flags.out)
+  parts, results, seconds, failures = (
+      ["# vsg_spiel exploitability report", ""], {}, {}, {})
+  for name in flags.sections:
+    number = list(SECTIONS).index(name) + 1
+    summary, results[name], failed, seconds[name] = run_section(
+        flags, name, store)
+    failures.update(failed)
+    parts += [f"## {number}. {SECTIONS[name].title}", "", summary, ""]
+  info = environment(flags, seconds, time.perf_counter() - start)
   parts.append(environment_markdown(info))
   results["environment"] = info
-  common.atomic_write_json(os.path.join(out, "results.json"), results)
-  common.atomic_write_text(os.path.join(out, "report.md"), "\n".join(parts))
-  print(f"wrote {os.path.join(out, 'report.md')} in "
+  common.atomic_write_json(os.path.join(flags.out, "results.json"), results)
+  common.atomic_write_text(os.path.join(flags.out, "report.md"),
+                           "\n".join(parts))
+  print(f"wrote {os.path.join(flags.out, 'report.md')} in "
         f"{info['wall_seconds']} s")
+  return cells_lib.exit_status(failures)
 
 
 def run_main():
   """Console-script entry point (`vsg-report`)."""
-  app.run(main)
+  settings_lib.run(ReportFlags, main, parse)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-r"""Correlated and zero-sum equilibria: `python -m vsg_spiel.eval.run_equilibria`.
+r"""Correlated and zero-sum equilibria.
+
+`python -m vsg_spiel.eval.run_equilibria`.
 
 Correlated equilibria (Section 5.3), on one-shot games: the public-signal
 VPG device (`CorrelatedVPGSolver`) for each number of signals, temperature
@@ -19,13 +21,11 @@ reference), as exploitability against iterations and wall time.
 Writes DIR/equilibria.md, DIR/equilibria.json and DIR/figures/*.png.
 """
 
+import dataclasses
 import itertools
 import os
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
 import nashpy
 import numpy as np
 import pyspiel
@@ -39,12 +39,15 @@ from scipy import optimize
 
 import vsg_spiel
 from vsg_spiel.algorithms import correlated_vpg
-from vsg_spiel.algorithms import vpg
-from vsg_spiel.algorithms import zero_sum_vpg
+from vsg_spiel.eval import adapters
+from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
-from vsg_spiel.eval import compare_nash
+from vsg_spiel.eval import comparison
+from vsg_spiel.eval import registry
+from vsg_spiel.eval import runner
+from vsg_spiel.eval import settings as settings_lib
 
-FLAGS = flags.FLAGS
+setting = settings_lib.setting
 
 CE_GAMES = (
     "matrix_bos",
@@ -59,7 +62,8 @@ ZERO_SUM_GAMES = (
     "matrix_brps",  # OpenSpiel's biased rock-paper-scissors
     "oshi_zumo(coins=4,size=1,horizon=4)",
 )
-ZERO_SUM_ALGORITHMS = ("zero_sum_vpg", "cfr", "cfr_plus", "xfp")
+ZERO_SUM_ALGORITHMS = registry.names(registry.MARKOV,
+                                     default_for=adapters.ZERO_SUM)
 
 
 # ----------------------------------------------------------------------------
@@ -234,51 +238,9 @@ def references(game_string):
                              "joint": best_joint}}
 
 
-def ce_game(game_string, settings):
-  """Every device and the reference points of one game."""
-  rows = vpg_devices(game_string, settings["signals"],
-                     settings["temperatures"], settings["iterations"],
-                     settings["seeds"])
-  rows.append(jpsro_device(game_string, settings["jpsro_iterations"], 0))
-  rows.append(correlated_q_device(game_string, settings["cq_episodes"], 0))
-  return dict(game=game_string, rows=rows, **references(game_string))
-
-
 # ----------------------------------------------------------------------------
 # Zero-sum games.
 
-class ZeroSumVPGAlgorithm:
-  """`ZeroSumVPGSolver` with the temperature annealed geometrically (in
-  units of the stage-reward range) and the step proportional to it; a step
-  is one iteration."""
-
-  def __init__(self, mgame, settings, reward_scale):
-    schedule = vpg.geometric_annealing(
-        settings.vpg_initial_temperature * reward_scale,
-        settings.vpg_final_temperature * reward_scale,
-        settings.vpg_temperature_decay)
-    self._mgame = mgame
-    self._solver = zero_sum_vpg.ZeroSumVPGSolver(
-        vsg_spiel.MarkovGame.from_openspiel(mgame.game), temperature=schedule,
-        step=lambda iteration: min(1.0, settings.vpg_step * schedule(
-            iteration) / reward_scale))
-
-  def step(self):
-    self._solver.iteration()
-
-  def profile(self):
-    return self._solver.profile()
-
-  def policy(self):
-    return vsg_spiel.to_policy(self._mgame, self.profile())
-
-
-ZERO_SUM_FACTORIES = {
-    "zero_sum_vpg": ZeroSumVPGAlgorithm,
-    "cfr": compare_nash.make_cfr,
-    "cfr_plus": compare_nash.make_cfr_plus,
-    "xfp": compare_nash.make_xfp,
-}
 # Zero-sum VPG: annealed from 1 to 1e-3 stage-reward ranges by 0.995 per
 # iteration, step 0.05 x alpha / range (DESIGN: the soft objective's
 # curvature grows like 1/alpha).
@@ -289,14 +251,13 @@ ZERO_SUM_SETTINGS = dict(vpg_initial_temperature=1.0,
 
 def zero_sum_game(game_string, algorithms, time_budget, max_iterations):
   """Exploitability against iterations and seconds: zero-sum VPG and
-  OpenSpiel's CFR, CFR+ and XFP (compare_nash's runner), and the exact
-  solution for reference. The report runs one algorithm per cell and merges
-  them with `compare_nash.merge_games`."""
-  settings = compare_nash.Settings(time_budget=time_budget,
-                                   max_iterations=max_iterations,
-                                   **ZERO_SUM_SETTINGS)
-  result = compare_nash.run_game(game_string, algorithms, settings,
-                                 ZERO_SUM_FACTORIES)
+  OpenSpiel's CFR, CFR+ and XFP (the comparison's runner), and the exact
+  solution for reference. One algorithm runs per cell; the cells are merged
+  with `comparison.merge_games`."""
+  settings = comparison.ComparisonSettings(time_budget=time_budget,
+                                           max_iterations=max_iterations,
+                                           **ZERO_SUM_SETTINGS)
+  result = comparison.run_game(game_string, algorithms, settings)
   result["exact"] = exact_solution(game_string)
   return result
 
@@ -326,8 +287,11 @@ def zero_sum_markdown(results):
   table = []
   for result in results:
     for name, run in result["algorithms"].items():
-      if "skipped" in run:
-        table.append([f"`{result['game']}`", name, "skipped", "", "", ""])
+      if "skipped" in run or "failed" in run:
+        reason = run.get("skipped") or run["failed"]
+        kind = "skipped" if "skipped" in run else "failed"
+        table.append([f"`{result['game']}`", name, f"{kind}: {reason}", "",
+                      "", ""])
         continue
       reached = run["time_to_threshold"]
       table.append([
@@ -460,105 +424,146 @@ def plot_ce(results, path):
   common.save_figure(figure, path)
 
 
-def _validate_one_shot(games):
+def validate_one_shot(games):
+  """ValueError unless every game is a one-shot game."""
   for game_string in games:
     try:
       normal_form(game_string)
-    except (ValueError, pyspiel.SpielError) as error:
-      raise app.UsageError(f"--ce_games: {game_string}: {error}") from error
+    except pyspiel.SpielError as error:
+      raise ValueError(f"{game_string}: {error}") from error
+    except ValueError as error:
+      raise ValueError(f"{game_string}: {error}") from error
 
 
 def validate_zero_sum(games):
-  """Raises ValueError unless every game is a two-player zero-sum game the
+  """ValueError unless every game is a two-player zero-sum game the
   comparison can run."""
   for game_string in games:
-    mgame = compare_nash.load_markov_game(game_string)
-    zero_sum_vpg.ZeroSumVPGSolver(mgame)  # checks 2 players and zero sum
+    reason = adapters.zero_sum_unsupported(
+        comparison.load_markov_game(game_string))
+    if reason:
+      raise ValueError(f"{game_string}: {reason}")
 
 
 def plot_zero_sum(result, figures):
-  compare_nash.plot_game(result, os.path.join(
+  comparison.plot_game(result, os.path.join(
       figures, f"zero_sum_{result['slug']}.png"))
 
 
-def define_flags():
-  """The binary's flags (defined only when it runs as a program, so that
-  the report can import its functions)."""
-  flags.DEFINE_string("out", "equilibria_out", "Output directory.")
-  common.define_game_list("ce_games", list(CE_GAMES),
-      "One-shot games for the CE section.")
-  flags.DEFINE_list("signals", ["1", "2", "3"], "Numbers of signals.")
-  flags.DEFINE_list("ce_temperatures", ["0.02", "0.1", "0.5"],
-      "Temperatures of the CE solver.")
-  flags.DEFINE_integer("ce_iterations", 1000,
-      "Iterations of the CE solver.")
-  flags.DEFINE_integer("ce_seeds", 3,
-      "Seeds of the random initialisation.")
-  flags.DEFINE_integer("jpsro_iterations", 8,
-      "JPSRO iterations.")
-  flags.DEFINE_integer("cq_episodes", 300,
-      "Correlated Q-learning episodes.")
-  common.define_game_list("zero_sum_games", list(ZERO_SUM_GAMES),
-      "Two-player zero-sum games for the zero-sum section.")
-  flags.DEFINE_list("zero_sum_algorithms", list(ZERO_SUM_ALGORITHMS),
-      f"Zero-sum algorithms, from {ZERO_SUM_ALGORITHMS}.")
-  flags.DEFINE_float("time_budget", 10.0,
-      "Seconds per zero-sum algorithm and game.")
-  flags.DEFINE_integer("max_iterations", 100_000,
-      "Most iterations per zero-sum algorithm and game.")
+# ----------------------------------------------------------------------------
+# Settings, cells and the binary.
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  _validate_one_shot(FLAGS.ce_games)
-  unknown = [name for name in FLAGS.zero_sum_algorithms
-             if name not in ZERO_SUM_FACTORIES]
-  if unknown:
-    raise app.UsageError(f"--zero_sum_algorithms: unknown {unknown}; valid: "
-                         f"{ZERO_SUM_ALGORITHMS}")
-  try:
-    validate_zero_sum(FLAGS.zero_sum_games)
-  except (ValueError, pyspiel.SpielError) as error:
-    raise app.UsageError(f"--zero_sum_games: {error}") from error
-  signals = [int(w) for w in FLAGS.signals]
-  temperatures = [float(t) for t in FLAGS.ce_temperatures]
-  if min(signals) < 1:
-    raise app.UsageError("--signals must be >= 1")
-  if min(temperatures) <= 0:
-    raise app.UsageError("--ce_temperatures must be > 0")
-  settings = {"signals": signals, "temperatures": temperatures,
-              "iterations": FLAGS.ce_iterations, "seeds": FLAGS.ce_seeds,
-              "jpsro_iterations": FLAGS.jpsro_iterations,
-              "cq_episodes": FLAGS.cq_episodes}
-  start = time.perf_counter()
-  ce_results = []
-  for count, game_string in enumerate(FLAGS.ce_games, 1):
-    ce_results.append(ce_game(game_string, settings))
-    elapsed = time.perf_counter() - start
-    logging.info("CE [%d/%d] %s done, ~%.0f s left", count,
-                 len(FLAGS.ce_games), game_string,
-                 elapsed / count * (len(FLAGS.ce_games) - count))
-  zero_sum_results = [
-      zero_sum_game(game_string, FLAGS.zero_sum_algorithms,
-                    FLAGS.time_budget, FLAGS.max_iterations)
-      for game_string in FLAGS.zero_sum_games]
-  out = FLAGS.out
-  figures = os.path.join(out, "figures")
+@dataclasses.dataclass(frozen=True)
+class EquilibriaSettings:
+  """The correlated and zero-sum sections' settings."""
+  ce_games: tuple[str, ...] = setting(
+      CE_GAMES, "One-shot games for the CE section.", games=True,
+      check=validate_one_shot)
+  signals: tuple[int, ...] = setting((1, 2, 3), "Numbers of signals W.",
+                                     at_least=1)
+  ce_temperatures: tuple[float, ...] = setting(
+      (0.02, 0.1, 0.5), "Temperatures of the CE solver (reward units).",
+      above=0)
+  ce_iterations: int = setting(1000, "Iterations of the CE solver.",
+                               at_least=1)
+  ce_seeds: int = setting(3, "Seeds of the random initialisation.",
+                          at_least=1)
+  jpsro_iterations: int = setting(8, "JPSRO iterations.", at_least=1)
+  cq_episodes: int = setting(300, "Correlated Q-learning episodes.",
+                             at_least=1)
+  zero_sum_games: tuple[str, ...] = setting(
+      ZERO_SUM_GAMES, "Two-player zero-sum games for the zero-sum section.",
+      games=True, check=validate_zero_sum)
+  zero_sum_algorithms: tuple[str, ...] = setting(
+      ZERO_SUM_ALGORITHMS, "Zero-sum algorithms of the registry.",
+      choices=comparison.markov_names)
+  time_budget: float = setting(
+      10.0, "Seconds per zero-sum algorithm and game.", above=0)
+  max_iterations: int = setting(
+      100_000, "Most iterations per zero-sum algorithm and game.", at_least=1)
+
+
+def cells(settings, section="equilibria"):
+  """The zero-sum runs (one per game and algorithm) and, per CE game, the
+  VPG devices, JPSRO, correlated Q-learning and the references."""
+  work = [cells_lib.Cell(section, ("zero_sum", game, algorithm),
+                         "vsg_spiel.eval.run_equilibria:zero_sum_game",
+                         dict(game_string=game, algorithms=[algorithm],
+                              time_budget=settings.time_budget,
+                              max_iterations=settings.max_iterations))
+          for game in settings.zero_sum_games
+          for algorithm in dict.fromkeys(settings.zero_sum_algorithms)]
+  for game in settings.ce_games:
+    work += [
+        cells_lib.Cell(section, ("vpg", game),
+                       "vsg_spiel.eval.run_equilibria:vpg_devices",
+                       dict(game_string=game, signals=list(settings.signals),
+                            temperatures=list(settings.ce_temperatures),
+                            iterations=settings.ce_iterations,
+                            seeds=settings.ce_seeds)),
+        cells_lib.Cell(section, ("jpsro", game),
+                       "vsg_spiel.eval.run_equilibria:jpsro_device",
+                       dict(game_string=game,
+                            iterations=settings.jpsro_iterations, seed=0)),
+        cells_lib.Cell(section, ("correlated_q", game),
+                       "vsg_spiel.eval.run_equilibria:correlated_q_device",
+                       dict(game_string=game, episodes=settings.cq_episodes,
+                            seed=0)),
+        cells_lib.Cell(section, ("references", game),
+                       "vsg_spiel.eval.run_equilibria:references",
+                       dict(game_string=game)),
+    ]
+  return work
+
+
+def assemble(results, settings):
+  """(CE results per game, merged zero-sum results) from the cells' results
+  keyed by cell key; a game whose references failed is left out, and a
+  failed device is missing from its game's rows."""
+  zero_sum = comparison.merge_games(
+      results[key] for key in (("zero_sum", game, algorithm)
+                               for game in settings.zero_sum_games
+                               for algorithm in dict.fromkeys(
+                                   settings.zero_sum_algorithms))
+      if key in results)
+  correlated = []
+  for game in settings.ce_games:
+    if ("references", game) not in results:
+      continue
+    rows = list(results.get(("vpg", game), []))
+    rows += [results[kind, game] for kind in ("jpsro", "correlated_q")
+             if (kind, game) in results]
+    correlated.append(dict(game=game, rows=rows,
+                           **results["references", game]))
+  return correlated, zero_sum
+
+
+@dataclasses.dataclass(frozen=True)
+class EquilibriaFlags(EquilibriaSettings):
+  out: str = settings_lib.output("equilibria_out")
+
+
+def main(flags):
+  outcome = cells_lib.run_cells(cells(flags), cells_lib.CellStore(flags.out))
+  ce_results, zero_sum_results = assemble(outcome.section("equilibria"),
+                                          flags)
+  figures = os.path.join(flags.out, "figures")
   for result in zero_sum_results:
     plot_zero_sum(result, figures)
-  common.atomic_write_json(os.path.join(out, "equilibria.json"),
-                           {"correlated": ce_results,
-                            "zero_sum": zero_sum_results,
-                            "settings": settings})
-  plot_ce(ce_results, os.path.join(figures, "correlated.png"))
-  common.atomic_write_text(os.path.join(out, "equilibria.md"),
+  common.atomic_write_json(
+      os.path.join(flags.out, "equilibria.json"),
+      {"correlated": ce_results, "zero_sum": zero_sum_results,
+       "settings": dataclasses.asdict(flags), "failed": outcome.failures()})
+  if ce_results:
+    plot_ce(ce_results, os.path.join(figures, "correlated.png"))
+  common.atomic_write_text(os.path.join(flags.out, "equilibria.md"),
                            "# Correlated and zero-sum equilibria\n\n" +
                            ce_markdown(ce_results) + "\n" +
                            zero_sum_markdown(zero_sum_results))
-  print(f"wrote {os.path.join(out, 'equilibria.md')}")
+  print(f"wrote {os.path.join(flags.out, 'equilibria.md')}")
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  settings_lib.run(EquilibriaFlags, main)

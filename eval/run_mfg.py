@@ -24,65 +24,34 @@ import dataclasses
 import os
 import re
 import time
-from typing import Dict, List, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 import numpy as np
 import pyspiel
-from open_spiel.python.mfg.algorithms import boltzmann_policy_iteration
-from open_spiel.python.mfg.algorithms import fictitious_play
-from open_spiel.python.mfg.algorithms import mirror_descent
-from open_spiel.python.mfg.algorithms import munchausen_mirror_descent
 from open_spiel.python.mfg.algorithms import nash_conv
 
 from vsg_spiel import mfg_engine
 from vsg_spiel.algorithms import mf_bayesian_q
+from vsg_spiel.eval import adapters
+from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
+from vsg_spiel.eval import registry
+from vsg_spiel.eval import runner
+from vsg_spiel.eval import settings as settings_lib
 
-FLAGS = flags.FLAGS
+setting = settings_lib.setting
 
-ALGORITHMS = ("mf_bql", "mirror_descent", "fictitious_play",
-              "boltzmann_policy_iteration", "munchausen_mirror_descent")
-LABELS = {
-    "mf_bql": "MF-BQL (ours)",
-    "mirror_descent": "MirrorDescent",
-    "fictitious_play": "FictitiousPlay",
-    "boltzmann_policy_iteration": "BoltzmannPolicyIteration",
-    "munchausen_mirror_descent": "MunchausenMirrorDescent",
-}
+ALGORITHMS = registry.names(registry.MEAN_FIELD, default_for=adapters.RUN_MFG)
 DEFAULT_GAMES = ("python_mfg_crowd_modelling", "python_mfg_predator_prey",
                  "python_mfg_periodic_aversion", "python_mfg_crowd_avoidance",
                  "mfg_crowd_modelling", "mfg_garnet", "mfg_crowd_modelling_2d")
 # Exploitability values below this are drawn at this value on log axes.
 PLOT_FLOOR = 1e-12
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-  """What one run compares, and for how long."""
-  iterations: int = 100
-  time_budget: float = 30.0
-  temperature: float = 1.0
-  learning_rate: float = 0.01
-  algorithms: Sequence[str] = ALGORITHMS
 
-
-def validate(game_names: Sequence[str], settings: Settings):
-  """Raises ValueError for anything that would fail later."""
-  if not game_names:
-    raise ValueError("--games is empty")
-  unknown = [name for name in settings.algorithms if name not in ALGORITHMS]
-  if unknown or not settings.algorithms:
-    raise ValueError(f"unknown algorithms {unknown}; valid algorithms: "
-                     f"{', '.join(ALGORITHMS)}")
-  if not settings.time_budget > 0:
-    raise ValueError(f"--time_budget must be > 0, got {settings.time_budget}")
-  if not settings.temperature > 0:
-    raise ValueError(f"--temperature must be > 0, got {settings.temperature}")
-  if not settings.learning_rate > 0:
-    raise ValueError(
-        f"--learning_rate must be > 0, got {settings.learning_rate}")
+def check_games(game_names):
+  """ValueError unless every game loads and is a mean-field game the engine
+  can hold."""
   for name in game_names:
     try:
       game = pyspiel.load_game(name)
@@ -93,65 +62,65 @@ def validate(game_names: Sequence[str], settings: Settings):
     mfg_engine.check_mean_field_game(game)
 
 
-def checkpoints(iterations: int) -> List[int]:
+def mean_field_names():
+  return registry.names(registry.MEAN_FIELD)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanFieldSettings:
+  """How each algorithm runs on each game (what a cell's result depends on)."""
+  iterations: int = setting(100, "Iterations per algorithm and game (at "
+                            "most).", at_least=1)
+  time_budget: float = setting(
+      30.0, "Seconds per algorithm and game (constructor plus iterations).",
+      above=0)
+  temperature: float = setting(1.0, "MF-BQL temperature alpha (the paper's "
+                               "is 1).", above=0)
+  learning_rate: float = setting(
+      0.01, "lr of MirrorDescent, BoltzmannPolicyIteration and "
+      "MunchausenMirrorDescent (OpenSpiel's default); FictitiousPlay uses "
+      "its default 1/(k+1).", above=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanFieldComparison(MeanFieldSettings):
+  """Which algorithms run on which mean-field games, and how."""
+  games: tuple[str, ...] = setting(
+      DEFAULT_GAMES, "Mean-field games, with parameters if wanted, e.g. "
+      "'mfg_crowd_modelling(size=5,horizon=4),python_mfg_predator_prey'.",
+      games=True, check=check_games)
+  algorithms: tuple[str, ...] = setting(
+      ALGORITHMS, "Algorithms of the registry (eval/adapters.py) to run.",
+      choices=mean_field_names)
+
+
+def run_settings(settings):
+  """The `MeanFieldSettings` part of `settings` (a cell's config)."""
+  return {field.name: getattr(settings, field.name)
+          for field in dataclasses.fields(MeanFieldSettings)}
+
+
+def checkpoints(iterations: int) -> list[int]:
   """Iterations at which baselines are evaluated: about 4 per decade."""
-  points = {int(round(10 ** exponent))
-            for exponent in np.arange(0.0, np.log10(iterations) + 1e-9, 0.25)}
-  return sorted(point for point in points | {iterations} if point <= iterations)
-
-
-def _make_solver(name, game, engine, settings):
-  if name == "mf_bql":
-    return mf_bayesian_q.MFBayesianQLearning(
-        game, temperature=settings.temperature, engine=engine)
-  if name == "mirror_descent":
-    return mirror_descent.MirrorDescent(game, lr=settings.learning_rate)
-  if name == "fictitious_play":
-    return fictitious_play.FictitiousPlay(game)
-  if name == "boltzmann_policy_iteration":
-    return boltzmann_policy_iteration.BoltzmannPolicyIteration(
-        game, lr=settings.learning_rate)
-  return munchausen_mirror_descent.MunchausenMirrorDescent(
-      game, lr=settings.learning_rate)
-
-
-def _engine_exploitability(engine, solver):
-  if isinstance(solver, mf_bayesian_q.MFBayesianQLearning):
-    return solver.nash_conv()
-  policy = engine.policy_function(solver.get_policy())
-  return engine.nash_conv(engine.mean_field(policy))
+  return runner.DecadeSchedule(iterations).iterations
 
 
 def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
-                  engine_seconds: float, settings: Settings,
-                  progress: str) -> Dict:
-  """Runs one solver; exploitability curve by iteration and seconds."""
+                  engine_seconds: float, settings: MeanFieldSettings) -> dict:
+  """Runs one registry algorithm (MEAN_FIELD); exploitability curve by
+  iteration and seconds, or {"skipped": reason}."""
+  algorithm, setup_seconds = runner.build(
+      registry.get(name, registry.MEAN_FIELD), game, engine, settings)
+  if algorithm is None:
+    return setup_seconds
+  if algorithm.counts_engine_build:
+    setup_seconds += engine_seconds
+  curve, iteration, seconds = runner.run_timed(
+      algorithm, setup_seconds, runner.DecadeSchedule(settings.iterations),
+      settings.time_budget, settings.iterations, value_name="exploitability",
+      evaluate_start=True)
   start = time.perf_counter()
-  solver = _make_solver(name, game, engine, settings)
-  seconds = time.perf_counter() - start + (engine_seconds if name == "mf_bql"
-                                           else 0.0)
-  curve = [{"iteration": 0, "seconds": seconds,
-            "exploitability": _engine_exploitability(engine, solver)}]
-  evaluate_at = set(checkpoints(settings.iterations))
-  iteration, last_log = 0, time.perf_counter()
-  while iteration < settings.iterations and seconds < settings.time_budget:
-    start = time.perf_counter()
-    solver.iteration()
-    seconds += time.perf_counter() - start
-    iteration += 1
-    out_of_time = seconds >= settings.time_budget
-    if iteration in evaluate_at or out_of_time:
-      curve.append({"iteration": iteration, "seconds": seconds,
-                    "exploitability": _engine_exploitability(engine, solver)})
-    if time.perf_counter() - last_log > 10:
-      last_log = time.perf_counter()
-      left = min(settings.time_budget - seconds, seconds / iteration *
-                 (settings.iterations - iteration))
-      logging.info("%s %s: iteration %d/%d, %.1fs spent, about %.0fs left",
-                   progress, name, iteration, settings.iterations, seconds,
-                   max(left, 0.0))
-  start = time.perf_counter()
-  openspiel_value = nash_conv.NashConv(game, solver.get_policy()).nash_conv()
+  openspiel_value = nash_conv.NashConv(game, algorithm.policy()).nash_conv()
   return {
       "algorithm": name,
       "iterations": iteration,
@@ -174,38 +143,34 @@ def _value_at_seconds(run, seconds):
   return earlier[-1]["exploitability"] if earlier else None
 
 
-def run_game(game_name: str, settings: Settings, progress: str = "") -> Dict:
-  """Runs every algorithm of `settings` on one game.
+def run_game(game_name: str, algorithms, settings: MeanFieldSettings) -> dict:
+  """Runs `algorithms` (MEAN_FIELD names of the registry) on one game, each
+  isolated: a failure is recorded in "errors" with its reason, an
+  unsupported algorithm in "skipped".
 
   Returns:
     A JSON-able dict: the game, its engine (size, build seconds, reward
-    refresh path), each algorithm's run (or its error) and the two
-    comparisons: exploitability after the same number of iterations (the
-    most at which every algorithm was evaluated) and after the same wall time
-    (the shortest run; an algorithm that had not finished its constructor
-    by then has no value).
+    refresh path), each algorithm's run and the two comparisons of
+    `compare`.
   """
   game = pyspiel.load_game(game_name)
   start = time.perf_counter()
   engine = mfg_engine.MeanFieldEngine(game)
   engine_seconds = time.perf_counter() - start
-  runs, errors = {}, {}
-  for index, name in enumerate(settings.algorithms):
-    label = f"{progress} [{index + 1}/{len(settings.algorithms)}]"
-    logging.info("%s %s on %s", label, name, game_name)
-    try:
-      runs[name] = run_algorithm(name, game, engine, engine_seconds, settings,
-                                 label)
-    except Exception as error:  # pylint: disable=broad-except
-      # An OpenSpiel baseline may not support a game (FictitiousPlay's
-      # tabular policy misses states of the routing games, for instance).
-      logging.warning("%s %s failed on %s: %r", label, name, game_name, error)
-      errors[name] = repr(error)
-      continue
-    run = runs[name]
-    logging.info("%s %s: %d iterations in %.2fs, NashConv %.6g "
-                 "(OpenSpiel %.6g)", label, name, run["iterations"],
-                 run["seconds"], run["nash_conv"], run["openspiel_nash_conv"])
+  runs, errors, skipped = {}, {}, {}
+  for name in algorithms:
+    logging.info("%s on %s", name, game_name)
+    run = runner.isolated(name, game_name, run_algorithm, name, game, engine,
+                          engine_seconds, settings)
+    if "failed" in run:
+      errors[name] = run["failed"]
+    elif "skipped" in run:
+      skipped[name] = run["skipped"]
+    else:
+      runs[name] = run
+      logging.info("%s: %d iterations in %.2fs, NashConv %.6g (OpenSpiel "
+                   "%.6g)", name, run["iterations"], run["seconds"],
+                   run["nash_conv"], run["openspiel_nash_conv"])
   return compare({
       "game": game_name,
       "nodes": engine.num_nodes,
@@ -214,6 +179,7 @@ def run_game(game_name: str, settings: Settings, progress: str = "") -> Dict:
       "shared_registration": engine.shared_registration,
       "runs": runs,
       "errors": errors,
+      "skipped": skipped,
   })
 
 
@@ -240,8 +206,9 @@ def compare(result):
 
 
 def run_cell(game_name, algorithm, settings):
-  """One algorithm on one game with `Settings(**settings)`: a report cell."""
-  return run_game(game_name, Settings(**settings, algorithms=(algorithm,)))
+  """One algorithm on one game with `MeanFieldSettings(**settings)`: a
+  cell."""
+  return run_game(game_name, [algorithm], MeanFieldSettings(**settings))
 
 
 def merge_games(partial_results):
@@ -249,9 +216,9 @@ def merge_games(partial_results):
   merged = {}
   for partial in partial_results:
     game = merged.setdefault(partial["game"], dict(partial, runs={},
-                                                   errors={}))
-    game["runs"].update(partial["runs"])
-    game["errors"].update(partial["errors"])
+                                                   errors={}, skipped={}))
+    for key in ("runs", "errors", "skipped"):
+      game[key].update(partial.get(key, {}))
   return [compare(game) for game in merged.values()]
 
 
@@ -280,7 +247,7 @@ def plot_game(result):
     seconds = [point["seconds"] for point in run["curve"]]
     values = np.maximum([point["exploitability"] for point in run["curve"]],
                         PLOT_FLOOR)
-    style = {"marker": "o", "markersize": 3, "label": LABELS[name],
+    style = {"marker": "o", "markersize": 3, "label": label(name),
              "linewidth": 2.2 if name == "mf_bql" else 1.4}
     axes[0].plot(iterations, values, **style)
     axes[1].plot(seconds, values, **style)
@@ -325,15 +292,17 @@ def markdown(results, settings_json):
       rows = []
       for name, run in result["runs"].items():
         at_seconds = same_seconds["exploitability"][name]
-        rows.append([LABELS[name], run["iterations"], run["seconds"],
+        rows.append([label(name), run["iterations"], run["seconds"],
                      same_iterations["exploitability"][name],
                      "-" if at_seconds is None else at_seconds,
                      run["nash_conv"], run["openspiel_nash_conv"],
                      f"{run['parity_error']:.1e}"])
       lines += [common.markdown_table(headers, rows), ""]
     for name, error in result["errors"].items():
-      lines.append(f"- {LABELS[name]} failed: `{error}`")
-    if result["errors"]:
+      lines.append(f"- {label(name)} failed: `{error}`")
+    for name, reason in result.get("skipped", {}).items():
+      lines.append(f"- {label(name)} skipped: {reason}")
+    if result["errors"] or result.get("skipped"):
       lines.append("")
     lines += [f"![{result['game']}](figures/{figure_name(result['game'])})",
               ""]
@@ -345,11 +314,18 @@ def figure_name(game_name: str) -> str:
   return f"mfg_{safe_name}.png"
 
 
-def write_outputs(results: List[Dict], out_dir: str,
-                  settings: Settings = Settings()):
+def label(name):
+  """An algorithm's name in figures and tables."""
+  try:
+    return registry.get(name, registry.MEAN_FIELD).title
+  except ValueError:
+    return name
+
+
+def write_outputs(results: list[dict], out_dir: str,
+                  settings: MeanFieldSettings):
   """results.json, run_mfg.md and one figure per game, written atomically."""
   settings_json = dataclasses.asdict(settings)
-  settings_json["algorithms"] = list(settings.algorithms)
   for result in results:
     common.save_figure(plot_game(result), os.path.join(
         out_dir, "figures", figure_name(result["game"])))
@@ -359,55 +335,32 @@ def write_outputs(results: List[Dict], out_dir: str,
                            markdown(results, settings_json))
 
 
-def define_flags():
-  """The binary's flags (defined only when it runs as a program, so that
-  the report can import its functions)."""
-  common.define_game_list(
-      "games", list(DEFAULT_GAMES),
-      "Comma-separated mean-field games, with parameters if wanted, e.g. "
-      "'mfg_crowd_modelling(size=5,horizon=4),python_mfg_predator_prey'.")
-  flags.DEFINE_list("algorithms", list(ALGORITHMS),
-                    f"Subset of: {', '.join(ALGORITHMS)}.")
-  flags.DEFINE_integer("iterations", 100,
-                       "Iterations per algorithm and game (at most).",
-                       lower_bound=1)
-  flags.DEFINE_float(
-      "time_budget", 30.0,
-      "Seconds per algorithm and game (constructor plus iterations).")
-  flags.DEFINE_float("temperature", 1.0,
-                     "MF-BQL temperature alpha > 0 (the paper's is 1).")
-  flags.DEFINE_float(
-      "learning_rate", 0.01,
-      "lr of MirrorDescent, BoltzmannPolicyIteration and "
-      "MunchausenMirrorDescent (OpenSpiel's default); FictitiousPlay uses "
-      "its default 1/(k+1).")
-  flags.DEFINE_string("out", "run_mfg_out", "Output directory.")
+@dataclasses.dataclass(frozen=True)
+class RunMfgFlags(MeanFieldComparison):
+  out: str = settings_lib.output("run_mfg_out")
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  settings = Settings(
-      iterations=FLAGS.iterations, time_budget=FLAGS.time_budget,
-      temperature=FLAGS.temperature, learning_rate=FLAGS.learning_rate,
-      algorithms=tuple(FLAGS.algorithms))
-  game_names = FLAGS.games
-  try:
-    validate(game_names, settings)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
-  results, start = [], time.perf_counter()
-  for index, game_name in enumerate(game_names):
-    results.append(run_game(game_name, settings,
-                            f"game {index + 1}/{len(game_names)}"))
-    write_outputs(results, FLAGS.out, settings)
-    elapsed = time.perf_counter() - start
-    logging.info("%d/%d games done in %.0fs, about %.0fs left", index + 1,
-                 len(game_names), elapsed,
-                 elapsed / (index + 1) * (len(game_names) - index - 1))
-  logging.info("wrote %s", os.path.abspath(FLAGS.out))
+def cells(comparison, section="mfg"):
+  """One cell per game and algorithm."""
+  run = run_settings(comparison)
+  return [cells_lib.Cell(section, (game, algorithm),
+                         "vsg_spiel.eval.run_mfg:run_cell",
+                         dict(game_name=game, algorithm=algorithm,
+                              settings=run))
+          for game in comparison.games
+          for algorithm in dict.fromkeys(comparison.algorithms)]
+
+
+def main(flags):
+  work = cells(flags)
+  outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
+  results = merge_games(outcome.results[cell.section, cell.key]
+                        for cell in work
+                        if (cell.section, cell.key) in outcome.results)
+  write_outputs(results, flags.out, flags)
+  logging.info("wrote %s", os.path.abspath(flags.out))
+  return cells_lib.exit_status(runner.outcome_failures(outcome))
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  settings_lib.run(RunMfgFlags, main)

@@ -11,32 +11,37 @@ import pyspiel
 import pytest
 
 import vsg_spiel
+from vsg_spiel import core
 from vsg_spiel.eval import common
-from vsg_spiel.eval import compare_nash
+from vsg_spiel.eval import comparison
+from vsg_spiel.eval import registry
+from vsg_spiel.eval import runner
 
 RPS = "matrix_rps"
 ROUTING = ("python_vsg_routing(network=braess,num_players=3,horizon=1,"
            "split_levels=2)")
 # Small budgets and batches: every algorithm takes a few quick steps.
-QUICK = compare_nash.Settings(time_budget=0.2, rl_episodes=10,
-                              vpg_sampled_episodes=8)
+QUICK = comparison.ComparisonSettings(time_budget=0.2, rl_episodes=10,
+                                      vpg_sampled_episodes=8)
+ALGORITHMS = comparison.Comparison().algorithms
 
 
 def make_or_skip(name, mgame, settings):
-  try:
-    return compare_nash.make_algorithm(
-        name, mgame, settings, compare_nash.stage_reward_range(mgame))
-  except compare_nash.Unsupported as reason:
-    pytest.skip(f"{name}: {reason}")
+  algorithm, setup = runner.build(
+      registry.get(name, registry.MARKOV), mgame, settings,
+      comparison.stage_reward_range(mgame))
+  if algorithm is None:
+    pytest.skip(f"{name}: {setup['skipped']}")
+  return algorithm
 
 
 @pytest.mark.parametrize("game_string", [RPS, ROUTING])
-@pytest.mark.parametrize("name", compare_nash.ALGORITHMS)
+@pytest.mark.parametrize("name", ALGORITHMS)
 def test_algorithm_steps_and_plays_a_valid_profile(name, game_string):
-  mgame = compare_nash.load_markov_game(game_string)
+  mgame = comparison.load_markov_game(game_string)
   if name == "nash_q" and mgame.num_players != 2:
-    with pytest.raises(compare_nash.Unsupported, match="2-player"):
-      compare_nash.make_algorithm(name, mgame, QUICK, 1.0)
+    assert "2-player" in registry.get(name, registry.MARKOV).unsupported(
+        mgame)
     return
   algorithm = make_or_skip(name, mgame, QUICK)
   for _ in range(3):
@@ -45,11 +50,13 @@ def test_algorithm_steps_and_plays_a_valid_profile(name, game_string):
   # The OpenSpiel policy and the profile are the same played policy.
   assert vsg_spiel.nash_conv(mgame, algorithm.policy()) == pytest.approx(
       vsg_spiel.nash_conv(mgame, profile), abs=1e-12)
+  assert algorithm.nash_conv() == pytest.approx(
+      vsg_spiel.nash_conv(mgame, profile), abs=1e-12)
 
 
 @pytest.mark.parametrize("name", ["qlearning", "boltzmann_qlearning"])
 def test_evaluating_rl_agents_leaves_their_learning_unchanged(name):
-  mgame = compare_nash.load_markov_game(ROUTING)
+  mgame = comparison.load_markov_game(ROUTING)
   profiles = []
   for evaluate_every_step in (True, False):
     algorithm = make_or_skip(name, mgame, QUICK)  # Seeds numpy's generator.
@@ -65,16 +72,17 @@ def test_evaluating_rl_agents_leaves_their_learning_unchanged(name):
 @pytest.fixture(name="game_result", scope="module",
                 params=["matrix_bos", ROUTING])
 def fixture_game_result(request):
-  return compare_nash.run_game(request.param, compare_nash.ALGORITHMS, QUICK)
+  return comparison.run_game(request.param, ALGORITHMS, QUICK)
 
 
 def ran(game_result):
   return {name: run for name, run in game_result["algorithms"].items()
-          if "skipped" not in run}
+          if "skipped" not in run and "failed" not in run}
 
 
 def test_checkpoints_are_monotone_and_end_the_run(game_result):
-  assert set(game_result["algorithms"]) == set(compare_nash.ALGORITHMS)
+  assert set(game_result["algorithms"]) == set(ALGORITHMS)
+  assert not runner.recorded_failures(game_result)
   for name, run in ran(game_result).items():
     iterations = np.array([point["iteration"] for point in run["checkpoints"]])
     seconds = np.array([point["seconds"] for point in run["checkpoints"]])
@@ -109,8 +117,8 @@ def test_time_to_threshold_is_the_first_checkpoint_below_it(game_result):
 
 @pytest.mark.parametrize("game_string", ["matrix_sh", ROUTING])
 def test_vpg_annealed_reaches_the_threshold_within_budget(game_string):
-  settings = compare_nash.Settings(time_budget=2.0)
-  result = compare_nash.run_game(game_string, ["vpg_annealed"], settings)
+  settings = comparison.ComparisonSettings(time_budget=2.0)
+  result = comparison.run_game(game_string, ["vpg_annealed"], settings)
   run = result["algorithms"]["vpg_annealed"]
   assert run["time_to_threshold"] is not None
   assert run["time_to_threshold"] <= settings.time_budget
@@ -122,17 +130,17 @@ def test_speedup_ratio_and_lower_bound():
     return {"time_to_threshold": time_to_threshold, "seconds": seconds}
   runs = {"vpg_annealed": run(0.5), "vpg": run(None),
           "cfr": run(4.0), "xfp": run(2.0), "qlearning": run(None),
-          "nash_q": {"skipped": "3 players"}}
-  result = compare_nash.speedup(runs)
+          "nash_q": {"skipped": "3 players"}, "wolf_phc": {"failed": "error"}}
+  result = comparison.speedup(runs)
   assert result["fastest_baseline"] == "xfp"
   assert result["ratio"] == pytest.approx(4.0)
   assert result["ratio_lower_bound"] is None
   runs.update(cfr=run(None, seconds=12.0), xfp=run(None, seconds=3.0))
-  result = compare_nash.speedup(runs)
+  result = comparison.speedup(runs)
   assert result["ratio"] is None and result["fastest_baseline"] is None
   assert result["ratio_lower_bound"] == pytest.approx(3.0 / 0.5)
   runs["vpg_annealed"] = run(None)
-  assert compare_nash.speedup(runs)["ratio_lower_bound"] is None
+  assert comparison.speedup(runs)["ratio_lower_bound"] is None
 
 
 def count_nodes(state):
@@ -147,11 +155,11 @@ def count_nodes(state):
 @pytest.mark.parametrize("game_string", [
     RPS, "python_vsg_routing(network=braess,num_players=3,horizon=2,"
     "split_levels=1)"])
-def test_estimated_histories_count_the_turn_based_tree(game_string):
+def test_tree_size_with_outcomes_counts_the_turn_based_tree(game_string):
   """Exact where rounds are separated by chance nodes, as in these games."""
   mgame = vsg_spiel.markov_game(game_string)
   turn_based = pyspiel.convert_to_turn_based(mgame.game)
-  assert compare_nash.estimated_histories(mgame) == count_nodes(
+  assert core.turn_based_tree_size(mgame, outcomes=True) == count_nodes(
       turn_based.new_initial_state())
 
 
@@ -165,7 +173,7 @@ def test_payoff_scale_uses_legal_joint_actions_only():
       if all(mask[state, action]
              for mask, action in zip(mgame.legal_mask, joint))]
   legal_rewards = np.array(legal_rewards)
-  assert compare_nash.stage_reward_range(mgame) == pytest.approx(
+  assert comparison.stage_reward_range(mgame) == pytest.approx(
       legal_rewards.max() - legal_rewards.min())
 
 
@@ -189,7 +197,8 @@ def test_binary_writes_results_report_and_figure(tmp_path):
     results = json.load(stream)
   (game_result,) = results["games"]
   assert game_result["game"] == "matrix_rps"
-  assert set(game_result["algorithms"]) == set(compare_nash.ALGORITHMS)
+  assert set(game_result["algorithms"]) == set(ALGORITHMS)
+  assert not runner.recorded_failures(game_result)
   report = (out / "report.md").read_text(encoding="utf-8")
   assert "## `matrix_rps`" in report and "| vpg_annealed |" in report
   assert (out / "figures" / "nash_conv_matrix_rps.png").stat().st_size > 0
@@ -200,12 +209,12 @@ def test_binary_writes_results_report_and_figure(tmp_path):
 
 @pytest.mark.parametrize("flag, messages", [
     ("--algorithms=vpg,not_an_algorithm",
-     ["not_an_algorithm", ", ".join(compare_nash.ALGORITHMS)]),
+     ["not_an_algorithm", ", ".join(ALGORITHMS)]),
     ("--games=kuhn_poker", ["kuhn_poker", "imperfect information"]),
     ("--games=oshi_zumo(coins=4,size=1,horizon=3),tic_tac_toe",
      ["tic_tac_toe", "simultaneous-move"]),
     ("--games=not_a_game", ["not_a_game", "Valid games"]),
-    ("--time_budget=0", ["--time_budget must be > 0"]),
+    ("--time_budget=0", ["--time_budget", "> 0"]),
 ])
 def test_bad_flags_fail_before_any_work(tmp_path, flag, messages):
   out = tmp_path / "out"
@@ -214,3 +223,15 @@ def test_bad_flags_fail_before_any_work(tmp_path, flag, messages):
   for message in messages:
     assert message in result.stderr
   assert not out.exists()
+
+
+@pytest.mark.parametrize("game_string", ["matrix_rps", "matrix_bos"])
+def test_homotopy_entry_reaches_the_threshold(game_string):
+  """The homotopy solver is one registry entry: compare_nash times it like
+  the others, and its Nash endpoint is below the NashConv threshold."""
+  settings = comparison.ComparisonSettings(time_budget=2.0)
+  result = comparison.run_game(game_string, ["homotopy"], settings)
+  run = result["algorithms"]["homotopy"]
+  assert "failed" not in run, run
+  assert run["final_nash_conv"] <= result["threshold_nash_conv"]
+  assert run["time_to_threshold"] is not None

@@ -9,6 +9,7 @@ import pyspiel
 import pytest
 
 import vsg_spiel
+from vsg_spiel import core
 from vsg_spiel.eval import epsilon
 
 SETTINGS = {"step": 0.1, "max_iterations": 3000, "tolerance": 1e-10,
@@ -32,7 +33,7 @@ def count_turn_based_decision_nodes(game):
     "python_vsg_routing(num_players=2,horizon=2,split_levels=1)"])
 def test_tree_size_counts_openspiel_decision_nodes(game_string):
   game = pyspiel.load_game(game_string)
-  assert epsilon.turn_based_tree_size(vsg_spiel.markov_game(game)) == (
+  assert core.turn_based_tree_size(vsg_spiel.markov_game(game)) == (
       count_turn_based_decision_nodes(game))
 
 
@@ -86,10 +87,10 @@ def test_binary_writes_table_json_and_figures(tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--opponent_models=oracle", "unknown opponent model"),
-    ("--policy_forms=joint", "unknown policy form"),
+    ("--opponent_models=oracle", "--opponent_models: 'oracle'"),
+    ("--policy_forms=joint", "--policy_forms: 'joint'"),
     ("--games=kuhn_poker", "imperfect information"),
-    ("--temperatures=-1", "temperatures must be > 0"),
+    ("--temperatures=-1", "--temperatures: -1.0 is not allowed"),
 ])
 def test_bad_flags_fail_before_work(tmp_path, flag, message):
   result = subprocess.run(

@@ -205,7 +205,8 @@ def test_action_ids_out_of_range_name_player_state_and_action(action):
   if action == int(action):  # pyspiel's table holds integer ids only.
     policies.append(pyspiel.TabularPolicy(policies[-1]))
   if action == -1:  # OpenSpiel raises too (a -1 index).
-    with pytest.raises(Exception):
+    # OpenSpiel's own error type varies with the policy kind.
+    with pytest.raises(Exception):  # noqa: B017
       openspiel_nash_conv(game, policies[1])
   for policy in policies:
     with pytest.raises(ValueError, match=rf"action {action:g} for player 0 "

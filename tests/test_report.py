@@ -11,7 +11,7 @@ import pytest
 
 from vsg_spiel.eval import cells as cells_lib
 
-QUICK = ["--quick", "--workers=1"]
+QUICK = ["--suite=quick", "--workers=1"]
 
 
 def counted_square(value, counter):
@@ -29,7 +29,7 @@ def calls(counter):
 
 
 def square_cells(counter, values):
-  return [cells_lib.Cell("test", f"square-{value}",
+  return [cells_lib.Cell("test", ("square", value),
                          f"{__name__}:counted_square",
                          {"value": value, "counter": counter})
           for value in values]
@@ -42,19 +42,20 @@ def test_stored_cells_are_reused(tmp_path):
   assert sorted(calls(counter)) == [1, 2, 3]
   second = cells_lib.run_cells(square_cells(counter, [1, 2, 3, 4]), store)
   assert sorted(calls(counter)) == [1, 2, 3, 4]  # only the new cell ran
-  assert second[("test", "square-2")] == first[("test", "square-2")] == {
-      "square": 4}
+  key = ("test", ("square", 2))
+  assert second.results[key] == first.results[key] == {"square": 4}
 
 
 def test_changed_configuration_is_recomputed(tmp_path):
   counter = str(tmp_path / "calls.txt")
   store = cells_lib.CellStore(str(tmp_path / "out"))
   cells_lib.run_cells(square_cells(counter, [5]), store)
-  changed = cells_lib.Cell("test", "square-5", f"{__name__}:counted_square",
+  changed = cells_lib.Cell("test", ("square", 5),
+                           f"{__name__}:counted_square",
                            {"value": 6, "counter": counter})
   result = cells_lib.run_cells([changed], store)
   assert calls(counter) == [5, 6]
-  assert result[("test", "square-5")] == {"square": 36}
+  assert result.results[("test", ("square", 5))] == {"square": 36}
 
 
 def test_unreadable_cell_is_recomputed(tmp_path):
@@ -75,7 +76,7 @@ def test_process_pool_gives_the_same_results(tmp_path):
   pooled = cells_lib.run_cells(square_cells(counter, range(4)),
                                cells_lib.CellStore(str(tmp_path / "b")),
                                workers=2)
-  assert inline == pooled
+  assert inline.results == pooled.results
 
 
 def report(out, *flags, wait=True):
@@ -120,6 +121,8 @@ def stored_cells(out):
   found = {}
   for root, _, files in os.walk(os.path.join(out, "cells")):
     for name in files:
+      if name.startswith(".tmp-"):
+        continue  # an atomic write in progress
       path = os.path.join(root, name)
       found[path] = (os.stat(path).st_mtime_ns, open(path, "rb").read())
   return found
@@ -164,11 +167,11 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--sections=epsilon,bogus", "unknown sections ['bogus']; valid"),
-    ("--seeds=0", "--seeds must be >= 1"),
+    ("--sections=epsilon,bogus", "--sections: 'bogus' is not allowed"),
+    ("--seeds=0", "--seeds: 0 is not allowed"),
     ("--games=kuhn_poker", "imperfect information"),
     ("--backend=spark", "spark"),
-    ("--iterations=0", "--iterations must be >= 1"),
+    ("--iterations=0", "--iterations: 0 is not allowed"),
 ])
 def test_bad_flags_fail_before_any_work(tmp_path, flag, message):
   result = report(tmp_path, flag)
@@ -179,7 +182,7 @@ def test_bad_flags_fail_before_any_work(tmp_path, flag, message):
 
 def test_ray_backend_matches_process_backend(tmp_path):
   pytest.importorskip("ray")
-  suite = ["--quick", "--sections=equilibria"]
+  suite = ["--suite=quick", "--sections=equilibria"]
   with_ray = report(tmp_path / "ray", *suite, "--backend=ray")
   assert with_ray.returncode == 0, with_ray.stderr[-3000:]
   with_processes = report(tmp_path / "process", *suite, "--workers=2")
@@ -195,3 +198,158 @@ def test_ray_backend_matches_process_backend(tmp_path):
             "zero_sum": finals}
   assert_same_results(deterministic(tmp_path / "ray"),
                       deterministic(tmp_path / "process"))
+
+
+def failing_square(value, counter):
+  if value < 0:
+    raise ValueError(f"negative value {value}")
+  return counted_square(value, counter)
+
+
+def slow_square(value, counter, seconds):
+  time.sleep(seconds)
+  return counted_square(value, counter)
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "{}", '"text"',
+                                     "RIGHT_DIGEST_WITHOUT_RESULT"])
+def test_malformed_cell_is_recomputed_and_logged(tmp_path, caplog, content):
+  counter = str(tmp_path / "calls.txt")
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  (cell,) = square_cells(counter, [3])
+  cells_lib.run_cells([cell], store)
+  if content == "RIGHT_DIGEST_WITHOUT_RESULT":
+    content = json.dumps({"digest": cell.digest})
+  with open(store.path(cell), "w", encoding="utf-8") as stream:
+    stream.write(content)
+  with caplog.at_level("WARNING"):
+    outcome = cells_lib.run_cells([cell], store)
+  assert calls(counter) == [3, 3]
+  assert outcome.results[("test", ("square", 3))] == {"square": 9}
+  assert "recomputing it" in caplog.text
+  assert store.load(cell) == {"square": 9}
+
+
+def test_cell_files_are_unique_for_long_keys(tmp_path):
+  """Two 200-character game strings that differ only at the end."""
+  counter = str(tmp_path / "calls.txt")
+  base = "python_vsg_routing(" + "x" * 179
+  cells = [cells_lib.Cell("nash", (base + ending + ")", "vpg", 0),
+                          f"{__name__}:counted_square",
+                          {"value": value, "counter": counter})
+           for value, ending in enumerate(("a", "b"))]
+  assert len(cells[0].key[0]) == 200
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  assert store.path(cells[0]) != store.path(cells[1])
+  outcome = cells_lib.run_cells(cells, store)
+  assert [outcome.results[cell.section, cell.key] for cell in cells] == [
+      {"square": 0}, {"square": 1}]
+  assert len(os.listdir(tmp_path / "out" / "cells" / "nash")) == 2
+
+
+def test_written_files_respect_the_umask(tmp_path):
+  program = (
+      "import os, sys; os.umask(0o027);"
+      "from vsg_spiel.eval import common;"
+      "common.atomic_write_text(sys.argv[1], 'x')")
+  path = tmp_path / "written.txt"
+  subprocess.run([sys.executable, "-c", program, str(path)], check=True,
+                 timeout=60)
+  assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_failing_cell_is_recorded_and_the_others_are_kept(tmp_path):
+  """With two workers, the slow cell running while the other fails is
+  finished and stored; the failed cell is not stored, so a rerun retries
+  it."""
+  counter = str(tmp_path / "calls.txt")
+  cells = [cells_lib.Cell("test", ("fail",), f"{__name__}:failing_square",
+                          {"value": -1, "counter": counter}),
+           cells_lib.Cell("test", ("slow",), f"{__name__}:slow_square",
+                          {"value": 4, "counter": counter, "seconds": 1.0})]
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  outcome = cells_lib.run_cells(cells, store, workers=2)
+  assert outcome.failed == {("test", ("fail",)):
+                            "ValueError: negative value -1"}
+  assert outcome.results == {("test", ("slow",)): {"square": 16}}
+  assert store.load(cells[1]) == {"square": 16}
+  assert store.load(cells[0]) is None
+  again = cells_lib.run_cells(cells, store, workers=1)
+  assert calls(counter) == [4]  # the slow cell was not recomputed
+  assert set(again.failed) == {("test", ("fail",))}
+
+
+def test_second_run_on_the_same_out_is_refused_naming_the_holder(tmp_path):
+  with cells_lib.output_lock(str(tmp_path)):
+    with pytest.raises(cells_lib.LockedError,
+                       match=f"pid {os.getpid()}"):
+      with cells_lib.output_lock(str(tmp_path)):
+        pass
+    result = report(tmp_path, *QUICK, "--sections=equilibria")
+    assert result.returncode != 0
+    assert f"pid {os.getpid()}" in result.stderr
+    assert not (tmp_path / "cells").exists()
+  with cells_lib.output_lock(str(tmp_path)):
+    pass  # released
+
+
+_ORPHAN_PROGRAM = r"""
+import sys
+import time
+from vsg_spiel.eval import cells as cells_lib
+def nap(seconds):
+  time.sleep(seconds)
+cells = [cells_lib.Cell("test", (index,), "__main__:nap", {"seconds": 120})
+         for index in range(2)]
+cells_lib.run_cells(cells, cells_lib.CellStore(sys.argv[1]), workers=2)
+"""
+
+
+def _children(pid):
+  try:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as stream:
+      return [int(child) for child in stream.read().split()]
+  except OSError:
+    return []
+
+
+def _alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
+      return stream.read().split(")")[-1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def test_workers_exit_when_the_main_process_is_killed(tmp_path):
+  process = subprocess.Popen([sys.executable, "-c", _ORPHAN_PROGRAM,
+                              str(tmp_path)])
+  deadline = time.time() + 120
+  while len(_children(process.pid)) < 2 and time.time() < deadline:
+    time.sleep(0.1)
+  workers = _children(process.pid)
+  assert len(workers) >= 2
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  deadline = time.time() + 10
+  while any(_alive(pid) for pid in workers) and time.time() < deadline:
+    time.sleep(0.1)
+  assert not any(_alive(pid) for pid in workers)
+
+
+def test_failing_algorithm_is_reported_and_the_run_exits_non_zero(tmp_path):
+  """CFR and CFR+ fail on this game (OpenSpiel cannot convert their
+  policies); the report still holds every other algorithm, lists the
+  failures with their reasons, and the process exits with status 1."""
+  result = report(tmp_path, *QUICK, "--sections=nash",
+                  "--games=python_iterated_prisoners_dilemma("
+                  "max_game_length=2)")
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "cfr: KeyError" in result.stderr
+  text = (tmp_path / "report.md").read_text()
+  assert "- cfr: failed, KeyError" in text
+  assert "| vpg_annealed |" in text
+  nash = json.loads((tmp_path / "results.json").read_text())["nash"]
+  (game,) = nash["results"]["games"]
+  assert "failed" in game["algorithms"]["cfr"]
+  assert game["algorithms"]["vpg"]["iterations"] >= 1

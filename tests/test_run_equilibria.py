@@ -60,7 +60,11 @@ def test_binary_writes_tables_and_figures(tmp_path):
      "not a one-shot game"),
     ("--signals=0", "--signals"),
     ("--zero_sum_games=matrix_pd", "not zero-sum"),
-    ("--zero_sum_algorithms=minimax", "unknown ['minimax']"),
+    ("--zero_sum_algorithms=minimax", "'minimax' is not allowed"),
+    ("--signals=abc", "--signals: 'abc' is not allowed"),
+    ("--ce_iterations=0", "--ce_iterations: 0 is not allowed"),
+    ("--ce_seeds=0", "--ce_seeds: 0 is not allowed"),
+    ("--time_budget=-1", "--time_budget: -1.0 is not allowed"),
 ])
 def test_bad_flags_fail_before_work(tmp_path, flag, message):
   result = subprocess.run(

@@ -50,7 +50,7 @@ def test_binary_writes_json_markdown_and_figures(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", (
-    (("--algorithms=mf_bql,q_learning",), "valid algorithms"),
+    (("--algorithms=mf_bql,q_learning",), "one of mf_bql, mirror_descent"),
     (("--games=matrix_rps",), "not a mean-field game"),
     (("--games=no_such_game",), "mean-field games:"),
     (("--temperature=0",), "temperature"),
@@ -65,9 +65,10 @@ def test_bad_flags_fail_before_any_work(tmp_path, flags, message):
 
 
 def test_run_game_and_write_outputs_are_reusable(tmp_path):
-  settings = run_mfg.Settings(iterations=3, time_budget=5.0,
-                              algorithms=("mf_bql", "mirror_descent"))
-  result = run_mfg.run_game("mfg_crowd_modelling(size=4,horizon=3)", settings)
+  settings = run_mfg.MeanFieldComparison(
+      iterations=3, time_budget=5.0, algorithms=("mf_bql", "mirror_descent"))
+  result = run_mfg.run_game("mfg_crowd_modelling(size=4,horizon=3)",
+                            settings.algorithms, settings)
   assert set(result["runs"]) == {"mf_bql", "mirror_descent"}
   assert result["same_iterations"]["iterations"] == 3
   assert set(result["same_seconds"]["exploitability"]) == {"mf_bql",

@@ -1,4 +1,4 @@
-"""A finite Markov game as numpy tensors, enumerated once from an OpenSpiel game.
+"""A finite Markov game as numpy tensors, enumerated once from OpenSpiel.
 
 `MarkovGame.from_openspiel(game)` walks a perfect-information OpenSpiel game
 with simultaneous (or turn-based) moves and chance, and stores:
@@ -39,10 +39,19 @@ exceed it.
 States are numbered in move-number order, so every transition goes from one
 layer to a later one and backward induction runs over `layers` in reverse.
 All solvers and NashConv computations of the package work on these arrays.
+
+A stationary game (`stationary=True`: `MarkovGame.from_arrays`, or
+`from_openspiel(game, stationary=True, discount=gamma)` with states keyed by
+the observation alone) is an infinite-horizon discounted game, gamma < 1,
+whose state graph may have cycles. It has the same attributes with one layer
+holding every state and `horizon` None; backward induction does not apply,
+so code that walks `layers` must check `stationary` (the evaluation in
+`vsg_spiel.exploitability` and VPG's exact planning solve linear systems).
 """
 
 import collections
 import itertools
+import math
 
 import numpy as np
 import pyspiel
@@ -61,6 +70,14 @@ DEFAULT_MAX_BYTES = 2 * 2**30
 # triplet as Python objects during the walk, then as arrays and CSR.
 _BYTES_PER_ENTRY_PER_PLAYER = 16
 _BYTES_PER_ENTRY = 160
+# Stationary games: rows of `transitions` and the initial distribution must
+# sum to 1 within this (games from arrays); two histories of one observation
+# must agree to this (games from OpenSpiel).
+PROBABILITY_TOLERANCE = 1e-9
+# MarkovGame.transition_tensor: dense P up to this many entries (32 MiB).
+DENSE_TRANSITION_ENTRIES = 2**22
+_MARKOV_TOLERANCE = 1e-12
+_HISTORIES_CHECKED = 4
 
 
 class MarkovGame:
@@ -69,7 +86,7 @@ class MarkovGame:
   def __init__(self, *, rewards, transitions, legal_mask, initial_distribution,
                layers, discount=1.0, game=None, state_key=None,
                state_keys=None, states=None, current_player=None,
-               initial_rewards=None):
+               initial_rewards=None, stationary=False):
     self.rewards = np.asarray(rewards, dtype=np.float64)
     self.num_players = self.rewards.shape[0]
     self.num_states = self.rewards.shape[1]
@@ -86,14 +103,23 @@ class MarkovGame:
                             if initial_rewards is None else
                             np.asarray(initial_rewards, dtype=np.float64))
     self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
-    self.discount = parameters.check_real("discount", discount, 0.0, 1.0,
-                                          low_open=True)
+    self.stationary = bool(stationary)
+    self._transition_tensor = None  # dense P, built on demand
+    if self.stationary:
+      self.discount = _check_stationary_discount(discount)
+      if len(self.layers) != 1:
+        raise ValueError(f"a stationary game has one layer holding every "
+                         f"state; got {len(self.layers)} layers")
+    else:
+      self.discount = parameters.check_real("discount", discount, 0.0, 1.0,
+                                            low_open=True)
     self.game = game
     self.state_key = state_key  # "observation" or "history" (from OpenSpiel)
     self.state_keys = state_keys
     self.states = states
     # pyspiel.PlayerId.SIMULTANEOUS (-2) at simultaneous nodes, else the mover.
-    self.current_player = (np.full(self.num_states, -2) if current_player is None
+    self.current_player = (np.full(self.num_states, -2)
+                           if current_player is None
                            else np.asarray(current_player))
     self._index_of_key = (None if state_keys is None else
                           {key: index for index, key in enumerate(state_keys)})
@@ -103,7 +129,8 @@ class MarkovGame:
         self.transitions[layer[0] * self.num_joint_actions:
                          (layer[-1] + 1) * self.num_joint_actions]
         for layer in self.layers]
-    self.horizon = self._longest_play()
+    # A stationary game's plays are unbounded: it has no horizon T.
+    self.horizon = None if self.stationary else self._longest_play()
     self.max_legal_actions = max(int(mask.sum(axis=1).max())
                                  for mask in self.legal_mask)
 
@@ -113,7 +140,7 @@ class MarkovGame:
   @classmethod
   def from_openspiel(cls, game, *, state_key="auto", discount=1.0,
                      max_states=DEFAULT_MAX_STATES,
-                     max_bytes=DEFAULT_MAX_BYTES):
+                     max_bytes=DEFAULT_MAX_BYTES, stationary=False):
     """Enumerates `game`'s decision states once and builds its tensors.
 
     Args:
@@ -129,15 +156,29 @@ class MarkovGame:
       max_states: enumeration stops with an error past this many states.
       max_bytes: enumeration stops with an error (before allocating) once
         the estimated size of the tensors passes this many bytes.
+      stationary: key states by the observation string alone (no move
+        number), so that the state graph may have cycles, and treat the game
+        as an infinite-horizon discounted game: needs observation strings and
+        a discount in [0, 1). Each key's continuation is read from the first
+        history that reaches it; a time limit that the observation does not
+        show is not part of the stationary model. Up to 4 other histories
+        reaching a key (one per distinct `str(state)` and move number) are
+        expanded one step and must agree with it (same mover, legal
+        actions, rewards and next-key distribution per joint action to
+        1e-12), else the observation is not Markov: a necessary check, not
+        a proof.
 
     Raises:
       ValueError: the game is not a finite perfect-information Markov game,
-        or it is larger than max_states or max_bytes.
+        or it is larger than max_states or max_bytes, or (stationary) the
+        discount is not in [0, 1), the game provides no observation strings,
+        or its observation is not a Markov state.
     """
     max_states = parameters.check_integer("max_states", max_states, 1)
     max_bytes = parameters.check_integer("max_bytes", max_bytes, 1)
-    discount = parameters.check_real("discount", discount, 0.0, 1.0,
-                                     low_open=True)
+    discount = (_check_stationary_discount(discount) if stationary else
+                parameters.check_real("discount", discount, 0.0, 1.0,
+                                      low_open=True))
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     game_type = game.get_type()
@@ -161,8 +202,12 @@ class MarkovGame:
     if state_key == "observation" and not game_type.provides_observation_string:
       raise ValueError(f"{name} provides no observation strings; use "
                        "state_key='history'")
-    return _Enumerator(game, state_key, max_states, max_bytes).build(
-        cls, discount)
+    if stationary and state_key != "observation":
+      raise ValueError(
+          f"a stationary game keys states by the observation string; "
+          f"{name} with state_key={state_key!r} cannot be stationary")
+    return _Enumerator(game, state_key, max_states, max_bytes,
+                       stationary).build(cls, discount)
 
   # --------------------------------------------------------------------------
   # Vectorised Bellman pieces used by every solver.
@@ -188,6 +233,7 @@ class MarkovGame:
     """An upper bound on |return| of any play: the largest |reward| of one
     decision step times the most steps (times at most 1 / (1 - gamma))."""
     steps = (self.horizon if self.discount == 1.0 else
+             1.0 / (1.0 - self.discount) if self.stationary else
              min(self.horizon, 1.0 / (1.0 - self.discount)))
     return float(np.abs(self.rewards).max(initial=0.0)) * steps
 
@@ -199,7 +245,7 @@ class MarkovGame:
 
   def index_of(self, state):
     """The Markov state index of a decision state of `self.game`."""
-    return self._index_of_key[key_of(self.state_key, state)]
+    return self._index_of_key[key_of(self.state_key, state, self.stationary)]
 
   def _longest_play(self):
     """The most decision steps on any play: the T of Theorem 4.2."""
@@ -240,6 +286,163 @@ class MarkovGame:
             f"{self.num_states} states, actions {self.num_actions}, "
             f"horizon {self.horizon}, discount {self.discount})")
 
+  # --------------------------------------------------------------------------
+  # Construction from arrays: a stationary discounted stochastic game.
+
+  @classmethod
+  def from_arrays(cls, rewards, transitions, discount, initial_distribution,
+                  legal=None):
+    """A stationary discounted N-player stochastic game from dense arrays.
+
+    Every player moves at every state (simultaneous moves); the state graph
+    may have cycles; values are discounted sums over an infinite horizon.
+
+    Args:
+      rewards: (N, S, A_1, ..., A_N) real array: rewards[i, s, a] is player
+        i's expected reward at state s under the joint action a.
+      transitions: (S, A_1, ..., A_N, S) array: transitions[s, a, s'] =
+        P(s' | s, a); each row of a legal joint action sums to 1 within
+        `PROBABILITY_TOLERANCE` (1e-9); all entries finite and >= 0.
+      discount: gamma in [0, 1).
+      initial_distribution: (S,) probabilities of the first state (sum 1
+        within 1e-9).
+      legal: None (every action legal) or N boolean arrays (S, A_i), each row
+        with at least one legal action.
+
+    Returns:
+      A `MarkovGame` with `stationary=True`, one layer holding all states,
+      `horizon=None` and `game=None`.
+
+    Raises:
+      ValueError: naming the array and the first offending index.
+    """
+    rewards, transitions, legal, initial, discount = _validated_arrays(
+        rewards, transitions, discount, initial_distribution, legal)
+    num_states = rewards.shape[1]
+    mgame = cls(
+        rewards=rewards,
+        transitions=sparse.csr_matrix(transitions.reshape(-1, num_states)),
+        legal_mask=legal,
+        initial_distribution=initial,
+        layers=[np.arange(num_states)],
+        discount=discount,
+        current_player=np.full(num_states, pyspiel.PlayerId.SIMULTANEOUS),
+        stationary=True)
+    mgame._transition_tensor = transitions  # pylint: disable=protected-access
+    return mgame
+
+  def transition_tensor(self):
+    """P(s' | s, a) as a dense (S, A_1, ..., A_N, S) array: the one given to
+    `from_arrays`, or built once from `transitions` when it has at most
+    `DENSE_TRANSITION_ENTRIES` entries (else None)."""
+    size = self.num_states**2 * self.num_joint_actions
+    if self._transition_tensor is None and size > DENSE_TRANSITION_ENTRIES:
+      return None
+    if self._transition_tensor is None:
+      self._transition_tensor = self.transitions.toarray().reshape(
+          (self.num_states,) + self.num_actions + (self.num_states,))
+    return self._transition_tensor
+
+
+def _check_stationary_discount(discount):
+  return parameters.check_real("discount of a stationary game", discount,
+                               0.0, 1.0, high_open=True)
+
+
+def _real_array(name, values):
+  """`values` as a float64 array; ValueError naming `name` otherwise."""
+  array = np.asarray(values)
+  if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or
+                                   array.dtype == bool):
+    raise ValueError(f"{name} must be a real numeric array; got dtype "
+                     f"{array.dtype}")
+  if np.iscomplexobj(array):
+    raise ValueError(f"{name} must be real; got dtype {array.dtype}")
+  array = array.astype(np.float64)
+  bad = np.argwhere(~np.isfinite(array))
+  if bad.size:
+    index = tuple(int(i) for i in bad[0])
+    raise ValueError(f"{name}{list(index)} is {array[index]}; entries must be "
+                     "finite")
+  return array
+
+
+def _check_probabilities(name, array, rows, axis_names):
+  """Entries >= 0 and rows (flagged by `rows`) summing to 1."""
+  bad = np.argwhere(array < 0)
+  if bad.size:
+    index = tuple(int(i) for i in bad[0])
+    raise ValueError(f"{name}{list(index)} = {float(array[index])!r} is "
+                     "negative; "
+                     "probabilities must be >= 0")
+  sums = np.atleast_1d(array.sum(axis=-1))
+  bad = np.argwhere(rows & (np.abs(sums - 1.0) > PROBABILITY_TOLERANCE))
+  if bad.size:
+    index = tuple(int(i) for i in bad[0])
+    where = ", ".join(f"{axis}={i}" for axis, i in zip(axis_names, index))
+    raise ValueError(f"{name} at {where or 'all'} sums to "
+                     f"{float(sums[index])!r}; "
+                     f"probabilities must sum to 1 within "
+                     f"{PROBABILITY_TOLERANCE:g}")
+
+
+def _validated_arrays(rewards, transitions, discount, initial_distribution,
+                      legal):
+  """Checks the arrays of `MarkovGame.from_arrays`; returns them as float
+  arrays (rewards, transitions, legal masks, initial distribution, gamma)."""
+  _check_stationary_discount(discount)
+  rewards = _real_array("rewards", rewards)
+  if rewards.ndim < 3 or rewards.ndim != rewards.shape[0] + 2:
+    raise ValueError(
+        f"rewards must have shape (N, S, A_1, ..., A_N) with N >= 1 players; "
+        f"got shape {rewards.shape} ({rewards.ndim} axes for "
+        f"{rewards.shape[0] if rewards.ndim else 0} players)")
+  num_players, num_states = rewards.shape[:2]
+  num_actions = rewards.shape[2:]
+  if num_states < 1 or min(num_actions) < 1:
+    raise ValueError(f"rewards must have at least one state and one action "
+                     f"per player; got shape {rewards.shape}")
+  transitions = _real_array("transitions", transitions)
+  expected = (num_states,) + num_actions + (num_states,)
+  if transitions.shape != expected:
+    raise ValueError(f"transitions must have shape (S, A_1, ..., A_N, S) = "
+                     f"{expected} to match rewards; got {transitions.shape}")
+  if legal is None:
+    legal = [np.ones((num_states, n), dtype=bool) for n in num_actions]
+  else:
+    if len(legal) != num_players:
+      raise ValueError(f"legal must hold one mask per player ({num_players}); "
+                       f"got {len(legal)}")
+    masks = []
+    for player, mask in enumerate(legal):
+      mask = np.asarray(mask)
+      if mask.shape != (num_states, num_actions[player]):
+        raise ValueError(f"legal[{player}] must have shape (S, A_{player}) = "
+                         f"{(num_states, num_actions[player])}; got "
+                         f"{mask.shape}")
+      if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
+        raise ValueError(f"legal[{player}] must be boolean (or 0/1)")
+      mask = mask.astype(bool)
+      empty = np.flatnonzero(~mask.any(axis=1))
+      if empty.size:
+        raise ValueError(f"legal[{player}] has no legal action at state "
+                         f"{empty[0]}; every player needs at least one")
+      masks.append(mask)
+    legal = masks
+  joint_legal = np.ones((num_states,) + num_actions, dtype=bool)
+  for player, mask in enumerate(legal):
+    shape = [num_states] + [1] * num_players
+    shape[1 + player] = num_actions[player]
+    joint_legal = joint_legal & mask.reshape(shape)
+  _check_probabilities("transitions", transitions, joint_legal,
+                       ["s"] + [f"a_{i}" for i in range(num_players)])
+  initial = _real_array("initial_distribution", initial_distribution)
+  if initial.shape != (num_states,):
+    raise ValueError(f"initial_distribution must have shape (S,) = "
+                     f"({num_states},); got {initial.shape}")
+  _check_probabilities("initial_distribution", initial, np.bool_(True), [])
+  return rewards, transitions, legal, initial, float(discount)
+
 
 def expect_over_actions(joint_values, policies, keep=None):
   """Expectation of joint-action values under independent per-player policies.
@@ -264,9 +467,12 @@ def expect_over_actions(joint_values, policies, keep=None):
   return np.einsum(*operands, output, optimize=len(policies) > 2)
 
 
-def key_of(state_key, state):
+def key_of(state_key, state, stationary=False):
   """What identifies a Markov state: (move number, public observation) or the
-  action history, as `state_key` says."""
+  action history, as `state_key` says; the observation alone in a stationary
+  game."""
+  if stationary:
+    return state.observation_string(0)
   if state_key == "observation":
     return (state.move_number(), state.observation_string(0))
   return tuple(state.history())
@@ -275,11 +481,20 @@ def key_of(state_key, state):
 class _Enumerator:
   """Breadth-first walk of an OpenSpiel game that merges Markov-equal states."""
 
-  def __init__(self, game, state_key, max_states, max_bytes):
+  def __init__(self, game, state_key, max_states, max_bytes,
+               stationary=False):
     self.game = game
     self.state_key = state_key
     self.max_states = max_states
     self.max_bytes = max_bytes
+    self.stationary = stationary
+    # Stationary games: other histories reaching each Markov state, checked
+    # against the state's own continuation (`_check_markov`): one per
+    # distinct (state string, move number), up to _HISTORIES_CHECKED (the
+    # string may show what the observation hides; the move number, a time
+    # limit it does not show).
+    self.other_histories = collections.defaultdict(list)
+    self.signatures = {}
     game_type = game.get_type()
     self.simultaneous = game_type.dynamics == _SIMULTANEOUS
     self.num_players = game.num_players()
@@ -321,8 +536,15 @@ class _Enumerator:
     return outcomes
 
   def state_index(self, state):
-    key = key_of(self.state_key, state)
+    key = key_of(self.state_key, state, self.stationary)
     index = self.index.get(key)
+    if index is not None and self.stationary:
+      others = self.other_histories[index]
+      signature = (str(state), state.move_number())
+      if (len(others) < _HISTORIES_CHECKED and
+          signature not in self.signatures[index]):
+        others.append(state)
+        self.signatures[index].add(signature)
     if index is None:
       if len(self.states) >= self.max_states:
         raise ValueError(
@@ -334,6 +556,8 @@ class _Enumerator:
       index = len(self.states)
       self.index[key] = index
       self.states.append(state)
+      if self.stationary:
+        self.signatures[index] = {(str(state), state.move_number())}
     return index
 
   def joint_actions(self, state):
@@ -401,7 +625,12 @@ class _Enumerator:
       position += 1
 
     num_states = len(self.states)
-    move_numbers = np.array([s.move_number() for s in self.states])
+    if self.stationary:
+      self._check_markov()
+      # One layer in discovery order: cycles are allowed.
+      move_numbers = np.zeros(num_states, dtype=np.int64)
+    else:
+      move_numbers = np.array([s.move_number() for s in self.states])
     order = np.argsort(move_numbers, kind="stable")
     new_index = np.empty(num_states, dtype=np.int64)
     new_index[order] = np.arange(num_states)
@@ -432,7 +661,71 @@ class _Enumerator:
         state_key=self.state_key,
         state_keys=[keys[i] for i in order],
         states=[self.states[i] for i in order],
-        current_player=np.asarray(movers)[order])
+        current_player=np.asarray(movers)[order],
+        stationary=self.stationary)
+
+  def _continuation(self, state):
+    """What a Markov state determines: mover, legal actions, and per joint
+    action the reward and the distribution of the next key."""
+    legal = (tuple(tuple(state.legal_actions(player))
+                   for player in range(self.num_players))
+             if self.simultaneous else tuple(state.legal_actions()))
+    returns = np.asarray(state.returns(), dtype=np.float64)
+    outcomes = {}
+    for joint, child in self.joint_actions(state):
+      reward = np.zeros(self.num_players)
+      next_keys = {}
+      for probability, leaf in self.decision_outcomes(child):
+        reward += probability * (np.asarray(leaf.returns()) - returns)
+        if not leaf.is_terminal():
+          key = key_of(self.state_key, leaf, True)
+          next_keys[key] = next_keys.get(key, 0.0) + probability
+      outcomes[joint] = (reward, next_keys)
+    return state.current_player(), legal, outcomes
+
+  def _check_markov(self):
+    """Raises ValueError where two histories share an observation but not
+    their one-step continuation (see `MarkovGame.from_openspiel`)."""
+    for index, others in self.other_histories.items():
+      state = self.states[index]
+      continuation = self._continuation(state)
+      for other in others:
+        _compare_continuations(self.game, state, continuation, other,
+                               self._continuation(other))
+
+
+def _compare_continuations(game, state, continuation, other,
+                           other_continuation):
+  """Raises ValueError naming the difference of two histories' continuations
+  (see `_Enumerator._check_markov`)."""
+  mover, legal, outcomes = continuation
+  other_mover, other_legal, other_outcomes = other_continuation
+  difference = None
+  if (mover, legal) != (other_mover, other_legal):
+    difference = (f"different movers or legal actions ({mover}, {legal} "
+                  f"vs {other_mover}, {other_legal})")
+  else:
+    for joint, (reward, next_keys) in outcomes.items():
+      other_reward, other_next = other_outcomes[joint]
+      if np.abs(reward - other_reward).max() > _MARKOV_TOLERANCE:
+        difference = (f"rewards {reward.tolist()} vs "
+                      f"{other_reward.tolist()} after joint action {joint}")
+      elif next_keys.keys() != other_next.keys() or any(
+          abs(next_keys[key] - other_next[key]) > _MARKOV_TOLERANCE
+          for key in next_keys):
+        difference = (f"different next-state distributions after joint "
+                      f"action {joint}")
+      if difference:
+        break
+  if difference:
+    key = key_of("observation", state, True)
+    raise ValueError(
+        f"{game}: the observation is not a Markov state: the "
+        f"histories {state.history()} and {other.history()} share the "
+        f"observation {key!r} but have "
+        f"{difference}; load it with stationary=False (states keyed with "
+        "the move number) or give it an observation that identifies the "
+        "state")
 
 
 def _format_bytes(size):
@@ -495,13 +788,28 @@ def markov_game(game, state_key="auto"):
   return entry[1]
 
 
-def turn_based_tree_size(mgame):
-  """Decision nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted
-  on the tensors: the histories reaching each Markov state (counted forward
-  once) times the decision nodes of its round, 1 + n_1 + n_1 n_2 + ... with
-  n_i player i's legal actions. Exact where chance outcomes lead to distinct
-  states, a lower bound otherwise.
+def turn_based_tree_size(mgame, outcomes=False):
+  """Nodes of `pyspiel.convert_to_turn_based(game)`'s tree, counted on the
+  tensors: the histories reaching each Markov state (counted forward once)
+  times the nodes of its round.
+
+  The decision nodes of a simultaneous round are 1 + n_1 + n_1 n_2 + ...
+  (n_i player i's legal actions; a player with none does not act), those of
+  a turn-based state 1. Exact where chance outcomes lead to distinct states,
+  a lower bound otherwise.
+
+  Args:
+    mgame: a `MarkovGame`.
+    outcomes: also count each round's joint outcomes (n_1 n_2 ... n_N below
+      its last decision), about every node OpenSpiel's tools visit (exact
+      where chance nodes separate the rounds, as in the routing game;
+      elsewhere an outcome that starts the next round is counted twice).
+
+  Returns:
+    The count, an int.
   """
+  if mgame.stationary:
+    return math.inf  # a cyclic state graph: unboundedly many histories
   histories = (mgame.initial_distribution > 0).astype(np.float64)
   structure = (mgame.transitions > 0).astype(np.float64)
   joint = mgame.num_joint_actions
@@ -515,4 +823,6 @@ def turn_based_tree_size(mgame):
     acts = mask.sum(axis=1)
     round_nodes += np.where(simultaneous & (acts > 0), partial, 0.0)
     partial = partial * np.maximum(acts, 1)
-  return float(histories @ round_nodes)
+  if outcomes:
+    round_nodes = round_nodes + partial
+  return int(round(float(histories @ round_nodes)))

@@ -55,15 +55,20 @@ Flow-dependent structure. In the dynamic routing games the waiting time that
 distribution (and in `mean_field_lin_quad` with `mean_revert != 0` the
 transitions do). The engine explores the game under three probe policies when
 it is built; if the structure differs (or a later replay meets a string it
-did not expect) it re-explores the game for every new policy, as OpenSpiel
+did not expect) it re-explores the game for new policies, as OpenSpiel
 does (reusing the compiled arrays when the structure comes out the same),
-keeping node and row numbers stable so that policies carry over.
+keeping node and row numbers stable so that policies carry over. When only
+the children of mean-field nodes differed between the probes (the routing
+games), a new policy is first propagated on the last structure and replayed,
+the replay checking every such child's string; the game is re-explored only
+when one differs.
 """
 
 import collections
 import dataclasses
 import functools
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Optional
+from collections.abc import Callable
 
 import numpy as np
 import pyspiel
@@ -87,7 +92,7 @@ _PROBE_SEED = 20250307
 PolicyFunction = Callable[[np.ndarray], np.ndarray]
 
 
-def mean_field_game_names() -> List[str]:
+def mean_field_game_names() -> list[str]:
   """Short names of every registered mean-field game (C++ and Python)."""
   return sorted(game_type.short_name
                 for game_type in pyspiel.registered_games()
@@ -160,12 +165,12 @@ class _ReplayStep:
   state of the previous depth, then those reached by registering a
   distribution at a mean-field node of the previous depth (a clone).
   """
-  child_parents: List[int]  # positions in the previous depth's list
-  child_actions: List[int]
-  update_parents: List[int]
-  update_groups: List[int]  # support group of each mean-field parent
-  update_strings: List[str]  # the strings the updated clones must have
-  reward_items: List[Tuple[int, int]]  # (position, population), non-chance
+  child_parents: list[int]  # positions in the previous depth's list
+  child_actions: list[int]
+  update_parents: list[int]
+  update_groups: list[int]  # support group of each mean-field parent
+  update_strings: list[str]  # the strings the updated clones must have
+  reward_items: list[tuple[int, int]]  # (position, population), non-chance
   reward_nodes: np.ndarray
   nodes: np.ndarray  # the node at each position
 
@@ -173,7 +178,7 @@ class _ReplayStep:
 @dataclasses.dataclass(frozen=True)
 class _Structure:
   """The game graph one exploration found, compiled to arrays."""
-  layers: Tuple[Layer, ...]
+  layers: tuple[Layer, ...]
   root_ids: np.ndarray
   reachable_nodes: np.ndarray  # node ids
   reachable_rows: np.ndarray  # decision rows
@@ -182,10 +187,10 @@ class _Structure:
   # first visit them (num_nodes at the sentinel).
   dfs_rank: np.ndarray
   # The tree of those first visits, by depth (depth 0: the initial states).
-  replay: Tuple[_ReplayStep, ...]
+  replay: tuple[_ReplayStep, ...]
   # Mean-field nodes grouped by identical distribution support:
   # (support node ids, mean-field node ids) pairs.
-  support_groups: Tuple[Tuple[np.ndarray, np.ndarray], ...]
+  support_groups: tuple[tuple[np.ndarray, np.ndarray], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,9 +222,9 @@ class _SharedRegistrations:
     calls: their states' bound `rewards` methods and populations.
     base: rewards of every node; those above all mean-field nodes never change.
   """
-  lists: Tuple[Tuple[np.ndarray, SharedDistribution], ...]
+  lists: tuple[tuple[np.ndarray, SharedDistribution], ...]
   nodes: np.ndarray
-  calls: List[Tuple[Callable[[], List[float]], int]]
+  calls: list[tuple[Callable[[], list[float]], int]]
   base: np.ndarray
 
   def rewards(self, flow: np.ndarray) -> np.ndarray:
@@ -268,25 +273,34 @@ class MeanFieldEngine:
     check_mean_field_game(game)
     self.game = game
     self.num_actions = game.num_distinct_actions()
-    self.strings: List[str] = []
-    self._node_of_string: Dict[str, int] = {}
-    self._kind: List[int] = []
-    self._population: List[int] = []
-    self._depth: List[int] = []
-    self._row_of_node: List[int] = []
-    self._node_of_row: List[int] = []
-    self._row_of_string: Dict[str, int] = {}
-    self._states: List[pyspiel.State] = []
-    self._edges: Dict[int, tuple] = {}
+    self.strings: list[str] = []
+    self._node_of_string: dict[str, int] = {}
+    self._kind: list[int] = []
+    self._population: list[int] = []
+    self._depth: list[int] = []
+    self._row_of_node: list[int] = []
+    self._node_of_row: list[int] = []
+    self._row_of_string: dict[str, int] = {}
+    self._states: list[pyspiel.State] = []
+    self._edges: dict[int, tuple] = {}
     self._children_by_action = np.zeros((0, self.num_actions), np.int64)
     self._legal = np.zeros((0, self.num_actions), bool)
     self._probe_noise = np.zeros((0, self.num_actions))
 
     self._root_states = game.new_initial_states()
-    layers, edges, _ = self._explore(self.uniform_policy)
-    probes = (self._random_policy, self._first_action_policy)
-    self.flow_dependent = any(
-        self._explore(probe)[1] != edges for probe in probes)
+    layers, edges, _, _ = self._explore(self.uniform_policy)
+    probe_edges = []
+    for probe in (self._random_policy, self._first_action_policy):
+      probe_edges.append(self._explore(probe)[1])
+      if probe_edges[-1] != edges:
+        break
+    self.flow_dependent = probe_edges[-1] != edges
+    # Whether the probes changed only children of mean-field nodes, which a
+    # replay checks (then a new policy need not re-explore the game).
+    self._replay_checks_structure = all(
+        other[node] == edge for other in probe_edges
+        for node, edge in edges.items()
+        if node in other and self._kind[node] != MEAN_FIELD)
     self._explored, self._structure, self._shared = None, None, None
     if not self.flow_dependent:
       self._explored = (layers, edges)
@@ -314,7 +328,7 @@ class MeanFieldEngine:
     """(num_rows, num_actions) child node of each legal action, else -1."""
     return self._children_by_action[:self.num_rows]
 
-  def row_states(self, rows: np.ndarray) -> List[pyspiel.State]:
+  def row_states(self, rows: np.ndarray) -> list[pyspiel.State]:
     """A representative pyspiel state of each decision row."""
     return [self._states[self._node_of_row[row]] for row in rows]
 
@@ -354,7 +368,7 @@ class MeanFieldEngine:
     return probabilities
 
   def table_policy(self, table: np.ndarray,
-                   fallback: Optional[policy_lib.Policy] = None
+                   fallback: policy_lib.Policy | None = None
                    ) -> "TablePolicy":
     """An OpenSpiel policy reading a copy of `table` (rows x actions)."""
     return TablePolicy(self.game, self._row_of_string, np.array(table),
@@ -421,12 +435,15 @@ class MeanFieldEngine:
     depth, and the first state met with a string becomes its representative.
 
     Returns:
-      (layers, edges, masses): node ids per depth; per reached node its edges
-      (decision: (actions, children); chance: (outcomes, probabilities,
-      children); mean field: (support strings, child)); and per depth the
-      probability mass of each node (a dict).
+      (layers, edges, masses, table): node ids per depth; per reached node
+      its edges (decision: (actions, children); chance: (outcomes,
+      probabilities, children); mean field: (support strings, child)); per
+      depth the probability mass of each node (a dict); and `policy` at the
+      rows met, asked once per batch of new rows (a policy is a function of
+      the row alone), not once per depth.
     """
     layer, representatives, mass = [], {}, {}
+    table = np.zeros((0, self.num_actions))
     for state in self.game.new_initial_states():
       node = self._add_node(state, 0)
       if node not in representatives:
@@ -471,8 +488,11 @@ class MeanFieldEngine:
           edges[node] = (support, child)
           next_mass[child] += mass[node]
       if decisions:
-        probabilities = policy(np.array([self._row_of_node[node]
-                                         for node in decisions]))
+        if self.num_rows > len(table):
+          table = np.concatenate(
+              [table, policy(np.arange(len(table), self.num_rows))])
+        probabilities = table[[self._row_of_node[node]
+                               for node in decisions]].tolist()
         for node, row_probabilities in zip(decisions, probabilities):
           for action, child in zip(*edges[node]):
             next_mass[child] += row_probabilities[action] * mass[node]
@@ -484,7 +504,7 @@ class MeanFieldEngine:
     for node, state in representatives.items():
       self._states[node] = state
     self._edges.update(edges)
-    return layers, edges, masses
+    return layers, edges, masses, table
 
   def _compile(self, layers) -> _Structure:
     """Arrays of the layers of the last exploration."""
@@ -702,20 +722,24 @@ class MeanFieldEngine:
     layers = structure.layers
     for layer, next_layer in zip(layers[:-1], layers[1:]):
       size = len(next_layer.ids) + 1
-      arriving = np.zeros(size)
+      # One bincount per kind present (layers can be tiny: no zero-filled
+      # accumulator when a single kind arrives).
+      arriving = []
       if len(layer.decision_ids):
         weights = (policy_table[layer.decision_rows] *
                    flow[layer.decision_ids, None])
-        arriving += np.bincount(layer.decision_next.ravel(), weights.ravel(),
-                                minlength=size)
+        arriving.append(np.bincount(layer.decision_next.ravel(),
+                                    weights.ravel(), minlength=size))
       if len(layer.chance_ids):
         weights = layer.chance_probabilities * flow[layer.chance_ids, None]
-        arriving += np.bincount(layer.chance_next.ravel(), weights.ravel(),
-                                minlength=size)
+        arriving.append(np.bincount(layer.chance_next.ravel(),
+                                    weights.ravel(), minlength=size))
       if len(layer.mean_field_ids):
-        arriving += np.bincount(layer.mean_field_next,
-                                flow[layer.mean_field_ids], minlength=size)
-      flow[next_layer.ids] = arriving[:-1]
+        arriving.append(np.bincount(layer.mean_field_next,
+                                    flow[layer.mean_field_ids],
+                                    minlength=size))
+      if arriving:
+        flow[next_layer.ids] = sum(arriving[1:], arriving[0])[:-1]
     return flow
 
   def mean_field(self, policy: PolicyFunction) -> MeanField:
@@ -725,7 +749,8 @@ class MeanFieldEngine:
       policy: a PolicyFunction; it may be asked for rows that are new to the
         engine when the game's structure depends on the distribution.
     """
-    if not self.flow_dependent:
+    if self._structure is not None and (not self.flow_dependent or
+                                        self._replay_checks_structure):
       table = policy(np.arange(self.num_rows))
       flow = self._forward(self._structure, table)
       if self._shared is not None:
@@ -736,7 +761,7 @@ class MeanFieldEngine:
         return MeanField(self._structure, table, flow, rewards)
       except _StructureChanged:
         self.flow_dependent = True
-    layers, edges, masses = self._explore(policy)
+    layers, edges, masses, table = self._explore(policy)
     if (layers, edges) != self._explored:
       self._explored = (layers, edges)
       self._structure = self._compile(layers)
@@ -744,7 +769,7 @@ class MeanFieldEngine:
     flow = np.zeros(structure.num_nodes + 1)
     for mass in masses:
       flow[list(mass)] = list(mass.values())
-    return MeanField(structure, policy(np.arange(self.num_rows)), flow,
+    return MeanField(structure, self.grow_table(table, policy), flow,
                      self._replay(structure, flow)[0])
 
   def distribution(self, mean_field: MeanField
@@ -760,7 +785,7 @@ class MeanFieldEngine:
 
   def backward(self, mean_field: MeanField,
                decision_value: Callable[[Layer, np.ndarray], np.ndarray],
-               values: Optional[np.ndarray] = None) -> np.ndarray:
+               values: np.ndarray | None = None) -> np.ndarray:
     """Backward induction over the layers, OpenSpiel's value recursion.
 
       terminal:   V(s) = r(s)
@@ -781,11 +806,15 @@ class MeanFieldEngine:
     """
     rewards = mean_field.rewards
     values = np.zeros(len(rewards)) if values is None else values
+    # Layers are small in some games (2 or 3 nodes in the routing games):
+    # skip absent kinds and call array methods rather than numpy functions.
     for layer in reversed(mean_field.structure.layers):
-      values[layer.terminal_ids] = rewards[layer.terminal_ids]
+      if len(layer.terminal_ids):
+        values[layer.terminal_ids] = rewards[layer.terminal_ids]
       if len(layer.chance_ids):
-        values[layer.chance_ids] = np.sum(
-            layer.chance_probabilities * values[layer.chance_children], axis=1)
+        values[layer.chance_ids] = (
+            layer.chance_probabilities *
+            values[layer.chance_children]).sum(axis=1)
       if len(layer.mean_field_ids):
         values[layer.mean_field_ids] = (rewards[layer.mean_field_ids] +
                                         values[layer.mean_field_children])
@@ -800,13 +829,13 @@ class MeanFieldEngine:
     policy = mean_field.policy
     return self.backward(
         mean_field,
-        lambda layer, q: np.sum(policy[layer.decision_rows] * q, axis=1))
+        lambda layer, q: (policy[layer.decision_rows] * q).sum(axis=1))
 
   def best_response_value(self, mean_field: MeanField) -> np.ndarray:
     """Best-response values against the mean field's flow (BestResponse)."""
     return self.backward(
         mean_field,
-        lambda layer, q: np.max(np.where(layer.legal, q, -np.inf), axis=1))
+        lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
 
   def nash_conv(self, mean_field: MeanField) -> float:
     """NashConv: sum over initial states of best response minus policy value."""
@@ -823,7 +852,7 @@ class TablePolicy(policy_lib.Policy):
   policies do; states the table has no row for are left to `fallback`.
   """
 
-  def __init__(self, game, row_of_string: Dict[str, int], table: np.ndarray,
+  def __init__(self, game, row_of_string: dict[str, int], table: np.ndarray,
                fallback: policy_lib.Policy):
     super().__init__(game, list(range(game.num_players())))
     self._row_of_string = row_of_string

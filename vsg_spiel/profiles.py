@@ -335,6 +335,8 @@ def _read(mgame, policy, history_fallback):
                          mgame.num_states)
     return mgame, validate_profile(
         mgame, [table[source] for table in policy.profile])
+  if mgame.stationary:
+    return mgame, _read_stationary(mgame, policy)
   histories = _histories_of(mgame)
   rows = histories.read(policy)
   try:
@@ -344,6 +346,29 @@ def _read(mgame, policy, history_fallback):
       raise
   by_history = core.markov_game(mgame.game, state_key="history")
   return by_history, histories.profile(by_history, rows)
+
+
+def _read_stationary(mgame, policy):
+  """An `open_spiel.python.policy.Policy` of a stationary game's OpenSpiel
+  game, queried once per Markov state at the first history reaching it (a
+  cyclic game has unboundedly many histories, so whether the policy is a
+  function of the Markov state is not checked)."""
+  if not isinstance(policy, policy_lib.Policy):
+    raise ValueError(
+        f"{mgame!r} is stationary: give a profile or an "
+        f"open_spiel.python.policy.Policy of its game; got "
+        f"{type(policy).__name__}")
+  profile = [np.zeros(mask.shape) for mask in mgame.legal_mask]
+  for index, state in enumerate(mgame.states):
+    mover = mgame.current_player[index]
+    for player in range(mgame.num_players):
+      if mover >= 0 and player != mover:
+        profile[player][index, 0] = 1.0
+        continue
+      for action, probability in policy.action_probabilities(
+          state, player).items():
+        profile[player][index, action] = probability
+  return validate_profile(mgame, profile)
 
 
 _histories_by_game = weakref.WeakKeyDictionary()

@@ -1,0 +1,174 @@
+"""Running a registry algorithm: the timing loop, checkpoint schedules and
+isolation (a failure becomes a recorded reason, never a lost run).
+
+Time is the algorithm's own work, cumulative: its construction and its
+steps, never the evaluations at checkpoints. A step is never interrupted, so
+a slow step can overrun the budget.
+"""
+
+import math
+import time
+import traceback
+
+from absl import logging
+import numpy as np
+
+from vsg_spiel.eval import registry
+
+# Checkpoints in seconds run from this fraction of the budget to the budget.
+FIRST_CHECKPOINT_FRACTION = 1e-4
+
+
+class LogSchedule:
+  """`count` marks evenly spaced in log(iterations) over [1, max_iterations]
+  and as many in log(seconds) over [FIRST_CHECKPOINT_FRACTION x budget,
+  budget]; a checkpoint is due whenever either passes its next mark."""
+
+  def __init__(self, count, max_iterations, time_budget):
+    self._count = count
+    self._log_iterations = math.log(max(max_iterations, 2))
+    self._first_seconds = time_budget * FIRST_CHECKPOINT_FRACTION
+    self._log_seconds = -math.log(FIRST_CHECKPOINT_FRACTION)
+    self._next_marks = (0, 0)
+
+  def due(self, iteration, seconds):
+    marks = (
+        math.floor(self._count * math.log(iteration) / self._log_iterations),
+        math.floor(self._count * math.log(
+            max(seconds, self._first_seconds) / self._first_seconds) /
+                   self._log_seconds))
+    if all(mark < next_mark
+           for mark, next_mark in zip(marks, self._next_marks)):
+      return False
+    self._next_marks = tuple(mark + 1 for mark in marks)
+    return True
+
+
+class DecadeSchedule:
+  """About 4 checkpoints per decade of iterations, and the last one."""
+
+  def __init__(self, iterations):
+    points = {int(round(10 ** exponent)) for exponent in
+              np.arange(0.0, np.log10(iterations) + 1e-9, 0.25)}
+    self.iterations = sorted(point for point in points | {iterations}
+                             if point <= iterations)
+    self._due = set(self.iterations)
+
+  def due(self, iteration, seconds):
+    del seconds
+    return iteration in self._due
+
+
+def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
+              value_name="nash_conv", stop_at=None, evaluate_start=False):
+  """Steps `algorithm` within the budgets, evaluating `nash_conv()` at the
+  schedule's checkpoints and at the end.
+
+  Args:
+    algorithm: a `registry.Algorithm`.
+    setup_seconds: its construction time, counted in its time.
+    schedule: has `due(iteration, seconds)`.
+    time_budget: seconds of its own work.
+    max_iterations: most steps.
+    value_name: the key of the evaluated value in each checkpoint.
+    stop_at: stop at a checkpoint whose value is <= this (None: never).
+    evaluate_start: evaluate before the first step (iteration 0), and check
+      the budget before every step (so that a construction that spent the
+      budget leaves no step); otherwise at least one step is taken.
+
+  Returns:
+    (checkpoints [{"iteration", "seconds", value_name}], iterations, seconds).
+  """
+  seconds, iteration, checkpoints = setup_seconds, 0, []
+  def checkpoint():
+    value = algorithm.nash_conv()
+    checkpoints.append({"iteration": iteration, "seconds": seconds,
+                        value_name: value})
+    return value
+  def spent():
+    return seconds >= time_budget or iteration >= max_iterations
+  if evaluate_start:
+    checkpoint()
+  last_log = time.perf_counter()
+  while not (evaluate_start and spent()):
+    start = time.perf_counter()
+    algorithm.step()
+    seconds += time.perf_counter() - start
+    iteration += 1
+    if time.perf_counter() - last_log > 10:
+      last_log = time.perf_counter()
+      logging.info("iteration %d/%d, %.1f s of %.1f s", iteration,
+                   max_iterations, seconds, time_budget)
+    if not (schedule.due(iteration, seconds) or spent()):
+      continue
+    value = checkpoint()
+    if spent() or (stop_at is not None and value <= stop_at):
+      break
+  return checkpoints, iteration, seconds
+
+
+def failure(error):
+  """The recorded form of an algorithm's (or a cell's) failure."""
+  return {"failed": f"{type(error).__name__}: {error}".strip()}
+
+
+def build(entry, game, *arguments):
+  """Builds `entry`'s algorithm on `game` (the registry game for its
+  family), timing the construction.
+
+  Returns:
+    (algorithm, seconds), or (None, {"skipped": reason}) when the entry does
+    not support the game (its `unsupported` check or `Unsupported` raised by
+    `make`).
+  """
+  reason = entry.unsupported(game)
+  if reason:
+    return None, {"skipped": reason}
+  start = time.perf_counter()
+  try:
+    algorithm = entry.make(game, *arguments)
+  except registry.Unsupported as error:
+    return None, {"skipped": str(error)}
+  return algorithm, time.perf_counter() - start
+
+
+def isolated(name, where, function, *arguments):
+  """`function(*arguments)`, or `failure(error)` if it raises: one algorithm
+  that fails never loses the others' results. Logs the traceback."""
+  try:
+    return function(*arguments)
+  except Exception as error:  # pylint: disable=broad-except
+    logging.error("%s failed on %s:\n%s", name, where,
+                  traceback.format_exc())
+    return failure(error)
+
+
+def recorded_failures(value, where=""):
+  """{path: reason} of the failures recorded inside a result: every
+  {"failed": reason} (an isolated run or cell) and every entry of an
+  "errors" dict (run_mfg's), at any depth; paths join keys with "/"."""
+  def join(key):
+    return f"{where}/{key}" if where else str(key)
+  found = {}
+  if isinstance(value, dict):
+    if isinstance(value.get("failed"), str):
+      found[where] = value["failed"]
+    for key, item in value.items():
+      if key == "errors" and isinstance(item, dict):
+        found.update({join(name): reason for name, reason in item.items()})
+      elif key != "failed":
+        found.update(recorded_failures(item, join(key)))
+  elif isinstance(value, list):
+    for index, item in enumerate(value):
+      found.update(recorded_failures(item, join(index)))
+  return found
+
+
+def outcome_failures(outcome):
+  """{path: reason} of a `cells.Outcome`'s failed cells and of the failures
+  recorded inside its completed cells' results."""
+  found = outcome.failures()
+  for (section, key), result in outcome.results.items():
+    found.update(recorded_failures(
+        result, "/".join(str(part) for part in (section,) + key)))
+  return found

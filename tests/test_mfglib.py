@@ -1,0 +1,229 @@
+"""MFGLib's ten environments on the tabular engine, checked against MFGLib.
+
+Skipped when the peer libraries (mfglib, torch) are not installed (the
+README's "Peer libraries" says how to install them). MFGLib runs in float64
+here (torch's default dtype is switched per test), so that numbers agree to
+1e-9.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+
+_INSTALL = ("pip install -e '.[peers]' && pip install --no-deps "
+            "mfglib==0.3.0 (README, 'Peer libraries')")
+torch = pytest.importorskip(
+    "torch", reason=f"peer library torch not installed: {_INSTALL}")
+pytest.importorskip(
+    "mfglib", reason=f"peer library mfglib not installed: {_INSTALL}")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from mfglib.alg import OnlineMirrorDescent
+from mfglib.alg import PriorDescent
+from mfglib.alg import prior_descent
+from mfglib.alg.q_fn import QFn
+from mfglib.scoring import exploitability_score
+from mfglib.utils import mean_field_from_policy
+
+from vsg_spiel import mfglib_adapter
+from vsg_spiel.algorithms import mf_bayesian_q
+from vsg_spiel.algorithms import mirror_descent
+
+NUM_ITERATIONS = 20
+ENVIRONMENTS = mfglib_adapter.ENVIRONMENT_NAMES
+# Smaller than the defaults where MFGLib's own calls take seconds (its
+# linear_quadratic transition loops over states, actions and noise values);
+# benchmarks/mfg.py checks the default sizes.
+TEST_PARAMS = {
+    "building_evacuation": dict(n_floor=3, floor_l=5, floor_w=5),
+    "crowd_motion": dict(torus_l=8, torus_w=8),
+    "linear_quadratic": dict(el=2, m=1),
+    "susceptible_infected": dict(T=10),
+}
+
+
+@pytest.fixture(autouse=True)
+def float64_torch():
+  default = torch.get_default_dtype()
+  torch.set_default_dtype(torch.float64)
+  yield
+  torch.set_default_dtype(default)
+
+
+@functools.lru_cache(maxsize=None)
+def _environment_and_engine(name):
+  default = torch.get_default_dtype()
+  torch.set_default_dtype(torch.float64)
+  try:
+    env = mfglib_adapter.environment(name, **TEST_PARAMS.get(name, {}))
+  finally:
+    torch.set_default_dtype(default)
+  return env, mfglib_adapter.MFGLibEngine(env)
+
+
+def random_table(engine, seed):
+  """A random policy with every action possible, (num_rows, num_actions)."""
+  table = np.random.default_rng(seed).uniform(
+      0.05, 1.0, (engine.num_rows, engine.num_actions))
+  return table / table.sum(axis=1, keepdims=True)
+
+
+def uniform_tensor(env):
+  return torch.ones((env.T + 1,) + env.S + env.A) / env.n_actions
+
+
+def iterate_both(env, ours, algorithm):
+  """NUM_ITERATIONS iterations of our solver and of MFGLib's `algorithm`.
+
+  Returns:
+    MFGLib's last state.
+  """
+  state = algorithm.init_state(env, uniform_tensor(env))
+  for _ in range(NUM_ITERATIONS):
+    state = algorithm.step_next_state(state, atol=None, rtol=None)
+    ours.iteration()
+  return state
+
+
+def q_values(engine, mean_field, decision_value):
+  """Q_t(s, a) at every row from a backward pass, (num_rows, num_actions)."""
+  table = np.zeros((engine.num_rows, engine.num_actions))
+
+  def record(layer, q):
+    table[layer.decision_rows] = q
+    return decision_value(layer, q)
+
+  engine.backward(mean_field, record)
+  return table
+
+
+class SoftQFn(QFn):
+  """MFGLib's QFn with eq. 11's soft value in place of the max.
+
+  V_{t+1}(s') = eta log sum_a prior_{t+1}(a|s') exp(Q_{t+1}(s', a) / eta).
+  """
+
+  def __init__(self, env, mean_field, *, prior, eta, verify_integrity=True):
+    super().__init__(env, mean_field, verify_integrity=verify_integrity)
+    self.prior, self.eta = prior, eta
+
+  def optimal(self):
+    num_state_dims = len(self.env.S)
+
+    def future_rewards(t, q):
+      logits = (torch.log(self.prior[t + 1]) + q[t + 1] / self.eta)
+      values = self.eta * torch.logsumexp(
+          logits.flatten(start_dim=num_state_dims), dim=-1)
+      return self._transition_probabilities(t) @ values.flatten()
+
+    return self._compute_q_values(future_rewards)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_mean_field_and_q_functions_equal_mfglib(name):
+  """L, Q^pi and Q* of a random policy equal MFGLib's to 1e-9."""
+  env, engine = _environment_and_engine(name)
+  table = random_table(engine, seed=1)
+  mean_field = engine.mean_field(lambda rows: table[rows])
+  pi = engine.policy_tensor(table)
+  their_mean_field = mean_field_from_policy(pi, env=env)
+  np.testing.assert_allclose(engine.state_action_mean_field(mean_field),
+                             their_mean_field.numpy(), rtol=0, atol=1e-12)
+  q_fn = QFn(env, their_mean_field)
+  policy_q = q_values(engine, mean_field,
+                      lambda layer, q: np.sum(table[layer.decision_rows] * q,
+                                              axis=1))
+  optimal_q = q_values(engine, mean_field,
+                       lambda layer, q: np.max(q, axis=1))
+  np.testing.assert_allclose(policy_q, engine.policy_table(q_fn.for_policy(pi)),
+                             rtol=1e-12, atol=1e-9)
+  np.testing.assert_allclose(optimal_q, engine.policy_table(q_fn.optimal()),
+                             rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_exploitability_equals_mfglib(name):
+  """engine.nash_conv == mfglib.scoring.exploitability_score, same policy."""
+  env, engine = _environment_and_engine(name)
+  for table in (engine.uniform_policy(np.arange(engine.num_rows)),
+                random_table(engine, seed=2)):
+    ours = engine.nash_conv(engine.mean_field(lambda rows, t=table: t[rows]))
+    theirs = exploitability_score(env, engine.policy_tensor(table))
+    assert ours == pytest.approx(theirs, rel=1e-10, abs=1e-9)
+    assert ours >= -1e-9
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_mf_bql_iterates_equal_prior_descent_with_soft_q(name, monkeypatch):
+  """MF-BQL == MFGLib's PriorDescent(n_inner=1) with eq. 11's soft Q.
+
+  MFGLib's own step (prior times exp(Q / eta), normalised, the prior then
+  replaced by the iterate) with its QFn swapped for SoftQFn, 20 iterations,
+  iterates and exploitability to 1e-6.
+  """
+  env, engine = _environment_and_engine(name)
+  temperature = 1.0
+  solver = mf_bayesian_q.MFBayesianQLearning(engine.game,
+                                             temperature=temperature,
+                                             engine=engine)
+  algorithm = PriorDescent(eta=temperature, n_inner=1)
+  state = algorithm.init_state(env, uniform_tensor(env))
+  for _ in range(NUM_ITERATIONS):
+    monkeypatch.setattr(prior_descent, "QFn", functools.partial(
+        SoftQFn, prior=state.q, eta=temperature))
+    state = algorithm.step_next_state(state, atol=None, rtol=None)
+    solver.iteration()
+    np.testing.assert_allclose(solver.mean_field.policy,
+                               engine.policy_table(state.pi),
+                               rtol=0, atol=1e-6)
+  monkeypatch.undo()
+  assert engine.nash_conv(solver.mean_field) == pytest.approx(
+      exploitability_score(env, solver.get_policy()), abs=1e-6)
+
+
+def test_mf_bql_and_prior_descent_agree_when_last_rewards_ignore_actions():
+  """On left_right and rock_paper_scissors (T=1, r_1 action-free) soft and
+  hard values coincide: MF-BQL equals MFGLib's unmodified PriorDescent."""
+  for name in ("left_right", "rock_paper_scissors"):
+    env, engine = _environment_and_engine(name)
+    solver = mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine)
+    state = iterate_both(env, solver, PriorDescent(eta=1.0, n_inner=1))
+    np.testing.assert_allclose(solver.mean_field.policy,
+                               engine.policy_table(state.pi), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_mirror_descent_iterates_equal_online_mirror_descent(name):
+  """The engine's MirrorDescent == MFGLib's OnlineMirrorDescent (same lr).
+
+  Both accumulate lr * Q^pi(s, a) (the value of the child (t, s, a)) and
+  take the softmax; 20 iterations, iterates to 1e-9.
+  """
+  env, engine = _environment_and_engine(name)
+  learning_rate = 0.1
+  ours = mirror_descent.MirrorDescent(engine.game, lr=learning_rate,
+                                      engine=engine)
+  state = iterate_both(env, ours, OnlineMirrorDescent(alpha=learning_rate))
+  np.testing.assert_allclose(ours.mean_field.policy,
+                             engine.policy_table(state.pi), atol=1e-9)
+  assert ours.nash_conv() == pytest.approx(
+      exploitability_score(env, state.pi), abs=1e-9)
+
+
+def test_transitions_that_read_the_mean_field_are_re_read():
+  """random_linear's P_t depends on L_t: the engine must not freeze it."""
+  _, engine = _environment_and_engine("random_linear")
+  assert not engine.static_transitions
+  _, engine = _environment_and_engine("crowd_motion")
+  assert engine.static_transitions
+
+
+def test_bad_input():
+  with pytest.raises(ValueError, match="name must be one of"):
+    mfglib_adapter.environment("beach")
+  with pytest.raises(ValueError, match="env must be an mfglib.env"):
+    mfglib_adapter.MFGLibEngine(object())
+  _, engine = _environment_and_engine("beach_bar")
+  with pytest.raises(ValueError, match="pi must have shape"):
+    engine.policy_table(torch.ones(2, 2))

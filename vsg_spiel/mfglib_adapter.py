@@ -1,0 +1,401 @@
+"""MFGLib's environments on the tabular mean-field engine.
+
+MFGLib (PyTorch) describes a finite-horizon mean-field game by tensors: a
+horizon T (time steps 0..T, an action at each), state and action shapes S and
+A, an initial distribution mu0 of shape S, and two functions of the time t and
+the state-action mean field L_t (shape S + A, summing to one):
+
+  env.reward(t, L_t) -> r_t,  shape S + A,      r_t[s, a];
+  env.prob(t, L_t)   -> P_t,  shape S + S + A,  P_t[s', s, a].
+
+`MFGLibEngine` lays such an environment out as the engine's game graph
+(`vsg_spiel.mfg_engine`), states and actions flattened in C order:
+
+  depth 0          a chance node: the initial state s ~ mu0;
+  per t = 0..T     decision nodes (t, s), one row each (row t * |S| + s);
+                   below them a node (t, s, a) carrying r_t[s, a]: a mean-field
+                   node followed by a chance node s' ~ P_t[., s, a] for t < T,
+                   a terminal node at t = T.
+
+so that the engine's backward induction gives Q_t(s, a) = r_t[s, a] +
+sum_s' P_t[s', s, a] V_{t+1}(s') at the decision nodes, the policy value and
+best-response value of MFGLib's `QFn.for_policy` and `QFn.optimal`, and
+`nash_conv` its `exploitability_score`: sum_s mu0(s) (max_a Q*_0(s, a) -
+sum_a pi_0(a|s) Q^pi_0(s, a)). `mean_field` propagates mu_{t+1}(s') =
+sum_{s, a} P_t[s', s, a] L_t[s, a], L_t = mu_t pi_t, as MFGLib's
+`mean_field_from_policy` does, calling the environment's functions once per t.
+
+Transitions that do not depend on the mean field (probed when the engine is
+built: P_t under three different L_t must be identical) are read once and kept
+as sparse arrays; the others are read at every `mean_field` call and kept
+dense. Rewards are always read at every call.
+
+MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
+imported when an engine is built from an environment.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+from vsg_spiel import mfg_engine
+
+ENVIRONMENT_NAMES = (
+    "beach_bar", "building_evacuation", "conservative_treasure_hunting",
+    "crowd_motion", "equilibrium_price", "left_right", "linear_quadratic",
+    "random_linear", "rock_paper_scissors", "susceptible_infected")
+_PROBE_SEED = 20251130
+
+
+def import_torch():
+  """PyTorch, or ImportError saying how to install the peer libraries."""
+  # pylint: disable=g-import-not-at-top,unused-import
+  try:
+    import torch
+    import mfglib  # noqa: F401
+  except ImportError as error:
+    raise ImportError(
+        "MFGLib environments need the peer libraries mfglib and torch: "
+        "pip install -e '.[peers]' && pip install --no-deps mfglib==0.3.0 "
+        "(see the README, 'Peer libraries')"
+    ) from error
+  # pylint: enable=g-import-not-at-top,unused-import
+  return torch
+
+
+def environment(name: str, **params):
+  """`mfglib.env.Environment.<name>(**params)`.
+
+  Raises:
+    ValueError: `name` is not one of ENVIRONMENT_NAMES.
+    ImportError: mfglib or torch is not installed.
+  """
+  if name not in ENVIRONMENT_NAMES:
+    raise ValueError(f"name must be one of {', '.join(ENVIRONMENT_NAMES)}; "
+                     f"got {name!r}")
+  import_torch()
+  from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
+  return getattr(Environment, name)(**params)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvironmentGame:
+  """The `game` of an MFGLibEngine: one population, MFGLib's environment.
+
+  The engine's solvers take a game and an engine; they ask the game only
+  for its players (OpenSpiel's policy classes do).
+  """
+  environment: object
+
+  def num_players(self) -> int:
+    return 1
+
+  def num_distinct_actions(self) -> int:
+    return int(np.prod(self.environment.A))
+
+
+class MFGLibEngine(mfg_engine.MeanFieldEngine):
+  """A MeanFieldEngine whose game graph is an MFGLib environment.
+
+    engine = MFGLibEngine(mfglib.env.Environment.crowd_motion())
+    solver = mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine)
+    solver.iteration(); engine.nash_conv(solver.mean_field)
+    engine.policy_tensor(solver.mean_field.policy)  # MFGLib's pi
+
+  Policies are arrays (num_rows, num_actions), row t * num_states + s: the
+  same numbers as MFGLib's policy tensors (T + 1, *S, *A) reshaped
+  (`policy_table`, `policy_tensor`). `backward`, `policy_value`,
+  `best_response_value` and `nash_conv` are the engine's.
+
+  Attributes:
+    environment: the MFGLib environment.
+    game: an EnvironmentGame, to hand to the engine's solvers.
+    num_states, num_actions, horizon: |S|, |A| (flattened) and T.
+    static_transitions: whether P_t was found not to depend on L_t.
+  """
+
+  def __init__(self, env):  # pylint: disable=super-init-not-called
+    """Lays out `env`'s graph and probes its transitions.
+
+    Args:
+      env: an `mfglib.env.Environment`.
+
+    Raises:
+      ValueError: `env` is not an MFGLib environment (it lacks T, S, A, mu0,
+        reward or prob).
+      ImportError: torch is not installed.
+    """
+    missing = [name for name in ("T", "S", "A", "mu0", "reward", "prob")
+               if not hasattr(env, name)]
+    if missing:
+      raise ValueError("env must be an mfglib.env.Environment; "
+                       f"{type(env).__name__} has no {', '.join(missing)}")
+    self._torch = import_torch()
+    self.environment = env
+    self.game = EnvironmentGame(env)
+    self.horizon = int(env.T)
+    self.num_states = int(np.prod(env.S))
+    self.num_actions = int(np.prod(env.A))
+    self.flow_dependent = False
+    self.shared_registration = False
+    self._dtype = env.mu0.dtype
+    self._mu0 = env.mu0.detach().cpu().numpy().astype(float).ravel()
+    # Node ids: the root, then decision nodes (t, s), then (t, s, a) nodes
+    # carrying rewards (mean field for t < T, terminal at T), then chance
+    # nodes (t, s, a) for t < T.
+    num_steps, pairs = self.horizon + 1, self.num_states * self.num_actions
+    self._decision_base = 1
+    self._reward_base = 1 + num_steps * self.num_states
+    self._chance_base = self._reward_base + num_steps * pairs
+    self._num_nodes = self._chance_base + self.horizon * pairs
+    self._children = (self._reward_base +
+                      np.arange(num_steps * pairs).reshape(
+                          num_steps * self.num_states, self.num_actions))
+    self._legal_rows = np.ones((num_steps * self.num_states,
+                                self.num_actions), bool)
+    transitions = self._probe_transitions()
+    self.static_transitions = transitions is not None
+    if self.static_transitions:
+      self._static_structure = self._structure(self._layers(transitions))
+      # mu_{t+1} = P_t^T L_t, as sparse (|S|, |S| * |A|) matrices.
+      self._forward_matrices = [sparse.csr_matrix(matrix.T)
+                                for matrix in transitions]
+    else:
+      # Dense chance layers (every s' an outcome), whose probabilities each
+      # mean_field call replaces.
+      self._dense_structure = self._structure(self._layers(
+          [np.ones((pairs, self.num_states))] * self.horizon))
+
+  # --------------------------------------------------------------- sizes
+
+  @property
+  def num_nodes(self) -> int:
+    return self._num_nodes
+
+  @property
+  def num_rows(self) -> int:
+    return (self.horizon + 1) * self.num_states
+
+  @property
+  def legal(self) -> np.ndarray:
+    return self._legal_rows
+
+  @property
+  def children_by_action(self) -> np.ndarray:
+    return self._children
+
+  def uniform_policy(self, rows: np.ndarray) -> np.ndarray:
+    return np.full((len(rows), self.num_actions), 1.0 / self.num_actions)
+
+  def policy_function(self, policy):
+    raise NotImplementedError(
+        "an MFGLib environment has no OpenSpiel states; pass policy arrays "
+        "(policy_table converts MFGLib's policy tensors)")
+
+  def table_policy(self, table: np.ndarray, fallback=None):
+    """MFGLib's policy tensor (T + 1, *S, *A) of a table, a copy.
+
+    What the engine's solvers' `get_policy()` return on an MFGLib
+    environment (every row is reachable: no fallback is needed).
+    """
+    del fallback
+    return self.policy_tensor(np.array(table))
+
+  def distribution(self, mean_field):
+    raise NotImplementedError(
+        "an MFGLib environment has no OpenSpiel states; "
+        "state_action_mean_field(mean_field) gives MFGLib's L")
+
+  # ----------------------------------------------------- MFGLib's tensors
+
+  def policy_table(self, pi) -> np.ndarray:
+    """MFGLib's policy tensor (T + 1, *S, *A) as (num_rows, num_actions)."""
+    table = np.asarray(self._torch.as_tensor(pi).detach().cpu().numpy(),
+                       float)
+    expected = (self.horizon + 1,) + tuple(self.environment.S) + tuple(
+        self.environment.A)
+    if table.shape != expected:
+      raise ValueError(f"pi must have shape {expected}, got {table.shape}")
+    return table.reshape(self.num_rows, self.num_actions)
+
+  def policy_tensor(self, table: np.ndarray):
+    """A (num_rows, num_actions) policy as MFGLib's tensor (T + 1, *S, *A)."""
+    shape = (self.horizon + 1,) + tuple(self.environment.S) + tuple(
+        self.environment.A)
+    return self._torch.as_tensor(np.reshape(table, shape), dtype=self._dtype)
+
+  def state_action_mean_field(self, mean_field: mfg_engine.MeanField
+                              ) -> np.ndarray:
+    """MFGLib's mean field L, (T + 1, *S, *A), of an engine mean field."""
+    pairs = (self.horizon + 1) * self.num_states * self.num_actions
+    flow = mean_field.flow[self._reward_base:self._reward_base + pairs]
+    return flow.reshape((self.horizon + 1,) + tuple(self.environment.S) +
+                        tuple(self.environment.A))
+
+  def _call(self, function, t: int, state_action: np.ndarray) -> np.ndarray:
+    """`function(t, L_t)` (env.reward or env.prob) as a float numpy array."""
+    shape = tuple(self.environment.S) + tuple(self.environment.A)
+    argument = self._torch.from_numpy(state_action.reshape(shape))
+    if argument.dtype != self._dtype:
+      argument = argument.to(self._dtype)
+    return np.asarray(function(t, argument).detach().cpu().numpy(), float)
+
+  def _transition_matrix(self, t: int, state_action: np.ndarray
+                         ) -> np.ndarray:
+    """P_t as (|S| * |A|, |S|): row (s, a), column s'."""
+    probabilities = self._call(self.environment.prob, t, state_action)
+    return probabilities.reshape(self.num_states, -1).T
+
+  def _probe_transitions(self) -> Sequence[np.ndarray] | None:
+    """P_t for every t if three different mean fields give the same, else None.
+
+    Probes: the uniform L, a random L and one concentrated on a single
+    state-action pair.
+    """
+    pairs = self.num_states * self.num_actions
+    uniform = np.full(pairs, 1.0 / pairs)
+    random = np.random.default_rng(_PROBE_SEED).uniform(0.05, 1.0, pairs)
+    concentrated = np.zeros(pairs)
+    concentrated[pairs // 2] = 1.0
+    transitions = []
+    for t in range(self.horizon):
+      matrices = [self._transition_matrix(t, probe / probe.sum())
+                  for probe in (uniform, random, concentrated)]
+      if any(not np.array_equal(matrices[0], other) for other in matrices[1:]):
+        return None
+      transitions.append(matrices[0])
+    return transitions
+
+  # ------------------------------------------------------------- layers
+
+  def _layer(self, ids, **kinds) -> mfg_engine.Layer:
+    """A layer of `ids`; `kinds` gives the arrays of its (one) node kind."""
+    width = self.num_actions
+    empty = np.zeros(0, np.int64)
+    fields = dict(
+        ids=ids, decision_ids=empty, decision_rows=empty,
+        decision_children=np.zeros((0, width), np.int64),
+        decision_next=np.zeros((0, width), np.int64),
+        legal=np.zeros((0, width), bool), chance_ids=empty,
+        chance_children=np.zeros((0, 1), np.int64),
+        chance_next=np.zeros((0, 1), np.int64),
+        chance_probabilities=np.zeros((0, 1)), mean_field_ids=empty,
+        mean_field_children=empty, mean_field_next=empty, terminal_ids=empty)
+    fields.update(kinds)
+    return mfg_engine.Layer(**fields)
+
+  def _chance_layer(self, ids, probabilities, next_ids) -> mfg_engine.Layer:
+    """Chance nodes `ids` with outcome probabilities (len(ids), len(next_ids)).
+
+    Stored sparsely: each row's nonzero outcomes first, padded with the
+    sentinel (node num_nodes, next-layer position len(next_ids)).
+    """
+    nonzero = probabilities > 0
+    width = max(int(nonzero.sum(axis=1).max(initial=0)), 1)
+    order = np.argsort(~nonzero, axis=1, kind="stable")[:, :width]
+    kept = np.take_along_axis(nonzero, order, axis=1)
+    return self._layer(
+        ids, chance_ids=ids,
+        chance_children=np.where(kept, next_ids[order], self._num_nodes),
+        chance_next=np.where(kept, order, len(next_ids)),
+        chance_probabilities=np.where(
+            kept, np.take_along_axis(probabilities, order, axis=1), 0.0))
+
+  def _layers(self, transitions: Sequence[np.ndarray]):
+    """The engine's layers, given P_t as (|S| * |A|, |S|) for t < T."""
+    num_states, pairs = self.num_states, self.num_states * self.num_actions
+    layers = [self._chance_layer(np.zeros(1, np.int64), self._mu0[None, :],
+                                 self._decision_base + np.arange(num_states))]
+    for t in range(self.horizon + 1):
+      rows = t * num_states + np.arange(num_states)
+      decision_ids = self._decision_base + rows
+      children = self._children[rows]
+      layers.append(self._layer(
+          decision_ids, decision_ids=decision_ids, decision_rows=rows,
+          decision_children=children,
+          decision_next=np.arange(pairs).reshape(children.shape),
+          legal=self._legal_rows[rows]))
+      reward_ids = self._reward_base + t * pairs + np.arange(pairs)
+      if t == self.horizon:
+        layers.append(self._layer(reward_ids, terminal_ids=reward_ids))
+        break
+      chance_ids = self._chance_base + t * pairs + np.arange(pairs)
+      layers.append(self._layer(reward_ids, mean_field_ids=reward_ids,
+                                mean_field_children=chance_ids,
+                                mean_field_next=np.arange(pairs)))
+      layers.append(self._chance_layer(chance_ids, transitions[t],
+                                       decision_ids + num_states))
+    return tuple(layers)
+
+  def _structure(self, layers):
+    """The engine's compiled graph: every node reachable, no replay."""
+    # pylint: disable-next=protected-access
+    return mfg_engine._Structure(
+        layers=layers,
+        root_ids=np.zeros(1, np.int64),
+        reachable_nodes=np.arange(self._num_nodes),
+        reachable_rows=np.arange(self.num_rows),
+        num_nodes=self._num_nodes,
+        # No OpenSpiel depth-first walk to reproduce: all ranks equal.
+        dfs_rank=np.full(self._num_nodes + 1, self._num_nodes, np.int64),
+        replay=(),
+        support_groups=())
+
+  # --------------------------------------------------------- mean field
+
+  def mean_field(self, policy: mfg_engine.PolicyFunction
+                 ) -> mfg_engine.MeanField:
+    """The flow of `policy` and the rewards under it.
+
+    Forward: L_t = mu_t pi_t, mu_{t+1} = sum_{s, a} P_t(L_t)[., s, a] L_t,
+    mu_0 = mu0; rewards r_t(L_t). One env.reward call per t, and one
+    env.prob call per t < T unless the transitions are static.
+
+    Args:
+      policy: a PolicyFunction over rows (e.g. `uniform_policy`, or
+        `lambda rows: table[rows]`).
+
+    Returns:
+      A MeanField: flow 1 at the root, mu_t(s) at decision nodes, L_t(s, a)
+      at the (t, s, a) nodes; rewards r_t[s, a] at the (t, s, a) nodes.
+    """
+    num_states, pairs = self.num_states, self.num_states * self.num_actions
+    table = np.asarray(policy(np.arange(self.num_rows)), float)
+    steps = table.reshape(self.horizon + 1, num_states, self.num_actions)
+    state_flow = np.empty((self.horizon + 1, num_states))
+    state_action = np.empty((self.horizon + 1, pairs))
+    rewards = np.zeros(self._num_nodes + 1)
+    transitions = []
+    mu = self._mu0
+    for t in range(self.horizon + 1):
+      state_flow[t] = mu
+      state_action[t] = (mu[:, None] * steps[t]).ravel()
+      start = self._reward_base + t * pairs
+      rewards[start:start + pairs] = self._call(
+          self.environment.reward, t, state_action[t]).ravel()
+      if t < self.horizon:
+        if self.static_transitions:
+          mu = self._forward_matrices[t] @ state_action[t]
+        else:
+          # A copy: the layers keep it, the environment may reuse its tensor.
+          transitions.append(
+              self._transition_matrix(t, state_action[t]).copy())
+          mu = state_action[t] @ transitions[-1]
+    flow = np.zeros(self._num_nodes + 1)
+    flow[0] = 1.0
+    flow[self._decision_base:self._reward_base] = state_flow.ravel()
+    flow[self._reward_base:self._chance_base] = state_action.ravel()
+    flow[self._chance_base:self._num_nodes] = state_action[:-1].ravel()
+    if self.static_transitions:
+      structure = self._static_structure
+    else:
+      layers = list(self._dense_structure.layers)
+      for t, matrix in enumerate(transitions):
+        # Layers: root, then (decisions, rewards, chance) per t < T.
+        layers[3 + 3 * t] = dataclasses.replace(layers[3 + 3 * t],
+                                                chance_probabilities=matrix)
+      structure = dataclasses.replace(self._dense_structure,
+                                      layers=tuple(layers))
+    return mfg_engine.MeanField(structure, table, flow, rewards)
