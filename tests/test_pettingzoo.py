@@ -1,4 +1,4 @@
-"""Tests of the PettingZoo ParallelEnvs of the differential and routing games."""
+"""Tests of the games' PettingZoo ParallelEnvs (differential and routing)."""
 
 import warnings
 
