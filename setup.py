@@ -66,8 +66,10 @@ setuptools.setup(
         "peers": ["pygambit>=16.7", "sgamesolver>=1.0.2", "torch==2.13.0",
                   "optuna>=3.0,<4.0", "rich>=14.0,<15.0"],
         # ruff: the lint step of .ci/run (configuration in pyproject.toml).
+        # pettingzoo (with gymnasium, its only new dependency): the games'
+        # `parallel_env` ParallelEnvs (games/pettingzoo_env.py) and their tests.
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60",
-                 "ruff>=0.15"],
+                 "ruff>=0.15", "pettingzoo>=1.27"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],

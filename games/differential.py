@@ -356,6 +356,16 @@ class BatchedDifferentialEnv:
     return self._observation(), rewards, self._step >= self.horizon
 
 
+def parallel_env(**params):
+  """This game as a PettingZoo ParallelEnv with box actions (`pettingzoo_env`).
+
+  Takes the game's parameters and `render_mode=None`; pettingzoo, an optional
+  dependency (the `test` extra), is imported here, on use.
+  """
+  from vsg_spiel.games import pettingzoo_env  # pylint: disable=g-import-not-at-top
+  return pettingzoo_env.parallel_env(_GAME_TYPE.short_name, **params)
+
+
 # Register the game with the OpenSpiel library
 
 pyspiel.register_game(_GAME_TYPE, DifferentialGame)
