@@ -468,10 +468,13 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   nothing and plays the policy's deterministic action.
 
   Subclasses provide `_policy_actions(observations, deterministic)` (a batch
-  of box actions), `update()` (one gradient update; `train_step` is its
-  compiled form) and the class attribute `stochastic_policy` (False where
-  the learned policy is the deterministic action and the samples only add
-  exploration noise). With `settings.jit_compile` the update and the action
+  of box actions), `variable_groups()` and `losses(batch, ...)` (each loss
+  by name and the variables it trains), `target_pairs()` (each target
+  network with its source), `sample_noise(batch_size)` if the policy is
+  stochastic, and the class attribute `stochastic_policy` (False where the
+  learned policy is the deterministic action and the samples only add
+  exploration noise); their constructors end with `build_training()`.
+  `update()` is one gradient update and `train_step` its compiled form. With `settings.jit_compile` the update and the action
   selection are compiled with XLA. All randomness comes from `generator` (a
   `tf.random.Generator`) and the numpy Generator `init_rng` that
   initialises the weights, both seeded by (seed, player_id);
@@ -503,14 +506,49 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
         input_signature=[tf.TensorSpec((None,), tf.float32), observations])
     self._previous_observation = None
 
-  def apply_losses(self, tape, losses):
-    """Steps `optimizer` (an `Adam` over the variables of
-    `variable_groups()`, in that order) with each group's gradient of its
-    own loss only."""
+  def build_training(self):
+    """Ends a subclass's constructor, once its networks exist: copies every
+    source network into its target and builds `optimizer`, an `Adam` over
+    the variables of `variable_groups()` in that order."""
+    for target, source in self.target_pairs():
+      polyak_update(target, source, 1.0)
+    self.optimizer = Adam(
+        [v for group in self.variable_groups().values() for v in group],
+        self.settings.learning_rate)
+
+  def loss_arguments(self):
+    """The arguments of `losses` after the replay batch: a soft agent's
+    (stochastic policy's) random draws and temperature alpha; none for a
+    deterministic policy."""
+    if not self.stochastic_policy:
+      return ()
+    return (self.sample_noise(self.settings.batch_size),
+            annealed_temperature(self.settings, self.acting_steps))
+
+  def update(self):
+    """One gradient update: a replay batch, an Adam step on each variable
+    group with the gradient of that group's own loss only (the other
+    losses' gradients on it are discarded), then the target networks moved
+    by Polyak averaging. Returns the losses."""
+    batch = self.replay.sample(self.generator, self.settings.batch_size)
+    arguments = self.loss_arguments()
+    with tf.GradientTape(persistent=True) as tape:
+      losses = self.losses(batch, *arguments)
     gradients = []
     for name, variables in self.variable_groups().items():
       gradients += tape.gradient(losses[name], variables)
     self.optimizer.apply(gradients)
+    for target, source in self.target_pairs():
+      polyak_update(target, source, self.settings.target_update_rate)
+    return losses
+
+  def td_loss(self, q_values, batch, next_values):
+    """The critics' (soft) TD loss E_D[(Q - y)^2 / 2] with the fixed target
+    y = reward_scale r + gamma (1 - done) V(s'), V(s') = `next_values`."""
+    target = tf.stop_gradient(
+        self.settings.reward_scale * batch["reward"]
+        + self.settings.discount * (1.0 - batch["done"]) * next_values)
+    return 0.5 * tf.reduce_mean(tf.square(q_values - target))
 
   def step(self, time_step, is_evaluation=False):
     """Stores the last transition, picks the next action, and learns."""
@@ -581,3 +619,49 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   def restore(self, path):
     """Restores a checkpoint written by `save`."""
     tf.train.Checkpoint(agent=self).read(path).assert_existing_objects_matched()
+
+
+class DeterministicPolicyAgent(ReplayAgent):
+  """What DDPG and MADDPG share: a deterministic policy mu(s) = tanh(MLP(s))
+  in the box and a critic over `critic_action_size` action entries, each
+  with a target copy moved by Polyak averaging, trained by the losses
+  "critic" and "policy" of the subclass's `losses(batch)`. While training it
+  plays mu(s) plus Gaussian noise of standard deviation
+  `exploration_noise`, clipped to the box."""
+
+  stochastic_policy = False
+
+  def __init__(self, player_id, spec, settings, seed, name,
+               critic_action_size):
+    super().__init__(player_id, spec, settings, seed, name)
+    observation_size = spec.observation_size
+    hidden = settings.hidden_sizes
+    rng = self.init_rng
+    self.policy = MLP(observation_size, hidden, spec.action_size, rng,
+                      "policy")
+    self.target_policy = MLP(observation_size, hidden, spec.action_size, rng,
+                             "target_policy")
+    self.critic = MLP(observation_size + critic_action_size, hidden, 1, rng,
+                      "critic")
+    self.target_critic = MLP(observation_size + critic_action_size, hidden, 1,
+                             rng, "target_critic")
+    self.build_training()
+
+  def variable_groups(self):
+    """The variables each loss of `losses` trains, by loss name."""
+    return {"critic": self.critic.parameters,
+            "policy": self.policy.parameters}
+
+  def target_pairs(self):
+    return [(self.target_policy, self.policy),
+            (self.target_critic, self.critic)]
+
+  def _policy_actions(self, observations, deterministic):
+    """mu_i(s), plus clipped Gaussian exploration noise unless
+    deterministic."""
+    actions = tf.tanh(self.policy(observations))
+    if deterministic:
+      return actions
+    noise = self.settings.exploration_noise * self.generator.normal(
+        tf.shape(actions))
+    return tf.clip_by_value(actions + noise, -1.0, 1.0)

@@ -115,13 +115,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     self.target_opponent_critics = [
         MLP(observation_size + joint_size, hidden, 1, rng,
             f"target_critic_{j}") for j in estimated]
-    continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
-    for target, source in zip(self.target_opponent_critics,
-                              self.opponent_critics):
-      continuous_common.polyak_update(target, source, 1.0)
-    self.optimizer = continuous_common.Adam(
-        [v for group in self.variable_groups().values() for v in group],
-        settings.learning_rate)
+    self.build_training()
 
   def variable_groups(self):
     """The variables each loss of `losses` trains, by loss name."""
@@ -136,6 +130,10 @@ class MAIAgent(continuous_common.ReplayAgent):
       groups["opponent_critic"] = [
           v for net in self.opponent_critics for v in net.parameters]
     return groups
+
+  def target_pairs(self):
+    return [(self.target_critic, self.critic)] + list(zip(
+        self.target_opponent_critics, self.opponent_critics))
 
   # -------------------------------------------------------------------------
   # Distributions and values.
@@ -243,12 +241,9 @@ class MAIAgent(continuous_common.ReplayAgent):
         self.joint_value(self.target_critic, next_observations, next_own,
                          next_predicted)
         - alpha * (next_log_pi + opponent_kl))
-    target = tf.stop_gradient(
-        self.settings.reward_scale * batch["reward"]
-        + self.settings.discount * (1.0 - batch["done"]) * next_value)
     q_values = self.joint_value(self.critic, batch["observation"], own,
                                 others)
-    return 0.5 * tf.reduce_mean(tf.square(q_values - target))
+    return self.td_loss(q_values, batch, next_value)
 
   def policy_loss(self, observations, noise, alpha):
     """Eq. 8 through the reparameterisation (eq. 10):
@@ -377,24 +372,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     return loss
 
   # -------------------------------------------------------------------------
-  # Updates and actions.
-
-  def update(self):
-    """One update of Algorithm 2 (lines 'update opponent model', 'update
-    pi') and of the critics; returns the losses."""
-    batch = self.replay.sample(self.generator, self.settings.batch_size)
-    noise = self.sample_noise(self.settings.batch_size)
-    alpha = continuous_common.annealed_temperature(self.settings,
-                                                   self.acting_steps)
-    with tf.GradientTape(persistent=True) as tape:
-      losses = self.losses(batch, noise, alpha)
-    self.apply_losses(tape, losses)
-    rate = self.settings.target_update_rate
-    continuous_common.polyak_update(self.target_critic, self.critic, rate)
-    for target, source in zip(self.target_opponent_critics,
-                              self.opponent_critics):
-      continuous_common.polyak_update(target, source, rate)
-    return losses
+  # Actions.
 
   def _policy_actions(self, observations, deterministic):
     """a_hat ~ rho(.|s), a ~ pi(.|s, a_hat); the modes if deterministic."""

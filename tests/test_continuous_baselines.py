@@ -13,37 +13,16 @@ from vsg_spiel.algorithms import ddpg
 from vsg_spiel.algorithms import maddpg
 from vsg_spiel.algorithms import masql
 
+from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
+from continuous_helpers import random_batch, randomise, squashed_sample
+from continuous_helpers import to_tensors
+
 MODULES = {"masql": masql, "maddpg": maddpg, "ddpg": ddpg}
-SPEC = continuous_common.EnvironmentSpec(num_players=2, observation_size=3,
-                                         action_size=1)
 TINY = continuous_common.Settings(
     hidden_sizes=(4,), batch_size=4, replay_capacity=16, warmup_steps=2,
     jit_compile=False, reward_scale=0.5, discount=0.9,
     target_update_rate=0.25, exploration_noise=0.3)
 ALPHA = 0.3
-
-
-def mlp(network, inputs):
-  hidden = np.asarray(inputs, np.float64)
-  layers = list(zip(network.weights, network.biases))
-  for index, (weight, bias) in enumerate(layers):
-    hidden = hidden @ weight.numpy().astype(np.float64) + bias.numpy()
-    if index < len(layers) - 1:
-      hidden = np.maximum(hidden, 0.0)
-  return hidden
-
-
-def squashed_sample(outputs, noise):
-  mean, raw = np.split(outputs, 2, axis=-1)
-  low, high = continuous_common.LOG_STD_MIN, continuous_common.LOG_STD_MAX
-  log_std = low + 0.5 * (high - low) * (np.tanh(raw) + 1.0)
-  pre_squash = mean + np.exp(log_std) * noise
-  # log(1 - tanh(x)^2), written to stay finite where tanh(x) rounds to 1.
-  log_jacobian = 2 * (np.log(2) - pre_squash
-                      - np.logaddexp(0, -2 * pre_squash))
-  log_density = (-0.5 * noise**2 - log_std - 0.5 * np.log(2 * np.pi)
-                 - log_jacobian)
-  return np.tanh(pre_squash), log_density.sum(axis=-1)
 
 
 def q(network, states, *actions):
@@ -90,27 +69,10 @@ def reference_losses(name, agent, batch, noise):
   return {"critic": critic, "policy": policy}
 
 
-def random_batch(rng, size=4):
-  return {
-      "observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "joint_action": rng.uniform(-0.9, 0.9, (size, 2)).astype(np.float32),
-      "reward": rng.normal(size=size).astype(np.float32),
-      "next_observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "done": np.array([0, 1, 0, 0][:size], np.float32),
-  }
-
-
-def randomise(agents, rng):
-  for agent in agents:
-    for variable in agent.trainable_variables:
-      variable.assign(rng.normal(0.0, 0.7, variable.shape).astype(
-          np.float32))
-
-
 def agent_losses(name, agent, batch, noise):
-  batch = {key: tf.constant(value) for key, value in batch.items()}
+  batch = to_tensors(batch)
   if name == "masql":
-    noise = {key: tf.constant(value) for key, value in noise.items()}
+    noise = to_tensors(noise)
     return agent.losses(batch, noise, ALPHA)
   return agent.losses(batch)
 
@@ -214,47 +176,18 @@ def test_update_moves_each_group_by_its_own_loss_only(name):
                                  atol=1e-7, err_msg=group)
 
 
-def play(environment, agents, episodes):
-  returns = []
-  for _ in range(episodes):
-    time_step = environment.reset()
-    total = np.zeros(environment.num_players)
-    while True:
-      outputs = [agent.step(time_step) for agent in agents]
-      if time_step.last():
-        break
-      actions = np.stack([output.action for output in outputs])
-      assert np.all(np.abs(actions) <= 1.0)
-      time_step = environment.step(actions)
-      total += time_step.rewards
-    returns.append(total)
-  return np.array(returns)
-
-
 @pytest.mark.parametrize("name", list(MODULES))
 def test_checkpoint_restores_identical_actions_and_training(name, tmp_path):
   """On the routing game (so also a smoke run there)."""
   game = pyspiel.load_game(
       "python_vsg_routing(horizon=3,num_players=2,network=parallel)")
   environment = continuous_common.ContinuousEnvironment(game, seed=0)
-  agents = MODULES[name].make_agents(environment.spec, TINY, seed=7)
-  assert np.all(np.isfinite(play(environment, agents, 2)))
-  paths = [agent.save(str(tmp_path / f"agent_{i}"))
-           for i, agent in enumerate(agents)]
-  observations = environment.observation_of(np.arange(3), np.zeros(3, int))
-  restored = MODULES[name].make_agents(environment.spec, TINY, seed=99)
-  for agent, path in zip(restored, paths):
-    agent.restore(path)
-  for agent, twin in zip(agents, restored):
-    np.testing.assert_array_equal(agent.actions(observations, True),
-                                  twin.actions(observations, True))
-    np.testing.assert_array_equal(agent.actions(observations),
-                                  twin.actions(observations))
-  for agent, twin in zip(agents, restored):
-    losses, twin_losses = agent.train_step(), twin.train_step()
-    for loss in losses:
-      assert np.isfinite(losses[loss].numpy())
-      assert losses[loss].numpy() == twin_losses[loss].numpy()
+  returns = assert_checkpoints_restore(
+      lambda seed: MODULES[name].make_agents(environment.spec, TINY, seed),
+      environment,
+      environment.observation_of(np.arange(3), np.zeros(3, int)), 2,
+      tmp_path)
+  assert np.all(np.isfinite(returns))
 
 
 @pytest.mark.parametrize("name", list(MODULES))

@@ -11,8 +11,10 @@ import vsg_spiel  # noqa: F401  (registers the games)
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms import mai
 
-SPEC = continuous_common.EnvironmentSpec(num_players=2, observation_size=3,
-                                         action_size=1)
+from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
+from continuous_helpers import random_batch, randomise, squashed_sample
+from continuous_helpers import to_tensors
+
 TINY = continuous_common.Settings(
     hidden_sizes=(4,), batch_size=4, replay_capacity=16, warmup_steps=2,
     importance_samples=3, importance_states=2, jit_compile=False,
@@ -23,31 +25,6 @@ LOG_2 = np.log(2.0)
 
 # ----------------------------------------------------------------------------
 # A numpy reference of the networks and losses, written from the formulas.
-
-
-def mlp(network, inputs):
-  hidden = np.asarray(inputs, np.float64)
-  layers = list(zip(network.weights, network.biases))
-  for index, (weight, bias) in enumerate(layers):
-    hidden = hidden @ weight.numpy().astype(np.float64) + bias.numpy()
-    if index < len(layers) - 1:
-      hidden = np.maximum(hidden, 0.0)
-  return hidden
-
-
-def squashed_sample(outputs, noise):
-  """tanh(mean + std * noise) and its log density (summed over the last
-  axis), from a network's (mean, raw log std) outputs."""
-  mean, raw = np.split(outputs, 2, axis=-1)
-  low, high = continuous_common.LOG_STD_MIN, continuous_common.LOG_STD_MAX
-  log_std = low + 0.5 * (high - low) * (np.tanh(raw) + 1.0)
-  pre_squash = mean + np.exp(log_std) * noise
-  # log(1 - tanh(x)^2), written to stay finite where tanh(x) rounds to 1.
-  log_jacobian = 2 * (np.log(2) - pre_squash
-                      - np.logaddexp(0, -2 * pre_squash))
-  log_density = (-0.5 * noise**2 - log_std - 0.5 * np.log(2 * np.pi)
-                 - log_jacobian)
-  return np.tanh(pre_squash), log_density.sum(axis=-1)
 
 
 def log_density(outputs, actions):
@@ -149,16 +126,6 @@ def reference_losses(agent, batch, noise, alpha):
   return losses
 
 
-def random_batch(rng, size=4):
-  return {
-      "observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "joint_action": rng.uniform(-0.9, 0.9, (size, 2)).astype(np.float32),
-      "reward": rng.normal(size=size).astype(np.float32),
-      "next_observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "done": np.array([0, 1, 0, 0][:size], np.float32),
-  }
-
-
 def random_noise(rng, size=4, samples=3, states=2):
   noise = {name: rng.normal(size=(size, 1)).astype(np.float32) for name in
            ("opponents", "next_opponents", "next_own")}
@@ -171,16 +138,6 @@ def random_noise(rng, size=4, samples=3, states=2):
   return noise
 
 
-def randomise(agent, rng):
-  """Gives every network (targets included) distinct random weights."""
-  for variable in agent.trainable_variables:
-    variable.assign(rng.normal(0.0, 0.7, variable.shape).astype(np.float32))
-
-
-def to_tensors(data):
-  return {name: tf.constant(value) for name, value in data.items()}
-
-
 @pytest.mark.parametrize("opponent_model,opponent_reward", [
     ("variational", "estimated"), ("variational", "shared"),
     ("empirical", "estimated")])
@@ -190,7 +147,7 @@ def test_losses_match_the_formulas(opponent_model, opponent_reward, player):
   settings = dataclasses.replace(TINY, opponent_model=opponent_model,
                                  opponent_reward=opponent_reward)
   agent = mai.MAIAgent(player, SPEC, settings, seed=0)
-  randomise(agent, rng)
+  randomise([agent], rng)
   batch, noise = random_batch(rng), random_noise(rng)
   got = agent.losses(to_tensors(batch), to_tensors(noise), 0.3)
   expected = reference_losses(agent, batch, noise, 0.3)
@@ -290,7 +247,7 @@ def test_each_loss_reaches_only_the_expected_variables(opponent_model):
   rng = np.random.default_rng(3)
   agent = mai.MAIAgent(0, SPEC, dataclasses.replace(
       TINY, opponent_model=opponent_model), seed=1)
-  randomise(agent, rng)
+  randomise([agent], rng)
   batch, noise = to_tensors(random_batch(rng)), to_tensors(random_noise(rng))
   groups = all_groups(agent)
   with tf.GradientTape(persistent=True) as tape:
@@ -360,43 +317,15 @@ def test_temperature_anneals_geometrically():
       pytest.approx(0.4))
 
 
-def play(environment, agents, episodes):
-  returns = []
-  for _ in range(episodes):
-    time_step = environment.reset()
-    total = np.zeros(environment.num_players)
-    while True:
-      outputs = [agent.step(time_step) for agent in agents]
-      if time_step.last():
-        break
-      actions = np.stack([output.action for output in outputs])
-      assert np.all(np.abs(actions) <= 1.0)
-      time_step = environment.step(actions)
-      total += time_step.rewards
-    returns.append(total)
-  return np.array(returns)
-
-
 def test_checkpoint_restores_identical_actions_and_training(tmp_path):
   game = pyspiel.load_game("python_vsg_differential(horizon=3)")
   environment = continuous_common.ContinuousEnvironment(game, seed=0)
   settings = dataclasses.replace(TINY, opponent_reward="estimated")
-  agents = mai.make_agents(environment.spec, settings, seed=7)
-  play(environment, agents, 3)
-  paths = [agent.save(str(tmp_path / f"agent_{i}"))
-           for i, agent in enumerate(agents)]
-  observations = np.stack([environment.observation_of(t) for t in range(3)])
-  restored = mai.make_agents(environment.spec, settings, seed=99)
-  for agent, path in zip(restored, paths):
-    agent.restore(path)
-  for agent, twin in zip(agents, restored):
-    np.testing.assert_array_equal(agent.actions(observations, True),
-                                  twin.actions(observations, True))
-    np.testing.assert_array_equal(agent.actions(observations),
-                                  twin.actions(observations))
-    losses, twin_losses = agent.train_step(), twin.train_step()
-    for name in losses:
-      assert losses[name].numpy() == twin_losses[name].numpy()
+  assert_checkpoints_restore(
+      lambda seed: mai.make_agents(environment.spec, settings, seed),
+      environment,
+      np.stack([environment.observation_of(t) for t in range(3)]), 3,
+      tmp_path)
 
 
 @pytest.mark.parametrize("game_string,opponent_model,opponent_reward", [
