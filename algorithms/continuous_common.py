@@ -41,6 +41,7 @@ from vsg_spiel.games import routing
 
 OPPONENT_MODELS = ("variational", "empirical")
 OPPONENT_REWARDS = ("estimated", "shared")
+POLICY_FORMS = ("conditional", "marginal")
 SPLIT_LOGIT_RANGE = 3.0
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
@@ -82,6 +83,11 @@ class Settings:
       opponents' observed actions, Algorithm 3) or "shared" (an
       identical-interest game: the opponents' reward is the agent's own, so
       its own critic is their soft Q).
+    policy_form: MAI: "conditional" (the paper's: pi(a^i | s, a_hat^{-i})
+      takes the opponent model's predicted action as an input) or
+      "marginal" (the ablation matching `vpg.VPGSolver`'s marginal policies:
+      pi(a^i | s) ignores the prediction, and eq. 8 makes it a soft best
+      response to the opponent model's marginal rho(.|s)).
     importance_samples: MAI: samples per state in its self-normalised
       importance estimates: the opponent model's fit (eq. 5) and, with
       "estimated", the reward estimate's gradient (eq. 7).
@@ -111,6 +117,7 @@ class Settings:
   annealing_steps: int = 3000
   opponent_model: str = "variational"
   opponent_reward: str = "estimated"
+  policy_form: str = "conditional"
   importance_samples: int = 16
   importance_states: int = 32
   exploration_noise: float = 0.1
@@ -148,6 +155,9 @@ class Settings:
     if self.opponent_model not in OPPONENT_MODELS:
       raise ValueError(f"opponent_model must be one of {OPPONENT_MODELS}, "
                        f"got {self.opponent_model!r}")
+    if self.policy_form not in POLICY_FORMS:
+      raise ValueError(f"policy_form must be one of {POLICY_FORMS}, "
+                       f"got {self.policy_form!r}")
     if self.opponent_reward not in OPPONENT_REWARDS:
       raise ValueError(f"opponent_reward must be one of {OPPONENT_REWARDS}, "
                        f"got {self.opponent_reward!r}")

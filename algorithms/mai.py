@@ -95,8 +95,10 @@ class MAIAgent(continuous_common.ReplayAgent):
     observation_size = spec.observation_size
     hidden = settings.hidden_sizes
     rng = self.init_rng
-    self.policy = MLP(observation_size + self.others_size, hidden,
-                      2 * spec.action_size, rng, "policy")
+    self.conditional = settings.policy_form == "conditional"
+    self.policy = MLP(
+        observation_size + (self.others_size if self.conditional else 0),
+        hidden, 2 * spec.action_size, rng, "policy")
     self.critic = MLP(observation_size + joint_size, hidden, 1, rng, "critic")
     self.target_critic = MLP(observation_size + joint_size, hidden, 1, rng,
                              "target_critic")
@@ -150,9 +152,11 @@ class MAIAgent(continuous_common.ReplayAgent):
     return tf.reshape(actions, (-1, self.others_size)), log_densities
 
   def own_action(self, observations, predicted, noise):
-    """a ~ pi(.|s, a_hat): the own box action (B, d) and log pi (B,)."""
-    mean, log_std = continuous_common.gaussian_head(
-        self.policy(tf.concat([observations, predicted], axis=-1)))
+    """a ~ pi(.|s, a_hat): the own box action (B, d) and log pi (B,); the
+    marginal policy form ignores a_hat."""
+    inputs = (tf.concat([observations, predicted], axis=-1)
+              if self.conditional else observations)
+    mean, log_std = continuous_common.gaussian_head(self.policy(inputs))
     return continuous_common.squashed_gaussian(mean, log_std, noise)
 
   def joint_value(self, network, observations, own, others):
@@ -252,8 +256,17 @@ class MAIAgent(continuous_common.ReplayAgent):
     from the prior pibar. Eq. 8 is a KL divergence for each a_hat, so the
     minimiser is the same for any a_hat distribution; drawing from pibar
     too keeps pi(.|s, a_hat) the best response to the predictions that the
-    opponent model's fit (eq. 5) evaluates and may move to."""
+    opponent model's fit (eq. 5) evaluates and may move to. The marginal
+    policy form draws a_hat from rho only: its pi(.|s) is then the soft best
+    response to rho(.|s)."""
     predicted, _ = self.predict_opponents(observations, noise["opponents"])
+    if not self.conditional:
+      batch_size = tf.shape(observations)[0]
+      actions, log_pi = self.own_action(observations, predicted,
+                                        noise["own"][:batch_size])
+      q_values = self.joint_value(self.critic, observations, actions,
+                                  tf.stop_gradient(predicted))
+      return tf.reduce_mean(alpha * log_pi - q_values)
     predicted = tf.stop_gradient(tf.concat(
         [predicted, noise["prior_opponents"]], axis=0))
     observations = tf.concat([observations, observations], axis=0)
@@ -375,8 +388,15 @@ class MAIAgent(continuous_common.ReplayAgent):
   # Actions.
 
   def _policy_actions(self, observations, deterministic):
-    """a_hat ~ rho(.|s), a ~ pi(.|s, a_hat); the modes if deterministic."""
+    """a_hat ~ rho(.|s), a ~ pi(.|s, a_hat); the modes if deterministic.
+    The marginal policy form draws a ~ pi(.|s) only."""
     batch_size = tf.shape(observations)[0]
+    if not self.conditional:
+      own_noise = (tf.zeros((batch_size, self.spec.action_size))
+                   if deterministic else
+                   self.generator.normal((batch_size, self.spec.action_size)))
+      actions, _ = self.own_action(observations, None, own_noise)
+      return actions
     if deterministic:
       opponent_noise = tf.zeros((batch_size, self.others_size))
       own_noise = tf.zeros((batch_size, self.spec.action_size))

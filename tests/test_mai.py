@@ -55,11 +55,15 @@ def reference_losses(agent, batch, noise, alpha):
     return mlp(network, np.concatenate(
         [states, joint(player, own_action, other_action)], -1))[:, 0]
 
+  def policy(states, predicted):
+    """pi's outputs at (s, a_hat); the marginal form ignores a_hat."""
+    return mlp(agent.policy, np.concatenate([states, predicted], -1)
+               if agent.conditional else states)
+
   predicted_next, log_rho_next = squashed_sample(
       mlp(agent.opponent_model, s_next), noise["next_opponents"])
   own_next, log_pi_next = squashed_sample(
-      mlp(agent.policy, np.concatenate([s_next, predicted_next], -1)),
-      noise["next_own"])
+      policy(s_next, predicted_next), noise["next_own"])
   # eq. 9; the empirical opponent model has no opponent KL term.
   opponent_kl = 0.0 if agent.empirical_model else log_rho_next + LOG_2
   value_next = (q(agent.target_critic, s_next, own_next, predicted_next)
@@ -67,16 +71,18 @@ def reference_losses(agent, batch, noise, alpha):
   target = settings.reward_scale * reward + settings.discount * (
       1 - done) * value_next
   critic = 0.5 * np.mean((q(agent.critic, s, own, other) - target)**2)
-  # eqs. 8 and 10, a_hat half from rho, half from the prior.
+  # eqs. 8 and 10, a_hat half from rho, half from the prior (the marginal
+  # form: from rho only, and pi ignores it).
   predicted, _ = squashed_sample(mlp(agent.opponent_model, s),
                                  noise["opponents"])
-  predicted = np.concatenate([predicted, noise["prior_opponents"]])
-  s_twice = np.concatenate([s, s])
-  action, log_pi = squashed_sample(
-      mlp(agent.policy, np.concatenate([s_twice, predicted], -1)),
-      noise["own"])
-  policy = np.mean(alpha * log_pi
-                   - q(agent.critic, s_twice, action, predicted))
+  own_noise = noise["own"][:len(s)]
+  if agent.conditional:
+    predicted = np.concatenate([predicted, noise["prior_opponents"]])
+    s, own_noise = np.concatenate([s, s]), noise["own"]
+  action, log_pi = squashed_sample(policy(s, predicted), own_noise)
+  policy_loss = np.mean(alpha * log_pi - q(agent.critic, s, action,
+                                           predicted))
+  s = batch["observation"]
   opponent_q = (agent.opponent_critics[0] if agent.estimates_rewards else
                 agent.critic)
   # eq. 5: weighted maximum likelihood over proposals from pibar and rho.
@@ -88,9 +94,8 @@ def reference_losses(agent, batch, noise, alpha):
   proposals = np.where(from_prior, noise["prior_proposals"], model_proposals)
   log_rho_proposals = log_density(rho_outputs, proposals)
   log_proposal = np.logaddexp(-LOG_2, log_rho_proposals) - LOG_2
-  proposal_actions, _ = squashed_sample(
-      mlp(agent.policy, np.concatenate([s_rep, proposals], -1)),
-      noise["proposal_own"])
+  proposal_actions, _ = squashed_sample(policy(s_rep, proposals),
+                                        noise["proposal_own"])
   log_weights = (q(opponent_q, s_rep, proposal_actions, proposals) / alpha
                  - LOG_2 - log_proposal).reshape(-1, k)
   weights = np.exp(log_weights - log_weights.max(1, keepdims=True))
@@ -100,7 +105,7 @@ def reference_losses(agent, batch, noise, alpha):
   if agent.empirical_model:  # maximum likelihood of the observed actions
     opponent_model = -np.mean(log_density(mlp(agent.opponent_model, s),
                                           other))
-  losses = {"critic": critic, "policy": policy,
+  losses = {"critic": critic, "policy": policy_loss,
             "opponent_model": opponent_model}
   if agent.estimates_rewards:
     s_rep, own_rep = np.repeat(s[:m], k, 0), np.repeat(own[:m], k, 0)
@@ -138,14 +143,19 @@ def random_noise(rng, size=4, samples=3, states=2):
   return noise
 
 
-@pytest.mark.parametrize("opponent_model,opponent_reward", [
-    ("variational", "estimated"), ("variational", "shared"),
-    ("empirical", "estimated")])
+@pytest.mark.parametrize("opponent_model,opponent_reward,policy_form", [
+    ("variational", "estimated", "conditional"),
+    ("variational", "shared", "conditional"),
+    ("empirical", "estimated", "conditional"),
+    ("variational", "estimated", "marginal"),
+    ("empirical", "estimated", "marginal")])
 @pytest.mark.parametrize("player", [0, 1])
-def test_losses_match_the_formulas(opponent_model, opponent_reward, player):
+def test_losses_match_the_formulas(opponent_model, opponent_reward,
+                                   policy_form, player):
   rng = np.random.default_rng(player)
   settings = dataclasses.replace(TINY, opponent_model=opponent_model,
-                                 opponent_reward=opponent_reward)
+                                 opponent_reward=opponent_reward,
+                                 policy_form=policy_form)
   agent = mai.MAIAgent(player, SPEC, settings, seed=0)
   randomise([agent], rng)
   batch, noise = random_batch(rng), random_noise(rng)
@@ -328,17 +338,18 @@ def test_checkpoint_restores_identical_actions_and_training(tmp_path):
       tmp_path)
 
 
-@pytest.mark.parametrize("game_string,opponent_model,opponent_reward", [
-    ("python_vsg_differential(horizon=3)", "variational", "shared"),
-    ("python_vsg_routing(horizon=3,num_players=2)", "variational",
-     "estimated"),
-    ("python_vsg_routing(horizon=3,num_players=2)", "empirical",
-     "estimated")])
-def test_smoke_run_is_finite(game_string, opponent_model, opponent_reward):
+ROUTING = "python_vsg_routing(horizon=3,num_players=2)"
+
+
+@pytest.mark.parametrize("game_string,overrides", [
+    ("python_vsg_differential(horizon=3)", {"opponent_reward": "shared"}),
+    (ROUTING, {}),
+    (ROUTING, {"opponent_model": "empirical"}),
+    (ROUTING, {"policy_form": "marginal"})])
+def test_smoke_run_is_finite(game_string, overrides):
   game = pyspiel.load_game(game_string)
   environment = continuous_common.ContinuousEnvironment(game, seed=1)
-  settings = dataclasses.replace(TINY, opponent_model=opponent_model,
-                                 opponent_reward=opponent_reward)
+  settings = dataclasses.replace(TINY, **overrides)
   agents = mai.make_agents(environment.spec, settings, seed=1)
   returns = play(environment, agents, 3)
   assert np.all(np.isfinite(returns))
@@ -354,6 +365,7 @@ def test_smoke_run_is_finite(game_string, opponent_model, opponent_reward):
     ("final_temperature", 0.0, "final_temperature must be finite and > 0"),
     ("opponent_reward", "oracle", "opponent_reward must be one of"),
     ("opponent_model", "exact", "opponent_model must be one of"),
+    ("policy_form", "joint", "policy_form must be one of"),
     ("replay_capacity", 64, "replay_capacity must be >= batch_size"),
     ("hidden_sizes", (), "hidden_sizes must be one or more widths"),
 ])
