@@ -20,6 +20,9 @@ import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
 
+# The baselines' settings are the shared ones.
+Settings = continuous_common.Settings
+
 
 class DDPGAgent(continuous_common.DeterministicPolicyAgent):
   """Agent `player_id` of independent DDPG: its critic sees its own action

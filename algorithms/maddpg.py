@@ -21,6 +21,9 @@ import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
 
+# The baselines' settings are the shared ones.
+Settings = continuous_common.Settings
+
 
 class MADDPGAgent(continuous_common.DeterministicPolicyAgent):
   """Agent `player_id` of MADDPG: its critic sees the joint action. The

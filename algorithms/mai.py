@@ -19,6 +19,9 @@ others' actions. It keeps
     maximum likelihood to the opponents' observed actions,
     -E_D[sum_j log rho_j(a^j|s)], the soft value has no opponent KL term,
     and there are no reward estimates;
+  * with policy_form="marginal" (an ablation) the policy is pi_theta(a^i|s):
+    it ignores the predicted opponent action, and eq. 8 with a_hat ~ rho
+    makes it a soft best response to rho's marginal;
   * with opponent_reward="estimated", for every opponent j a reward estimate
     rhat_psi^j(s, a^j, a^{-j}) and a critic Q^j of j's soft value under it
     (with a target network); with "shared" (identical-interest games) the
@@ -65,13 +68,76 @@ every network group with its own loss only (the other losses' gradients on
 that group are discarded), then moves the target networks by Polyak
 averaging. Acting (Algorithm 2): a_hat ~ rho(.|s), then a ~ pi(.|s, a_hat);
 the deterministic (evaluation) action uses the modes of both.
+
+The file reads top to bottom: `Settings`; `MAIAgent`'s networks; the policy
+and critic losses (eqs. 8-10); opponent modelling (Algorithm 3: eq. 5 and the
+reward fit of eqs. 6-7); acting; and `train`, Algorithm 2's loop. The replay
+buffer, the step protocol and the update's Adam step are the baselines' too
+(`continuous_common.ReplayAgent`).
 """
+
+import dataclasses
+
 
 import numpy as np
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms.continuous_common import MLP
+
+OPPONENT_MODELS = ("variational", "empirical")
+OPPONENT_REWARDS = ("estimated", "shared")
+POLICY_FORMS = ("conditional", "marginal")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(continuous_common.Settings):
+  """MAI's settings: the shared ones (`continuous_common.Settings`: networks,
+  optimiser, replay, discount, reward scale, temperature) and these.
+
+  Attributes:
+    opponent_model: "variational" (the paper's: rho is the optimum of
+      Prop. 5.9, eq. 5, the opponents' soft response to the agent's own
+      conditional policy) or "empirical" (the ablation matching
+      `vpg.VPGSolver`'s empirical model: rho fitted by maximum likelihood to
+      the opponents' observed actions, with no reward estimate and no
+      opponent KL term in the soft value).
+    opponent_reward: with the variational opponent model, how an agent knows
+      its opponents' rewards for Prop. 5.9: "estimated" (reward estimates
+      fitted to the opponents' observed actions, Algorithm 3, eqs. 6-7) or
+      "shared" (an identical-interest game: the opponents' reward is the
+      agent's own, so its own critic is their soft Q).
+    policy_form: "conditional" (the paper's: pi(a^i | s, a_hat^{-i}) takes
+      the opponent model's predicted action as an input) or "marginal" (the
+      ablation matching `vpg.VPGSolver`'s marginal policies: pi(a^i | s)
+      ignores the prediction, and eq. 8 makes it a soft best response to the
+      opponent model's marginal rho(.|s)).
+    importance_samples: samples per state in the self-normalised importance
+      estimates: the opponent model's fit (eq. 5) and, with "estimated", the
+      reward estimate's gradient (eq. 7).
+    importance_states: how many states of each batch (at most all) those
+      estimates use; each costs importance_samples network rows.
+
+  Raises:
+    ValueError: naming the setting and its allowed values.
+  """
+  opponent_model: str = "variational"
+  opponent_reward: str = "estimated"
+  policy_form: str = "conditional"
+  importance_samples: int = 16
+  importance_states: int = 32
+
+  def __post_init__(self):
+    super().__post_init__()
+    for name, allowed in (("opponent_model", OPPONENT_MODELS),
+                          ("opponent_reward", OPPONENT_REWARDS),
+                          ("policy_form", POLICY_FORMS)):
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got "
+                         f"{getattr(self, name)!r}")
+    for name in ("importance_samples", "importance_states"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class MAIAgent(continuous_common.ReplayAgent):
@@ -80,7 +146,7 @@ class MAIAgent(continuous_common.ReplayAgent):
   Args:
     player_id: the player this agent controls.
     spec: the `EnvironmentSpec` (players, observation and action sizes).
-    settings: a `continuous_common.Settings`.
+    settings: a `Settings`.
     seed: seeds the weights, the replay sampling and every action.
     name: the tf.Module name.
   """
@@ -179,7 +245,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     return continuous_common.uniform_log_density(self.spec.action_size)
 
   # -------------------------------------------------------------------------
-  # Losses.
+  # The policy and critic losses (eqs. 8-10).
 
   def sample_noise(self, batch_size):
     """The standard normal draws of one update's reparameterised samples."""
@@ -273,6 +339,10 @@ class MAIAgent(continuous_common.ReplayAgent):
     actions, log_pi = self.own_action(observations, predicted, noise["own"])
     q_values = self.joint_value(self.critic, observations, actions, predicted)
     return tf.reduce_mean(alpha * log_pi - q_values)
+
+  # -------------------------------------------------------------------------
+  # Opponent modelling (Algorithm 3): rho (eq. 5) and the reward fit
+  # (eqs. 6-7).
 
   def opponent_model_loss(self, observations, noise, alpha):
     """Eq. 5 (Prop. 5.9), rho_j ∝ pibar_j exp(E_{a ~ pi(.|s, a_hat)}
@@ -408,7 +478,27 @@ class MAIAgent(continuous_common.ReplayAgent):
     return actions
 
 
+# ---------------------------------------------------------------------------
+# Algorithm 2's loop.
+
+
 def make_agents(spec, settings, seed):
   """One `MAIAgent` per player, seeded by (seed, player)."""
   return [MAIAgent(player, spec, settings, seed, name=f"mai_{player}")
           for player in range(spec.num_players)]
+
+
+def train(game, settings, seed, episodes):
+  """Algorithm 2 on a game with a continuous interface: every agent acts
+  (a_hat ~ rho, a ~ pi), stores the transition and takes its updates at
+  every step (`ReplayAgent.step`), for `episodes` episodes.
+
+  Returns:
+    (agents, returns): the trained `MAIAgent`s and the training returns,
+    shape (episodes, num_players).
+  """
+  environment = continuous_common.ContinuousEnvironment(game, seed)
+  agents = make_agents(environment.spec, settings, seed)
+  returns = [continuous_common.play_episode(environment, agents)
+             for _ in range(episodes)]
+  return agents, np.array(returns)

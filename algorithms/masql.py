@@ -19,6 +19,9 @@ units) is MAI's. With a ~ pi_i(.|s) and a^{-i} ~ pi_{-i}(.|s):
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
+
+# The baselines' settings are the shared ones.
+Settings = continuous_common.Settings
 from vsg_spiel.algorithms.continuous_common import MLP
 
 

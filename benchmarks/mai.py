@@ -84,8 +84,8 @@ def main(argv):
   start, start_cpu = time.perf_counter(), time.process_time()
   game = experiment.load_game()
   environment = continuous_common.ContinuousEnvironment(game, _SEED.value)
-  agents = mai.make_agents(environment.spec, experiment.agent_settings(),
-                           _SEED.value)
+  agents = mai.make_agents(environment.spec,
+                           experiment.agent_settings("mai", game), _SEED.value)
   setup_seconds = time.perf_counter() - start
   environment.reset = timers.wrap("environment", environment.reset)
   environment.step = timers.wrap("environment", environment.step)
@@ -96,12 +96,13 @@ def main(argv):
   with tempfile.TemporaryDirectory() as directory:
     write = timers.wrap("checkpoints", checkpoint.write)
     for episode in range(experiment.episodes):
-      returns.append(run_mai.play_episode(environment, agents)[0])
+      returns.append(continuous_common.play_episode(environment,
+                                                    agents)[0])
       if (episode + 1) % experiment.block_episodes == 0:
         write(os.path.join(directory, f"ckpt-{episode + 1}"))
   total = time.perf_counter() - start
   cpu = time.process_time() - start_cpu
-  final = run_mai.evaluate_differential(environment, agents)
+  final = run_mai.evaluate(environment, agents, experiment.evaluation_samples)
   steps = experiment.episodes * experiment.steps
   print(f"MAI, differential game, {experiment.episodes} episodes x "
         f"{experiment.steps} steps = {steps} steps, 2 agents, seed "

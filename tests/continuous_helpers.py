@@ -61,22 +61,18 @@ def to_tensors(data):
 
 
 def play(environment, agents, episodes):
-  """Trains the agents for some episodes, checking that every action is in
+  """Trains the agents for some episodes (`continuous_common.play_episode`)
+  and checks that every joint action stored in their replay buffers is in
   the box; returns the returns (episodes, N)."""
-  returns = []
-  for _ in range(episodes):
-    time_step = environment.reset()
-    total = np.zeros(environment.num_players)
-    while True:
-      outputs = [agent.step(time_step) for agent in agents]
-      if time_step.last():
-        break
-      actions = np.stack([output.action for output in outputs])
-      assert np.all(np.abs(actions) <= 1.0)
-      time_step = environment.step(actions)
-      total += time_step.rewards
-    returns.append(total)
-  return np.array(returns)
+  returns = np.array([continuous_common.play_episode(environment, agents)
+                      for _ in range(episodes)])
+  for agent in agents:
+    fields = agent.replay.field_sizes
+    begin = fields["observation"]
+    stored = agent.replay.rows.numpy()[:int(agent.replay.size.numpy()),
+                                        begin:begin + fields["joint_action"]]
+    assert len(stored) and np.all(np.abs(stored) <= 1.0)
+  return returns
 
 
 def assert_checkpoints_restore(make_agents, environment, observations,

@@ -12,6 +12,8 @@ from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms import ddpg
 from vsg_spiel.algorithms import maddpg
 from vsg_spiel.algorithms import masql
+from vsg_spiel.eval import run_mai
+from vsg_spiel.games import routing
 
 from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
 from continuous_helpers import random_batch, randomise, squashed_sample
@@ -185,7 +187,7 @@ def test_checkpoint_restores_identical_actions_and_training(name, tmp_path):
   returns = assert_checkpoints_restore(
       lambda seed: MODULES[name].make_agents(environment.spec, TINY, seed),
       environment,
-      environment.observation_of(np.arange(3), np.zeros(3, int)), 2,
+      routing.step_regime_one_hot(np.arange(3), np.zeros(3, int), 3, 2), 2,
       tmp_path)
   assert np.all(np.isfinite(returns))
 
@@ -231,7 +233,7 @@ def test_environment_maps_box_actions_and_seeds_regimes_per_episode():
       [[0.0, 0.0], [1.0, -1.0]])
   np.testing.assert_allclose(splits.sum(axis=-1), 1.0)
   np.testing.assert_allclose(splits[0], [1 / 3] * 3)
-  share = np.exp(continuous_common.SPLIT_LOGIT_RANGE)
+  share = np.exp(routing.RoutingContinuous.SPLIT_LOGIT_RANGE)
   np.testing.assert_allclose(splits[1], np.array([share, 1 / share, 1.0])
                              / (share + 1 / share + 1.0))
 
@@ -248,3 +250,66 @@ def test_environment_maps_box_actions_and_seeds_regimes_per_episode():
   resumed = regimes(continuous_common.ContinuousEnvironment(
       game, 3, first_episode=2), 2)
   assert straight[2:] == resumed and straight[0] != straight[1]
+
+
+class DummyGame:
+  """A continuous game defined only by its interface, as a new game's module
+  would write it: three players each pick a = 3 u in [-3, 3] (u the box
+  action, d = 1) for 2 steps; each is paid -(a - mean of the others)^2, a
+  coordination game; the observation is the one-hot step."""
+
+  def continuous_interface(self):
+    return DummyInterface()
+
+
+class DummyEnvironment:
+
+  def reset(self):
+    self.step_index = 0
+    return np.eye(3, dtype=np.float32)[[0]]
+
+  def step(self, actions):
+    actions = actions[0]  # (3,) for the batch of one.
+    others = (actions.sum() - actions) / 2.0
+    self.step_index += 1
+    return (np.eye(3, dtype=np.float32)[[self.step_index]],
+            -(actions - others)[None] ** 2, self.step_index == 2)
+
+
+class DummyInterface:
+  num_players, horizon, observation_size, action_size = 3, 2, 3, 1
+  agent_settings = {}
+
+  def environment(self, seed, episode):
+    del seed, episode
+    return DummyEnvironment()
+
+  def to_game_actions(self, box_actions):
+    return 3.0 * np.asarray(box_actions, np.float64)[..., 0]
+
+  def evaluate(self, policies, samples, grid):
+    del samples, grid
+    observations = np.eye(3, dtype=np.float32)[:2]
+    box = np.stack([policy.actions(observations, deterministic=True)
+                    for policy in policies], axis=1)
+    return {"spread": float(np.ptp(self.to_game_actions(box), axis=1).max())}
+
+
+@pytest.mark.parametrize("name", ["mai", *MODULES])
+def test_a_new_game_needs_only_its_continuous_interface(name):
+  """Every agent trains and is evaluated through the game-agnostic adapter
+  and runner on a game defined by its interface alone."""
+  environment = continuous_common.ContinuousEnvironment(DummyGame(), seed=0)
+  assert environment.spec == continuous_common.EnvironmentSpec(3, 3, 1)
+  module = run_mai.ALGORITHMS[name]
+  agents = module.make_agents(environment.spec, dataclasses.replace(
+      module.Settings(), **{field.name: getattr(TINY, field.name)
+                            for field in dataclasses.fields(TINY)}), seed=0)
+  returns = play(environment, agents, 4)
+  assert returns.shape == (4, 3) and np.all(returns <= 0.0)
+  first = environment.reset()
+  assert np.array_equal(first.observations["info_state"][0], [1, 0, 0])
+  step = environment.step(np.array([[1.0], [0.0], [-1.0]]))
+  np.testing.assert_allclose(step.rewards, [-20.25, 0.0, -20.25])
+  final = run_mai.evaluate(environment, agents, samples=1)
+  assert 0.0 <= final["spread"] <= 6.0

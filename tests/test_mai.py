@@ -10,12 +10,13 @@ import tensorflow as tf
 import vsg_spiel  # noqa: F401  (registers the games)
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms import mai
+from vsg_spiel.games import differential
 
 from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
 from continuous_helpers import random_batch, randomise, squashed_sample
 from continuous_helpers import to_tensors
 
-TINY = continuous_common.Settings(
+TINY = mai.Settings(
     hidden_sizes=(4,), batch_size=4, replay_capacity=16, warmup_steps=2,
     importance_samples=3, importance_states=2, jit_compile=False,
     reward_scale=0.5, discount=0.9,
@@ -334,7 +335,7 @@ def test_checkpoint_restores_identical_actions_and_training(tmp_path):
   assert_checkpoints_restore(
       lambda seed: mai.make_agents(environment.spec, settings, seed),
       environment,
-      np.stack([environment.observation_of(t) for t in range(3)]), 3,
+      differential.step_one_hot(np.arange(3), 3), 3,
       tmp_path)
 
 
@@ -371,4 +372,4 @@ def test_smoke_run_is_finite(game_string, overrides):
 ])
 def test_bad_settings_fail_naming_the_setting(field, value, message):
   with pytest.raises(ValueError, match=message):
-    continuous_common.Settings(**{field: value})
+    mai.Settings(**{field: value})
