@@ -18,9 +18,9 @@ and one iteration (Algorithm 1) does:
   2. compute every agent's soft action value (Def. 5.1), in units of 1/alpha:
        Q^i(s, a, a_hat) = r^i(s, a, a_hat) / alpha + gamma E_{s'} V^i(s'),
        V^i(s) = E_{a_hat ~ rho^i, a ~ pi_i(.|s, a_hat)}[Q^i - log pi_i],
-     exactly by backward induction (mode="planning", the default) or from
-     sampled play (mode="sampled": decentralised soft Q-learning, each agent
-     sees states, its own reward and the others' actions only);
+     exactly by backward induction (`VPGSolver`) or from sampled play
+     (`SampledVPGSolver`: decentralised soft Q-learning, each agent sees
+     states, its own reward and the others' actions only);
   3. take the natural-gradient step of eq. 4 for every agent at once:
        pi_i <- pi_i^(1 - beta) * exp(beta * Q^i) / Z,   beta = `step`,
      (beta = 1 is the soft best response of Prop. 5.2). The marginal form uses
@@ -29,7 +29,10 @@ and one iteration (Algorithm 1) does:
 The played policy is the marginal pi_i(a|s) = sum_a_hat rho^i(a_hat|s)
 pi_i(a|s, a_hat); `policy()` returns it as an OpenSpiel policy. All arrays are
 [state, own action, predicted joint action of the others] and every update is
-vectorised over states and joint actions.
+vectorised over states and joint actions. The class reads in Algorithm 1's
+order: its interface, then steps 1, 2 and 3; `SampledVPGSolver` overrides
+only what sampled play changes (what the agents observe, where the soft
+values come from, the variational model's soft Q).
 """
 
 import numpy as np
@@ -40,7 +43,6 @@ from vsg_spiel import profiles
 
 OPPONENT_MODELS = ("exact", "empirical", "variational")
 POLICY_FORMS = ("conditional", "marginal")
-MODES = ("planning", "sampled")
 OPPONENT_PRIORS = ("uniform", "empirical", "previous")
 
 
@@ -93,7 +95,7 @@ class VPGSolver:
       a callable iteration -> beta (e.g. shrinking with an annealed alpha).
     opponent_model: "exact", "empirical" or "variational".
     policy_form: "conditional" (pi_i(a|s,a_hat), the paper's) or "marginal".
-    seed: seeds the sampled mode.
+    seed: seeds the play of `SampledVPGSolver`.
     oracle_reward: the variational model uses the opponents' true rewards
       instead of fitted estimates (the ablation).
     opponent_prior: pibar of Prop. 5.9: "uniform", "empirical" (the observed
@@ -101,8 +103,6 @@ class VPGSolver:
     prior_count: pseudo-count of the uniform prior of the empirical model.
     reward_learning_rate: step of the eqs. 8-9 gradient on the reward
       estimates (in units of alpha).
-    mode: "planning" (exact expectations) or "sampled" (decentralised).
-    episodes_per_iteration, q_learning_rate: of the sampled mode.
     initial_profile: the starting policies (a profile of the game's
       MarkovGame; every conditional slice starts at it); uniform by default.
       The opponent models start at the others' starting policies.
@@ -111,28 +111,19 @@ class VPGSolver:
   def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",
                policy_form="conditional", seed=None, *, oracle_reward=False,
                opponent_prior="uniform", prior_count=1.0,
-               reward_learning_rate=1.0, mode="planning",
-               episodes_per_iteration=64, q_learning_rate=0.5,
-               initial_profile=None):
+               reward_learning_rate=1.0, initial_profile=None):
     if not callable(temperature):
       check_temperature(temperature)
     if not callable(step):
       check_step(step)
     _check_choice("opponent_model", opponent_model, OPPONENT_MODELS)
     _check_choice("policy_form", policy_form, POLICY_FORMS)
-    _check_choice("mode", mode, MODES)
     _check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
     if prior_count <= 0:
       raise ValueError(f"prior_count must be > 0; got {prior_count}")
     if reward_learning_rate <= 0:
       raise ValueError("reward_learning_rate must be > 0; got "
                        f"{reward_learning_rate}")
-    if episodes_per_iteration < 1:
-      raise ValueError("episodes_per_iteration must be >= 1; got "
-                       f"{episodes_per_iteration}")
-    if not 0.0 < q_learning_rate <= 1.0:
-      raise ValueError(f"q_learning_rate must be in (0, 1]; got "
-                       f"{q_learning_rate}")
     self.mgame = exploitability.markov_game(game)
     self.temperature = temperature
     self.step = step
@@ -142,9 +133,6 @@ class VPGSolver:
     self.opponent_prior = opponent_prior
     self.prior_count = float(prior_count)
     self.reward_learning_rate = float(reward_learning_rate)
-    self.mode = mode
-    self.episodes_per_iteration = int(episodes_per_iteration)
-    self.q_learning_rate = float(q_learning_rate)
     self._rng = np.random.default_rng(seed)
     self._iteration = 0
 
@@ -175,11 +163,6 @@ class VPGSolver:
     self.reward_estimates = [
         {j: np.zeros(mgame.rewards.shape[1:]) for j in self._others[i]}
         for i in range(num_players)]
-    # Sampled mode: soft Q estimates (own-first) and opponents' soft Q.
-    self.q_estimates = [np.zeros(r.shape) for r in self._own_rewards]
-    self.opponent_q_estimates = [
-        {j: np.zeros(mgame.rewards.shape[1:]) for j in self._others[i]}
-        for i in range(num_players)]
     self._refresh_joint_models()
 
   # --------------------------------------------------------------------------
@@ -201,14 +184,10 @@ class VPGSolver:
   def iteration(self):
     """One VPG iteration (Algorithm 1): models, soft Q, eq. 4 step."""
     alpha = self.current_temperature()
-    if self.mode == "sampled":
-      self._learn_from_play(alpha)
-    else:
-      self._observe_expected_play()
-    self.update_opponent_models(alpha)
-    q_values = (self.q_estimates if self.mode == "sampled" else
-                self.soft_q_values(alpha))
-    for i in range(self.num_players):
+    self._observe_play(alpha)
+    self.update_opponent_models(alpha)                       # step 1
+    q_values = self._action_values(alpha)                    # step 2
+    for i in range(self.num_players):                        # step 3
       self.log_policies[i] = self._natural_gradient_step(i, q_values[i])
     self._iteration += 1
 
@@ -246,7 +225,122 @@ class VPGSolver:
     return float(np.sum(self.deviation_gains()))
 
   # --------------------------------------------------------------------------
+  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 8-9).
+
+  def _observe_play(self, alpha):
+    """What the agents observe of play before step 1: with exact planning,
+    the expected action frequencies (every state counts each player's
+    current marginal policy once)."""
+    del alpha  # Observing expectations needs no soft values.
+    for j, marginal in enumerate(self.marginal_profile()):
+      self.action_counts[j] += marginal
+    self.observations += 1
+
+  def empirical_models(self):
+    """Observed action frequencies with a uniform prior of `prior_count`."""
+    models = []
+    for counts, mask in zip(self.action_counts, self.mgame.legal_mask):
+      counts = counts + self.prior_count * mask / mask.sum(1, keepdims=True)
+      models.append(counts / counts.sum(axis=1, keepdims=True))
+    return models
+
+  def update_opponent_models(self, alpha):
+    """Step 1 of Algorithm 1: rho^i_j for every agent i and opponent j."""
+    if self.opponent_model == "exact":
+      marginals = self.marginal_profile()
+      for i in range(self.num_players):
+        for j in self._others[i]:
+          self.opponent_models[i][j] = marginals[j].copy()
+    elif self.opponent_model == "empirical":
+      empirical = self.empirical_models()
+      for i in range(self.num_players):
+        for j in self._others[i]:
+          self.opponent_models[i][j] = empirical[j]
+    else:
+      self._variational_models(alpha)
+    self._refresh_joint_models()
+
+  def _variational_models(self, alpha):
+    """rho_j(a^j|s) ∝ pibar_j(a^j|s) exp(E_{a^-j ~ rho_-j} Q^j_rho(s, a))
+    (Prop. 5.9), with agent i's own marginal for itself in rho_-j."""
+    empirical = self.empirical_models()
+    own_marginals = self.marginal_profile()
+    for i in range(self.num_players):
+      for j in self._others[i]:
+        if not self.oracle_reward:
+          self._fit_reward_estimate(i, j, empirical[j], own_marginals[i])
+        if self.opponent_prior == "uniform":
+          prior = profiles.uniform_profile(self.mgame)[j]
+        elif self.opponent_prior == "empirical":
+          prior = empirical[j]
+        else:
+          prior = self.opponent_models[i][j]
+        reward = (self.mgame.rewards[j] if self.oracle_reward else
+                  self.reward_estimates[i][j])
+        self.opponent_models[i][j] = self._variational_model(
+            i, j, reward, prior, own_marginals[i], alpha)
+
+  def _others_of(self, i, j, own_marginal, states=slice(None)):
+    """The policies agent i believes j faces: its own, and rho^i_k."""
+    return [own_marginal[states] if k == i else
+            (None if k == j else self.opponent_models[i][k][states])
+            for k in range(self.num_players)]
+
+  def _variational_model(self, i, j, reward, prior, own_marginal, alpha):
+    """Agent i's model of j by the soft backward recursion of Prop. 5.9."""
+    mgame = self.mgame
+    legal = mgame.legal_mask[j]
+    log_prior = np.where(legal, np.log(np.maximum(prior, 1e-300)), 0.0)
+    model = np.zeros(prior.shape)
+    values = np.zeros(mgame.num_states)
+    for layer_index in reversed(range(len(mgame.layers))):
+      layer = mgame.layers[layer_index]
+      q_joint = (reward[layer] / alpha + mgame.discount *
+                 mgame.expected_next(layer_index, values))
+      expected_q = core.expect_over_actions(
+          q_joint, _fill(self._others_of(i, j, own_marginal, layer), j,
+                         legal[layer]), keep=j)
+      logits = log_prior[layer] + expected_q
+      model[layer] = np.exp(log_softmax(logits, legal[layer], axis=1))
+      values[layer] = log_sum_exp(logits, legal[layer], axis=1)
+    return model
+
+  def _fit_reward_estimate(self, i, j, observed, own_marginal):
+    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 8-9).
+
+    The transition factors of the two trajectory distributions cancel, so
+    the objective is E_s KL(observed_j(.|s) || rho_j(.|s)); its gradient in
+    rhat_j(s, a)/alpha, holding the continuation fixed, is the data's minus
+    the model's expected reward features:
+      rho_-j(a^-j|s) (observed_j(a^j|s) - rho_j(a^j|s)).
+    """
+    others = _fill(self._others_of(i, j, own_marginal), j, None)
+    features = np.ones((self.mgame.num_states,) + (1,) * self.num_players)
+    for k, policy in enumerate(others):
+      shape = [self.mgame.num_states] + [1] * self.num_players
+      shape[1 + k] = self.mgame.num_actions[k]
+      factor = (observed - self.opponent_models[i][j] if k == j else policy)
+      features = features * factor.reshape(shape)
+    self.reward_estimates[i][j] += self.reward_learning_rate * (
+        self.current_temperature() * features)
+
+  def _refresh_joint_models(self):
+    self._joint_models = [
+        joint_distribution([self.opponent_models[i][j]
+                            for j in self._others[i]])
+        for i in range(self.num_players)]
+
+  def _true_joint_models(self):
+    marginals = self.marginal_profile()
+    return [joint_distribution([marginals[j] for j in self._others[i]])
+            for i in range(self.num_players)]
+
+  # --------------------------------------------------------------------------
   # Step 2: soft action values (Def. 5.1), exact.
+
+  def _action_values(self, alpha):
+    """The Q^i that step 3 uses: exact, by backward induction."""
+    return self.soft_q_values(alpha)
 
   def soft_q_values(self, alpha=None, opponent="model"):
     """Every agent's soft Q^i(s, a, a_hat) in units of 1/alpha (Def. 5.1).
@@ -309,123 +403,91 @@ class VPGSolver:
     return log_softmax(logits, legal, axis=1)
 
   # --------------------------------------------------------------------------
-  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 8-9).
+  # What Theorem 4.2 bounds, measured (DESIGN.md).
 
-  def _observe_expected_play(self):
-    """Planning mode observes the expected action frequencies: every
-    state counts each player's current marginal policy once."""
-    for j, marginal in enumerate(self.marginal_profile()):
-      self.action_counts[j] += marginal
-    self.observations += 1
-
-  def empirical_models(self):
-    """Observed action frequencies with a uniform prior of `prior_count`."""
-    models = []
-    for counts, mask in zip(self.action_counts, self.mgame.legal_mask):
-      counts = counts + self.prior_count * mask / mask.sum(1, keepdims=True)
-      models.append(counts / counts.sum(axis=1, keepdims=True))
-    return models
-
-  def update_opponent_models(self, alpha):
-    """Step 1 of Algorithm 1: rho^i_j for every agent i and opponent j."""
-    if self.opponent_model == "exact":
-      marginals = self.marginal_profile()
-      for i in range(self.num_players):
-        for j in self._others[i]:
-          self.opponent_models[i][j] = marginals[j].copy()
-    elif self.opponent_model == "empirical":
-      empirical = self.empirical_models()
-      for i in range(self.num_players):
-        for j in self._others[i]:
-          self.opponent_models[i][j] = empirical[j]
-    else:
-      self._variational_models(alpha)
-    self._refresh_joint_models()
-
-  def _variational_models(self, alpha):
-    """rho_j(a^j|s) ∝ pibar_j(a^j|s) exp(E_{a^-j ~ rho_-j} Q^j_rho(s, a))
-    (Prop. 5.9), with agent i's own marginal for itself in rho_-j."""
-    empirical = self.empirical_models()
-    own_marginals = self.marginal_profile()
-    for i in range(self.num_players):
-      for j in self._others[i]:
-        if not self.oracle_reward:
-          self._fit_reward_estimate(i, j, empirical[j], own_marginals[i])
-        if self.opponent_prior == "uniform":
-          prior = profiles.uniform_profile(self.mgame)[j]
-        elif self.opponent_prior == "empirical":
-          prior = empirical[j]
-        else:
-          prior = self.opponent_models[i][j]
-        reward = (self.mgame.rewards[j] if self.oracle_reward else
-                  self.reward_estimates[i][j])
-        self.opponent_models[i][j] = self._prop_5_9(
-            i, j, reward, prior, own_marginals[i], alpha)
-
-  def _others_of(self, i, j, own_marginal, states=slice(None)):
-    """The policies agent i believes j faces: its own, and rho^i_k."""
-    return [own_marginal[states] if k == i else
-            (None if k == j else self.opponent_models[i][k][states])
-            for k in range(self.num_players)]
-
-  def _prop_5_9(self, i, j, reward, prior, own_marginal, alpha):
-    """Agent i's model of j by the soft backward recursion of Prop. 5.9."""
+  def elbo_gaps(self):
+    """Per agent, under q (the opponents drawn from rho^i and seen by the
+    agent): the best response's value minus the policy's value, in reward
+    units. In the conditional form the best response may condition on the
+    predicted action; in the marginal form it may not."""
     mgame = self.mgame
-    legal = mgame.legal_mask[j]
-    log_prior = np.where(legal, np.log(np.maximum(prior, 1e-300)), 0.0)
-    model = np.zeros(prior.shape)
-    if self.mode == "sampled":
-      expected_q = core.expect_over_actions(
-          self.opponent_q_estimates[i][j],
-          _fill(self._others_of(i, j, own_marginal), j, legal), keep=j)
-      return np.exp(log_softmax(log_prior + expected_q, legal, axis=1))
-    values = np.zeros(mgame.num_states)
+    policy_values = np.zeros((mgame.num_states, self.num_players))
+    best_values = np.zeros((mgame.num_states, self.num_players))
+    stacked = np.concatenate([policy_values, best_values], axis=1)
     for layer_index in reversed(range(len(mgame.layers))):
       layer = mgame.layers[layer_index]
-      q_joint = (reward[layer] / alpha + mgame.discount *
-                 mgame.expected_next(layer_index, values))
-      expected_q = core.expect_over_actions(
-          q_joint, _fill(self._others_of(i, j, own_marginal, layer), j,
-                         legal[layer]), keep=j)
-      logits = log_prior[layer] + expected_q
-      model[layer] = np.exp(log_softmax(logits, legal[layer], axis=1))
-      values[layer] = log_sum_exp(logits, legal[layer], axis=1)
-    return model
+      continuation = mgame.expected_next(layer_index, stacked)
+      for i in range(self.num_players):
+        joint_model = self._joint_models[i][layer]
+        legal = self._legal[i][layer]
+        policy = np.exp(self.log_policies[i][layer])
+        own = self._own_rewards[i][layer]
+        on_policy = own + mgame.discount * own_first(
+            continuation[..., i], i, self.num_players)
+        best = own + mgame.discount * own_first(
+            continuation[..., self.num_players + i], i, self.num_players)
+        if self.policy_form == "marginal":
+          on_policy = np.einsum("saj,sj->sa", on_policy, joint_model)[..., None]
+          best = np.einsum("saj,sj->sa", best, joint_model)[..., None]
+          joint_model = np.ones((len(layer), 1))
+        stacked[layer, i] = ((np.where(legal, policy * on_policy, 0.0)
+                              .sum(axis=1)) * joint_model).sum(axis=1)
+        stacked[layer, self.num_players + i] = (
+            np.where(legal, best, -np.inf).max(axis=1) * joint_model).sum(
+                axis=1)
+    start = mgame.initial_distribution @ stacked
+    return start[self.num_players:] - start[:self.num_players]
 
-  def _fit_reward_estimate(self, i, j, observed, own_marginal):
-    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 8-9).
+  def opponent_model_kl(self):
+    """max_s KL(rho^i(.|s) || pi_-i(.|s)) per agent (Prop. 5.5's eps_p)."""
+    true_models = self._true_joint_models()
+    result = []
+    for model, truth in zip(self._joint_models, true_models):
+      with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(model > 0, model * (np.log(model) - np.log(truth)),
+                         0.0)
+      result.append(max(0.0, float(np.max(terms.sum(axis=1)))))
+    return np.array(result)
 
-    The transition factors of the two trajectory distributions cancel, so
-    the objective is E_s KL(observed_j(.|s) || rho_j(.|s)); its gradient in
-    rhat_j(s, a)/alpha, holding the continuation fixed, is the data's minus
-    the model's expected reward features:
-      rho_-j(a^-j|s) (observed_j(a^j|s) - rho_j(a^j|s)).
-    """
-    others = _fill(self._others_of(i, j, own_marginal), j, None)
-    features = np.ones((self.mgame.num_states,) + (1,) * self.num_players)
-    for k, policy in enumerate(others):
-      shape = [self.mgame.num_states] + [1] * self.num_players
-      shape[1 + k] = self.mgame.num_actions[k]
-      factor = (observed - self.opponent_models[i][j] if k == j else policy)
-      features = features * factor.reshape(shape)
-    self.reward_estimates[i][j] += self.reward_learning_rate * (
-        self.current_temperature() * features)
 
-  def _refresh_joint_models(self):
-    self._joint_models = [
-        joint_distribution([self.opponent_models[i][j]
-                            for j in self._others[i]])
+class SampledVPGSolver(VPGSolver):
+  """VPG from sampled play: decentralised soft Q-learning.
+
+  Each agent sees states, its own reward and the others' actions only. Every
+  iteration plays `episodes_per_iteration` episodes on the game's tensors
+  (each agent draws a_hat ~ rho^i(.|s), then a^i ~ pi_i(.|s, a_hat)) and
+  updates by TD, towards the targets of Def. 5.1, its soft Q estimate (step
+  2), its counts of the others' actions (the empirical model of step 1) and,
+  for the variational model, its estimate of each opponent's soft Q (the
+  normaliser of Prop. 5.9). Step 3 is `VPGSolver`'s.
+
+  Args:
+    game, temperature, step, opponent_model, policy_form, seed and the
+      keyword arguments: as `VPGSolver`.
+    episodes_per_iteration: episodes played per iteration, an integer >= 1.
+    q_learning_rate: TD step in (0, 1].
+  """
+
+  def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",
+               policy_form="conditional", seed=None, *,
+               episodes_per_iteration=64, q_learning_rate=0.5, **kwargs):
+    if episodes_per_iteration < 1:
+      raise ValueError("episodes_per_iteration must be >= 1; got "
+                       f"{episodes_per_iteration}")
+    if not 0.0 < q_learning_rate <= 1.0:
+      raise ValueError(f"q_learning_rate must be in (0, 1]; got "
+                       f"{q_learning_rate}")
+    super().__init__(game, temperature, step, opponent_model, policy_form,
+                     seed, **kwargs)
+    self.episodes_per_iteration = int(episodes_per_iteration)
+    self.q_learning_rate = float(q_learning_rate)
+    # Soft Q estimates (own-first) and each agent's estimates of the others'.
+    self.q_estimates = [np.zeros(r.shape) for r in self._own_rewards]
+    self.opponent_q_estimates = [
+        {j: np.zeros(self.mgame.rewards.shape[1:]) for j in self._others[i]}
         for i in range(self.num_players)]
 
-  def _true_joint_models(self):
-    marginals = self.marginal_profile()
-    return [joint_distribution([marginals[j] for j in self._others[i]])
-            for i in range(self.num_players)]
-
-  # --------------------------------------------------------------------------
-  # Sampled (decentralised) mode.
-
-  def _learn_from_play(self, alpha):
+  def _observe_play(self, alpha):
     """Plays `episodes_per_iteration` episodes and updates, per agent, the
     soft Q estimate by TD (Def. 5.1), the action counts of the others and,
     for the variational model, its estimate of each opponent's soft Q."""
@@ -453,6 +515,21 @@ class VPGSolver:
         for j in self._others[i]:
           self._opponent_td_update(i, j, flat, ends, safe_next, own_marginal,
                                    alpha)
+
+  def _variational_model(self, i, j, reward, prior, own_marginal, alpha):
+    """Prop. 5.9 with agent i's TD estimate of j's soft Q."""
+    del reward, alpha  # Both entered the estimate through its TD targets.
+    legal = self.mgame.legal_mask[j]
+    log_prior = np.where(legal, np.log(np.maximum(prior, 1e-300)), 0.0)
+    expected_q = core.expect_over_actions(
+        self.opponent_q_estimates[i][j],
+        _fill(self._others_of(i, j, own_marginal), j, legal), keep=j)
+    return np.exp(log_softmax(log_prior + expected_q, legal, axis=1))
+
+  def _action_values(self, alpha):
+    """Step 2 from play: the TD estimates `_observe_play` updated."""
+    del alpha  # The estimates are already in units of 1/alpha.
+    return self.q_estimates
 
   def _opponent_td_update(self, i, j, flat, ends, safe_next, own_marginal,
                           alpha):
@@ -530,53 +607,6 @@ class VPGSolver:
       if chosen < end - start:
         next_states[position] = transitions.indices[start + chosen]
     return next_states
-
-  # --------------------------------------------------------------------------
-  # What Theorem 4.2 bounds, measured (DESIGN.md).
-
-  def elbo_gaps(self):
-    """Per agent, under q (the opponents drawn from rho^i and seen by the
-    agent): the best response's value minus the policy's value, in reward
-    units. In the conditional form the best response may condition on the
-    predicted action; in the marginal form it may not."""
-    mgame = self.mgame
-    policy_values = np.zeros((mgame.num_states, self.num_players))
-    best_values = np.zeros((mgame.num_states, self.num_players))
-    stacked = np.concatenate([policy_values, best_values], axis=1)
-    for layer_index in reversed(range(len(mgame.layers))):
-      layer = mgame.layers[layer_index]
-      continuation = mgame.expected_next(layer_index, stacked)
-      for i in range(self.num_players):
-        joint_model = self._joint_models[i][layer]
-        legal = self._legal[i][layer]
-        policy = np.exp(self.log_policies[i][layer])
-        own = self._own_rewards[i][layer]
-        on_policy = own + mgame.discount * own_first(
-            continuation[..., i], i, self.num_players)
-        best = own + mgame.discount * own_first(
-            continuation[..., self.num_players + i], i, self.num_players)
-        if self.policy_form == "marginal":
-          on_policy = np.einsum("saj,sj->sa", on_policy, joint_model)[..., None]
-          best = np.einsum("saj,sj->sa", best, joint_model)[..., None]
-          joint_model = np.ones((len(layer), 1))
-        stacked[layer, i] = ((np.where(legal, policy * on_policy, 0.0)
-                              .sum(axis=1)) * joint_model).sum(axis=1)
-        stacked[layer, self.num_players + i] = (
-            np.where(legal, best, -np.inf).max(axis=1) * joint_model).sum(
-                axis=1)
-    start = mgame.initial_distribution @ stacked
-    return start[self.num_players:] - start[:self.num_players]
-
-  def opponent_model_kl(self):
-    """max_s KL(rho^i(.|s) || pi_-i(.|s)) per agent (Prop. 5.5's eps_p)."""
-    true_models = self._true_joint_models()
-    result = []
-    for model, truth in zip(self._joint_models, true_models):
-      with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(model > 0, model * (np.log(model) - np.log(truth)),
-                         0.0)
-      result.append(max(0.0, float(np.max(terms.sum(axis=1)))))
-    return np.array(result)
 
 
 def geometric_annealing(initial, final, decay):

@@ -145,11 +145,11 @@ class Unsupported(Exception):
 class VPGAlgorithm:
   """A `vpg.VPGSolver`; a step is one iteration."""
 
-  def __init__(self, mgame, **solver_args):
+  def __init__(self, mgame, solver=vpg.VPGSolver, **solver_args):
     self._mgame = mgame
     # The solver enumerates its own tensors, so that its time includes them.
-    self._solver = vpg.VPGSolver(core.MarkovGame.from_openspiel(mgame.game),
-                                 **solver_args)
+    self._solver = solver(core.MarkovGame.from_openspiel(mgame.game),
+                          **solver_args)
 
   def step(self):
     self._solver.iteration()
@@ -300,7 +300,8 @@ def make_vpg_sampled(mgame, settings, reward_scale):
       mgame, temperature=settings.vpg_temperature * reward_scale,
       step=settings.vpg_step,
       opponent_model=settings.vpg_sampled_opponent_model,
-      policy_form="conditional", mode="sampled", seed=settings.seed,
+      policy_form="conditional", solver=vpg.SampledVPGSolver,
+      seed=settings.seed,
       episodes_per_iteration=settings.vpg_sampled_episodes)
 
 

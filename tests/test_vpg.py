@@ -147,9 +147,9 @@ def test_sampled_mode_learns_to_defect_in_the_prisoners_dilemma():
   """Decentralised soft Q-learning from play finds the dominant action."""
   game = pyspiel.load_game("matrix_pd")
   for opponent_model in vpg.OPPONENT_MODELS:
-    solver = vpg.VPGSolver(game, temperature=0.2, step=0.5, seed=3,
-                           opponent_model=opponent_model, mode="sampled",
-                           episodes_per_iteration=32)
+    solver = vpg.SampledVPGSolver(game, temperature=0.2, step=0.5, seed=3,
+                                  opponent_model=opponent_model,
+                                  episodes_per_iteration=32)
     for _ in range(60):
       solver.iteration()
     defect = solver.marginal_profile()
@@ -160,8 +160,8 @@ def test_sampled_mode_is_reproducible():
   game = pyspiel.load_game(ROUTING)
   runs = []
   for _ in range(2):
-    solver = vpg.VPGSolver(game, temperature=0.5, seed=11, mode="sampled",
-                           episodes_per_iteration=8)
+    solver = vpg.SampledVPGSolver(game, temperature=0.5, seed=11,
+                                  episodes_per_iteration=8)
     for _ in range(3):
       solver.iteration()
     runs.append(solver.marginal_profile())
@@ -206,12 +206,22 @@ def test_large_rewards_and_extreme_temperatures_stay_finite(
     ({"step": 1.5}, "step"),
     ({"opponent_model": "oracle"}, "opponent_model"),
     ({"policy_form": "joint"}, "policy_form"),
-    ({"mode": "online"}, "mode"),
     ({"opponent_prior": "flat"}, "opponent_prior"),
 ])
 def test_bad_arguments_raise(kwargs, message):
   with pytest.raises(ValueError, match=message):
     vpg.VPGSolver(pyspiel.load_game("matrix_rps"), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"episodes_per_iteration": 0}, "episodes_per_iteration"),
+    ({"q_learning_rate": 0.0}, "q_learning_rate"),
+    ({"q_learning_rate": 1.5}, "q_learning_rate"),
+    ({"opponent_model": "oracle"}, "opponent_model"),
+])
+def test_bad_sampled_arguments_raise(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    vpg.SampledVPGSolver(pyspiel.load_game("matrix_rps"), **kwargs)
 
 
 def test_bad_annealed_temperature_raises_when_reached():
