@@ -793,9 +793,9 @@ class RoutingContinuous:
   SPLIT_LOGIT_RANGE is 3, not larger, because the box's uniform measure is
   what the agents' warm-up explores and what the soft agents' entropy is
   measured against: at 6 most of the box maps to nearly pure splits, and
-  MAI's policies (200 x 25 episodes, `eval/run_mai.py`) stayed near-pure with
-  grid NashConv 5.2 +- 0.6 (3 seeds), the level of uniformly random play
-  (5.16); at 3 it was 2.4 +- 0.9 (2 seeds).
+  MAI's policies stayed near-pure, as bad as uniformly random play; smaller
+  ranges cap a path's share below what equilibria reach (the measurements:
+  docs/design.md, "The routing game's continuous interface").
 
   The Markov state is (step, regime), one-hot. Episode k's regimes are drawn
   with a numpy Generator seeded by (seed, k). The evaluation samples
@@ -811,11 +811,9 @@ class RoutingContinuous:
   # Stage costs are below 2.3, so rewards are scaled by 10, and the
   # temperature runs from 0.3 to 0.01. The discount is 0.5: actions do not
   # move the demand regimes, so it only scales the action-independent
-  # continuation, and at 0.95 that continuation (about -130 in scaled units)
-  # drowned the stage differences between splits (about 1) in every critic
-  # (DDPG's NashConv went from 3.7 to 1.4 on seed 0, with the split logit
-  # range at 6). The game is general-sum, so MAI estimates the opponents'
-  # rewards (its default).
+  # continuation, which at 0.95 drowned the stage differences between splits
+  # in every critic (docs/design.md). The game is general-sum, so MAI
+  # estimates the opponents' rewards (its default).
   agent_settings = {"reward_scale": 10.0, "discount": 0.5,
                     "initial_temperature": 0.3, "final_temperature": 0.01}
   figure = {"file": "figure_2b_routing.png",
