@@ -48,6 +48,9 @@ setuptools.setup(
     extras_require={
         # The report's --backend=ray runs its cells on a Ray cluster.
         "ray": ["ray>=2.60"],
+        # Peer libraries that tests and benchmarks compare against: Gambit's
+        # logit QRE is the reference of the homotopy solver.
+        "peers": ["pygambit>=16.7"],
         "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60"],
     },
     entry_points={

@@ -22,9 +22,9 @@ action w mod |A_i| (the same recommendation for all, as in coordination
 games); "random" draws seeded logit noise. VPG then moves each signal to an
 equilibrium of its own. Policies are marginal by default: in the conditional
 form, the soft best response to the predicted action has a continuum of
-fixed points whose marginals need not be equilibria (DESIGN.md), which would
-blur the device. sigma is fixed, or learned (learn_signal_distribution=True) by a
-mirror step towards the signals whose soft social value is higher: the
+fixed points whose marginals need not be equilibria (docs/design.md), which
+would blur the device. sigma is fixed, or learned
+(learn_signal_distribution=True) by a mirror step towards the signals whose soft social value is higher: the
 variational posterior q(w) ∝ sigma(w) exp(sum_i V_i(w)) of the latent signal.
 """
 
@@ -37,6 +37,8 @@ from scipy import sparse
 
 from vsg_spiel import core
 from vsg_spiel import exploitability
+from vsg_spiel import logit
+from vsg_spiel import parameters
 from vsg_spiel import profiles
 from vsg_spiel.algorithms import vpg
 
@@ -78,6 +80,7 @@ def augment_with_signal(mgame, signal_distribution):
                         (layer[-1] + 1) * num_signals)
               for layer in mgame.layers],
       discount=mgame.discount,
+      initial_rewards=mgame.initial_rewards,
       state_keys=[(key, w) for key in mgame.state_keys
                   for w in range(num_signals)])
 
@@ -93,28 +96,28 @@ class CorrelatedVPGSolver:
       social value after every iteration (step `signal_step`).
     initialisation: "distinct", "shared", "random" or "uniform".
     temperature, step, opponent_model, policy_form, seed: as `VPGSolver`.
+
+  Raises:
+    ValueError: a parameter out of range, named in the message (num_signals
+      an integer >= 1, signal_distribution finite probabilities summing to 1,
+      signal_step in (0, 1], the choices, and `VPGSolver`'s).
   """
 
   def __init__(self, game, num_signals=2, signal_distribution=None, *,
                learn_signal_distribution=False, signal_step=0.1,
                initialisation="distinct", temperature=0.05, step=0.1,
                opponent_model="exact", policy_form="marginal", seed=None):
-    if int(num_signals) != num_signals or num_signals < 1:
-      raise ValueError(f"num_signals must be an integer >= 1; got "
-                       f"{num_signals}")
-    num_signals = int(num_signals)
+    num_signals = parameters.check_integer("num_signals", num_signals, 1)
     sigma = (np.full(num_signals, 1.0 / num_signals)
              if signal_distribution is None else
-             np.asarray(signal_distribution, dtype=np.float64))
-    if (sigma.shape != (num_signals,) or np.any(sigma < 0) or
-        abs(sigma.sum() - 1.0) > 1e-9):
-      raise ValueError(f"signal_distribution must be {num_signals} "
-                       f"non-negative probabilities summing to 1; got {sigma}")
-    if initialisation not in INITIALISATIONS:
-      raise ValueError(f"unknown initialisation {initialisation!r}; choose "
-                       f"one of {INITIALISATIONS}")
-    if not 0.0 < signal_step <= 1.0:
-      raise ValueError(f"signal_step must be in (0, 1]; got {signal_step}")
+             parameters.check_probabilities("signal_distribution",
+                                            signal_distribution, num_signals))
+    if not isinstance(learn_signal_distribution, bool):
+      raise ValueError("learn_signal_distribution must be True or False; got "
+                       f"{learn_signal_distribution!r}")
+    parameters.check_choice("initialisation", initialisation, INITIALISATIONS)
+    signal_step = parameters.check_real("signal_step", signal_step, 0.0, 1.0,
+                                        low_open=True)
     self.mgame = exploitability.markov_game(game)
     self.num_signals = num_signals
     self.signal_distribution = sigma
@@ -142,9 +145,15 @@ class CorrelatedVPGSolver:
         ranks = (signals + offset) % mask.sum(axis=1)
         chosen = np.argmax(np.cumsum(mask, axis=1) > ranks[:, None], axis=1)
         logits[np.arange(len(chosen)), chosen] = 1.0
-      weights = np.exp(logits) * mask
-      profile.append(weights / weights.sum(axis=1, keepdims=True))
+      profile.append(logit.softmax(logits, mask, axis=1))
     return profile
+
+  # --------------------------------------------------------------------------
+  # The uniform solver interface.
+
+  @property
+  def iteration_count(self):
+    return self.solver.iteration_count
 
   def iteration(self):
     """One VPG iteration on the augmented game (and a sigma step)."""
@@ -160,18 +169,33 @@ class CorrelatedVPGSolver:
                self.solver.soft_values()[start].sum(axis=1))
     social = np.bincount(start % self.num_signals, weights=weights,
                          minlength=self.num_signals)
-    logits = np.log(np.maximum(self.signal_distribution, 1e-300)) + (
-        self.signal_step * social)
-    sigma = np.exp(logits - logits.max())
-    self.signal_distribution = sigma / sigma.sum()
+    with np.errstate(divide="ignore"):  # A signal of probability 0 stays 0.
+      log_sigma = np.log(self.signal_distribution)
+    self.signal_distribution = logit.softmax(
+        log_sigma + self.signal_step * social, log_sigma > -np.inf)
     self.augmented = augment_with_signal(self.mgame, self.signal_distribution)
     self.solver.mgame = self.augmented
+
+  def profile(self):
+    """pi_i(a^i | s, w) as arrays (S * W, A_i) of `self.augmented` (state
+    index s * W + w), marginal over the predicted opponent action."""
+    return self.solver.profile()
+
+  def policy(self):
+    """The correlation device: [(probability, policy)] as `correlation_device`
+    (a correlated profile is a mixture of policies, not one policy)."""
+    return self.correlation_device()[0]
+
+  def nash_conv(self):
+    """The sum of `augmented_deviation_gains`: 0 exactly at a public-signal
+    correlated equilibrium."""
+    return float(np.sum(self.augmented_deviation_gains()))
 
   def signal_policies(self):
     """pi_i(a^i | s, w): per player an array (S, W, A_i) (marginal over the
     predicted opponent action)."""
     return [policy.reshape(self.mgame.num_states, self.num_signals, -1)
-            for policy in self.solver.marginal_profile()]
+            for policy in self.profile()]
 
   def joint_distribution(self):
     """mu(a | s) = sum_w sigma(w) prod_i pi_i(a^i|s,w): (S, A_1, ..., A_N)."""
@@ -190,8 +214,8 @@ class CorrelatedVPGSolver:
 
   def player_values(self):
     """Each player's expected return under the device."""
-    return self.augmented.initial_distribution @ exploitability.policy_values(
-        self.augmented, self.solver.marginal_profile())
+    return self.augmented.start_values(exploitability.policy_values(
+        self.augmented, self.solver.profile()))
 
   def correlation_device(self):
     """[(probability, pyspiel.TabularPolicy)] on the turn-based game, as

@@ -38,13 +38,13 @@ supplies the decision-node step. Policies are kept as log-probabilities,
 arrays (num_rows, num_distinct_actions) over the engine's decision states.
 """
 
-import math
-import numbers
 from typing import Optional, Tuple
 
 import numpy as np
 from open_spiel.python import policy as policy_lib
+from open_spiel.python.mfg import tabular_distribution
 
+from vsg_spiel import logit
 from vsg_spiel import mfg_engine
 
 
@@ -55,7 +55,10 @@ def soft_bellman_step(log_prior: np.ndarray, q_values: np.ndarray,
 
   Closed form of  max_pi sum_a pi(a) [Q(a) - alpha log(pi(a) / pibar(a))]:
     pi(a) = pibar(a) exp(Q(a) / alpha) / Z,  value = alpha log Z,
-    Z = sum_a pibar(a) exp(Q(a) / alpha).
+    Z = sum_a pibar(a) exp(Q(a) / alpha),
+  normalised in log space after subtracting the largest Q on the prior's
+  support (`logit.kl_regularised_response`): finite and summing to 1 for
+  every alpha > 0, the prior where Q is tied.
 
   Args:
     log_prior: (n, num_actions) log pibar, -inf at illegal actions.
@@ -67,11 +70,8 @@ def soft_bellman_step(log_prior: np.ndarray, q_values: np.ndarray,
     (log_posterior, soft_values): (n, num_actions) log pi (-inf at illegal
     actions) and (n,) V(s).
   """
-  logits = np.where(legal, log_prior + q_values / temperature, -np.inf)
-  top = logits.max(axis=1, keepdims=True)
-  log_normaliser = top + np.log(np.sum(np.exp(logits - top), axis=1,
-                                       keepdims=True))
-  return logits - log_normaliser, temperature * log_normaliser[:, 0]
+  return logit.kl_regularised_response(log_prior, q_values, legal,
+                                       temperature, axis=1)
 
 
 def soft_backward(engine: mfg_engine.MeanFieldEngine,
@@ -109,8 +109,8 @@ class MFBayesianQLearning:
     solver = MFBayesianQLearning(game, temperature=1.0)
     for _ in range(num_iterations):
       solver.iteration()
-    policy = solver.get_policy()          # an OpenSpiel policy
-    distribution = solver.distribution()  # an OpenSpiel distribution
+    policy = solver.policy()            # an OpenSpiel policy
+    distribution = solver.distribution  # an OpenSpiel distribution
   """
 
   def __init__(self, game, temperature: float = 1.0,
@@ -127,18 +127,22 @@ class MFBayesianQLearning:
       engine: a `MeanFieldEngine` of `game` to reuse (built if None).
 
     Raises:
-      ValueError: temperature is not a finite number > 0, or game is not a
-        mean-field game.
+      ValueError: temperature is not a finite number > 0, initial_prior is
+        not an OpenSpiel policy, the engine was built for another game, or
+        game is not a mean-field game.
     """
-    if (isinstance(temperature, bool) or
-        not isinstance(temperature, numbers.Real) or
-        not math.isfinite(temperature) or temperature <= 0):
-      raise ValueError(
-          f"temperature must be a finite number > 0, got {temperature!r}")
+    self._temperature = logit.check_temperature(temperature)
+    if not (initial_prior is None or
+            isinstance(initial_prior, policy_lib.Policy)):
+      raise ValueError("initial_prior must be an OpenSpiel policy "
+                       "(open_spiel.python.policy.Policy) or None; got "
+                       f"{type(initial_prior).__name__}")
+    if not (engine is None or isinstance(engine, mfg_engine.MeanFieldEngine)):
+      raise ValueError("engine must be a MeanFieldEngine or None; got "
+                       f"{type(engine).__name__}")
     self._engine = engine or mfg_engine.MeanFieldEngine(game)
     if self._engine.game is not game:
       raise ValueError("engine was built for a different game")
-    self._temperature = float(temperature)
     self._initial_prior = (initial_prior or
                            policy_lib.UniformRandomPolicy(game))
     self._initial_prior_rows = (
@@ -170,12 +174,21 @@ class MFBayesianQLearning:
     # The flow L_{k+1} of the new policy, and the rewards under it.
     self._mean_field = self._engine.mean_field(self._policy_rows)
 
-  def get_policy(self) -> mfg_engine.TablePolicy:
+  def policy(self) -> mfg_engine.TablePolicy:
     """The current policy as an OpenSpiel policy (a snapshot)."""
-    return self._engine.table_policy(np.exp(self._log_policy),
+    return self._engine.table_policy(self.profile(),
                                      fallback=self._initial_prior)
 
-  def distribution(self):
+  # The name OpenSpiel's mean-field solvers use, so that the two mix.
+  get_policy = policy
+
+  def profile(self) -> np.ndarray:
+    """pi(a|s): array (num_rows, num_distinct_actions) over the engine's
+    decision rows, 0 at illegal actions."""
+    return np.exp(self._log_policy)
+
+  @property
+  def distribution(self) -> tabular_distribution.TabularDistribution:
     """The current policy's state distribution (an OpenSpiel
     `TabularDistribution`)."""
     return self._engine.distribution(self._mean_field)
@@ -189,7 +202,7 @@ class MFBayesianQLearning:
     return self._temperature
 
   @property
-  def num_iterations(self) -> int:
+  def iteration_count(self) -> int:
     return self._iteration
 
   def nash_conv(self) -> float:

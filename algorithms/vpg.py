@@ -13,7 +13,7 @@ and one iteration (Algorithm 1) does:
   1. update the opponent models: "exact" (the others' current marginal
      policies), "empirical" (observed action frequencies with a prior) or
      "variational" (Prop. 5.9, with the opponents' rewards fitted by the
-     maximum-entropy objective of eqs. 8-9, or the true rewards with
+     maximum-entropy objective of eqs. 6-7, or the true rewards with
      oracle_reward=True);
   2. compute every agent's soft action value (Def. 5.1), in units of 1/alpha:
        Q^i(s, a, a_hat) = r^i(s, a, a_hat) / alpha + gamma E_{s'} V^i(s'),
@@ -37,26 +37,16 @@ values come from, the variational model's soft Q).
 
 import numpy as np
 
-from vsg_spiel import exploitability
 from vsg_spiel import core
+from vsg_spiel import exploitability
+from vsg_spiel import logit
+from vsg_spiel import parameters
 from vsg_spiel import profiles
+from vsg_spiel.algorithms import homotopy
 
 OPPONENT_MODELS = ("exact", "empirical", "variational")
 POLICY_FORMS = ("conditional", "marginal")
 OPPONENT_PRIORS = ("uniform", "empirical", "previous")
-
-
-def log_softmax(logits, legal, axis):
-  """log softmax over `axis` restricted to `legal` entries (others -inf)."""
-  masked = np.where(legal, logits, -np.inf)
-  shifted = masked - masked.max(axis=axis, keepdims=True)
-  return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def log_sum_exp(logits, legal, axis):
-  masked = np.where(legal, logits, -np.inf)
-  top = masked.max(axis=axis)
-  return top + np.log(np.exp(masked - np.expand_dims(top, axis)).sum(axis))
 
 
 def own_first(joint, player, num_players):
@@ -90,7 +80,8 @@ class VPGSolver:
   Args:
     game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
     temperature: alpha > 0, or a callable iteration -> alpha (annealing; see
-      `geometric_annealing`).
+      `geometric_annealing`); at least the game's largest |return| / 1e300
+      (`MarkovGame.return_bound`), so that returns / alpha stay finite.
     step: beta in (0, 1], the eq. 4 step (1 is the soft best response), or
       a callable iteration -> beta (e.g. shrinking with an annealed alpha).
     opponent_model: "exact", "empirical" or "variational".
@@ -100,12 +91,19 @@ class VPGSolver:
       instead of fitted estimates (the ablation).
     opponent_prior: pibar of Prop. 5.9: "uniform", "empirical" (the observed
       action frequencies) or "previous" (the previous model).
-    prior_count: pseudo-count of the uniform prior of the empirical model.
-    reward_learning_rate: step of the eqs. 8-9 gradient on the reward
-      estimates (in units of alpha).
+    prior_count: pseudo-count of the uniform prior of the empirical model,
+      finite and > 0.
+    reward_learning_rate: step of the eqs. 6-7 gradient on the reward
+      estimates (in units of alpha), finite and > 0.
     initial_profile: the starting policies (a profile of the game's
       MarkovGame; every conditional slice starts at it); uniform by default.
-      The opponent models start at the others' starting policies.
+      Zero probabilities are exact (log 0 = -inf, 0 log 0 = 0): with
+      step < 1 an action of probability 0 keeps it (eq. 4). The opponent
+      models start at the others' starting policies.
+
+  Raises:
+    ValueError: naming the parameter and its allowed values, before the
+      game is enumerated (the temperature's lower bound right after).
   """
 
   def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",
@@ -113,26 +111,31 @@ class VPGSolver:
                opponent_prior="uniform", prior_count=1.0,
                reward_learning_rate=1.0, initial_profile=None):
     if not callable(temperature):
-      check_temperature(temperature)
+      logit.check_temperature(temperature)
     if not callable(step):
-      check_step(step)
-    _check_choice("opponent_model", opponent_model, OPPONENT_MODELS)
-    _check_choice("policy_form", policy_form, POLICY_FORMS)
-    _check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
-    if prior_count <= 0:
-      raise ValueError(f"prior_count must be > 0; got {prior_count}")
-    if reward_learning_rate <= 0:
-      raise ValueError("reward_learning_rate must be > 0; got "
-                       f"{reward_learning_rate}")
+      logit.check_step(step)
+    parameters.check_choice("opponent_model", opponent_model, OPPONENT_MODELS)
+    parameters.check_choice("policy_form", policy_form, POLICY_FORMS)
+    parameters.check_choice("opponent_prior", opponent_prior,
+                            OPPONENT_PRIORS)
+    if not isinstance(oracle_reward, bool):
+      raise ValueError(f"oracle_reward must be True or False; got "
+                       f"{oracle_reward!r}")
+    self.prior_count = parameters.check_real("prior_count", prior_count, 0.0,
+                                             low_open=True)
+    self.reward_learning_rate = parameters.check_real(
+        "reward_learning_rate", reward_learning_rate, 0.0, low_open=True)
+    if seed is not None:
+      parameters.check_integer("seed", seed, 0)
     self.mgame = exploitability.markov_game(game)
     self.temperature = temperature
     self.step = step
+    if not callable(temperature):  # Returns / alpha must stay finite.
+      self.current_temperature()
     self.opponent_model = opponent_model
     self.policy_form = policy_form
     self.oracle_reward = oracle_reward
     self.opponent_prior = opponent_prior
-    self.prior_count = float(prior_count)
-    self.reward_learning_rate = float(reward_learning_rate)
     self._rng = np.random.default_rng(seed)
     self._iteration = 0
 
@@ -173,13 +176,16 @@ class VPGSolver:
     return self._iteration
 
   def current_temperature(self):
+    """alpha of this iteration (checked: > 0 and large enough that the
+    game's returns divided by it stay finite)."""
     alpha = (self.temperature(self._iteration) if callable(self.temperature)
              else self.temperature)
-    return check_temperature(alpha)
+    return logit.check_temperature(alpha, self.mgame.return_bound)
 
   def current_step(self):
-    return check_step(self.step(self._iteration) if callable(self.step)
-                      else self.step)
+    """beta of this iteration, checked to be in (0, 1]."""
+    return logit.check_step(self.step(self._iteration) if callable(self.step)
+                            else self.step)
 
   def iteration(self):
     """One VPG iteration (Algorithm 1): models, soft Q, eq. 4 step."""
@@ -191,7 +197,7 @@ class VPGSolver:
       self.log_policies[i] = self._natural_gradient_step(i, q_values[i])
     self._iteration += 1
 
-  def marginal_profile(self):
+  def profile(self):
     """pi_i(a|s) = sum_a_hat rho^i(a_hat|s) pi_i(a|s, a_hat), per player."""
     marginals = []
     for i in range(self.num_players):
@@ -206,7 +212,7 @@ class VPGSolver:
 
   def policy(self):
     """The played (marginal) policies as an OpenSpiel policy."""
-    return profiles.to_policy(self.mgame, self.marginal_profile())
+    return profiles.to_policy(self.mgame, self.profile())
 
   def conditional_policies(self):
     """pi_i(a|s, a_hat) as arrays (S, A_i, J_-i) (width 1 if marginal)."""
@@ -219,20 +225,74 @@ class VPGSolver:
   def deviation_gains(self):
     """True gains of unilateral deviation from the marginal profile."""
     return exploitability.profile_deviation_gains(self.mgame,
-                                                  self.marginal_profile())
+                                                  self.profile())
 
   def nash_conv(self):
     return float(np.sum(self.deviation_gains()))
 
   # --------------------------------------------------------------------------
-  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 8-9).
+  # Convergence: the fixed-point residual of the played profile.
+
+  tolerance = 1e-8
+  """`converged` holds when `residual` is at most this (probabilities)."""
+
+  @property
+  def residual(self):
+    """max |pi_i(a|s) - softmax(Q_i(s, .)/alpha)(a)| of the played profile
+    at the current temperature (`homotopy.fixed_point_residual`, soft values
+    of Def. 5.1): 0 exactly at the logit QRE that the marginal form with
+    exact opponent models converges to. The conditional form and learned
+    models have other fixed points, so their residual stays positive."""
+    return homotopy.fixed_point_residual(
+        self.mgame, self.profile(), self.current_temperature())
+
+  @property
+  def converged(self):
+    return self.residual <= self.tolerance
+
+  def run_to_tolerance(self, tolerance=1e-8, max_iterations=10_000,
+                       adaptive_step=False):
+    """Iterates until `residual <= tolerance` or `max_iterations` more
+    iterations, and says which.
+
+    Args:
+      tolerance: > 0, the residual (probability units) that counts as
+        converged; also becomes `self.tolerance`.
+      max_iterations: >= 1, the budget of iterations for this call.
+      adaptive_step: halve the step (beta) whenever the residual rises from
+        one iteration to the next (needs a constant step).
+
+    Returns:
+      (converged, iterations done, final residual, "converged" or "budget").
+    """
+    tolerance = parameters.check_real("tolerance", tolerance, 0.0,
+                                      low_open=True)
+    max_iterations = parameters.check_integer("max_iterations",
+                                              max_iterations, 1)
+    if adaptive_step and callable(self.step):
+      raise ValueError("adaptive_step needs a constant step, not a schedule")
+    self.tolerance = tolerance
+    residual = self.residual
+    for done in range(max_iterations):
+      if residual <= tolerance:
+        return True, done, residual, "converged"
+      self.iteration()
+      previous, residual = residual, self.residual
+      if adaptive_step and residual > previous:
+        self.step = 0.5 * self.current_step()
+    converged = residual <= tolerance
+    return (converged, max_iterations, residual,
+            "converged" if converged else "budget")
+
+  # --------------------------------------------------------------------------
+  # Step 1: opponent models (Algorithm 3, Prop. 5.9, eqs. 6-7).
 
   def _observe_play(self, alpha):
     """What the agents observe of play before step 1: with exact planning,
     the expected action frequencies (every state counts each player's
     current marginal policy once)."""
     del alpha  # Observing expectations needs no soft values.
-    for j, marginal in enumerate(self.marginal_profile()):
+    for j, marginal in enumerate(self.profile()):
       self.action_counts[j] += marginal
     self.observations += 1
 
@@ -247,7 +307,7 @@ class VPGSolver:
   def update_opponent_models(self, alpha):
     """Step 1 of Algorithm 1: rho^i_j for every agent i and opponent j."""
     if self.opponent_model == "exact":
-      marginals = self.marginal_profile()
+      marginals = self.profile()
       for i in range(self.num_players):
         for j in self._others[i]:
           self.opponent_models[i][j] = marginals[j].copy()
@@ -264,7 +324,7 @@ class VPGSolver:
     """rho_j(a^j|s) ∝ pibar_j(a^j|s) exp(E_{a^-j ~ rho_-j} Q^j_rho(s, a))
     (Prop. 5.9), with agent i's own marginal for itself in rho_-j."""
     empirical = self.empirical_models()
-    own_marginals = self.marginal_profile()
+    own_marginals = self.profile()
     for i in range(self.num_players):
       for j in self._others[i]:
         if not self.oracle_reward:
@@ -301,12 +361,12 @@ class VPGSolver:
           q_joint, _fill(self._others_of(i, j, own_marginal, layer), j,
                          legal[layer]), keep=j)
       logits = log_prior[layer] + expected_q
-      model[layer] = np.exp(log_softmax(logits, legal[layer], axis=1))
-      values[layer] = log_sum_exp(logits, legal[layer], axis=1)
+      model[layer] = np.exp(logit.log_softmax(logits, legal[layer], axis=1))
+      values[layer] = logit.log_sum_exp(logits, legal[layer], axis=1)
     return model
 
   def _fit_reward_estimate(self, i, j, observed, own_marginal):
-    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 8-9).
+    """One gradient step of KL(P(tau_j) || rho_j(tau_j)) (eqs. 6-7).
 
     The transition factors of the two trajectory distributions cancel, so
     the objective is E_s KL(observed_j(.|s) || rho_j(.|s)); its gradient in
@@ -331,7 +391,7 @@ class VPGSolver:
         for i in range(self.num_players)]
 
   def _true_joint_models(self):
-    marginals = self.marginal_profile()
+    marginals = self.profile()
     return [joint_distribution([marginals[j] for j in self._others[i]])
             for i in range(self.num_players)]
 
@@ -383,9 +443,7 @@ class VPGSolver:
     if self.policy_form == "marginal":
       q_values = np.einsum("saj,sj->sa", q_values, joint_model)[:, :, None]
       joint_model = np.ones((len(joint_model), 1))
-    legal = self._legal[i][states]
-    per_prediction = np.where(legal, np.exp(log_policy) * (
-        q_values - np.where(legal, log_policy, 0.0)), 0.0).sum(axis=1)
+    per_prediction = logit.soft_expectation(log_policy, q_values, axis=1)
     return (per_prediction * joint_model).sum(axis=1)
 
   # --------------------------------------------------------------------------
@@ -396,14 +454,11 @@ class VPGSolver:
     if self.policy_form == "marginal":
       q_values = np.einsum("saj,sj->sa", q_values,
                            self._joint_models[i])[:, :, None]
-    legal = self._legal[i]
-    step = self.current_step()
-    logits = ((1.0 - step) * np.where(legal, self.log_policies[i], 0.0) +
-              step * q_values)
-    return log_softmax(logits, legal, axis=1)
+    return logit.mirror_step(self.log_policies[i], q_values, self._legal[i],
+                             self.current_step(), axis=1)
 
   # --------------------------------------------------------------------------
-  # What Theorem 4.2 bounds, measured (DESIGN.md).
+  # What Theorem 4.2 bounds, measured (docs/design.md).
 
   def elbo_gaps(self):
     """Per agent, under q (the opponents drawn from rho^i and seen by the
@@ -471,16 +526,12 @@ class SampledVPGSolver(VPGSolver):
   def __init__(self, game, temperature=1.0, step=1.0, opponent_model="exact",
                policy_form="conditional", seed=None, *,
                episodes_per_iteration=64, q_learning_rate=0.5, **kwargs):
-    if episodes_per_iteration < 1:
-      raise ValueError("episodes_per_iteration must be >= 1; got "
-                       f"{episodes_per_iteration}")
-    if not 0.0 < q_learning_rate <= 1.0:
-      raise ValueError(f"q_learning_rate must be in (0, 1]; got "
-                       f"{q_learning_rate}")
+    self.episodes_per_iteration = parameters.check_integer(
+        "episodes_per_iteration", episodes_per_iteration, 1)
+    self.q_learning_rate = parameters.check_real(
+        "q_learning_rate", q_learning_rate, 0.0, 1.0, low_open=True)
     super().__init__(game, temperature, step, opponent_model, policy_form,
                      seed, **kwargs)
-    self.episodes_per_iteration = int(episodes_per_iteration)
-    self.q_learning_rate = float(q_learning_rate)
     # Soft Q estimates (own-first) and each agent's estimates of the others'.
     self.q_estimates = [np.zeros(r.shape) for r in self._own_rewards]
     self.opponent_q_estimates = [
@@ -511,7 +562,7 @@ class SampledVPGSolver(VPGSolver):
       own_flat = self._own_flat_index(i, states, actions)
       self._td_update(self.q_estimates[i].reshape(-1), own_flat, targets)
       if self.opponent_model == "variational":
-        own_marginal = self.marginal_profile()[i]
+        own_marginal = self.profile()[i]
         for j in self._others[i]:
           self._opponent_td_update(i, j, flat, ends, safe_next, own_marginal,
                                    alpha)
@@ -524,7 +575,7 @@ class SampledVPGSolver(VPGSolver):
     expected_q = core.expect_over_actions(
         self.opponent_q_estimates[i][j],
         _fill(self._others_of(i, j, own_marginal), j, legal), keep=j)
-    return np.exp(log_softmax(log_prior + expected_q, legal, axis=1))
+    return np.exp(logit.log_softmax(log_prior + expected_q, legal, axis=1))
 
   def _action_values(self, alpha):
     """Step 2 from play: the TD estimates `_observe_play` updated."""
@@ -540,7 +591,7 @@ class SampledVPGSolver(VPGSolver):
         self.opponent_q_estimates[i][j],
         _fill(self._others_of(i, j, own_marginal), j, legal), keep=j)
     log_prior = np.log(np.maximum(self.opponent_models[i][j], 1e-300))
-    values = log_sum_exp(log_prior + expected_q, legal, axis=1)
+    values = logit.log_sum_exp(log_prior + expected_q, legal, axis=1)
     reward = (self.mgame.rewards[j] if self.oracle_reward else
               self.reward_estimates[i][j]).reshape(-1)[flat]
     targets = reward / alpha + self.mgame.discount * np.where(
@@ -611,10 +662,9 @@ class SampledVPGSolver(VPGSolver):
 
 def geometric_annealing(initial, final, decay):
   """alpha_t = max(final, initial * decay^t): a temperature schedule."""
-  check_temperature(initial)
-  check_temperature(final)
-  if not 0.0 < decay <= 1.0:
-    raise ValueError(f"decay must be in (0, 1]; got {decay}")
+  logit.check_temperature(initial, name="initial")
+  logit.check_temperature(final, name="final")
+  logit.check_step(decay, name="decay")
   return lambda iteration: max(final, initial * decay**iteration)
 
 
@@ -627,21 +677,3 @@ def _fill(policies, player, legal):
     filled[player] = legal / legal.sum(axis=1, keepdims=True)
   return filled
 
-
-def check_step(step):
-  step = float(step)
-  if not 0.0 < step <= 1.0:
-    raise ValueError(f"step must be in (0, 1]; got {step}")
-  return step
-
-
-def check_temperature(alpha):
-  alpha = float(alpha)
-  if not np.isfinite(alpha) or alpha <= 0:
-    raise ValueError(f"temperature must be a finite number > 0; got {alpha}")
-  return alpha
-
-
-def _check_choice(name, value, choices):
-  if value not in choices:
-    raise ValueError(f"unknown {name} {value!r}; choose one of {choices}")

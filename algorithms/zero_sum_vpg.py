@@ -22,6 +22,8 @@ objective; annealing alpha to 0 drives the exploitability to 0.
 import numpy as np
 
 from vsg_spiel import exploitability
+from vsg_spiel import logit
+from vsg_spiel import parameters
 from vsg_spiel import profiles
 from vsg_spiel.algorithms import vpg
 
@@ -30,30 +32,34 @@ _ZERO_SUM_TOLERANCE = 1e-9
 
 
 class ZeroSumVPGSolver:
-  """Zero-sum VPG; `iteration()`, `policy()`, `exploitability()`.
+  """Zero-sum VPG; `iteration()`, `policy()`, `profile()`, `nash_conv()`.
 
   Args:
     game: a two-player zero-sum game (or string, or `MarkovGame`) the core
       accepts.
-    temperature: alpha > 0 or a callable iteration -> alpha (annealing).
+    temperature: alpha > 0 or a callable iteration -> alpha (annealing); at
+      least the game's largest |return| / 1e300, as `VPGSolver`'s.
     step: beta in (0, 1] of eq. 4, or a callable iteration -> beta. The soft
       objective's curvature grows like 1/alpha, so beta must shrink with
       alpha for the iterates to converge (e.g. beta = alpha / 5 on unit
       payoffs; `proportional_step`).
     opponent_prior: pibar of the closed-form opponent: "uniform" or
       "previous" (the previous model).
-    initial_profile: starting policies (uniform by default).
+    initial_profile: starting policies (uniform by default; zero
+      probabilities are exact).
+
+  Raises:
+    ValueError: a parameter out of range (named in the message), or a game
+      that is not two-player zero-sum.
   """
 
   def __init__(self, game, temperature=1.0, step=0.5,
                opponent_prior="uniform", initial_profile=None):
     if not callable(temperature):
-      vpg.check_temperature(temperature)
+      logit.check_temperature(temperature)
     if not callable(step):
-      vpg.check_step(step)
-    if opponent_prior not in OPPONENT_PRIORS:
-      raise ValueError(f"unknown opponent_prior {opponent_prior!r}; choose "
-                       f"one of {OPPONENT_PRIORS}")
+      logit.check_step(step)
+    parameters.check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
     self.mgame = mgame = exploitability.markov_game(game)
     if mgame.num_players != 2:
       raise ValueError(f"a zero-sum solver needs 2 players; the game has "
@@ -66,6 +72,8 @@ class ZeroSumVPGSolver:
     self.step = step
     self.opponent_prior = opponent_prior
     self._iteration = 0
+    if not callable(temperature):  # Returns / alpha must stay finite.
+      self.current_temperature()
     start = (profiles.uniform_profile(mgame) if initial_profile is None else
              profiles.validate_profile(mgame, initial_profile))
     with np.errstate(divide="ignore"):
@@ -77,14 +85,21 @@ class ZeroSumVPGSolver:
     self._own_rewards = [vpg.own_first(mgame.rewards[i], i, 2)
                          for i in range(2)]
 
+  @property
+  def iteration_count(self):
+    return self._iteration
+
   def current_temperature(self):
+    """alpha of this iteration (checked: > 0 and large enough that the
+    game's returns divided by it stay finite)."""
     alpha = (self.temperature(self._iteration) if callable(self.temperature)
              else self.temperature)
-    return vpg.check_temperature(alpha)
+    return logit.check_temperature(alpha, self.mgame.return_bound)
 
   def current_step(self):
+    """beta of this iteration, checked to be in (0, 1]."""
     step = (self.step(self._iteration) if callable(self.step) else self.step)
-    return vpg.check_step(step)
+    return logit.check_step(step)
 
   def iteration(self):
     """Soft Q and closed-form opponent per agent, then the eq. 4 step."""
@@ -92,10 +107,9 @@ class ZeroSumVPGSolver:
     step = self.current_step()
     action_values = [self._soft_backward(i, alpha) for i in range(2)]
     for i in range(2):
-      legal = self.mgame.legal_mask[i]
-      logits = ((1.0 - step) * np.where(legal, self.log_policies[i], 0.0)
-                + step * action_values[i])
-      self.log_policies[i] = vpg.log_softmax(logits, legal, axis=1)
+      self.log_policies[i] = logit.mirror_step(
+          self.log_policies[i], action_values[i], self.mgame.legal_mask[i],
+          step, axis=1)
     self._iteration += 1
 
   def _soft_backward(self, i, alpha):
@@ -111,8 +125,7 @@ class ZeroSumVPGSolver:
       prior = self.opponent_models[i]
     with np.errstate(divide="ignore"):
       log_prior = np.where(other_legal, np.log(prior), 0.0)
-    entropy = -np.sum(np.where(mgame.legal_mask[i], policy * np.where(
-        mgame.legal_mask[i], self.log_policies[i], 0.0), 0.0), axis=1)
+    entropy = logit.soft_expectation(self.log_policies[i], 0.0, axis=1)
     values = np.zeros(mgame.num_states)
     model = np.zeros(prior.shape)
     action_values = np.zeros(policy.shape)
@@ -124,14 +137,16 @@ class ZeroSumVPGSolver:
           mgame.discount * continuation)                      # (n, A_i, A_o)
       expected = np.einsum("sab,sa->sb", q_values, policy[layer])
       logits = log_prior[layer] - expected
-      model[layer] = np.exp(vpg.log_softmax(logits, other_legal[layer], 1))
-      values[layer] = entropy[layer] - vpg.log_sum_exp(
-          logits, other_legal[layer], 1)
+      model[layer] = np.exp(logit.log_softmax(logits, other_legal[layer],
+                                              axis=1))
+      values[layer] = entropy[layer] - logit.log_sum_exp(
+          logits, other_legal[layer], axis=1)
       action_values[layer] = np.einsum("sab,sb->sa", q_values, model[layer])
     self.opponent_models[i] = model
     return action_values
 
   def profile(self):
+    """The two policies as arrays (S, A_i) of the game's `MarkovGame`."""
     return [np.exp(log_policy) for log_policy in self.log_policies]
 
   def policy(self):
@@ -139,6 +154,7 @@ class ZeroSumVPGSolver:
     return profiles.to_policy(self.mgame, self.profile())
 
   def nash_conv(self):
+    """NashConv of `profile()` (0 exactly at a Nash equilibrium)."""
     return float(np.sum(exploitability.profile_deviation_gains(
         self.mgame, self.profile())))
 
@@ -149,8 +165,7 @@ class ZeroSumVPGSolver:
 
 def proportional_step(temperature, ratio=0.2):
   """beta_t = min(1, ratio * alpha_t) for a temperature schedule alpha_t."""
-  if ratio <= 0:
-    raise ValueError(f"ratio must be > 0; got {ratio}")
+  parameters.check_real("ratio", ratio, 0.0, low_open=True)
   if callable(temperature):
     return lambda iteration: min(1.0, ratio * temperature(iteration))
   return min(1.0, ratio * temperature)

@@ -4,7 +4,8 @@
 
 For each game (default: the Python and C++ MFGs with default parameters),
 in the same run:
-  * iteration: `vsg_spiel.mfg_engine.MirrorDescent.iteration()` versus
+  * iteration: `vsg_spiel.algorithms.mirror_descent.MirrorDescent
+    .iteration()` versus
     OpenSpiel's `MirrorDescent.iteration()` (same lr, same iterates), and
     `MFBayesianQLearning.iteration()` for reference;
   * exploitability: the engine's NashConv of a policy (its flow, the rewards
@@ -27,6 +28,7 @@ from open_spiel.python.mfg.algorithms import nash_conv
 
 from vsg_spiel import mfg_engine
 from vsg_spiel.algorithms import mf_bayesian_q
+from vsg_spiel.algorithms import mirror_descent as vsg_mirror_descent
 
 PYTHON_GAMES = ("python_mfg_crowd_modelling", "python_mfg_predator_prey",
                 "python_mfg_periodic_aversion", "python_mfg_crowd_avoidance")
@@ -68,7 +70,8 @@ def benchmark(name):
   engine = mfg_engine.MeanFieldEngine(game)
   build_seconds = time.perf_counter() - start
 
-  ours_md = mfg_engine.MirrorDescent(game, lr=LEARNING_RATE, engine=engine)
+  ours_md = vsg_mirror_descent.MirrorDescent(game, lr=LEARNING_RATE,
+                                             engine=engine)
   theirs_md = mirror_descent.MirrorDescent(game, lr=LEARNING_RATE)
   theirs_seconds, theirs_calls = timed_calls(theirs_md.iteration, 2,
                                              THEIR_SECONDS)

@@ -155,7 +155,7 @@ class VPGAlgorithm:
     self._solver.iteration()
 
   def profile(self):
-    return self._solver.marginal_profile()
+    return self._solver.profile()
 
   def policy(self):
     return vsg_spiel.to_policy(self._mgame, self.profile())

@@ -127,7 +127,7 @@ def profile_summary(solver):
   """The played policies at the initial state(s), rounded, for the table."""
   start = np.flatnonzero(solver.mgame.initial_distribution)[0]
   return [np.round(policy[start], 3).tolist()
-          for policy in solver.marginal_profile()]
+          for policy in solver.profile()]
 
 
 def epsilon_row(game_string, temperature, policy_form, opponent_model,
@@ -179,7 +179,7 @@ def potential_run(game_string, step, temperature, iterations):
                          policy_form="marginal")
   expected_potential, objective = [], []
   for _ in range(iterations + 1):
-    profile = solver.marginal_profile()
+    profile = solver.profile()
     entropy = sum(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)),
                                    0.0), axis=1) for p in profile)
     entropy = entropy.reshape((-1,) + (1,) * mgame.num_players)

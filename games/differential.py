@@ -33,6 +33,8 @@ import numpy as np
 
 import pyspiel
 
+from vsg_spiel import parameters
+
 _NUM_PLAYERS = 2
 _DEFAULT_PARAMS = {
     "action_low": -10.0,
@@ -47,6 +49,11 @@ _DEFAULT_PARAMS = {
     "centre_2": 5.0,
     "offset": 10.0,
 }
+# The stage payoff table holds num_actions^2 float64 values; raise this to
+# load finer grids (the Markov-game core has its own limit, max_bytes).
+MAX_PAYOFF_TABLE_BYTES = 2**30
+# Returns (horizon x the largest |stage reward|) must stay below this.
+MAX_RETURN = 1e300
 
 _GAME_TYPE = pyspiel.GameType(
     short_name="python_vsg_differential",
@@ -110,8 +117,16 @@ class DifferentialModel:
 
 def action_grid(action_low, action_high, num_actions):
   """Returns the evenly spaced action grid (both ends included) after checks."""
-  if num_actions < 2:
-    raise ValueError(f"num_actions must be >= 2, got {num_actions}")
+  num_actions = parameters.check_integer("num_actions", num_actions, 2)
+  action_low = parameters.check_real("action_low", action_low)
+  action_high = parameters.check_real("action_high", action_high)
+  table_bytes = 8 * num_actions**2
+  if table_bytes > MAX_PAYOFF_TABLE_BYTES:
+    raise ValueError(
+        f"num_actions={num_actions} needs a payoff table of {table_bytes} "
+        f"bytes, more than MAX_PAYOFF_TABLE_BYTES={MAX_PAYOFF_TABLE_BYTES}: "
+        f"use num_actions <= {int((MAX_PAYOFF_TABLE_BYTES / 8)**0.5)} or "
+        "raise vsg_spiel.games.differential.MAX_PAYOFF_TABLE_BYTES")
   if not action_low < action_high:
     raise ValueError(f"action_low must be < action_high, got action_low="
                      f"{action_low}, action_high={action_high}")
@@ -119,8 +134,26 @@ def action_grid(action_low, action_high, num_actions):
 
 
 def _check_horizon(horizon):
-  if horizon < 1:
-    raise ValueError(f"horizon must be >= 1, got {horizon}")
+  parameters.check_integer("horizon", horizon, 1)
+
+
+def _check_model_params(params):
+  """Every payoff parameter finite; scales > 0."""
+  for name in ("height_1", "centre_1", "height_2", "centre_2", "offset"):
+    parameters.check_real(name, params[name])
+  for name in ("scale_1", "scale_2"):
+    parameters.check_real(name, params[name], 0.0, low_open=True)
+
+
+def _check_returns(payoffs, horizon):
+  """Raises unless horizon x max |stage reward| is finite and <= MAX_RETURN."""
+  largest = float(np.max(np.abs(payoffs)))
+  if not np.isfinite(largest) or largest * horizon > MAX_RETURN:
+    raise ValueError(
+        f"the stage rewards reach {largest:.3g}, so returns over horizon="
+        f"{horizon} would exceed {MAX_RETURN:g}: lower offset, height_1, "
+        "height_2 or the action range (action_low, action_high), or raise "
+        "scale_1, scale_2")
 
 
 def step_one_hot(steps, horizon):
@@ -141,14 +174,17 @@ class DifferentialGame(pyspiel.Game):
   # pylint:disable=dangerous-default-value
   def __init__(self, params=_DEFAULT_PARAMS):
     params = {**_DEFAULT_PARAMS, **params}
+    _check_model_params(params)
     self.model = DifferentialModel.from_params(params)
-    self.action_values = action_grid(float(params["action_low"]),
-                                     float(params["action_high"]),
-                                     int(params["num_actions"]))
+    self.action_values = action_grid(params["action_low"],
+                                     params["action_high"],
+                                     params["num_actions"])
+    _check_horizon(params["horizon"])
     self.horizon = int(params["horizon"])
-    _check_horizon(self.horizon)
     # The stage payoff table, read by every state: R[k1, k2].
-    self.payoffs = self.model.payoff_matrix(self.action_values)
+    with np.errstate(over="ignore", invalid="ignore"):
+      self.payoffs = self.model.payoff_matrix(self.action_values)
+    _check_returns(self.payoffs, self.horizon)
     # Returns are accumulated step by step in floating point; the same
     # left-to-right sums of the extreme stage rewards bound them exactly
     # (rounding is monotone), which random_sim_test checks to the last bit.

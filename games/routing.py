@@ -45,6 +45,7 @@ trailing space, e.g. regime_scales="1 ", regime_transition="1 ".
 
 import dataclasses
 import itertools
+import math
 import re
 
 import numpy as np
@@ -52,11 +53,18 @@ import scipy.optimize
 
 import pyspiel
 
+from vsg_spiel import parameters
+
 NETWORKS = ("pigou", "braess", "parallel")
 MIN_PLAYERS = 2
 MAX_PLAYERS = 8
 # The largest joint grid `RoutingModel.grid_equilibrium` enumerates.
 MAX_GRID_PROFILES = 2_000_000
+# The most grid actions (splits) per player a game may have; raise it to load
+# finer grids (the Markov-game core has its own limit, max_bytes).
+MAX_NUM_ACTIONS = 100_000
+# Returns (horizon x the largest stage cost) must stay below this.
+MAX_RETURN = 1e300
 
 _DEFAULT_PARAMS = {
     "num_players": 2,
@@ -521,21 +529,37 @@ class RoutingGame(pyspiel.Game):
     params = {**_DEFAULT_PARAMS, **params}
     for name in _LIST_PARAMS:
       params[name] = str(params[name]).replace(",", " ")
-    num_players = int(params["num_players"])
-    _check_range("num_players", num_players, MIN_PLAYERS, MAX_PLAYERS)
-    self.horizon = int(params["horizon"])
-    _check_range("horizon", self.horizon, 1)
-    _check_range("split_levels", int(params["split_levels"]), 1)
+    num_players = parameters.check_integer("num_players",
+                                           params["num_players"],
+                                           MIN_PLAYERS, MAX_PLAYERS)
+    self.horizon = parameters.check_integer("horizon", params["horizon"], 1)
+    split_levels = parameters.check_integer("split_levels",
+                                            params["split_levels"], 1)
+    parameters.check_real("demand", params["demand"], 0.0, low_open=True)
     network = make_network(params["network"], params["latency_a"],
                            params["latency_b"])
     self.model = RoutingModel(network, num_players, float(params["demand"]))
     self.regimes = DemandRegimes(
         _parse_floats(params["regime_scales"], "regime_scales"),
         _parse_matrix(params["regime_transition"], "regime_transition"),
-        int(params["initial_regime"]))
-    self.split_fractions = split_grid(self.model.num_paths,
-                                      int(params["split_levels"]))
-    max_cost = self.model.max_stage_cost(self.regimes.scales.max())
+        parameters.check_integer("initial_regime", params["initial_regime"],
+                                 0))
+    num_actions = math.comb(split_levels + self.model.num_paths - 1,
+                            self.model.num_paths - 1)
+    if num_actions > MAX_NUM_ACTIONS:
+      raise ValueError(
+          f"split_levels={split_levels} on {self.model.num_paths} paths gives "
+          f"{num_actions} actions per player, more than MAX_NUM_ACTIONS="
+          f"{MAX_NUM_ACTIONS}: lower split_levels or raise "
+          "vsg_spiel.games.routing.MAX_NUM_ACTIONS")
+    self.split_fractions = split_grid(self.model.num_paths, split_levels)
+    with np.errstate(over="ignore"):
+      max_cost = self.model.max_stage_cost(self.regimes.scales.max())
+    if not max_cost * self.horizon <= MAX_RETURN:
+      raise ValueError(
+          f"stage costs can reach {max_cost:.3g}, so returns over horizon="
+          f"{self.horizon} would exceed {MAX_RETURN:g}: lower demand, "
+          "regime_scales, latency_a or latency_b")
     super().__init__(
         _GAME_TYPE,
         pyspiel.GameInfo(

@@ -32,6 +32,30 @@ class _RegimePolicy(policy_lib.Policy):
     return {self._profiles[regime][player]: 1.0}
 
 
+# The most turn-based histories at which a test reads a policy object itself
+# (every history, to be exact); larger games are evaluated through the
+# profile the policy defines, Markov by construction.
+_MAX_READ_HISTORIES = 5000
+
+
+def _markov_profile(mgame, policy):
+  """The profile of a policy known to depend on the Markov state only."""
+  profile = [np.zeros(mask.shape) for mask in mgame.legal_mask]
+  for index, state in enumerate(mgame.states):
+    for player in range(mgame.num_players):
+      for action, probability in policy.action_probabilities(
+          state, player).items():
+        profile[player][index, action] = probability
+  return profile
+
+
+def _policy_or_profile(game, policy):
+  mgame = vsg_spiel.markov_game(game)
+  if vsg_spiel.core.turn_based_tree_size(mgame) <= _MAX_READ_HISTORIES:
+    return game, policy
+  return mgame, _markov_profile(mgame, policy)
+
+
 def _grid_index(game, value):
   return int(np.flatnonzero(game.action_values == value)[0])
 
@@ -50,9 +74,9 @@ def test_differential_optima_have_zero_nash_conv(spec):
   horizon = game.horizon
   for value, reward in ((5.0, 10.0), (-5.0, 0.0)):
     action = _grid_index(game, value)
-    policy = _RegimePolicy(game, [(action, action)])
-    assert vsg_spiel.nash_conv(game, policy) == pytest.approx(0.0, abs=1e-9)
-    np.testing.assert_allclose(vsg_spiel.deviation_gains(game, policy),
+    policy = _policy_or_profile(game, _RegimePolicy(game, [(action, action)]))
+    assert vsg_spiel.nash_conv(*policy) == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(vsg_spiel.deviation_gains(*policy),
                                [0.0, 0.0], atol=1e-9)
     mgame = vsg_spiel.markov_game(game)
     values = vsg_spiel.policy_values(
@@ -61,8 +85,8 @@ def test_differential_optima_have_zero_nash_conv(spec):
                                [reward * horizon] * 2)
   # At (0, 0) each player gains 20/9 per step by moving to -5.
   action = _grid_index(game, 0.0)
-  policy = _RegimePolicy(game, [(action, action)])
-  np.testing.assert_allclose(vsg_spiel.deviation_gains(game, policy),
+  policy = _policy_or_profile(game, _RegimePolicy(game, [(action, action)]))
+  np.testing.assert_allclose(vsg_spiel.deviation_gains(*policy),
                              [20 / 9 * horizon] * 2, atol=1e-9)
 
 
@@ -86,8 +110,8 @@ def test_routing_grid_potential_minimiser_has_zero_nash_conv(spec):
   levels = game.get_parameters()["split_levels"]
   profiles = [game.model.grid_equilibrium(levels, scale)
               for scale in game.regimes.scales]
-  policy = _RegimePolicy(game, profiles)
-  assert vsg_spiel.nash_conv(game, policy) == pytest.approx(0.0, abs=1e-9)
+  policy = _policy_or_profile(game, _RegimePolicy(game, profiles))
+  assert vsg_spiel.nash_conv(*policy) == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("spec", [
@@ -102,8 +126,9 @@ def test_routing_regime_zero_profile_everywhere_is_exploitable(spec):
   game = pyspiel.load_game(spec)
   levels = game.get_parameters()["split_levels"]
   first = game.model.grid_equilibrium(levels, game.regimes.scales[0])
-  stubborn = _RegimePolicy(game, [first] * game.regimes.num_regimes)
-  assert vsg_spiel.nash_conv(game, stubborn) > 0.1
+  stubborn = _policy_or_profile(
+      game, _RegimePolicy(game, [first] * game.regimes.num_regimes))
+  assert vsg_spiel.nash_conv(*stubborn) > 0.1
 
 
 # (c) Our NashConv equals OpenSpiel's on random policies.

@@ -149,7 +149,7 @@ def test_iterates_have_openspiel_nash_conv(name):
     if iteration in (0, 3):
       theirs = nash_conv.NashConv(game, solver.get_policy()).nash_conv()
       assert solver.nash_conv() == pytest.approx(theirs, abs=1e-8)
-  assert solver.num_iterations == 4
+  assert solver.iteration_count == 4
 
 
 def test_distribution_is_the_policy_distribution():
@@ -157,7 +157,7 @@ def test_distribution_is_the_policy_distribution():
   solver = mf_bayesian_q.MFBayesianQLearning(game)
   solver.iteration()
   theirs = distribution.DistributionPolicy(game, solver.get_policy())
-  ours = solver.distribution()
+  ours = solver.distribution
   for key, value in theirs.distribution.items():
     assert ours.value_str(key) == pytest.approx(value, abs=1e-12)
 
@@ -220,7 +220,8 @@ def test_get_policy_is_an_openspiel_policy():
                                          float("inf"), True, "1"))
 def test_rejects_bad_temperature(temperature):
   game = pyspiel.load_game("mfg_crowd_modelling(size=3,horizon=2)")
-  with pytest.raises(ValueError, match="temperature must be a finite number"):
+  with pytest.raises(ValueError,
+                     match="temperature must be a finite real number"):
     mf_bayesian_q.MFBayesianQLearning(game, temperature=temperature)
 
 

@@ -5,7 +5,6 @@ import pyspiel
 import pytest
 from open_spiel.python import policy as policy_lib
 from open_spiel.python.mfg.algorithms import distribution
-from open_spiel.python.mfg.algorithms import mirror_descent
 from open_spiel.python.mfg.algorithms import nash_conv
 
 from vsg_spiel import mfg_engine
@@ -111,28 +110,6 @@ def test_best_response_dominates_policy_value(engines):
                 engine.policy_value(mean_field)[nodes] - 1e-12)
 
 
-@pytest.mark.parametrize("name", (
-    "mfg_crowd_modelling(size=5,horizon=4)",
-    "python_mfg_crowd_modelling(size=5,horizon=4)",
-    "mfg_garnet(size=5,horizon=4)",
-    "python_mfg_predator_prey(horizon=3)",
-    "python_mfg_dynamic_routing"))
-def test_mirror_descent_reproduces_openspiel(engines, name):
-  engine = engines[name]
-  ours = mfg_engine.MirrorDescent(engine.game, lr=0.5, engine=engine)
-  theirs = mirror_descent.MirrorDescent(engine.game, lr=0.5)
-  for _ in range(5):
-    ours.iteration()
-    theirs.iteration()
-    rows = ours.mean_field.structure.reachable_rows
-    np.testing.assert_allclose(
-        engine.policy_function(ours.get_policy())(rows),
-        engine.policy_function(theirs.get_policy())(rows), atol=1e-8)
-    assert ours.nash_conv() == pytest.approx(
-        nash_conv.NashConv(engine.game, theirs.get_policy()).nash_conv(),
-        abs=1e-8)
-
-
 def test_table_policy_returns_every_legal_action_in_order(engines):
   engine = engines["mfg_garnet(size=4,horizon=3,num_action=4,"
                    "sparsity_factor=0.5,eta=0.3)"]
@@ -161,7 +138,3 @@ def test_rejects_objects_that_are_not_games():
   with pytest.raises(ValueError, match="pyspiel.Game"):
     mfg_engine.MeanFieldEngine("mfg_crowd_modelling")
 
-
-def test_mirror_descent_rejects_bad_learning_rate():
-  with pytest.raises(ValueError, match="lr"):
-    mfg_engine.MirrorDescent(pyspiel.load_game("mfg_garnet"), lr=0.0)

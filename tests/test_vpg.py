@@ -33,7 +33,7 @@ def test_unit_step_is_the_soft_best_response(policy_form):
                          policy_form=policy_form)
   solver.iteration()  # moves away from uniform, so the next Q is not flat
   # With exact models, the next iteration's models are today's marginals.
-  marginals = solver.marginal_profile()
+  marginals = solver.profile()
   solver.iteration()
   for i in range(2):
     model = marginals[1 - i]
@@ -75,7 +75,7 @@ def test_conditional_elbo_gap_is_at_most_epsilon(game_string):
 
 
 def test_conditional_true_gain_can_exceed_epsilon():
-  """DESIGN.md: in matrix_bos the conditional form coordinates on the
+  """docs/design.md: in matrix_bos the conditional form coordinates on the
   predicted action under q, but its marginal is exploitable in the game."""
   game = pyspiel.load_game("matrix_bos")
   solver = vpg.VPGSolver(game, temperature=0.1, step=1.0)
@@ -106,7 +106,7 @@ def test_empirical_model_is_the_average_of_observed_play():
                          opponent_model="empirical", prior_count=2.0)
   played = []
   for _ in range(4):
-    played.append(solver.marginal_profile()[1])
+    played.append(solver.profile()[1])
     solver.iteration()
   expected = (np.sum(played, axis=0) + 2.0 * 0.5) / (4 + 2.0)
   np.testing.assert_allclose(solver.opponent_models[0][1], expected,
@@ -119,7 +119,7 @@ def test_variational_oracle_model_is_prop_5_9_in_closed_form():
   solver = vpg.VPGSolver(game, temperature=0.7, step=0.5,
                          opponent_model="variational", oracle_reward=True)
   solver.iteration()
-  own = solver.marginal_profile()[0]
+  own = solver.profile()[0]
   solver.iteration()
   expected = special.softmax(own[0] @ solver.mgame.rewards[1, 0] / 0.7)
   np.testing.assert_allclose(solver.opponent_models[0][1][0], expected,
@@ -127,7 +127,7 @@ def test_variational_oracle_model_is_prop_5_9_in_closed_form():
 
 
 def test_learned_reward_fits_the_observed_play():
-  """Gradient steps of eqs. 8-9 on rhat_j make the model of j reproduce
+  """Gradient steps of eqs. 6-7 on rhat_j make the model of j reproduce
   j's observed action frequencies (here held fixed at 90% / 10%)."""
   game = pyspiel.load_game("matrix_pd")
   solver = vpg.VPGSolver(game, temperature=1.0, step=0.5,
@@ -152,7 +152,7 @@ def test_sampled_mode_learns_to_defect_in_the_prisoners_dilemma():
                                   episodes_per_iteration=32)
     for _ in range(60):
       solver.iteration()
-    defect = solver.marginal_profile()
+    defect = solver.profile()
     assert defect[0][0, 1] > 0.9 and defect[1][0, 1] > 0.9
 
 
@@ -164,7 +164,7 @@ def test_sampled_mode_is_reproducible():
                                   episodes_per_iteration=8)
     for _ in range(3):
       solver.iteration()
-    runs.append(solver.marginal_profile())
+    runs.append(solver.profile())
   for a, b in zip(*runs):
     np.testing.assert_array_equal(a, b)
 
@@ -193,7 +193,7 @@ def test_large_rewards_and_extreme_temperatures_stay_finite(
                            policy_form=policy_form)
     for _ in range(20):
       solver.iteration()
-    assert all(np.all(np.isfinite(p)) for p in solver.marginal_profile())
+    assert all(np.all(np.isfinite(p)) for p in solver.profile())
     assert all(np.all(np.isfinite(q)) for q in solver.soft_q_values())
     assert np.all(np.isfinite(solver.deviation_gains()))
     assert np.all(np.isfinite(solver.elbo_gaps()))

@@ -12,7 +12,6 @@ gives every such string a node, and then runs
     best response, the soft Bellman step of MF-BQL),
   * NashConv (best-response value minus policy value, summed over the
     populations' initial states, as `nash_conv.NashConv` computes it),
-  * OpenSpiel's mirror-descent update (`MirrorDescent` below),
 
 with numpy over arrays, one layer (depth of the game tree) at a time.
 
@@ -31,7 +30,8 @@ in crowd modelling, 1D and 2D, periodic aversion, linear quadratic and
 garnet), so the engine replays exactly that depth-first tree to read rewards.
 Transitions must depend only on the string and the registered distribution.
 (OpenSpiel's MirrorDescent also reads, during that walk, the cumulative
-values it is updating; `MirrorDescent` below reproduces that too.)
+values it is updating; `vsg_spiel.algorithms.mirror_descent` reproduces that
+too, on the depth-first ranks `MeanField.structure.dfs_rank`.)
 
 Rewards that depend on the distribution. A mean-field node registers the
 distribution of its `distribution_support()` strings with
@@ -841,94 +841,3 @@ class TablePolicy(policy_lib.Policy):
       return self._fallback.action_probabilities(state)
     probabilities = self._table[row].tolist()
     return {action: probabilities[action] for action in state.legal_actions()}
-
-
-def softmax_rows(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
-  """Softmax over the legal entries of each row (0 at illegal ones)."""
-  masked = np.where(legal, logits, -np.inf)
-  weights = np.exp(masked - masked.max(axis=1, keepdims=True))
-  return weights / weights.sum(axis=1, keepdims=True)
-
-
-class MirrorDescent:
-  """OpenSpiel's MirrorDescent on the engine's arrays, iterate for iterate.
-
-  open_spiel/python/mfg/algorithms/mirror_descent.py: each iteration
-  evaluates the current policy against its own flow, adds lr * V(s) to a
-  cumulative value y(s) of every state, projects
-    pi(a|s) = softmax_a( y(child(s, a)) )
-  (ProjectedPolicy's logits r(s) + y(child) differ by the action-independent
-  r(s)) and propagates the new flow.
-
-  One detail is OpenSpiel's, reproduced so that iterates agree: from the
-  second iteration on, the policy it evaluates reads the cumulative values
-  while its depth-first walk is updating them. At a decision state s, a child
-  the walk finished before reaching s already holds y + lr * V; the others
-  still hold y. `iteration()` evaluates exactly that policy.
-  """
-
-  def __init__(self, game, lr: float = 0.01,
-               engine: Optional[MeanFieldEngine] = None):
-    if not lr > 0:
-      raise ValueError(f"lr must be > 0, got {lr}")
-    self._engine = engine or MeanFieldEngine(game)
-    self._lr = lr
-    self._md_step = 0
-    self._cumulative_value = np.zeros(self._engine.num_nodes + 1)
-    self._mean_field = self._engine.mean_field(self._engine.uniform_policy)
-
-  def _grow_cumulative_value(self):
-    """Zero cumulative value for states found since the last iteration."""
-    missing = self._engine.num_nodes + 1 - len(self._cumulative_value)
-    if missing > 0:
-      self._cumulative_value = np.concatenate(
-          [self._cumulative_value, np.zeros(missing)])
-
-  def _projected_policy(self, rows):
-    """softmax_a of the cumulative value of child(s, a) (a PolicyFunction)."""
-    self._grow_cumulative_value()
-    children = self._engine.children_by_action[rows]
-    return softmax_rows(self._cumulative_value[children],
-                        self._engine.legal[rows])
-
-  def _evaluate(self, learning_rate):
-    """V of the policy OpenSpiel's depth-first walk evaluates (see above)."""
-    mean_field = self._mean_field
-    if self._md_step == 1:
-      return self._engine.policy_value(mean_field)
-    values = np.zeros(len(mean_field.rewards))
-    rank = mean_field.structure.dfs_rank
-    cumulative = self._cumulative_value
-
-    def walked_policy_value(layer, q_values):
-      children = layer.decision_children
-      finished = rank[children] < rank[layer.decision_ids, None]
-      logits = cumulative[children] + np.where(
-          finished, learning_rate * values[children], 0.0)
-      return np.sum(softmax_rows(logits, layer.legal) * q_values, axis=1)
-
-    return self._engine.backward(mean_field, walked_policy_value, values)
-
-  def iteration(self, learning_rate: Optional[float] = None):
-    """One mirror-descent step: evaluate, accumulate, project, propagate."""
-    self._md_step += 1
-    learning_rate = learning_rate or self._lr
-    self._grow_cumulative_value()
-    values = self._evaluate(learning_rate)
-    reachable = self._mean_field.structure.reachable_nodes
-    self._cumulative_value[reachable] += learning_rate * values[reachable]
-    self._mean_field = self._engine.mean_field(self._projected_policy)
-
-  def get_policy(self) -> TablePolicy:
-    return self._engine.table_policy(self._mean_field.policy)
-
-  @property
-  def distribution(self) -> tabular_distribution.TabularDistribution:
-    return self._engine.distribution(self._mean_field)
-
-  @property
-  def mean_field(self) -> MeanField:
-    return self._mean_field
-
-  def nash_conv(self) -> float:
-    return self._engine.nash_conv(self._mean_field)

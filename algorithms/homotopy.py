@@ -1,0 +1,839 @@
+"""Path following along the principal branch of regularised equilibria.
+
+In the marginal form with exact opponent models, the fixed point of VPG (the
+ELBO solution of Theorem 4.2, `docs/design.md`) is a logit quantal response
+equilibrium (QRE) at lambda = 1/alpha: at every state s, for every player i,
+
+  pi_i(a|s) = exp(lambda Q_i(s, a)) / sum_b exp(lambda Q_i(s, b)),     (1)
+
+  Q_i(s, a) = E_{a^-i ~ pi_-i(.|s)}[r_i(s, a, a^-i)
+                                   + gamma E_{s'|s,a,a^-i} V_i(s')],  (2)
+
+with, for definition="soft" (the paper's soft values, Def. 5.1, in reward
+units: the future entropy of the player's own policy is valued at alpha)
+
+  V_i(s) = E_{a ~ pi_i(.|s)}[Q_i(s, a) - alpha log pi_i(a|s)],         (3s)
+
+and for definition="markov_logit" (the classical Markov logit QRE of the
+game-theory literature and of sgamesolver: continuation values without the
+entropy term)
+
+  V_i(s) = E_{a ~ pi_i(.|s)}[Q_i(s, a)].                               (3m)
+
+In one-shot games the two coincide. `solve` starts at lambda = 0
+(alpha = infinity), where the fixed point is unique (the uniform profile for
+"markov_logit" and in one-shot games; for "soft" in multi-stage games the
+policy that maximises future entropy, reached first by a homotopy that scales
+the entropy term of (3s) from 0 to 1), and follows the connected branch of
+solutions of (1)-(3) as lambda grows, Gambit's and sgamesolver's "principal
+branch".
+
+Units and conventions. lambda is an inverse temperature in 1/payoff units, as
+Gambit's `lam` (`pygambit.qre.logit_solve_lambda`: p(a) is proportional to
+exp(lam u(a)) with the game's raw payoffs u); alpha = 1/lambda is the paper's
+temperature in payoff units. `maxregret` is in payoff units: the largest gain
+any player has from a unilateral deviation (a best response at every state,
+the core's `profile_deviation_gains`). Gambit's `logit_solve(maxregret=m)`
+instead stops at a regret of m x (max payoff - min payoff); pass
+m x range here to reproduce it.
+
+Method (Allgower & Georg, "Numerical Continuation Methods", 1990, ch. 2-6).
+The unknowns are the log-probabilities y = log pi of every player's legal
+actions at every state; the equations are
+
+  H(y, lambda) = y - lambda Q~ + logsumexp(lambda Q~) = 0,
+
+with Q~ = Q evaluated at the unnormalised pi = exp(y) (the equations force
+sum pi = 1). Values come from the linear policy evaluation
+(I - gamma P_pi) V = c_pi, which holds both for the core's layered
+finite-horizon games (P_pi nilpotent) and for stationary discounted games
+with cycles. The Jacobian is analytic: the same linear solve applied to the
+derivatives of c_pi and P_pi. The branch {H = 0} is followed by arc length
+s, so that turning points in lambda are passed: an Euler predictor along the
+tangent (the null vector of DH, oriented continuously), a Newton corrector
+on the hyperplane orthogonal to the tangent, and a step that grows when the
+corrector converges at once and shrinks when it does not. Internally payoffs
+are divided by their range so that step sizes are comparable across games.
+Where the branch crosses another one (a simple bifurcation: the sign of
+det [DH; tangent] changes, as in games with symmetries), the outgoing branch
+is chosen by Gambit's rule (its `PathTracer`): the first player's
+probabilities at the first state are made to sum to 1 - 1e-7 for a short
+arc, which unfolds the crossing so that the trace follows one of the
+branches. The temperature stop is the first point of the branch at the
+requested lambda; the maxregret stop is the first accepted branch point
+whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
+
+The solver stores dense Jacobians of size K x (K + 1), K the number of
+(player, state, legal action) triples: it is meant for games with up to a few
+thousand such triples.
+"""
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+from scipy import linalg
+from scipy import sparse
+from scipy.sparse import linalg as sparse_linalg
+
+from vsg_spiel import core
+from vsg_spiel import exploitability
+from vsg_spiel import profiles
+
+DEFINITIONS = ("soft", "markov_logit")
+# Transition tensors up to this many entries are held dense.
+_DENSE_TRANSITIONS = 4_000_000
+
+
+@dataclasses.dataclass
+class Settings:
+  """Step control of the path follower (units: arc length in the internal
+  coordinates, log-probabilities and lambda x payoff range)."""
+  first_step: float = 0.3
+  """Arc length of the first predictor step."""
+  max_step_growth: float = 3.0
+  """Largest factor by which a step may exceed the previous one."""
+  min_step: float = 1e-10
+  """The trace fails when the step falls below this."""
+  max_distance: float = 0.3
+  """Largest first corrector step, as a fraction of max(1, step): a larger
+  one means the predictor left the branch's neighbourhood, so the step is
+  retried at half the length."""
+  target_distance: float = 0.03
+  """First corrector step aimed at when the step length is adapted."""
+  min_cosine: float = 0.8
+  """Smallest cosine between consecutive tangents (guards against jumping
+  to another branch)."""
+  max_corrector_iterations: int = 8
+  """Newton iterations per corrector before the step is retried shorter."""
+  corrector_tolerance: float = 1e-6
+  """Newton along the branch stops when the residual |H| is below this
+  times (1 + lambda x range) (rounding in lambda Q grows with lambda)."""
+  tolerance: float = 1e-13
+  """The returned point is polished at fixed lambda until its internal
+  residual is below this times (1 + lambda x range) or Newton stagnates."""
+  max_steps: int = 20_000
+  """Accepted predictor-corrector steps before the trace gives up."""
+  max_lambda: float = 1e15
+  """The trace gives up past this lambda x payoff range."""
+  bifurcation_perturbation: float = 1e-7
+  """Where the branch crosses another one (the sign of det [DH; tangent]
+  changes), the first player's probabilities at the first state are made to
+  sum to 1 - this for twice the step length, Gambit's rule for choosing the
+  outgoing branch."""
+  polish_below: float = 0.0
+  """With maxregret and > 0: once a branch point's regret is below this
+  times the payoff range (and after each further tenfold decrease), the
+  branch's limit is sought by Newton on the Nash equations with the point's
+  support (an exact equilibrium in fewer steps; off by default because on
+  degenerate games it may pick another point of a continuum of equilibria
+  than the branch point Gambit returns)."""
+  polish_distance: float = 1e-2
+  """The limit found so is accepted only within this distance (max
+  probability difference) of the branch point, and with regret <=
+  maxregret."""
+
+
+@dataclasses.dataclass
+class BranchPoint:
+  """A visited point of the branch."""
+  temperature: float
+  """alpha = 1/lambda in payoff units (inf at the start)."""
+  profile: list
+  """Per player an array (num_states, num_actions[i])."""
+  residual: float
+  """Largest |H| of the internal equations at the point (log-probability
+  units)."""
+
+
+@dataclasses.dataclass
+class HomotopyResult:
+  """What `solve` returns.
+
+  With `temperature`, `profile` is the branch point at that temperature;
+  with `maxregret`, it is the Nash endpoint: the branch's limit (found by
+  Newton on the Nash equations with the support of the last branch point,
+  and accepted only close to it with regret <= maxregret) or else the last
+  branch point itself. `temperature` and `residual` are those of the last
+  branch point `branch[-1]`: `residual` is `fixed_point_residual` there
+  (probability units). `nash_conv` (the sum of the players' deviation
+  gains) and `max_regret` (their largest) are recomputed from `profile`
+  (payoff units).
+  """
+  mgame: core.MarkovGame
+  """The game's tensors (what `profile` is a profile of)."""
+  profile: list
+  """Per player an array (num_states, num_actions[i])."""
+  temperature: float
+  """alpha of the last branch point (payoff units)."""
+  residual: float
+  """`fixed_point_residual` of the last branch point at `temperature`."""
+  nash_conv: float
+  """Sum over players of the deviation gains of `profile`."""
+  max_regret: float
+  """Largest deviation gain of `profile` (Gambit's max regret)."""
+  converged: bool
+  """Whether the goal (temperature or maxregret) was reached."""
+  message: str
+  """How the trace ended."""
+  definition: str
+  """"soft" or "markov_logit"."""
+  branch: list
+  """The `BranchPoint`s visited, from alpha = inf."""
+  steps: int
+  """Accepted predictor-corrector steps."""
+  newton_iterations: int
+  """Evaluations of the equations (each Jacobian counts once)."""
+  seconds: float
+  """Wall time of `solve`."""
+
+  @property
+  def lam(self):
+    """lambda = 1/alpha, Gambit's `lam` (1/payoff units)."""
+    return 1.0 / self.temperature
+
+  def policy(self):
+    """The profile as an OpenSpiel policy (`vsg_spiel.MarkovPolicy`)."""
+    return profiles.to_policy(self.mgame, self.profile)
+
+
+def solve(game, temperature=None, *, maxregret=None, definition="soft",
+          settings=None):
+  """Follows the principal branch to a temperature or to a Nash equilibrium.
+
+  Args:
+    game: anything the Markov-game core accepts (a pyspiel game or game
+      string, or a `MarkovGame`, including stationary discounted ones).
+    temperature: alpha > 0 (payoff units): return the branch point at
+      lambda = 1/alpha, the first one the branch reaches.
+    maxregret: > 0 (payoff units): follow the branch towards alpha -> 0 and
+      return the first point whose largest deviation gain is <= maxregret.
+      Exactly one of `temperature` and `maxregret` is given.
+    definition: "soft" (eq. 3s, the paper's Def. 5.1) or "markov_logit"
+      (eq. 3m).
+    settings: a `Settings` (step control), default `Settings()`.
+
+  Returns:
+    A `HomotopyResult`; `converged` is False (with the reason in `message`)
+    when the trace stopped before its goal, and then the result holds the
+    last point reached.
+
+  Raises:
+    ValueError: bad arguments (before any work), or a game the core rejects.
+  """
+  if (temperature is None) == (maxregret is None):
+    raise ValueError("give exactly one of temperature (alpha > 0) and "
+                     "maxregret (> 0)")
+  if temperature is not None:
+    temperature = _check_positive("temperature", temperature)
+  if maxregret is not None:
+    maxregret = _check_positive("maxregret", maxregret)
+  if definition not in DEFINITIONS:
+    raise ValueError(f"unknown definition {definition!r}; choose one of "
+                     f"{DEFINITIONS}")
+  settings = Settings() if settings is None else settings
+  if not isinstance(settings, Settings):
+    raise ValueError(f"settings must be a homotopy.Settings; got "
+                     f"{type(settings).__name__}")
+  mgame = exploitability.markov_game(game)
+  start_time = time.perf_counter()
+  equations = _Equations(mgame, definition)
+  tracer = _Tracer(equations, settings)
+  x, lam, converged, message = tracer.run(
+      None if temperature is None else equations.scale / temperature,
+      maxregret)
+  profile = equations.profile(x)
+  alpha = equations.scale / lam if lam > 0 else math.inf
+  residual = (fixed_point_residual(mgame, profile, alpha, definition)
+              if lam > 0 else math.nan)
+  if tracer.endpoint is not None:
+    profile = tracer.endpoint
+  gains = _deviation_gains(equations, profile)
+  return HomotopyResult(
+      mgame=mgame, profile=profile, temperature=alpha, residual=residual,
+      nash_conv=float(np.sum(gains)), max_regret=float(np.max(gains)),
+      converged=converged, message=message, definition=definition,
+      branch=tracer.branch, steps=tracer.steps,
+      newton_iterations=tracer.newton_iterations,
+      seconds=time.perf_counter() - start_time)
+
+
+def fixed_point_residual(game, profile, temperature, definition="soft"):
+  """max |pi_i(a|s) - softmax_a(Q_i(s, .)/alpha)| over players, states and
+  legal actions: how far `profile` is from solving eqs. (1)-(3).
+
+  Args:
+    game: anything the core accepts, or a `MarkovGame`.
+    profile: per player an array (num_states, num_actions[i]).
+    temperature: alpha > 0 (payoff units).
+    definition: "soft" or "markov_logit".
+
+  Returns:
+    A float in [0, 1] (probability units); 0 exactly at a fixed point.
+  """
+  temperature = _check_positive("temperature", temperature)
+  if definition not in DEFINITIONS:
+    raise ValueError(f"unknown definition {definition!r}; choose one of "
+                     f"{DEFINITIONS}")
+  mgame = exploitability.markov_game(game)
+  profile = profiles.validate_profile(mgame, profile)
+  equations = _Equations(mgame, definition)
+  with np.errstate(divide="ignore"):
+    logs = [np.log(table) for table in profile]
+  x = np.concatenate([log[mask] for log, mask in
+                      zip(logs, mgame.legal_mask)])
+  q_values = equations.evaluate(x, equations.scale / temperature,
+                                1.0, jacobian=False)[1]
+  return float(np.max(np.abs(np.exp(x) - np.exp(equations.log_softmax(
+      q_values)))))
+
+
+def _check_positive(name, value):
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    raise ValueError(f"{name} must be a finite number > 0; got "
+                     f"{value!r}") from None
+  if not np.isfinite(value) or value <= 0:
+    raise ValueError(f"{name} must be a finite number > 0; got {value}")
+  return value
+
+
+def _deviation_gains(equations, profile):
+  """Per player, the gain of a unilateral best response (payoff units)."""
+  mgame = equations.mgame
+  if equations.dynamic:
+    return exploitability.profile_deviation_gains(mgame, profile)
+  gains = []
+  for i in range(mgame.num_players):
+    values = _expect(mgame.rewards[i], profile, (i,))
+    best = np.where(mgame.legal_mask[i], values, -np.inf).max(axis=1)
+    gains.append(mgame.initial_distribution @ (
+        best - (values * profile[i]).sum(axis=1)))
+  return np.array(gains)
+
+
+def _expect(tensor, pis, keep=()):
+  """Expectation over the actions of the players not in `keep`.
+
+  Args:
+    tensor: (..., S, A_1, ..., A_N) joint-action values.
+    pis: N arrays (S, A_j).
+    keep: players whose action axes stay, in their original order.
+
+  Returns:
+    (..., S, A_k for k in keep). Pairwise products, no einsum path search
+    (that costs more than the arithmetic on the games solved here).
+  """
+  num_players = len(pis)
+  for k in reversed(range(num_players)):
+    if k in keep:
+      continue
+    # Left: the axes of players 0..k, then those of kept players after k.
+    trailing = sum(1 for j in keep if j > k)
+    shape = ((pis[k].shape[0],) + (1,) * k + (pis[k].shape[1],) +
+             (1,) * trailing)
+    tensor = (tensor * pis[k].reshape(shape)).sum(axis=-(trailing + 1))
+  return tensor
+
+
+class _Equations:
+  """H(y, lambda, mu) and its Jacobian for one game and definition.
+
+  Internal units: rewards divided by `scale` (the payoff range), lambda
+  multiplied by it. mu scales the entropy term of (3s) (1 for "soft" once
+  the start point is found; 0 for "markov_logit").
+  """
+
+  def __init__(self, mgame, definition):
+    self.mgame = mgame
+    self.soft = definition == "soft"
+    rewards = mgame.rewards
+    spread = float(rewards.max() - rewards.min())
+    self.scale = spread if spread > 0 else 1.0
+    self.rewards = rewards / self.scale
+    self.num_players = num_players = mgame.num_players
+    self.num_states = num_states = mgame.num_states
+    self.num_actions = mgame.num_actions
+    self.gamma = mgame.discount
+    self.transitions = sparse.csr_matrix(mgame.transitions)
+    self.dynamic = self.transitions.nnz > 0  # else every play is one step
+    self.legal = mgame.legal_mask
+    # Variable k <-> (player, state, action), row-major per player.
+    self.index = []
+    offset = 0
+    players, states = [], []
+    for i, mask in enumerate(self.legal):
+      table = np.full(mask.shape, -1, dtype=np.int64)
+      count = int(mask.sum())
+      table[mask] = np.arange(offset, offset + count)
+      offset += count
+      self.index.append(table)
+      rows = np.nonzero(mask)[0]
+      players.append(np.full(count, i))
+      states.append(rows)
+    self.size = offset
+    self.player_of = np.concatenate(players)
+    self.state_of = np.concatenate(states)
+    self.group = self.player_of * num_states + self.state_of
+    self.num_groups = num_players * num_states
+    # Every (player, state) has a legal action and its variables are
+    # contiguous, so groups are segments of the flat vector.
+    self.group_starts = np.flatnonzero(np.diff(self.group, prepend=-1))
+    # Cross terms dQ_i(s, a)/dy_j(s, b), i != j: scatter positions.
+    self.pairs = []
+    for i in range(num_players):
+      for j in range(num_players):
+        if i == j:
+          continue
+        both = self.legal[i][:, :, None] & self.legal[j][:, None, :]
+        s, a, b = np.nonzero(both)
+        self.pairs.append((i, j, self.index[i][s, a], self.index[j][s, b],
+                           np.ravel_multi_index((s, a, b), both.shape)))
+    self.reward_q_parts = None
+    if self.dynamic:
+      joint = mgame.num_joint_actions
+      self._joint_rows = np.repeat(np.arange(num_states), joint)
+      self._joint_cols = np.arange(num_states * joint)
+      if num_states * joint * num_states <= _DENSE_TRANSITIONS:
+        # Small games: dense products and LU are faster than sparse ones.
+        self.transitions = self.transitions.toarray()
+
+  # ------------------------------------------------------------------------
+
+  def split(self, x):
+    """Flat y -> per player (S, A_i) log-policies, -inf off the legal set."""
+    tables = []
+    for i, mask in enumerate(self.legal):
+      table = np.full(mask.shape, -np.inf)
+      table[mask] = x[self.index[i][mask]]
+      tables.append(table)
+    return tables
+
+  def flat(self, tables):
+    return np.concatenate([t[mask] for t, mask in zip(tables, self.legal)])
+
+  def profile(self, x):
+    """Normalised per-player probabilities of the point y."""
+    result = []
+    for log_policy in self.split(x):
+      shifted = np.exp(log_policy - log_policy.max(axis=1, keepdims=True))
+      result.append(shifted / shifted.sum(axis=1, keepdims=True))
+    return result
+
+  def group_sum(self, weights, matrix):
+    """sum over each (player, state) group of weights[k] * matrix[k, ...]."""
+    return np.add.reduceat(
+        weights.reshape((-1,) + (1,) * (matrix.ndim - 1)) * matrix,
+        self.group_starts, axis=0)
+
+  def log_softmax(self, q):
+    """Flat log softmax of flat q within each (player, state) group."""
+    shifted = q - np.maximum.reduceat(q, self.group_starts)[self.group]
+    sums = np.add.reduceat(np.exp(shifted), self.group_starts)
+    return shifted - np.log(sums)[self.group]
+
+  def evaluate(self, x, lam, mu, jacobian=True):
+    """H and, with `jacobian`, dH/dy (K, K), dH/dlambda (K), dH/dmu (K).
+
+    Returns (H, q) or (H, q, dH/dy, dH/dlambda, dH/dmu), q = lambda Q~ (flat).
+    """
+    if not jacobian:
+      q = self.q_values(x, lam, mu, jacobian=False)
+      return x - self.log_softmax(q), q
+    q, dq, dq_dlam, dq_dmu = self.q_values(x, lam, mu)
+    sigma = np.exp(self.log_softmax(q))
+
+    def project(matrix):  # (I - 1 sigma^T) per group
+      return matrix - self.group_sum(sigma, matrix)[self.group]
+
+    dh = np.eye(self.size) - project(dq)
+    return (x - self.log_softmax(q), q, dh, -project(dq_dlam),
+            -project(dq_dmu))
+
+  def q_values(self, x, lam, mu, jacobian=True):
+    """q = lambda Q~ at pi = exp(y) (flat), and with `jacobian` its total
+    derivatives dq/dy (K, K), dq/dlambda (K) and dq/dmu (K)."""
+    num_players = self.num_players
+    logs = self.split(x)
+    pis = [np.exp(log) for log in logs]
+    own_terms = [np.where(pi > 0, pi * log, 0.0)
+                 for pi, log in zip(pis, logs)]
+    entropy_weight = mu if self.soft else 0.0
+    if self.dynamic:
+      factor, values = self._values(pis, own_terms, lam, entropy_weight)
+      continuation = (self.transitions @ values).reshape(
+          (self.num_states,) + self.num_actions + (num_players,))
+      joint_q = lam * self.rewards + self.gamma * np.moveaxis(
+          continuation, -1, 0)
+    else:
+      joint_q = lam * self.rewards
+    q_tables = [_expect(joint_q[i], pis, (i,)) for i in range(num_players)]
+    q = self.flat(q_tables)
+    if not jacobian:
+      return q
+    size = self.size
+    # Partial derivatives of q at fixed continuation values.
+    dq = np.zeros((size, size))
+    for i, j, rows, cols, positions in self.pairs:
+      kept = _expect(joint_q[i], pis, (min(i, j), max(i, j)))
+      if i > j:
+        kept = np.swapaxes(kept, -1, -2)
+      dq[rows, cols] = (kept * pis[j][:, None, :]).reshape(-1)[positions]
+    reward_q = self.flat([_expect(self.rewards[i], pis, (i,))
+                          for i in range(num_players)])
+    dq_dlam = reward_q
+    dq_dmu = np.zeros(size)
+    if self.dynamic:
+      pi_flat = self.flat(pis)
+      y_flat = self.flat([np.where(pi > 0, log, 0.0) for pi, log in
+                          zip(pis, logs)])
+      # (I - gamma P_pi) dV = dc + Pi dq, columns: y (K), lambda, mu.
+      rhs = np.zeros((self.num_groups, size + 2))
+      rhs[self.group, np.arange(size)] = pi_flat * (
+          q - entropy_weight * (y_flat + 1.0))
+      rhs[:, :size] += self.group_sum(pi_flat, dq)
+      rhs[:, size] = self.group_sum(pi_flat, reward_q)
+      if self.soft:
+        rhs[:, size + 1] = -self.group_sum(pi_flat, y_flat)
+      rhs = rhs.reshape(num_players, self.num_states, size + 2)
+      dvalues = factor(np.moveaxis(rhs, 0, 1).reshape(self.num_states, -1))
+      dcontinuation = (self.transitions @ dvalues).reshape(
+          (self.num_states,) + self.num_actions + (num_players, size + 2))
+      total = []
+      for i in range(num_players):
+        block = np.moveaxis(dcontinuation[..., i, :], -1, 0)
+        kept = _expect(block, pis, (i,))  # (K+2, S, A_i)
+        total.append(np.moveaxis(kept, 0, -1)[self.legal[i]])
+      total = self.gamma * np.concatenate(total)
+      dq = dq + total[:, :size]
+      dq_dlam = dq_dlam + total[:, size]
+      dq_dmu = total[:, size + 1]
+    return q, dq, dq_dlam, dq_dmu
+
+  def nash_endpoint(self, x, support_threshold=1e-6, max_iterations=30):
+    """Newton on the Nash equations with the support of the point y.
+
+    On the support of each (player, state), Q_i(s, a) (eq. 3m: the limit of
+    both definitions as alpha -> 0) is the same for every action and the
+    probabilities sum to 1; elsewhere they are 0. Unknowns are the
+    log-probabilities on the support, so a wrong support shows as a
+    probability running to 0 (failure). Returns flat y (-inf off the
+    support), the best point reached (the caller checks its regret), or
+    None.
+    """
+    y = self.log_softmax(x)
+    support = np.exp(y) >= support_threshold
+    columns = np.flatnonzero(support)
+    groups = self.group[columns]
+    # The first support action of each group is its reference.
+    first = np.ones(len(columns), dtype=bool)
+    first[1:] = groups[1:] != groups[:-1]
+    reference = columns[first][np.cumsum(first) - 1]
+    rows = ~first
+    full = np.full(self.size, -np.inf)
+
+    def residuals(log_support, jacobian=True):
+      full[columns] = log_support
+      if jacobian:
+        q, dq, _, _ = self.q_values(full, 1.0, 0.0)
+      else:
+        q = self.q_values(full, 1.0, 0.0, jacobian=False)
+      pi = np.exp(log_support)
+      mass = np.bincount(groups, pi, self.num_groups)
+      equations = np.zeros(len(columns))
+      equations[rows] = (q[columns] - q[reference])[rows]
+      equations[first] = np.log(mass[groups[first]])
+      if not jacobian:
+        return equations
+      jac = np.zeros((len(columns), len(columns)))
+      jac[rows] = (dq[columns][:, columns] - dq[reference][:, columns])[rows]
+      jac[first] = (groups[first][:, None] == groups[None, :]) * (
+          pi / mass[groups])
+      return equations, jac
+
+    log_support = y[columns]
+    equations, jac = residuals(log_support)
+    norm = np.abs(equations).max()
+    for _ in range(max_iterations):
+      if norm <= 1e-14:
+        break
+      # Least squares with small singular values cut: where actions are
+      # payoff-equivalent (or the equilibrium set is not a point) the
+      # equations leave a mix free and the shortest step keeps the
+      # branch's mix there.
+      delta = linalg.lstsq(jac, -equations, cond=1e-9,
+                           check_finite=False)[0]
+      for _ in range(20):  # backtracking on the largest residual
+        trial = log_support + delta
+        if np.all(np.isfinite(trial)) and trial.min() > -40:
+          trial_norm = np.abs(residuals(trial, jacobian=False)).max()
+          if trial_norm < norm:
+            break
+        delta = 0.5 * delta
+      else:
+        break  # stagnated: the caller checks the regret
+      log_support, norm = trial, trial_norm
+      equations, jac = residuals(log_support)
+    full[columns] = log_support
+    return full
+
+  def _values(self, pis, own_terms, lam, entropy_weight):
+    """V from (I - gamma P_pi) V = c_pi; returns (solver, V (S, N))."""
+    joint = pis[0]
+    for pi in pis[1:]:
+      joint = (joint[:, :, None] * pi[:, None, :]).reshape(len(joint), -1)
+    num_states = self.num_states
+    if isinstance(self.transitions, np.ndarray):
+      next_states = np.einsum(
+          "sj,sjt->st", joint,
+          self.transitions.reshape(num_states, -1, num_states))
+      lu = linalg.lu_factor(np.eye(num_states) - self.gamma * next_states,
+                            check_finite=False)
+
+      def factor(rhs):
+        return linalg.lu_solve(lu, rhs, check_finite=False)
+    else:
+      weights = sparse.csr_matrix(
+          (joint.reshape(-1), (self._joint_rows, self._joint_cols)),
+          shape=(num_states, self._joint_cols.size))
+      sparse_lu = sparse_linalg.splu(
+          (sparse.identity(num_states, format="csc") -
+           self.gamma * (weights @ self.transitions)).tocsc())
+
+      def factor(rhs):
+        return sparse_lu.solve(np.ascontiguousarray(rhs))
+
+    reward = np.stack([_expect(self.rewards[i], pis)
+                       for i in range(self.num_players)], axis=1)
+    entropy = np.stack([term.sum(axis=1) for term in own_terms], axis=1)
+    return factor, factor(lam * reward - entropy_weight * entropy)
+
+
+class _Tracer:
+  """Predictor-corrector continuation of H(y, p) = 0 in one parameter p."""
+
+  def __init__(self, equations, settings):
+    self.equations = equations
+    self.settings = settings
+    self.branch = []
+    self.steps = 0
+    self.newton_iterations = 0
+    self.endpoint = None
+    # Passing a simple bifurcation, the first player's probabilities at the
+    # first state are made to sum to 1 - perturbation for a while (as
+    # Gambit does), which unfolds it into two curves.
+    self.perturbation = 0.0
+    starts = equations.group_starts
+    self._first_group_size = (int(starts[1]) if len(starts) > 1 else
+                              equations.size)
+
+  def run(self, target_lam, maxregret):
+    """Returns (y, lambda, converged, message), lambda internal."""
+    equations = self.equations
+    x = np.zeros(equations.size)
+    x = equations.log_softmax(x)
+    if equations.soft and equations.dynamic:
+      # The entropy-only game at lambda = 0: scale its entropy from 0 to 1.
+      system = lambda u, jac=True: self._system(u, 0.0, None, jac)
+      u, ok, message = self._trace(system, np.append(x, 0.0), 1.0, None,
+                                   record=False)
+      if not ok:
+        return u[:-1], 0.0, False, "start point: " + message
+      x = u[:-1]
+    system = lambda u, jac=True: self._system(u, None, 1.0, jac)
+    self._record(x, 0.0)
+    u, ok, message = self._trace(system, np.append(x, 0.0), target_lam,
+                                 maxregret, record=True)
+    return u[:-1], u[-1], ok, message
+
+  def _system(self, u, lam, mu, jac):
+    """H and dH/du with u = (y, p): p is lambda (mu fixed) or mu."""
+    x, p = u[:-1], u[-1]
+    result = self.equations.evaluate(
+        x, p if lam is None else lam, p if mu is None else mu, jac)
+    h = result[0]
+    if self.perturbation:
+      h = h.copy()
+      h[:self._first_group_size] += self.perturbation
+    if not jac:
+      return h, None
+    _, _, dh, dlam, dmu = result
+    return h, np.column_stack([dh, dlam if lam is None else dmu])
+
+  def _record(self, x, lam, residual=None):
+    equations = self.equations
+    if residual is None:
+      residual = np.abs(equations.evaluate(x, lam, 1.0, jacobian=False)[0]
+                        ).max()
+    self.branch.append(BranchPoint(
+        temperature=equations.scale / lam if lam > 0 else math.inf,
+        profile=equations.profile(x), residual=float(residual)))
+
+  def _tangent(self, jac, previous):
+    augmented = np.vstack([jac, previous])
+    rhs = np.zeros(len(previous))
+    rhs[-1] = 1.0
+    tangent = linalg.solve(augmented, rhs)
+    tangent /= np.linalg.norm(tangent)
+    return tangent if tangent @ previous >= 0 else -tangent
+
+  def _correct(self, system, v, tangent):
+    """Chord Newton on {H = 0, tangent . (u - v) = 0} from the predicted
+    point v, with the Jacobian there factored once; the same factors give
+    the tangent at the new point.
+
+    Returns (u, first step length, ok, tangent at u, |H(u)|, orientation);
+    not ok when the residual stops falling fast. The orientation is the
+    sign of det [DH; tangent], constant along the branch except where it
+    crosses another branch (a simple bifurcation point).
+    """
+    settings = self.settings
+    h, jac = system(v)
+    self.newton_iterations += 1
+    augmented = np.vstack([jac, tangent])
+    with np.errstate(all="ignore"):
+      lu = linalg.lu_factor(augmented, check_finite=False)
+      new_tangent = linalg.lu_solve(lu, np.eye(len(v))[-1],
+                                    check_finite=False)
+    norm = float(np.abs(h).max())
+    if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
+      return v, math.inf, False, tangent, norm, 0
+    swaps = np.count_nonzero(lu[1] != np.arange(len(lu[1])))
+    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu[0]))))
+    new_tangent /= np.linalg.norm(new_tangent)
+    if new_tangent @ tangent < 0:
+      new_tangent = -new_tangent
+    first = None
+    for _ in range(settings.max_corrector_iterations):
+      delta = linalg.lu_solve(lu, np.append(-h, 0.0), check_finite=False)
+      v = v + delta
+      if first is None:
+        first = float(np.abs(delta).max())
+      h = system(v, False)[0]
+      self.newton_iterations += 1
+      previous, norm = norm, float(np.abs(h).max())
+      if norm <= settings.corrector_tolerance * (1.0 + abs(v[-1])):
+        return v, first, True, new_tangent, norm, orientation
+      if not np.isfinite(norm) or norm > 0.5 * previous:
+        break
+    return (v, first if first is not None else math.inf, False, tangent, norm,
+            orientation)
+
+  def _land(self, system, v, target):
+    """Newton in y at fixed parameter `target` from v; returns (u, ok)."""
+    settings = self.settings
+    self.perturbation = 0.0
+    v = v.copy()
+    v[-1] = target
+    last = math.inf
+    for _ in range(50):
+      h, jac = system(v)
+      self.newton_iterations += 1
+      norm = float(np.abs(h).max())
+      if norm <= settings.tolerance * (1.0 + target) or norm >= last:
+        break
+      last = norm
+      try:
+        delta = linalg.solve(jac[:, :-1], -h)
+      except linalg.LinAlgError:
+        return v, False
+      v[:-1] += delta
+    ok = norm <= 1e-7 * (1.0 + target)
+    return v, ok
+
+  def _trace(self, system, u, target, maxregret, record):
+    """Follows the branch from u (parameter increasing at the start) until
+    the parameter reaches `target` or the regret falls to `maxregret`."""
+    settings = self.settings
+    equations = self.equations
+    _, jac = system(u)
+    start = np.zeros(len(u))
+    start[-1] = 1.0
+    tangent = self._tangent(jac, start)
+    step = settings.first_step
+    last_attempt = math.inf
+    orientation = 0
+    history = [(u, tangent, orientation)]  # accepted points
+    retreats = 0
+    while True:
+      if self.steps >= settings.max_steps:
+        return u, False, f"stopped after max_steps={settings.max_steps}"
+      if step < settings.min_step:
+        if self.perturbation and retreats < 3 and len(history) > 1:
+          # Stuck next to the bifurcation: go back along the branch and
+          # approach it on the unfolded curve from further away.
+          retreats += 1
+          stuck = history.pop()[0]
+          u, tangent, orientation = history[-1]
+          distance = float(np.linalg.norm(stuck - u))
+          step = 0.25 * distance
+          countdown = 4.0 * distance
+          continue
+        return u, False, f"step fell below {settings.min_step}"
+      if u[-1] > settings.max_lambda:
+        return u, False, (f"lambda x range passed {settings.max_lambda} "
+                          "before the regret reached maxregret")
+      v, first, ok, new_tangent, residual, sign = self._correct(
+          system, u + step * tangent, tangent)
+      if not ok or first > settings.max_distance * max(1.0, step):
+        step *= 0.5
+        continue
+      if new_tangent @ tangent < settings.min_cosine:
+        step *= 0.5
+        continue
+      if orientation and sign != orientation:
+        # A bifurcation between u and v: retry shorter on the unfolded
+        # curves.
+        if not self.perturbation:
+          self.perturbation = settings.bifurcation_perturbation
+          countdown = 2.0 * step
+        step *= 0.5
+        continue
+      orientation = sign
+      if self.perturbation:
+        countdown -= step
+        if countdown < 0:
+          self.perturbation = 0.0
+          retreats = 0
+      if target is not None and u[-1] < target <= v[-1]:
+        fraction = (target - u[-1]) / (v[-1] - u[-1])
+        landed, ok = self._land(system, u + fraction * (v - u), target)
+        if not ok:
+          step *= 0.5
+          continue
+        self.steps += 1
+        if record:
+          self._record(landed[:-1], landed[-1])
+        return landed, True, "reached the requested temperature"
+      self.steps += 1
+      u, tangent = v, new_tangent
+      history = history[-2:] + [(u, tangent, orientation)]
+      if record:
+        self._record(u[:-1], u[-1], residual)
+      if maxregret is not None and u[-1] > 0:
+        profile = equations.profile(u[:-1])
+        regret = np.max(_deviation_gains(equations, profile))
+        if regret <= maxregret:
+          landed, _ = self._land(system, u, u[-1])
+          self.branch.pop()
+          self._record(landed[:-1], landed[-1])
+          return landed, True, "max regret <= maxregret on the branch"
+        if (regret < settings.polish_below * equations.scale and
+            regret <= 0.1 * last_attempt):
+          last_attempt = regret
+          endpoint = equations.nash_endpoint(u[:-1])
+          if endpoint is not None:
+            end_profile = equations.profile(endpoint)
+            distance = max(np.abs(a - b).max() for a, b in
+                           zip(end_profile, profile))
+            if (distance <= settings.polish_distance and np.max(
+                _deviation_gains(equations, end_profile)) <= maxregret):
+              self.endpoint = end_profile
+              return u, True, ("max regret <= maxregret at the branch's "
+                               "limit (Newton on the Nash equations with "
+                               "the support of the last branch point)")
+      growth = math.sqrt(settings.target_distance * max(1.0, step) /
+                         max(first, 1e-300))
+      step *= min(settings.max_step_growth, max(0.5, growth))

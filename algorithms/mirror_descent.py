@@ -1,0 +1,129 @@
+"""OpenSpiel's mean-field mirror descent on the tabular engine's arrays.
+
+The algorithm of `open_spiel/python/mfg/algorithms/mirror_descent.py`
+(Perolat et al., "Scaling up mean field games with online mirror descent"),
+iterate for iterate, with every state evaluated by `vsg_spiel.mfg_engine`
+layer by layer instead of a recursive walk: the peer that MF-BQL is measured
+against, and the check that the engine reproduces OpenSpiel's walks.
+"""
+
+from typing import Optional
+
+import numpy as np
+from open_spiel.python.mfg import tabular_distribution
+
+from vsg_spiel import logit
+from vsg_spiel import mfg_engine
+from vsg_spiel import parameters
+
+
+class MirrorDescent:
+  """OpenSpiel's MirrorDescent on the engine's arrays, iterate for iterate.
+
+  open_spiel/python/mfg/algorithms/mirror_descent.py: each iteration
+  evaluates the current policy against its own flow, adds lr * V(s) to a
+  cumulative value y(s) of every state, projects
+    pi(a|s) = softmax_a( y(child(s, a)) )
+  (ProjectedPolicy's logits r(s) + y(child) differ by the action-independent
+  r(s)) and propagates the new flow.
+
+  One detail is OpenSpiel's, reproduced so that iterates agree: from the
+  second iteration on, the policy it evaluates reads the cumulative values
+  while its depth-first walk is updating them. At a decision state s, a child
+  the walk finished before reaching s already holds y + lr * V; the others
+  still hold y. `iteration()` evaluates exactly that policy.
+  """
+
+  def __init__(self, game, lr: float = 0.01,
+               engine: Optional[mfg_engine.MeanFieldEngine] = None):
+    """Args: game, a mean-field game; lr > 0, OpenSpiel's learning rate;
+    engine, a `MeanFieldEngine` of `game` to reuse (built if None).
+
+    Raises:
+      ValueError: lr is not a finite number > 0, engine is not a
+        MeanFieldEngine or was built for another game.
+    """
+    self._lr = parameters.check_real("lr", lr, 0.0, low_open=True)
+    if not (engine is None or isinstance(engine, mfg_engine.MeanFieldEngine)):
+      raise ValueError("engine must be a MeanFieldEngine or None; got "
+                       f"{type(engine).__name__}")
+    self._engine = engine or mfg_engine.MeanFieldEngine(game)
+    if self._engine.game is not game:
+      raise ValueError("engine was built for a different game")
+    self._md_step = 0
+    self._cumulative_value = np.zeros(self._engine.num_nodes + 1)
+    self._mean_field = self._engine.mean_field(self._engine.uniform_policy)
+
+  def _grow_cumulative_value(self):
+    """Zero cumulative value for states found since the last iteration."""
+    missing = self._engine.num_nodes + 1 - len(self._cumulative_value)
+    if missing > 0:
+      self._cumulative_value = np.concatenate(
+          [self._cumulative_value, np.zeros(missing)])
+
+  def _projected_policy(self, rows):
+    """softmax_a of the cumulative value of child(s, a) (a PolicyFunction)."""
+    self._grow_cumulative_value()
+    children = self._engine.children_by_action[rows]
+    return logit.softmax(self._cumulative_value[children],
+                         self._engine.legal[rows], axis=1)
+
+  def _evaluate(self, learning_rate):
+    """V of the policy OpenSpiel's depth-first walk evaluates (see above)."""
+    mean_field = self._mean_field
+    if self._md_step == 1:
+      return self._engine.policy_value(mean_field)
+    values = np.zeros(len(mean_field.rewards))
+    rank = mean_field.structure.dfs_rank
+    cumulative = self._cumulative_value
+
+    def walked_policy_value(layer, q_values):
+      children = layer.decision_children
+      finished = rank[children] < rank[layer.decision_ids, None]
+      logits = cumulative[children] + np.where(
+          finished, learning_rate * values[children], 0.0)
+      return np.sum(logit.softmax(logits, layer.legal, axis=1) * q_values,
+                    axis=1)
+
+    return self._engine.backward(mean_field, walked_policy_value, values)
+
+  def iteration(self, learning_rate: Optional[float] = None):
+    """One mirror-descent step: evaluate, accumulate, project, propagate."""
+    self._md_step += 1
+    learning_rate = (self._lr if learning_rate is None else
+                     parameters.check_real("learning_rate", learning_rate,
+                                           0.0, low_open=True))
+    self._grow_cumulative_value()
+    values = self._evaluate(learning_rate)
+    reachable = self._mean_field.structure.reachable_nodes
+    self._cumulative_value[reachable] += learning_rate * values[reachable]
+    self._mean_field = self._engine.mean_field(self._projected_policy)
+
+  def policy(self) -> mfg_engine.TablePolicy:
+    """The current policy as an OpenSpiel policy (a snapshot)."""
+    return self._engine.table_policy(self.profile())
+
+  # The name OpenSpiel's mean-field solvers use, so that the two mix.
+  get_policy = policy
+
+  def profile(self) -> np.ndarray:
+    """pi(a|s): array (num_rows, num_distinct_actions), 0 at illegal
+    actions."""
+    return self._mean_field.policy
+
+  @property
+  def distribution(self) -> tabular_distribution.TabularDistribution:
+    """The current policy's state distribution (OpenSpiel's type)."""
+    return self._engine.distribution(self._mean_field)
+
+  @property
+  def mean_field(self) -> mfg_engine.MeanField:
+    return self._mean_field
+
+  @property
+  def iteration_count(self) -> int:
+    return self._md_step
+
+  def nash_conv(self) -> float:
+    """NashConv of the current policy, equal to OpenSpiel's NashConv."""
+    return self._engine.nash_conv(self._mean_field)

@@ -1,0 +1,229 @@
+"""Path following of the principal branch of logit QRE (algorithms/homotopy).
+
+The multi-stage games are checked against eqs. (1)-(3) recomputed here and
+with VPG's own soft values, and VPG started at the returned profile; the
+normal-form games against Gambit in tests/test_homotopy_gambit.py.
+"""
+
+import numpy as np
+import pyspiel
+import pytest
+from scipy import special
+
+import vsg_spiel
+from vsg_spiel import core
+from vsg_spiel import logit
+from vsg_spiel.algorithms import homotopy
+from vsg_spiel.algorithms import vpg
+
+MULTI_STAGE = [
+    "python_iterated_prisoners_dilemma(max_game_length=2)",
+    "oshi_zumo(coins=3,size=1,horizon=3)",
+    "python_vsg_routing(horizon=2)",
+]
+
+
+def payoff_range(mgame):
+  return float(mgame.rewards.max() - mgame.rewards.min())
+
+
+def action_values(mgame, profile, temperature, soft):
+  """Q_i(s, a) of eq. (2) by backward induction over the layers, with the
+  values of eq. (3s) (soft) or (3m); per player (S, A_i)."""
+  values = np.zeros((mgame.num_states, mgame.num_players))
+  q_values = [np.zeros(mask.shape) for mask in mgame.legal_mask]
+  for layer_index in reversed(range(len(mgame.layers))):
+    layer = mgame.layers[layer_index]
+    continuation = mgame.expected_next(layer_index, values)
+    policies = [policy[layer] for policy in profile]
+    for i in range(mgame.num_players):
+      joint = mgame.rewards[i, layer] + mgame.discount * continuation[..., i]
+      q_values[i][layer] = core.expect_over_actions(joint, policies, keep=i)
+      policy = profile[i][layer]
+      entropy = -np.where(policy > 0, policy * np.log(
+          np.where(policy > 0, policy, 1.0)), 0.0).sum(axis=1)
+      values[layer, i] = (policy * q_values[i][layer]).sum(axis=1) + (
+          temperature * entropy if soft else 0.0)
+  return q_values
+
+
+def logit_response(mgame, q_values, temperature):
+  return [np.where(mask, special.softmax(
+      np.where(mask, q / temperature, -np.inf), axis=1), 0.0)
+          for q, mask in zip(q_values, mgame.legal_mask)]
+
+
+@pytest.mark.parametrize("game_string", MULTI_STAGE)
+@pytest.mark.parametrize("definition", homotopy.DEFINITIONS)
+def test_multi_stage_branch_point_solves_the_fixed_point(game_string,
+                                                         definition):
+  mgame = vsg_spiel.markov_game(game_string)
+  alpha = 0.2 * payoff_range(mgame)
+  result = homotopy.solve(mgame, temperature=alpha, definition=definition)
+  assert result.converged, result.message
+  assert result.temperature == pytest.approx(alpha, rel=1e-12)
+  response = logit_response(mgame, action_values(
+      mgame, result.profile, alpha, definition == "soft"), alpha)
+  difference = max(np.abs(a - b).max()
+                   for a, b in zip(response, result.profile))
+  assert difference <= 1e-10
+  assert result.residual <= 1e-10
+  assert result.branch[0].temperature == np.inf
+  assert result.branch[-1].temperature == pytest.approx(alpha, rel=1e-12)
+
+
+@pytest.mark.parametrize("game_string", MULTI_STAGE)
+def test_vpg_started_at_the_soft_branch_point_stays_there(game_string):
+  mgame = vsg_spiel.markov_game(game_string)
+  alpha = 0.2 * payoff_range(mgame)
+  result = homotopy.solve(mgame, temperature=alpha)
+  solver = vpg.VPGSolver(mgame, temperature=alpha, step=0.1,
+                         opponent_model="exact", policy_form="marginal",
+                         initial_profile=result.profile)
+  # VPG's own soft values (Def. 5.1, units of 1/alpha) at the start.
+  soft_q = [np.einsum("saj,sj->sa", q, model) for q, model in zip(
+      solver.soft_q_values(), solver.joint_opponent_models())]
+  response = [np.exp(logit.log_softmax(q, mask, axis=1))
+              for q, mask in zip(soft_q, mgame.legal_mask)]
+  assert max(np.abs(a - b).max() for a, b in
+             zip(response, result.profile)) <= 1e-10
+  for _ in range(20):
+    solver.iteration()
+  assert max(np.abs(a - b).max() for a, b in
+             zip(solver.profile(), result.profile)) <= 1e-10
+
+
+@pytest.mark.parametrize("game_string", MULTI_STAGE[:2])
+def test_multi_stage_nash_endpoint(game_string):
+  mgame = vsg_spiel.markov_game(game_string)
+  tolerance = 1e-8 * payoff_range(mgame)
+  result = homotopy.solve(mgame, maxregret=tolerance)
+  assert result.converged, result.message
+  gains = vsg_spiel.profile_deviation_gains(mgame, result.profile)
+  assert gains.max() <= tolerance
+  assert result.max_regret == pytest.approx(gains.max(), abs=1e-15)
+  assert result.nash_conv == pytest.approx(gains.sum(), abs=1e-15)
+
+
+def test_one_shot_definitions_coincide():
+  game = pyspiel.load_game("matrix_bos")
+  soft = homotopy.solve(game, temperature=0.7)
+  markov = homotopy.solve(game, temperature=0.7, definition="markov_logit")
+  for a, b in zip(soft.profile, markov.profile):
+    np.testing.assert_allclose(a, b, atol=1e-14)
+
+
+def test_policy_is_the_profile():
+  result = homotopy.solve("matrix_bos", temperature=1.0)
+  policy = result.policy()
+  state = pyspiel.load_game("matrix_bos").new_initial_state()
+  probabilities = policy.action_probabilities(state, 1)
+  np.testing.assert_allclose([probabilities[a] for a in (0, 1)],
+                             result.profile[1][0], atol=0)
+
+
+def test_fixed_point_residual_is_zero_only_at_the_branch_point():
+  mgame = vsg_spiel.markov_game(MULTI_STAGE[0])
+  result = homotopy.solve(mgame, temperature=1.0)
+  assert homotopy.fixed_point_residual(mgame, result.profile, 1.0) <= 1e-12
+  assert homotopy.fixed_point_residual(mgame, result.profile, 2.0) > 1e-3
+  uniform = vsg_spiel.uniform_profile(mgame)
+  assert homotopy.fixed_point_residual(mgame, uniform, 1.0) > 1e-3
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "exactly one"),
+    ({"temperature": 1.0, "maxregret": 1e-6}, "exactly one"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"temperature": float("nan")}, "temperature"),
+    ({"maxregret": -1.0}, "maxregret"),
+    ({"temperature": 1.0, "definition": "entropy"}, "definition"),
+    ({"temperature": 1.0, "settings": {"first_step": 1}}, "settings"),
+])
+def test_bad_arguments_fail_before_work(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    homotopy.solve("matrix_bos", **kwargs)
+
+
+def test_vpg_says_when_it_cycles_and_the_adaptive_step_reaches_the_branch():
+  # The issue's case: at alpha = 0.1 with step 0.5 VPG cycles on BoS.
+  branch = homotopy.solve("matrix_bos", temperature=0.1)
+  solver = vpg.VPGSolver("matrix_bos", temperature=0.1, step=0.5,
+                         opponent_model="exact", policy_form="marginal")
+  converged, iterations, residual, reason = solver.run_to_tolerance(
+      1e-9, max_iterations=300)
+  assert (converged, iterations, reason) == (False, 300, "budget")
+  assert residual == solver.residual > 0.1
+  assert not solver.converged
+  adaptive = vpg.VPGSolver("matrix_bos", temperature=0.1, step=0.5,
+                           opponent_model="exact", policy_form="marginal")
+  converged, iterations, residual, reason = adaptive.run_to_tolerance(
+      1e-9, max_iterations=300, adaptive_step=True)
+  assert converged and reason == "converged" and iterations < 300
+  assert residual <= 1e-9 and adaptive.converged
+  assert adaptive.step < 0.5
+  # A logit QRE, but BoS has several at alpha = 0.1: VPG ends on the
+  # mixed one, the branch past its bifurcation on a nearly pure one.
+  assert homotopy.fixed_point_residual(
+      "matrix_bos", adaptive.profile(), 0.1) <= 1e-9
+  assert branch.residual <= 1e-12
+  assert branch.nash_conv < 0.1 * adaptive.nash_conv()
+
+
+def test_vpg_residual_is_the_homotopy_residual():
+  solver = vpg.VPGSolver(MULTI_STAGE[0], temperature=2.0, step=0.3,
+                         opponent_model="exact", policy_form="marginal")
+  for _ in range(3):
+    solver.iteration()
+  assert solver.residual == homotopy.fixed_point_residual(
+      solver.mgame, solver.profile(), 2.0)
+  assert solver.residual > 1e-6
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tolerance": 0.0}, "tolerance"),
+    ({"max_iterations": 0}, "max_iterations"),
+])
+def test_run_to_tolerance_bad_arguments(kwargs, match):
+  solver = vpg.VPGSolver("matrix_bos", temperature=0.5)
+  with pytest.raises(ValueError, match=match):
+    solver.run_to_tolerance(**kwargs)
+
+
+def cyclic_game(seed, num_states=3, num_actions=(2, 3), discount=0.8):
+  """A random stationary discounted game whose state graph has cycles
+  (every state can follow every state)."""
+  rng = np.random.default_rng(seed)
+  joint = int(np.prod(num_actions))
+  transitions = rng.dirichlet(np.ones(num_states), size=num_states * joint)
+  return core.MarkovGame(
+      rewards=rng.random((2, num_states) + num_actions),
+      transitions=transitions,
+      legal_mask=[np.ones((num_states, n), dtype=bool) for n in num_actions],
+      initial_distribution=np.full(num_states, 1.0 / num_states),
+      layers=[np.arange(num_states)], discount=discount)
+
+
+@pytest.mark.parametrize("definition", homotopy.DEFINITIONS)
+def test_stationary_discounted_branch_point_by_value_iteration(definition):
+  mgame = cyclic_game(seed=3)
+  alpha = 0.3
+  result = homotopy.solve(mgame, temperature=alpha, definition=definition)
+  assert result.converged, result.message
+  profile = result.profile
+  # Policy evaluation by value iteration, independent of the solver's
+  # linear solves.
+  transitions = mgame.transitions.toarray().reshape(
+      (mgame.num_states,) + mgame.num_actions + (mgame.num_states,))
+  values = np.zeros((2, mgame.num_states))
+  for _ in range(400):
+    joint = mgame.rewards + mgame.discount * np.einsum(
+        "sabt,it->isab", transitions, values)
+    q_values = [np.einsum("sab,sb->sa", joint[0], profile[1]),
+                np.einsum("sab,sa->sb", joint[1], profile[0])]
+    values = np.array([
+        (profile[i] * (q_values[i] - (alpha * np.log(profile[i]) if
+                                      definition == "soft" else 0.0))
+         ).sum(axis=1) for i in range(2)])
+  response = logit_response(mgame, q_values, alpha)
+  assert max(np.abs(a - b).max() for a, b in zip(response, profile)) <= 1e-10
