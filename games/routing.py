@@ -903,15 +903,16 @@ class RoutingContinuous:
     observations = np.repeat(step_regime_one_hot(
         stages, regimes, self.horizon, self.game.regimes.num_regimes),
                              samples, axis=0)
-    grid = self.game.split_fractions  # (A, P)
+    grid_splits = self.game.split_fractions  # (A, P)
     profile, splits = [], []
     for policy in policies:
       box = policy.actions(observations,
                            deterministic=not policy.stochastic_policy)
       player_splits = self.to_game_actions(box[:, None, :])[:, 0]
       nearest = np.argmin(np.sum(
-          (player_splits[:, None, :] - grid[None]) ** 2, axis=-1), axis=1)
-      counts = np.zeros((len(states), len(grid)))
+          (player_splits[:, None, :] - grid_splits[None]) ** 2, axis=-1),
+                          axis=1)
+      counts = np.zeros((len(states), len(grid_splits)))
       np.add.at(counts, (np.repeat(np.arange(len(states)), samples),
                          nearest), 1.0)
       profile.append(counts / samples)
