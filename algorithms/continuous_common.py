@@ -1,6 +1,7 @@
 """What the continuous-action agents (MAI, MASQL, MADDPG, DDPG) share.
 
-  * `Settings`: every setting of the four agents, in one documented place;
+  * `Settings`: the settings the four agents share (MAI adds its own);
+  * `play_episode`: the one episode loop of every agent;
   * `ContinuousEnvironment`: OpenSpiel-style `TimeStep`s over the continuous
     interface of the differential and routing games;
   * `MLP`, `Adam`, `polyak_update`, the squashed Gaussian
@@ -12,20 +13,9 @@
     save/restore.
 
 Actions. Every agent acts in the box [-1, 1]^d (d = `action_size`), the range
-of a tanh-squashed Gaussian; `ContinuousEnvironment` maps box actions to the
-game's actions: an affine map onto [action_low, action_high] for the
-differential game, and for the routing game the split
-softmax(SPLIT_LOGIT_RANGE * u_1, ..., SPLIT_LOGIT_RANGE * u_{P-1}, 0) on the
-simplex of the P paths (a bijection onto the splits whose path shares lie
-within a factor exp(2 * SPLIT_LOGIT_RANGE) of each other; at 3, a single path
-takes up to 91% of the demand with three paths).
-
-SPLIT_LOGIT_RANGE is 3, not larger, because the box's uniform measure is what
-the warm-up explores and what the soft agents' entropy is measured against:
-at 6 most of the box maps to nearly pure splits, and MAI's routing policies
-(200 x 25, `eval/run_mai.py`) stayed near-pure with grid NashConv
-5.2 +- 0.6 (3 seeds), the level of uniformly random play (5.16); at 3 it was
-2.4 +- 0.9 (2 seeds).
+of a tanh-squashed Gaussian; the game's continuous interface
+(`game.continuous_interface()`, e.g. `differential.DifferentialContinuous`)
+maps box actions to the game's actions.
 """
 
 import dataclasses
@@ -36,22 +26,17 @@ from open_spiel.python import rl_environment
 import pyspiel
 import tensorflow as tf
 
-from vsg_spiel.games import differential
-from vsg_spiel.games import routing
-
-OPPONENT_MODELS = ("variational", "empirical")
-OPPONENT_REWARDS = ("estimated", "shared")
-SPLIT_LOGIT_RANGE = 3.0
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """Every setting of the continuous-action agents.
+  """The settings the continuous-action agents share.
 
   All four agents use the same network sizes, optimiser and replay settings;
-  the fields after `target_update_rate` apply only to the agents named.
+  the fields after `target_update_rate` apply only to the agents named. MAI
+  adds its own (`mai.Settings`).
 
   Attributes:
     hidden_sizes: hidden layer widths of every network (ReLU MLPs).
@@ -71,31 +56,14 @@ class Settings:
     annealing_steps: MAI, MASQL: after the warm-up, alpha decays
       geometrically from initial to final over this many acting steps, then
       stays; 0 keeps the initial one.
-    opponent_model: MAI: "variational" (the paper's: rho is the optimum of
-      Prop. 5.9, eq. 5, the opponents' soft response to the agent's own
-      conditional policy) or "empirical" (the ablation matching
-      `vpg.VPGSolver`'s empirical model: rho fitted by maximum likelihood to
-      the opponents' observed actions, with no reward estimate and no
-      opponent KL term in the soft value).
-    opponent_reward: MAI, variational opponent model: how an agent knows its
-      opponents' rewards for the opponent model of Prop. 5.9: "estimated" (reward estimates fitted to the
-      opponents' observed actions, Algorithm 3) or "shared" (an
-      identical-interest game: the opponents' reward is the agent's own, so
-      its own critic is their soft Q).
-    importance_samples: MAI: samples per state in its self-normalised
-      importance estimates: the opponent model's fit (eq. 5) and, with
-      "estimated", the reward estimate's gradient (eq. 7).
-    importance_states: MAI: how many states of each batch (at most all)
-      those estimates use; each costs importance_samples network rows.
     exploration_noise: MADDPG, DDPG: standard deviation of the Gaussian noise
       added to the deterministic box action while training.
     jit_compile: compile each agent's update and action selection with XLA:
       faster steps, at a few seconds of compilation per agent on its first
       update (the tests turn it off).
 
-  The defaults are the differential game's (`vsg_spiel.eval.run_mai`
-  overrides a few for the routing game); how they were chosen is recorded
-  there.
+  The defaults are the differential game's; each game's continuous
+  interface overrides a few (its `agent_settings`), with the reasons.
   """
   hidden_sizes: tuple = (64, 64)
   learning_rate: float = 1e-3
@@ -109,10 +77,6 @@ class Settings:
   initial_temperature: float = 1.0
   final_temperature: float = 0.02
   annealing_steps: int = 3000
-  opponent_model: str = "variational"
-  opponent_reward: str = "estimated"
-  importance_samples: int = 16
-  importance_states: int = 32
   exploration_noise: float = 0.1
   jit_compile: bool = True
 
@@ -122,8 +86,7 @@ class Settings:
     if not self.hidden_sizes or min(self.hidden_sizes) < 1:
       raise ValueError(f"hidden_sizes must be one or more widths >= 1, got "
                        f"{self.hidden_sizes}")
-    for name in ("batch_size", "replay_capacity", "updates_per_step",
-                 "importance_samples", "importance_states"):
+    for name in ("batch_size", "replay_capacity", "updates_per_step"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.replay_capacity < self.batch_size:
@@ -145,12 +108,6 @@ class Settings:
     if not self.exploration_noise >= 0.0:
       raise ValueError(f"exploration_noise must be >= 0, got "
                        f"{self.exploration_noise}")
-    if self.opponent_model not in OPPONENT_MODELS:
-      raise ValueError(f"opponent_model must be one of {OPPONENT_MODELS}, "
-                       f"got {self.opponent_model!r}")
-    if self.opponent_reward not in OPPONENT_REWARDS:
-      raise ValueError(f"opponent_reward must be one of {OPPONENT_REWARDS}, "
-                       f"got {self.opponent_reward!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -168,61 +125,43 @@ class EnvironmentSpec:
 class ContinuousEnvironment:
   """OpenSpiel-style time steps over a game's continuous interface.
 
-  Plays one copy (batch size 1) of `BatchedDifferentialEnv` or
-  `BatchedRoutingEnv`. `step` takes the players' box actions, shape
-  (num_players, action_size) in [-1, 1], and returns an
-  `rl_environment.TimeStep` whose observations hold, for every player, the
-  Markov-state tensor ("info_state"; the same for all: both games have
-  perfect information) and the joint box action just played ("joint_action",
-  shape (num_players, action_size); None at the first step): a decentralised
-  agent sees the state, the others' actions and its own reward.
+  Plays one copy (batch size 1) of the environment that
+  `game.continuous_interface()` builds for each episode. `step` takes the
+  players' box actions, shape (num_players, action_size) in [-1, 1], and
+  returns an `rl_environment.TimeStep` whose observations hold, for every
+  player, the Markov-state tensor ("info_state"; the same for all: the games
+  have perfect information) and the joint box action just played
+  ("joint_action", shape (num_players, action_size); None at the first
+  step): a decentralised agent sees the state, the others' actions and its
+  own reward.
 
-  The routing game's demand regimes are drawn with a numpy Generator seeded
-  by (seed, episode index), so episode k is the same whether or not a run was
-  resumed before it; `first_episode` is the index of the next `reset`.
+  Episode k's environment is seeded by (seed, k), so episode k is the same
+  whether or not a run was resumed before it; `first_episode` is the index
+  of the next `reset`.
+
+  Raises:
+    ValueError: if the game has no continuous interface.
   """
 
   def __init__(self, game, seed=0, first_episode=0):
+    if not hasattr(game, "continuous_interface"):
+      raise ValueError(f"game {game.get_type().short_name} has no "
+                       f"continuous_interface(); the continuous agents need "
+                       f"one (see games/differential.py)")
     self.game = game
+    self.interface = game.continuous_interface()
     self.seed = int(seed)
     self.episodes_started = int(first_episode)
-    name = game.get_type().short_name
-    if name == "python_vsg_differential":
-      self._env = differential.BatchedDifferentialEnv.from_game(game)
-      action_size = 1
-    elif name == "python_vsg_routing":
-      self._env = None  # Built per episode, with that episode's seed.
-      action_size = game.model.num_paths - 1
-    else:
-      raise ValueError(f"game must be python_vsg_differential or "
-                       f"python_vsg_routing, got {name}")
-    self.name = name
-    self.num_players = game.num_players()
-    self.horizon = game.horizon
-    observation_size = (game.horizon + 1 if self._env is not None else
-                        game.horizon + 1 + game.regimes.num_regimes)
-    self.spec = EnvironmentSpec(self.num_players, observation_size,
-                                action_size)
+    self.num_players = self.interface.num_players
+    self.horizon = self.interface.horizon
+    self.spec = EnvironmentSpec(self.num_players,
+                                self.interface.observation_size,
+                                self.interface.action_size)
+    self._env = None
 
   def to_game_actions(self, box_actions):
-    """Box actions (..., N, d) -> the game's actions (..., N) or (..., N, P)."""
-    box_actions = np.asarray(box_actions, dtype=np.float64)
-    if self.name == "python_vsg_differential":
-      low, high = self.game.action_values[0], self.game.action_values[-1]
-      return np.clip(low + (box_actions[..., 0] + 1.0) * (high - low) / 2.0,
-                     low, high)
-    logits = np.concatenate([SPLIT_LOGIT_RANGE * box_actions,
-                             np.zeros(box_actions.shape[:-1] + (1,))], axis=-1)
-    logits -= logits.max(axis=-1, keepdims=True)
-    splits = np.exp(logits)
-    return splits / splits.sum(axis=-1, keepdims=True)
-
-  def observation_of(self, stage, regime=0):
-    """The observation tensor of a Markov state (step index, regime)."""
-    if self.name == "python_vsg_differential":
-      return differential.step_one_hot(stage, self.horizon)
-    return routing.step_regime_one_hot(stage, regime, self.horizon,
-                                       self.game.regimes.num_regimes)
+    """Box actions (..., N, d) -> the game's actions (the interface's map)."""
+    return self.interface.to_game_actions(box_actions)
 
   def _time_step(self, observation, joint_action, rewards, last):
     observations = {
@@ -242,9 +181,7 @@ class ContinuousEnvironment:
 
   def reset(self):
     """Starts the next episode; returns its FIRST time step."""
-    if self.name == "python_vsg_routing":
-      self._env = routing.BatchedRoutingEnv.from_game(
-          self.game, 1, seed=[self.seed, self.episodes_started])
+    self._env = self.interface.environment(self.seed, self.episodes_started)
     self.episodes_started += 1
     return self._time_step(self._env.reset()[0], None, None, False)
 
@@ -255,6 +192,21 @@ class ContinuousEnvironment:
     observation, rewards, done = self._env.step(
         self.to_game_actions(box_actions)[None])
     return self._time_step(observation[0], box_actions, rewards[0], done)
+
+
+def play_episode(environment, agents, is_evaluation=False):
+  """One episode of every agent's `step` protocol on a
+  `ContinuousEnvironment` (training unless `is_evaluation`); returns each
+  player's return, shape (N,)."""
+  time_step = environment.reset()
+  returns = np.zeros(environment.num_players)
+  while True:
+    outputs = [agent.step(time_step, is_evaluation) for agent in agents]
+    if time_step.last():
+      return returns
+    time_step = environment.step(np.stack([output.action
+                                           for output in outputs]))
+    returns += time_step.rewards
 
 
 # ---------------------------------------------------------------------------
@@ -460,19 +412,23 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   ended at `time_step` (the previous observation, the joint action now in
   `time_step.observations["joint_action"]`, the agent's own reward, this
   observation, done), picks the next action (uniform in the box during the
-  `warmup_steps`, then the policy's sample; one compiled call stores and
-  picks), then takes `updates_per_step` gradient updates once the warm-up
-  is over. It returns a `StepOutput` whose action is a box action of shape
+  `warmup_steps`, then the policy's sample), then takes `updates_per_step`
+  gradient updates once the warm-up is over; one compiled call does all
+  three. It returns a `StepOutput` whose action is a box action of shape
   (action_size,) (None at the last step; probs is always None, the action
   space being continuous). With `is_evaluation=True` it stores and learns
   nothing and plays the policy's deterministic action.
 
   Subclasses provide `_policy_actions(observations, deterministic)` (a batch
-  of box actions), `update()` (one gradient update; `train_step` is its
-  compiled form) and the class attribute `stochastic_policy` (False where
-  the learned policy is the deterministic action and the samples only add
-  exploration noise). With `settings.jit_compile` the update and the action
-  selection are compiled with XLA. All randomness comes from `generator` (a
+  of box actions), `variable_groups()` and `losses(batch, ...)` (each loss
+  by name and the variables it trains), `target_pairs()` (each target
+  network with its source), `sample_noise(batch_size)` if the policy is
+  stochastic, and the class attribute `stochastic_policy` (False where the
+  learned policy is the deterministic action and the samples only add
+  exploration noise); their constructors end with `build_training()`.
+  `update()` is one gradient update and `train_step` its compiled form.
+  With `settings.jit_compile` the update and the action selection are
+  compiled with XLA. All randomness comes from `generator` (a
   `tf.random.Generator`) and the numpy Generator `init_rng` that
   initialises the weights, both seeded by (seed, player_id);
   `tf.train.Checkpoint(agent=agent)` saves everything: networks, optimiser,
@@ -495,22 +451,65 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     self.acting_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
     jit = settings.jit_compile
     observations = tf.TensorSpec((None, spec.observation_size), tf.float32)
+    row = tf.TensorSpec((None,), tf.float32)
     self.train_step = tf.function(self.update, jit_compile=jit)
     self._explore = tf.function(self._exploration_actions, jit_compile=jit,
                                 input_signature=[observations])
     self._store_and_explore = tf.function(
         self._store_and_pick, jit_compile=jit,
-        input_signature=[tf.TensorSpec((None,), tf.float32), observations])
+        input_signature=[row, observations])
+    self._store_explore_and_learn = tf.function(
+        self._store_pick_and_learn, jit_compile=jit,
+        input_signature=[row, observations])
+    self._store = tf.function(self.replay.add, jit_compile=jit,
+                              input_signature=[row])
+    self._learning_starts = max(settings.warmup_steps, settings.batch_size)
     self._previous_observation = None
+    self._steps_taken = None  # acting_steps on the host within an episode.
 
-  def apply_losses(self, tape, losses):
-    """Steps `optimizer` (an `Adam` over the variables of
-    `variable_groups()`, in that order) with each group's gradient of its
-    own loss only."""
+  def build_training(self):
+    """Ends a subclass's constructor, once its networks exist: copies every
+    source network into its target and builds `optimizer`, an `Adam` over
+    the variables of `variable_groups()` in that order."""
+    for target, source in self.target_pairs():
+      polyak_update(target, source, 1.0)
+    self.optimizer = Adam(
+        [v for group in self.variable_groups().values() for v in group],
+        self.settings.learning_rate)
+
+  def loss_arguments(self):
+    """The arguments of `losses` after the replay batch: a soft agent's
+    (stochastic policy's) random draws and temperature alpha; none for a
+    deterministic policy."""
+    if not self.stochastic_policy:
+      return ()
+    return (self.sample_noise(self.settings.batch_size),
+            annealed_temperature(self.settings, self.acting_steps))
+
+  def update(self):
+    """One gradient update: a replay batch, an Adam step on each variable
+    group with the gradient of that group's own loss only (the other
+    losses' gradients on it are discarded), then the target networks moved
+    by Polyak averaging. Returns the losses."""
+    batch = self.replay.sample(self.generator, self.settings.batch_size)
+    arguments = self.loss_arguments()
+    with tf.GradientTape(persistent=True) as tape:
+      losses = self.losses(batch, *arguments)
     gradients = []
     for name, variables in self.variable_groups().items():
       gradients += tape.gradient(losses[name], variables)
     self.optimizer.apply(gradients)
+    for target, source in self.target_pairs():
+      polyak_update(target, source, self.settings.target_update_rate)
+    return losses
+
+  def td_loss(self, q_values, batch, next_values):
+    """The critics' (soft) TD loss E_D[(Q - y)^2 / 2] with the fixed target
+    y = reward_scale r + gamma (1 - done) V(s'), V(s') = `next_values`."""
+    target = tf.stop_gradient(
+        self.settings.reward_scale * batch["reward"]
+        + self.settings.discount * (1.0 - batch["done"]) * next_values)
+    return 0.5 * tf.reduce_mean(tf.square(q_values - target))
 
   def step(self, time_step, is_evaluation=False):
     """Stores the last transition, picks the next action, and learns."""
@@ -524,20 +523,26 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
           action=self.actions(observation, deterministic=True)[0],
           probs=None)
     if self._previous_observation is None:
+      # Read once per episode, so that a restored checkpoint counts.
+      self._steps_taken = int(self.acting_steps.numpy()) + 1
       action = self._explore(observation)
     else:
       row = self.replay.pack(
           self._previous_observation, time_step.observations["joint_action"],
           time_step.rewards[self.player_id], observation,
           float(time_step.last()))
+      # One compiled call per step: store, pick (acting_steps + 1), and the
+      # updates once acting_steps (after the pick) reaches the warm-up.
       if time_step.last():
-        self.replay.add(row)
+        self._store(row)
+        if self._steps_taken >= self._learning_starts:
+          for _ in range(self.settings.updates_per_step):
+            self.train_step()
       else:
-        action = self._store_and_explore(row, observation)
-      if int(self.acting_steps.numpy()) >= max(self.settings.warmup_steps,
-                                               self.settings.batch_size):
-        for _ in range(self.settings.updates_per_step):
-          self.train_step()
+        self._steps_taken += 1
+        action = (self._store_explore_and_learn
+                  if self._steps_taken >= self._learning_starts else
+                  self._store_and_explore)(row, observation)
     if time_step.last():
       self._previous_observation = None
       return rl_agent.StepOutput(action=None, probs=None)
@@ -557,6 +562,12 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   def _store_and_pick(self, row, observations):
     self.replay.add(row)
     return self._exploration_actions(observations)
+
+  def _store_pick_and_learn(self, row, observations):
+    actions = self._store_and_pick(row, observations)
+    for _ in range(self.settings.updates_per_step):
+      self.update()
+    return actions
 
   def actions(self, observations, deterministic=False):
     """Box actions (B, action_size) of the policy for observations (B, obs)
@@ -581,3 +592,49 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   def restore(self, path):
     """Restores a checkpoint written by `save`."""
     tf.train.Checkpoint(agent=self).read(path).assert_existing_objects_matched()
+
+
+class DeterministicPolicyAgent(ReplayAgent):
+  """What DDPG and MADDPG share: a deterministic policy mu(s) = tanh(MLP(s))
+  in the box and a critic over `critic_action_size` action entries, each
+  with a target copy moved by Polyak averaging, trained by the losses
+  "critic" and "policy" of the subclass's `losses(batch)`. While training it
+  plays mu(s) plus Gaussian noise of standard deviation
+  `exploration_noise`, clipped to the box."""
+
+  stochastic_policy = False
+
+  def __init__(self, player_id, spec, settings, seed, name,
+               critic_action_size):
+    super().__init__(player_id, spec, settings, seed, name)
+    observation_size = spec.observation_size
+    hidden = settings.hidden_sizes
+    rng = self.init_rng
+    self.policy = MLP(observation_size, hidden, spec.action_size, rng,
+                      "policy")
+    self.target_policy = MLP(observation_size, hidden, spec.action_size, rng,
+                             "target_policy")
+    self.critic = MLP(observation_size + critic_action_size, hidden, 1, rng,
+                      "critic")
+    self.target_critic = MLP(observation_size + critic_action_size, hidden, 1,
+                             rng, "target_critic")
+    self.build_training()
+
+  def variable_groups(self):
+    """The variables each loss of `losses` trains, by loss name."""
+    return {"critic": self.critic.parameters,
+            "policy": self.policy.parameters}
+
+  def target_pairs(self):
+    return [(self.target_policy, self.policy),
+            (self.target_critic, self.critic)]
+
+  def _policy_actions(self, observations, deterministic):
+    """mu_i(s), plus clipped Gaussian exploration noise unless
+    deterministic."""
+    actions = tf.tanh(self.policy(observations))
+    if deterministic:
+      return actions
+    noise = self.settings.exploration_noise * self.generator.normal(
+        tf.shape(actions))
+    return tf.clip_by_value(actions + noise, -1.0, 1.0)

@@ -19,37 +19,19 @@ Network sizes, optimiser, replay and reward scale are those of MAI
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
-from vsg_spiel.algorithms.continuous_common import MLP
+
+# The baselines' settings are the shared ones.
+Settings = continuous_common.Settings
 
 
-class DDPGAgent(continuous_common.ReplayAgent):
-  """Agent `player_id` of independent DDPG."""
-
-  stochastic_policy = False
+class DDPGAgent(continuous_common.DeterministicPolicyAgent):
+  """Agent `player_id` of independent DDPG: its critic sees its own action
+  only. The networks, target updates and exploration are
+  `continuous_common.DeterministicPolicyAgent`'s."""
 
   def __init__(self, player_id, spec, settings, seed, name="ddpg"):
-    super().__init__(player_id, spec, settings, seed, name)
-    observation_size = spec.observation_size
-    action_size = spec.action_size
-    hidden = settings.hidden_sizes
-    rng = self.init_rng
-    self.policy = MLP(observation_size, hidden, action_size, rng, "policy")
-    self.target_policy = MLP(observation_size, hidden, action_size, rng,
-                             "target_policy")
-    self.critic = MLP(observation_size + action_size, hidden, 1, rng,
-                      "critic")
-    self.target_critic = MLP(observation_size + action_size, hidden, 1, rng,
-                             "target_critic")
-    continuous_common.polyak_update(self.target_policy, self.policy, 1.0)
-    continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
-    self.optimizer = continuous_common.Adam(
-        [v for group in self.variable_groups().values() for v in group],
-        settings.learning_rate)
-
-  def variable_groups(self):
-    """The variables each loss of `losses` trains, by loss name."""
-    return {"critic": self.critic.parameters,
-            "policy": self.policy.parameters}
+    super().__init__(player_id, spec, settings, seed, name,
+                     critic_action_size=spec.action_size)
 
   def losses(self, batch):
     """The critic and policy losses of the module docstring, by name."""
@@ -57,9 +39,6 @@ class DDPGAgent(continuous_common.ReplayAgent):
     next_q = self.target_critic(tf.concat(
         [next_observations, tf.tanh(self.target_policy(next_observations))],
         axis=-1))[:, 0]
-    target = tf.stop_gradient(
-        self.settings.reward_scale * batch["reward"]
-        + self.settings.discount * (1.0 - batch["done"]) * next_q)
     own, _ = continuous_common.split_own(
         batch["joint_action"], self.player_id, self.spec.action_size)
     q_values = self.critic(tf.concat([batch["observation"], own],
@@ -67,29 +46,8 @@ class DDPGAgent(continuous_common.ReplayAgent):
     policy_q = self.critic(tf.concat(
         [batch["observation"], tf.tanh(self.policy(batch["observation"]))],
         axis=-1))[:, 0]
-    return {"critic": 0.5 * tf.reduce_mean(tf.square(q_values - target)),
+    return {"critic": self.td_loss(q_values, batch, next_q),
             "policy": -tf.reduce_mean(policy_q)}
-
-  def update(self):
-    """One update of the critic and the policy; returns the losses."""
-    batch = self.replay.sample(self.generator, self.settings.batch_size)
-    with tf.GradientTape(persistent=True) as tape:
-      losses = self.losses(batch)
-    self.apply_losses(tape, losses)
-    rate = self.settings.target_update_rate
-    continuous_common.polyak_update(self.target_policy, self.policy, rate)
-    continuous_common.polyak_update(self.target_critic, self.critic, rate)
-    return losses
-
-  def _policy_actions(self, observations, deterministic):
-    """mu_i(s), plus clipped Gaussian exploration noise unless
-    deterministic."""
-    actions = tf.tanh(self.policy(observations))
-    if deterministic:
-      return actions
-    noise = self.settings.exploration_noise * self.generator.normal(
-        tf.shape(actions))
-    return tf.clip_by_value(actions + noise, -1.0, 1.0)
 
 
 def make_agents(spec, settings, seed):

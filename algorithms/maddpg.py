@@ -20,40 +20,22 @@ Network sizes, optimiser, replay and reward scale are those of MAI
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
-from vsg_spiel.algorithms.continuous_common import MLP
+
+# The baselines' settings are the shared ones.
+Settings = continuous_common.Settings
 
 
-class MADDPGAgent(continuous_common.ReplayAgent):
-  """Agent `player_id` of MADDPG; build a team with `make_agents`, which
-  gives every agent the others' target policies
+class MADDPGAgent(continuous_common.DeterministicPolicyAgent):
+  """Agent `player_id` of MADDPG: its critic sees the joint action. The
+  networks, target updates and exploration are
+  `continuous_common.DeterministicPolicyAgent`'s; build a team with
+  `make_agents`, which gives every agent the others' target policies
   (`team_target_policies`)."""
 
-  stochastic_policy = False
-
   def __init__(self, player_id, spec, settings, seed, name="maddpg"):
-    super().__init__(player_id, spec, settings, seed, name)
-    joint_size = spec.num_players * spec.action_size
-    observation_size = spec.observation_size
-    hidden = settings.hidden_sizes
-    rng = self.init_rng
-    self.policy = MLP(observation_size, hidden, spec.action_size, rng,
-                      "policy")
-    self.target_policy = MLP(observation_size, hidden, spec.action_size, rng,
-                             "target_policy")
-    self.critic = MLP(observation_size + joint_size, hidden, 1, rng, "critic")
-    self.target_critic = MLP(observation_size + joint_size, hidden, 1, rng,
-                             "target_critic")
-    continuous_common.polyak_update(self.target_policy, self.policy, 1.0)
-    continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
+    super().__init__(player_id, spec, settings, seed, name,
+                     critic_action_size=spec.num_players * spec.action_size)
     self.team_target_policies = [self.target_policy]
-    self.optimizer = continuous_common.Adam(
-        [v for group in self.variable_groups().values() for v in group],
-        settings.learning_rate)
-
-  def variable_groups(self):
-    """The variables each loss of `losses` trains, by loss name."""
-    return {"critic": self.critic.parameters,
-            "policy": self.policy.parameters}
 
   def losses(self, batch):
     """The critic and policy losses of the module docstring, by name."""
@@ -62,9 +44,6 @@ class MADDPGAgent(continuous_common.ReplayAgent):
                             for policy in self.team_target_policies], axis=-1)
     next_q = self.target_critic(tf.concat([next_observations, next_joint],
                                           axis=-1))[:, 0]
-    target = tf.stop_gradient(
-        self.settings.reward_scale * batch["reward"]
-        + self.settings.discount * (1.0 - batch["done"]) * next_q)
     q_values = self.critic(tf.concat(
         [batch["observation"], batch["joint_action"]], axis=-1))[:, 0]
     _, others = continuous_common.split_own(
@@ -74,29 +53,8 @@ class MADDPGAgent(continuous_common.ReplayAgent):
         self.spec.action_size)
     policy_q = self.critic(tf.concat([batch["observation"], joint],
                                      axis=-1))[:, 0]
-    return {"critic": 0.5 * tf.reduce_mean(tf.square(q_values - target)),
+    return {"critic": self.td_loss(q_values, batch, next_q),
             "policy": -tf.reduce_mean(policy_q)}
-
-  def update(self):
-    """One update of the critic and the policy; returns the losses."""
-    batch = self.replay.sample(self.generator, self.settings.batch_size)
-    with tf.GradientTape(persistent=True) as tape:
-      losses = self.losses(batch)
-    self.apply_losses(tape, losses)
-    rate = self.settings.target_update_rate
-    continuous_common.polyak_update(self.target_policy, self.policy, rate)
-    continuous_common.polyak_update(self.target_critic, self.critic, rate)
-    return losses
-
-  def _policy_actions(self, observations, deterministic):
-    """mu_i(s), plus clipped Gaussian exploration noise unless
-    deterministic."""
-    actions = tf.tanh(self.policy(observations))
-    if deterministic:
-      return actions
-    noise = self.settings.exploration_noise * self.generator.normal(
-        tf.shape(actions))
-    return tf.clip_by_value(actions + noise, -1.0, 1.0)
 
 
 def make_agents(spec, settings, seed):

@@ -19,6 +19,9 @@ others' actions. It keeps
     maximum likelihood to the opponents' observed actions,
     -E_D[sum_j log rho_j(a^j|s)], the soft value has no opponent KL term,
     and there are no reward estimates;
+  * with policy_form="marginal" (an ablation) the policy is pi_theta(a^i|s):
+    it ignores the predicted opponent action, and eq. 8 with a_hat ~ rho
+    makes it a soft best response to rho's marginal;
   * with opponent_reward="estimated", for every opponent j a reward estimate
     rhat_psi^j(s, a^j, a^{-j}) and a critic Q^j of j's soft value under it
     (with a target network); with "shared" (identical-interest games) the
@@ -65,13 +68,76 @@ every network group with its own loss only (the other losses' gradients on
 that group are discarded), then moves the target networks by Polyak
 averaging. Acting (Algorithm 2): a_hat ~ rho(.|s), then a ~ pi(.|s, a_hat);
 the deterministic (evaluation) action uses the modes of both.
+
+The file reads top to bottom: `Settings`; `MAIAgent`'s networks; the policy
+and critic losses (eqs. 8-10); opponent modelling (Algorithm 3: eq. 5 and the
+reward fit of eqs. 6-7); acting; and `train`, Algorithm 2's loop. The replay
+buffer, the step protocol and the update's Adam step are the baselines' too
+(`continuous_common.ReplayAgent`).
 """
+
+import dataclasses
+
 
 import numpy as np
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms.continuous_common import MLP
+
+OPPONENT_MODELS = ("variational", "empirical")
+OPPONENT_REWARDS = ("estimated", "shared")
+POLICY_FORMS = ("conditional", "marginal")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(continuous_common.Settings):
+  """MAI's settings: the shared ones (`continuous_common.Settings`: networks,
+  optimiser, replay, discount, reward scale, temperature) and these.
+
+  Attributes:
+    opponent_model: "variational" (the paper's: rho is the optimum of
+      Prop. 5.9, eq. 5, the opponents' soft response to the agent's own
+      conditional policy) or "empirical" (the ablation matching
+      `vpg.VPGSolver`'s empirical model: rho fitted by maximum likelihood to
+      the opponents' observed actions, with no reward estimate and no
+      opponent KL term in the soft value).
+    opponent_reward: with the variational opponent model, how an agent knows
+      its opponents' rewards for Prop. 5.9: "estimated" (reward estimates
+      fitted to the opponents' observed actions, Algorithm 3, eqs. 6-7) or
+      "shared" (an identical-interest game: the opponents' reward is the
+      agent's own, so its own critic is their soft Q).
+    policy_form: "conditional" (the paper's: pi(a^i | s, a_hat^{-i}) takes
+      the opponent model's predicted action as an input) or "marginal" (the
+      ablation matching `vpg.VPGSolver`'s marginal policies: pi(a^i | s)
+      ignores the prediction, and eq. 8 makes it a soft best response to the
+      opponent model's marginal rho(.|s)).
+    importance_samples: samples per state in the self-normalised importance
+      estimates: the opponent model's fit (eq. 5) and, with "estimated", the
+      reward estimate's gradient (eq. 7).
+    importance_states: how many states of each batch (at most all) those
+      estimates use; each costs importance_samples network rows.
+
+  Raises:
+    ValueError: naming the setting and its allowed values.
+  """
+  opponent_model: str = "variational"
+  opponent_reward: str = "estimated"
+  policy_form: str = "conditional"
+  importance_samples: int = 16
+  importance_states: int = 32
+
+  def __post_init__(self):
+    super().__post_init__()
+    for name, allowed in (("opponent_model", OPPONENT_MODELS),
+                          ("opponent_reward", OPPONENT_REWARDS),
+                          ("policy_form", POLICY_FORMS)):
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got "
+                         f"{getattr(self, name)!r}")
+    for name in ("importance_samples", "importance_states"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class MAIAgent(continuous_common.ReplayAgent):
@@ -80,7 +146,7 @@ class MAIAgent(continuous_common.ReplayAgent):
   Args:
     player_id: the player this agent controls.
     spec: the `EnvironmentSpec` (players, observation and action sizes).
-    settings: a `continuous_common.Settings`.
+    settings: a `Settings`.
     seed: seeds the weights, the replay sampling and every action.
     name: the tf.Module name.
   """
@@ -95,8 +161,10 @@ class MAIAgent(continuous_common.ReplayAgent):
     observation_size = spec.observation_size
     hidden = settings.hidden_sizes
     rng = self.init_rng
-    self.policy = MLP(observation_size + self.others_size, hidden,
-                      2 * spec.action_size, rng, "policy")
+    self.conditional = settings.policy_form == "conditional"
+    self.policy = MLP(
+        observation_size + (self.others_size if self.conditional else 0),
+        hidden, 2 * spec.action_size, rng, "policy")
     self.critic = MLP(observation_size + joint_size, hidden, 1, rng, "critic")
     self.target_critic = MLP(observation_size + joint_size, hidden, 1, rng,
                              "target_critic")
@@ -115,13 +183,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     self.target_opponent_critics = [
         MLP(observation_size + joint_size, hidden, 1, rng,
             f"target_critic_{j}") for j in estimated]
-    continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
-    for target, source in zip(self.target_opponent_critics,
-                              self.opponent_critics):
-      continuous_common.polyak_update(target, source, 1.0)
-    self.optimizer = continuous_common.Adam(
-        [v for group in self.variable_groups().values() for v in group],
-        settings.learning_rate)
+    self.build_training()
 
   def variable_groups(self):
     """The variables each loss of `losses` trains, by loss name."""
@@ -136,6 +198,10 @@ class MAIAgent(continuous_common.ReplayAgent):
       groups["opponent_critic"] = [
           v for net in self.opponent_critics for v in net.parameters]
     return groups
+
+  def target_pairs(self):
+    return [(self.target_critic, self.critic)] + list(zip(
+        self.target_opponent_critics, self.opponent_critics))
 
   # -------------------------------------------------------------------------
   # Distributions and values.
@@ -152,9 +218,11 @@ class MAIAgent(continuous_common.ReplayAgent):
     return tf.reshape(actions, (-1, self.others_size)), log_densities
 
   def own_action(self, observations, predicted, noise):
-    """a ~ pi(.|s, a_hat): the own box action (B, d) and log pi (B,)."""
-    mean, log_std = continuous_common.gaussian_head(
-        self.policy(tf.concat([observations, predicted], axis=-1)))
+    """a ~ pi(.|s, a_hat): the own box action (B, d) and log pi (B,); the
+    marginal policy form ignores a_hat."""
+    inputs = (tf.concat([observations, predicted], axis=-1)
+              if self.conditional else observations)
+    mean, log_std = continuous_common.gaussian_head(self.policy(inputs))
     return continuous_common.squashed_gaussian(mean, log_std, noise)
 
   def joint_value(self, network, observations, own, others):
@@ -177,7 +245,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     return continuous_common.uniform_log_density(self.spec.action_size)
 
   # -------------------------------------------------------------------------
-  # Losses.
+  # The policy and critic losses (eqs. 8-10).
 
   def sample_noise(self, batch_size):
     """The standard normal draws of one update's reparameterised samples."""
@@ -243,12 +311,9 @@ class MAIAgent(continuous_common.ReplayAgent):
         self.joint_value(self.target_critic, next_observations, next_own,
                          next_predicted)
         - alpha * (next_log_pi + opponent_kl))
-    target = tf.stop_gradient(
-        self.settings.reward_scale * batch["reward"]
-        + self.settings.discount * (1.0 - batch["done"]) * next_value)
     q_values = self.joint_value(self.critic, batch["observation"], own,
                                 others)
-    return 0.5 * tf.reduce_mean(tf.square(q_values - target))
+    return self.td_loss(q_values, batch, next_value)
 
   def policy_loss(self, observations, noise, alpha):
     """Eq. 8 through the reparameterisation (eq. 10):
@@ -257,14 +322,27 @@ class MAIAgent(continuous_common.ReplayAgent):
     from the prior pibar. Eq. 8 is a KL divergence for each a_hat, so the
     minimiser is the same for any a_hat distribution; drawing from pibar
     too keeps pi(.|s, a_hat) the best response to the predictions that the
-    opponent model's fit (eq. 5) evaluates and may move to."""
+    opponent model's fit (eq. 5) evaluates and may move to. The marginal
+    policy form draws a_hat from rho only: its pi(.|s) is then the soft best
+    response to rho(.|s)."""
     predicted, _ = self.predict_opponents(observations, noise["opponents"])
+    if not self.conditional:
+      batch_size = tf.shape(observations)[0]
+      actions, log_pi = self.own_action(observations, predicted,
+                                        noise["own"][:batch_size])
+      q_values = self.joint_value(self.critic, observations, actions,
+                                  tf.stop_gradient(predicted))
+      return tf.reduce_mean(alpha * log_pi - q_values)
     predicted = tf.stop_gradient(tf.concat(
         [predicted, noise["prior_opponents"]], axis=0))
     observations = tf.concat([observations, observations], axis=0)
     actions, log_pi = self.own_action(observations, predicted, noise["own"])
     q_values = self.joint_value(self.critic, observations, actions, predicted)
     return tf.reduce_mean(alpha * log_pi - q_values)
+
+  # -------------------------------------------------------------------------
+  # Opponent modelling (Algorithm 3): rho (eq. 5) and the reward fit
+  # (eqs. 6-7).
 
   def opponent_model_loss(self, observations, noise, alpha):
     """Eq. 5 (Prop. 5.9), rho_j ∝ pibar_j exp(E_{a ~ pi(.|s, a_hat)}
@@ -377,28 +455,18 @@ class MAIAgent(continuous_common.ReplayAgent):
     return loss
 
   # -------------------------------------------------------------------------
-  # Updates and actions.
-
-  def update(self):
-    """One update of Algorithm 2 (lines 'update opponent model', 'update
-    pi') and of the critics; returns the losses."""
-    batch = self.replay.sample(self.generator, self.settings.batch_size)
-    noise = self.sample_noise(self.settings.batch_size)
-    alpha = continuous_common.annealed_temperature(self.settings,
-                                                   self.acting_steps)
-    with tf.GradientTape(persistent=True) as tape:
-      losses = self.losses(batch, noise, alpha)
-    self.apply_losses(tape, losses)
-    rate = self.settings.target_update_rate
-    continuous_common.polyak_update(self.target_critic, self.critic, rate)
-    for target, source in zip(self.target_opponent_critics,
-                              self.opponent_critics):
-      continuous_common.polyak_update(target, source, rate)
-    return losses
+  # Actions.
 
   def _policy_actions(self, observations, deterministic):
-    """a_hat ~ rho(.|s), a ~ pi(.|s, a_hat); the modes if deterministic."""
+    """a_hat ~ rho(.|s), a ~ pi(.|s, a_hat); the modes if deterministic.
+    The marginal policy form draws a ~ pi(.|s) only."""
     batch_size = tf.shape(observations)[0]
+    if not self.conditional:
+      own_noise = (tf.zeros((batch_size, self.spec.action_size))
+                   if deterministic else
+                   self.generator.normal((batch_size, self.spec.action_size)))
+      actions, _ = self.own_action(observations, None, own_noise)
+      return actions
     if deterministic:
       opponent_noise = tf.zeros((batch_size, self.others_size))
       own_noise = tf.zeros((batch_size, self.spec.action_size))
@@ -410,7 +478,27 @@ class MAIAgent(continuous_common.ReplayAgent):
     return actions
 
 
+# ---------------------------------------------------------------------------
+# Algorithm 2's loop.
+
+
 def make_agents(spec, settings, seed):
   """One `MAIAgent` per player, seeded by (seed, player)."""
   return [MAIAgent(player, spec, settings, seed, name=f"mai_{player}")
           for player in range(spec.num_players)]
+
+
+def train(game, settings, seed, episodes):
+  """Algorithm 2 on a game with a continuous interface: every agent acts
+  (a_hat ~ rho, a ~ pi), stores the transition and takes its updates at
+  every step (`ReplayAgent.step`), for `episodes` episodes.
+
+  Returns:
+    (agents, returns): the trained `MAIAgent`s and the training returns,
+    shape (episodes, num_players).
+  """
+  environment = continuous_common.ContinuousEnvironment(game, seed)
+  agents = make_agents(environment.spec, settings, seed)
+  returns = [continuous_common.play_episode(environment, agents)
+             for _ in range(episodes)]
+  return agents, np.array(returns)

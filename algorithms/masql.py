@@ -21,6 +21,9 @@ import tensorflow as tf
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms.continuous_common import MLP
 
+# The baselines' settings are the shared ones.
+Settings = continuous_common.Settings
+
 
 class MASQLAgent(continuous_common.ReplayAgent):
   """Agent `player_id` of MASQL; build a team with `make_agents`, which gives
@@ -39,16 +42,16 @@ class MASQLAgent(continuous_common.ReplayAgent):
     self.critic = MLP(observation_size + joint_size, hidden, 1, rng, "critic")
     self.target_critic = MLP(observation_size + joint_size, hidden, 1, rng,
                              "target_critic")
-    continuous_common.polyak_update(self.target_critic, self.critic, 1.0)
     self.team_policies = [self.policy]
-    self.optimizer = continuous_common.Adam(
-        [v for group in self.variable_groups().values() for v in group],
-        settings.learning_rate)
+    self.build_training()
 
   def variable_groups(self):
     """The variables each loss of `losses` trains, by loss name."""
     return {"critic": self.critic.parameters,
             "policy": self.policy.parameters}
+
+  def target_pairs(self):
+    return [(self.target_critic, self.critic)]
 
   def sample_noise(self, batch_size):
     """The standard normal draws of one update: (B, N, d) for the joint
@@ -79,29 +82,13 @@ class MASQLAgent(continuous_common.ReplayAgent):
     next_value = (self.target_critic(tf.concat(
         [batch["next_observation"], next_joint], axis=-1))[:, 0]
                   - alpha * next_log_pi)
-    target = tf.stop_gradient(
-        self.settings.reward_scale * batch["reward"]
-        + self.settings.discount * (1.0 - batch["done"]) * next_value)
     q_values = self.critic(tf.concat(
         [batch["observation"], batch["joint_action"]], axis=-1))[:, 0]
     joint, log_pi = self.joint_sample(batch["observation"], noise["joint"])
     policy_q = self.critic(tf.concat([batch["observation"], joint],
                                      axis=-1))[:, 0]
-    return {"critic": 0.5 * tf.reduce_mean(tf.square(q_values - target)),
+    return {"critic": self.td_loss(q_values, batch, next_value),
             "policy": tf.reduce_mean(alpha * log_pi - policy_q)}
-
-  def update(self):
-    """One update of the critic and the policy; returns the losses."""
-    batch = self.replay.sample(self.generator, self.settings.batch_size)
-    noise = self.sample_noise(self.settings.batch_size)
-    alpha = continuous_common.annealed_temperature(self.settings,
-                                                   self.acting_steps)
-    with tf.GradientTape(persistent=True) as tape:
-      losses = self.losses(batch, noise, alpha)
-    self.apply_losses(tape, losses)
-    continuous_common.polyak_update(self.target_critic, self.critic,
-                                    self.settings.target_update_rate)
-    return losses
 
   def _policy_actions(self, observations, deterministic):
     """a ~ pi_i(.|s); the mode tanh(mean) if deterministic."""

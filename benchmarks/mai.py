@@ -10,11 +10,12 @@ warm-up) with the settings of `vsg_spiel.eval.run_mai` and reports:
     10 episodes included), and the process's CPU time beside it;
   * a breakdown by timing, in the same run, every call of each part:
     the environment (reset and step, including the time-step dicts); the
-    agents' compiled calls that store the last transition and pick the next
-    action (one call; at an episode's first step only the action); their
-    gradient updates (the first one, which traces the update and compiles
-    it with XLA, apart); the checkpoints; and the rest (the agents' `step`
-    bookkeeping, including the episode's last insert, and the loop).
+    agents' compiled calls (one per agent and step: store the last
+    transition, pick the next action and, after the warm-up, take the
+    gradient update; at an episode's first step only the action, at its
+    last the store and the update), the first calls, which trace and
+    compile with XLA, apart; the checkpoints; and the rest (the agents'
+    `step` bookkeeping and the loop).
 """
 
 import collections
@@ -56,21 +57,33 @@ class Timers:
     return timed
 
 
-def instrument(agent, timers):
-  """Times the parts of an agent's `step`; the first update apart."""
-  # pylint: disable=protected-access
-  agent._store_and_explore = timers.wrap("replay insert + action",
-                                         agent._store_and_explore)
-  agent._explore = timers.wrap("action at episode starts", agent._explore)
-  # pylint: enable=protected-access
-  first = timers.wrap("first update (trace + compile)", agent.train_step)
-  later = timers.wrap("gradient updates", agent.train_step)
+def first_apart(timers, label, first_label, function):
+  """`function` timed under `label`, its first call under `first_label`."""
+  first = timers.wrap(first_label, function)
+  later = timers.wrap(label, function)
   calls = []
 
-  def train_step():
+  def timed(*args):
     calls.append(None)
-    return first() if len(calls) == 1 else later()
-  agent.train_step = train_step
+    return first(*args) if len(calls) == 1 else later(*args)
+  return timed
+
+
+def instrument(agent, timers):
+  """Times the parts of an agent's `step`; first (tracing, compiling) calls
+  apart."""
+  # pylint: disable=protected-access
+  agent._store_and_explore = timers.wrap("store + action (warm-up)",
+                                         agent._store_and_explore)
+  agent._explore = timers.wrap("action at episode starts", agent._explore)
+  agent._store = timers.wrap("store at episode ends", agent._store)
+  agent._store_explore_and_learn = first_apart(
+      timers, "store + action + update", "first of those (trace + compile)",
+      agent._store_explore_and_learn)
+  # pylint: enable=protected-access
+  agent.train_step = first_apart(
+      timers, "updates at episode ends", "first of those (trace + compile)",
+      agent.train_step)
 
 
 def main(argv):
@@ -84,8 +97,8 @@ def main(argv):
   start, start_cpu = time.perf_counter(), time.process_time()
   game = experiment.load_game()
   environment = continuous_common.ContinuousEnvironment(game, _SEED.value)
-  agents = mai.make_agents(environment.spec, experiment.agent_settings(),
-                           _SEED.value)
+  agents = mai.make_agents(environment.spec,
+                           experiment.agent_settings("mai", game), _SEED.value)
   setup_seconds = time.perf_counter() - start
   environment.reset = timers.wrap("environment", environment.reset)
   environment.step = timers.wrap("environment", environment.step)
@@ -96,12 +109,13 @@ def main(argv):
   with tempfile.TemporaryDirectory() as directory:
     write = timers.wrap("checkpoints", checkpoint.write)
     for episode in range(experiment.episodes):
-      returns.append(run_mai.play_episode(environment, agents)[0])
+      returns.append(continuous_common.play_episode(environment,
+                                                    agents)[0])
       if (episode + 1) % experiment.block_episodes == 0:
         write(os.path.join(directory, f"ckpt-{episode + 1}"))
   total = time.perf_counter() - start
   cpu = time.process_time() - start_cpu
-  final = run_mai.evaluate_differential(environment, agents)
+  final = run_mai.evaluate(environment, agents, experiment.evaluation_samples)
   steps = experiment.episodes * experiment.steps
   print(f"MAI, differential game, {experiment.episodes} episodes x "
         f"{experiment.steps} steps = {steps} steps, 2 agents, seed "

@@ -5,8 +5,9 @@ r"""MAI and the paper's baselines on the continuous games (Figure 2).
 
 trains every algorithm of `--algorithms` (MAI, MASQL, MADDPG, independent
 DDPG; vsg_spiel.algorithms) for `--episodes` episodes of `--steps` steps on
-the game's continuous interface, once per seed, and records each training
-episode's returns. After training, each run's final policies are evaluated:
+the game's continuous interface (`game.continuous_interface()`), once per
+seed, and records each training episode's returns. After training, each
+run's final policies are evaluated by the interface's `evaluate`:
 
   differential  the deterministic joint action at every step (the modes of
                 the policies; for MAI, of rho and of pi given rho's mode), its
@@ -18,36 +19,36 @@ episode's returns. After training, each run's final policies are evaluated:
                 actions per player (the deterministic action for MADDPG and
                 DDPG, whose policies are deterministic): the mean split per
                 regime and its Euclidean distance to the exact equilibrium
-                split (`RoutingModel.equilibrium`, the potential's minimiser);
-                and the NashConv (`vsg_spiel.nash_conv`) of the policies
-                discretised onto the grid game python_vsg_routing with
-                `--routing_split_levels`: each sampled split counts for its
-                nearest grid split.
+                split, and the NashConv of the policies discretised onto the
+                grid game (split_levels of `--game_parameters`).
+
+`--game` is "differential", "routing" or the name of any registered game with
+a continuous interface; `--game_parameters=name=value,...` overrides its
+parameters (the horizon is `--steps`).
 
 Resuming. Each (algorithm, seed) run lives in OUT/<game>/runs/<algorithm>/
 seed_<seed>/: after every block of `--block_episodes` episodes the agents'
 whole state (networks, optimisers, replay buffers, random generators, step
 counters) is written with `tf.train.Checkpoint`, then progress.json
 (atomically) names that checkpoint and holds the returns so far. Episode k's
-demand regimes are seeded by (seed, k). A rerun with the same --out skips
+randomness is seeded by (seed, k). A rerun with the same --out skips
 finished runs and continues unfinished ones from their last block, so no
 finished episode or seed is repeated and the results equal those of an
 uninterrupted run; a run whose configuration differs from the stored one is
 an error. progress.json is also the per-run result (with "final" once
 finished).
 
-Agent settings (`continuous_common.Settings`) are the game's defaults in
-GAME_AGENT_SETTINGS, overridden by `--agent_settings=key=value,...`. MAI's
-opponent reward is "shared" on the differential game, whose players have
-identical rewards (its GameType says so, so an agent knows its opponent's
-reward without observing it), and "estimated" (Algorithm 3) on the routing
-game. `--agent_settings=opponent_model=empirical` runs MAI's ablation whose
+Agent settings (each algorithm's `Settings`) are its defaults, then the
+game's tuned `agent_settings` (in its continuous interface), then
+`--agent_settings=key=value,...`; each algorithm takes the names its settings
+have. `--agent_settings=opponent_model=empirical` runs MAI's ablation whose
 opponent model is fitted to the opponents' observed actions instead of
-Prop. 5.9's variational optimum.
+Prop. 5.9's variational optimum; `policy_form=marginal` the ablation whose
+policy ignores the predicted opponent action.
 
-Outputs in OUT/<game>/: figure_2a_differential.png or figure_2b_routing.png
-(learning curves: mean and standard deviation across seeds), summary.json
-and summary.md, and the per-run progress.json files.
+Outputs in OUT/<game>/: the learning curves (the interface's figure file,
+e.g. figure_2a_differential.png; mean and standard deviation across seeds),
+summary.json and summary.md, and the per-run progress.json files.
 """
 
 import dataclasses
@@ -74,42 +75,15 @@ from vsg_spiel.eval import common
 FLAGS = flags.FLAGS
 
 ALGORITHMS = {"mai": mai, "masql": masql, "maddpg": maddpg, "ddpg": ddpg}
-GAMES = ("differential", "routing")
-FIGURES = {"differential": "figure_2a_differential.png",
-           "routing": "figure_2b_routing.png"}
-OPTIMUM_RADIUS = 1.0
+# Short names of the paper's games; any registered game with a
+# `continuous_interface()` also runs under its own name.
+GAMES = {"differential": "python_vsg_differential",
+         "routing": "python_vsg_routing"}
+FIGURES = {name: pyspiel.load_game(game).continuous_interface().figure["file"]
+           for name, game in GAMES.items()}
 # Final returns average the training returns of the last episodes.
 FINAL_EPISODES = 10
 PROGRESS_FILE = "progress.json"
-
-# The agents' settings per game; the four algorithms share them.
-#
-# Differential game: the `Settings` defaults with rewards scaled by 0.1 (they
-# span about [-100, 10]) and MAI's opponent reward "shared" (identical
-# rewards). MAI's were chosen on seeds 0-3 by the fraction of the 25 steps
-# whose deterministic joint action ends within 1.0 of (5, 5), changing one
-# thing at a time: the reparameterised (reverse-KL) opponent-model fit
-# settled at the local optimum in 15-50% of the steps at every temperature
-# tried; the mode-covering fit of eq. 5 (see algorithms/mai.py) and training
-# pi on prior predictions too made it 96-100%; a warm-up of 1000 uniform
-# steps (500 before), with the annealing starting after it, left no step
-# behind on seeds 0-9. The baselines run with the same settings.
-#
-# Routing game: stage costs are below 2.3, so rewards are scaled by 10, and
-# the temperature runs from 0.3 to 0.01. The discount is 0.5: actions do not
-# move the demand regimes, so it only scales the action-independent
-# continuation, and at 0.95 that continuation (about -130 in scaled units)
-# drowned the stage differences between splits (about 1) in every critic
-# (DDPG's NashConv went from 3.7 to 1.4 on seed 0, with the split logit range
-# at 6; see continuous_common.SPLIT_LOGIT_RANGE for why it is 3 now). MAI
-# estimates the opponents' rewards (the game is general-sum).
-GAME_AGENT_SETTINGS = {
-    "differential": continuous_common.Settings(
-        reward_scale=0.1, opponent_reward="shared"),
-    "routing": continuous_common.Settings(
-        reward_scale=10.0, discount=0.5, initial_temperature=0.3,
-        final_temperature=0.01, opponent_reward="estimated"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,18 +91,18 @@ class Experiment:
   """What `run_experiment` runs; the defaults are the paper's setting.
 
   Attributes:
-    game: "differential" or "routing".
+    game: a name of GAMES, or a registered game's short name; the game must
+      have a `continuous_interface()`.
     algorithms: names from ALGORITHMS.
     seeds: one run per algorithm and seed.
     episodes, steps: training episodes per run and steps per episode (the
       game's horizon).
     block_episodes: episodes between checkpoints.
-    agent_overrides: (name, value) pairs replacing fields of the game's
-      GAME_AGENT_SETTINGS.
-    evaluation_samples: routing: sampled actions per player and state in the
-      final evaluation.
-    routing_*: the routing game's parameters (see games/routing.py);
-      routing_split_levels is the grid of the NashConv evaluation only.
+    agent_overrides: (name, value) pairs replacing agent settings; every name
+      must be a setting of at least one of the algorithms.
+    evaluation_samples: sampled actions per player and state in the final
+      evaluation (of the games whose evaluation samples).
+    game_parameters: (name, value) pairs replacing the game's defaults.
   """
   game: str = "differential"
   algorithms: tuple = tuple(ALGORITHMS)
@@ -138,20 +112,14 @@ class Experiment:
   block_episodes: int = 10
   agent_overrides: tuple = ()
   evaluation_samples: int = 256
-  routing_network: str = "braess"
-  routing_players: int = 2
-  routing_demand: float = 0.5
-  routing_regime_scales: str = "1 1.5"
-  routing_regime_transition: str = "0.8 0.2;0.3 0.7"
-  routing_split_levels: int = 4
+  game_parameters: tuple = ()
 
   def __post_init__(self):
     object.__setattr__(self, "algorithms", tuple(self.algorithms))
     object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-    object.__setattr__(self, "agent_overrides", tuple(
-        (str(name), value) for name, value in self.agent_overrides))
-    if self.game not in GAMES:
-      raise ValueError(f"game must be one of {GAMES}, got {self.game!r}")
+    for name in ("agent_overrides", "game_parameters"):
+      object.__setattr__(self, name, tuple(
+          (str(key), value) for key, value in getattr(self, name)))
     unknown = [name for name in self.algorithms if name not in ALGORITHMS]
     if unknown or not self.algorithms:
       raise ValueError(f"algorithms: unknown {unknown}; valid values: "
@@ -162,135 +130,96 @@ class Experiment:
     for name in ("episodes", "steps", "block_episodes", "evaluation_samples"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    self.agent_settings()  # Checks the overrides.
-
-  def agent_settings(self):
-    """The agents' `Settings`: the game's defaults with the overrides."""
-    defaults = GAME_AGENT_SETTINGS[self.game]
-    valid = [field.name for field in dataclasses.fields(defaults)]
-    overrides = dict(self.agent_overrides)
-    unknown = [name for name in overrides if name not in valid]
+    valid = set()
+    for algorithm in self.algorithms:
+      valid.update(field.name for field in dataclasses.fields(
+          ALGORITHMS[algorithm].Settings))
+    unknown = [name for name, _ in self.agent_overrides if name not in valid]
     if unknown:
       raise ValueError(f"agent settings: unknown {unknown}; valid names: "
-                       f"{', '.join(valid)}")
-    return dataclasses.replace(defaults, **overrides)
+                       f"{', '.join(sorted(valid))}")
+    game = self.load_game()  # Checks the game and its parameters.
+    for algorithm in self.algorithms:
+      self.agent_settings(algorithm, game)  # Checks the values.
 
   def load_game(self):
-    """The OpenSpiel game whose continuous interface the agents play."""
-    if self.game == "differential":
-      return pyspiel.load_game("python_vsg_differential",
-                               {"horizon": self.steps})
-    return pyspiel.load_game("python_vsg_routing", {
-        "network": self.routing_network,
-        "num_players": self.routing_players,
-        "demand": self.routing_demand,
-        "regime_scales": self.routing_regime_scales,
-        "regime_transition": self.routing_regime_transition,
-        "split_levels": self.routing_split_levels,
-        "horizon": self.steps})
+    """The OpenSpiel game whose continuous interface the agents play.
+
+    Raises:
+      ValueError: for an unknown game, bad parameters or a game without a
+        continuous interface.
+    """
+    name = GAMES.get(self.game, self.game)
+    try:
+      game = pyspiel.load_game(name, {**dict(self.game_parameters),
+                                      "horizon": self.steps})
+    except (pyspiel.SpielError, RuntimeError) as error:
+      raise ValueError(f"game {self.game!r} with parameters "
+                       f"{dict(self.game_parameters)}: {error} (games: "
+                       f"{', '.join(GAMES)} or a registered game with a "
+                       f"continuous interface)") from error
+    if not hasattr(game, "continuous_interface"):
+      raise ValueError(f"game {self.game!r} has no continuous interface; "
+                       f"valid games: {', '.join(GAMES)}")
+    return game
+
+  def agent_settings(self, algorithm, game=None):
+    """The algorithm's `Settings`: its defaults, then the game's tuned
+    `agent_settings`, then the overrides, each where the algorithm has it."""
+    settings_class = ALGORITHMS[algorithm].Settings
+    names = {field.name for field in dataclasses.fields(settings_class)}
+    interface = (game or self.load_game()).continuous_interface()
+    values = {**interface.agent_settings, **dict(self.agent_overrides)}
+    return settings_class(**{name: value for name, value in values.items()
+                             if name in names})
 
   def run_config(self, algorithm, seed):
-    """Everything that determines one run's results (block_episodes and the
-    evaluation settings do not), as stored in its progress.json."""
+    """Everything that determines one run's results (block_episodes does
+    not), as stored in its progress.json."""
+    game = self.load_game()
     config = {"game": self.game, "algorithm": algorithm, "seed": int(seed),
               "episodes": self.episodes, "steps": self.steps,
-              "agent_settings": dataclasses.asdict(self.agent_settings())}
+              "agent_settings": dataclasses.asdict(
+                  self.agent_settings(algorithm, game)),
+              "game_parameters": game.get_parameters(),
+              **game.continuous_interface().config()}
     config["agent_settings"]["hidden_sizes"] = list(
         config["agent_settings"]["hidden_sizes"])
-    if self.game == "routing":
-      config.update({name: getattr(self, name) for name in (
-          "routing_network", "routing_players", "routing_demand",
-          "routing_regime_scales", "routing_regime_transition")})
-      config["split_logit_range"] = continuous_common.SPLIT_LOGIT_RANGE
     return config
-
-
-def play_episode(environment, agents):
-  """One training episode; returns each player's return, shape (N,)."""
-  time_step = environment.reset()
-  returns = np.zeros(environment.num_players)
-  while True:
-    outputs = [agent.step(time_step) for agent in agents]
-    if time_step.last():
-      return returns
-    time_step = environment.step(np.stack([output.action
-                                           for output in outputs]))
-    returns += time_step.rewards
 
 
 # ----------------------------------------------------------------------------
 # Final evaluation.
 
 
-def evaluate_differential(environment, agents):
-  """The deterministic joint action at every step; whether it is within
-  OPTIMUM_RADIUS of the global optimum (the high peak's centre) at every
-  step, or of the local one, and at what fraction of the steps (JSON types,
-  like everything stored in progress.json)."""
-  game = environment.game
-  observations = np.stack([environment.observation_of(step)
-                           for step in range(environment.horizon)])
-  box = np.stack([agent.actions(observations, deterministic=True)
-                  for agent in agents], axis=1)
-  joint = environment.to_game_actions(box)  # (T, 2)
-  global_distance = np.linalg.norm(joint - game.model.centre_2, axis=1)
-  local_distance = np.linalg.norm(joint - game.model.centre_1, axis=1)
-  return {
-      "joint_actions": joint.tolist(),
-      "mean_joint_action": joint.mean(axis=0).tolist(),
-      "deterministic_return": float(
-          game.model.reward(joint[:, 0], joint[:, 1]).sum()),
-      "max_distance_to_global_optimum": float(global_distance.max()),
-      "global_optimum": bool(global_distance.max() <= OPTIMUM_RADIUS),
-      "local_optimum": bool(local_distance.max() <= OPTIMUM_RADIUS),
-      "steps_at_global_optimum": float(np.mean(
-          global_distance <= OPTIMUM_RADIUS)),
-      "steps_at_local_optimum": float(np.mean(
-          local_distance <= OPTIMUM_RADIUS)),
-  }
+class GridGame:
+  """The Markov game of a game's grid version, built on first use (it takes
+  seconds): `states` and `nash_conv(profile)` for the interfaces'
+  `evaluate`."""
+
+  def __init__(self, game):
+    self._game = game
+    self._markov_game = None
+
+  @property
+  def markov_game(self):
+    if self._markov_game is None:
+      self._markov_game = vsg_spiel.markov_game(self._game)
+    return self._markov_game
+
+  @property
+  def states(self):
+    return self.markov_game.states
+
+  def nash_conv(self, profile):
+    return vsg_spiel.nash_conv(self.markov_game, profile)
 
 
-def evaluate_routing(environment, agents, samples):
-  """Mean splits per regime against the exact equilibrium, and the NashConv
-  of the policies discretised onto the grid game."""
-  game = environment.game
-  mgame = vsg_spiel.markov_game(game)
-  stages = np.array([state.stage for state in mgame.states])
-  regimes = np.array([state.regime for state in mgame.states])
-  observations = np.repeat(
-      environment.observation_of(stages, regimes), samples, axis=0)
-  grid = game.split_fractions  # (A, P)
-  profile, splits = [], []
-  for agent in agents:
-    box = agent.actions(observations,
-                        deterministic=not agent.stochastic_policy)
-    player_splits = environment.to_game_actions(box[:, None, :])[:, 0]
-    nearest = np.argmin(np.sum(
-        (player_splits[:, None, :] - grid[None]) ** 2, axis=-1), axis=1)
-    counts = np.zeros((mgame.num_states, len(grid)))
-    np.add.at(counts, (np.repeat(np.arange(mgame.num_states), samples),
-                       nearest), 1.0)
-    profile.append(counts / samples)
-    splits.append(player_splits.reshape(mgame.num_states, samples, -1))
-  splits = np.stack(splits, axis=2)  # (S, samples, N, P)
-  distances, mean_splits, equilibria = [], [], []
-  model, scales = game.model, game.regimes.scales
-  for regime, scale in enumerate(scales):
-    at_regime = regimes == regime
-    if not at_regime.any():
-      continue
-    mean_split = splits[at_regime].mean(axis=(0, 1))  # (N, P)
-    equilibrium = model.equilibrium(scale) / (model.demand[:, None] * scale)
-    mean_splits.append(mean_split.tolist())
-    equilibria.append(equilibrium.tolist())
-    distances.append(float(np.linalg.norm(mean_split - equilibrium)))
-  return {
-      "mean_splits": mean_splits,
-      "equilibrium_splits": equilibria,
-      "split_distances": distances,
-      "max_split_distance": float(max(distances)),
-      "nash_conv": float(vsg_spiel.nash_conv(mgame, profile)),
-  }
+def evaluate(environment, agents, samples):
+  """The final metrics (JSON types) of trained agents: the game interface's
+  `evaluate`."""
+  return environment.interface.evaluate(agents, samples,
+                                        GridGame(environment.game))
 
 
 # ----------------------------------------------------------------------------
@@ -333,7 +262,7 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
   environment = continuous_common.ContinuousEnvironment(
       game, seed, first_episode=progress["episodes_done"] if progress else 0)
   agents = ALGORITHMS[algorithm].make_agents(
-      environment.spec, experiment.agent_settings(), seed)
+      environment.spec, experiment.agent_settings(algorithm, game), seed)
   checkpoint = tf.train.Checkpoint(agents=agents)
   if progress:
     checkpoint.read(os.path.join(run_dir, progress["checkpoint"])
@@ -351,7 +280,7 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
                     experiment.episodes)
     for _ in range(progress["episodes_done"], block_end):
       progress["episode_returns"].append(
-          play_episode(environment, agents).tolist())
+          continuous_common.play_episode(environment, agents).tolist())
     progress["train_seconds"] += time.perf_counter() - start
     trained += block_end - progress["episodes_done"]
     prefix = f"ckpt-{block_end}"
@@ -363,11 +292,8 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
       sessions.append([first, block_end])
     sessions[-1][1] = block_end
     if block_end == experiment.episodes:
-      progress["final"] = (
-          evaluate_differential(environment, agents)
-          if experiment.game == "differential" else
-          evaluate_routing(environment, agents,
-                           experiment.evaluation_samples))
+      progress["final"] = evaluate(environment, agents,
+                                   experiment.evaluation_samples)
       progress["finished"] = True
     common.atomic_write_json(progress_path, progress)
     _remove_checkpoints(run_dir, prefix)
@@ -414,14 +340,8 @@ def run_experiment(settings, out_dir, episode_budget=None):
 # Summaries, figure and files.
 
 
-def curve_values(record, game):
-  """The learning-curve value of each episode: the reward per step (player
-  0's; the reward is shared) on the differential game, the players' mean
-  return on the routing game."""
-  returns = np.asarray(record["episode_returns"])
-  if game == "differential":
-    return returns[:, 0] / record["config"]["steps"]
-  return returns.mean(axis=1)
+def _interface(experiment):
+  return experiment.load_game().continuous_interface()
 
 
 def _mean_std(values):
@@ -432,7 +352,9 @@ def _mean_std(values):
 
 
 def summarize(experiment, records):
-  """Per algorithm: final returns and the final evaluation across seeds."""
+  """Per algorithm: final returns and the interface's summary metrics of the
+  final evaluation across seeds."""
+  metrics = _interface(experiment).summary_metrics
   summary = {}
   for algorithm, runs in records.items():
     if not runs:
@@ -443,85 +365,67 @@ def summarize(experiment, records):
              "final_return": _mean_std(final_returns),
              "train_seconds": _mean_std([run["train_seconds"]
                                          for run in runs])}
-    finals = [run["final"] for run in runs]
-    if experiment.game == "differential":
-      entry["global_optimum_fraction"] = float(np.mean(
-          [final["global_optimum"] for final in finals]))
-      entry["local_optimum_fraction"] = float(np.mean(
-          [final["local_optimum"] for final in finals]))
-      entry["steps_at_global_optimum"] = _mean_std(
-          [final["steps_at_global_optimum"] for final in finals])
-      entry["deterministic_return"] = _mean_std(
-          [final["deterministic_return"] for final in finals])
-      entry["final_joint_actions"] = [final["mean_joint_action"]
-                                      for final in finals]
-    else:
-      entry["max_split_distance"] = _mean_std(
-          [final["max_split_distance"] for final in finals])
-      entry["split_distances"] = _mean_std(
-          [final["split_distances"] for final in finals])
-      entry["nash_conv"] = _mean_std([final["nash_conv"] for final in finals])
+    for name, final_name, kind, _ in metrics:
+      if final_name is None:
+        continue
+      values = [run["final"][final_name] for run in runs]
+      entry[name] = {"fraction": lambda v: float(np.mean(v)),
+                     "spread": _mean_std, "per_seed": list}[kind](values)
     summary[algorithm] = entry
   return summary
 
 
 def plot_learning_curves(experiment, records, path):
-  """Figure 2a/2b: mean and standard deviation across seeds per episode."""
+  """Figure 2a/2b: mean and standard deviation across seeds per episode of
+  the interface's learning curve."""
+  interface = _interface(experiment)
   plt = common.pyplot()
   figure, axes = plt.subplots(figsize=(6.4, 4.2))
   for algorithm, runs in records.items():
     if not runs:
       continue
-    values = np.stack([curve_values(run, experiment.game) for run in runs])
+    values = np.stack([interface.curve(run["episode_returns"])
+                       for run in runs])
     episodes = np.arange(1, values.shape[1] + 1)
     mean, std = values.mean(axis=0), values.std(axis=0)
     axes.plot(episodes, mean, label=f"{algorithm.upper()} ({len(runs)} seeds)")
     axes.fill_between(episodes, mean - std, mean + std, alpha=0.2)
   axes.set_xlabel("episode")
-  if experiment.game == "differential":
-    axes.set_ylabel("reward per step")
-    axes.set_title("Differential game (global optimum 10, local 0)")
-    axes.set_ylim(bottom=-40)
-  else:
-    axes.set_ylabel("return per episode (mean over players)")
-    axes.set_title(f"Routing game ({experiment.routing_network}, "
-                   f"{experiment.routing_players} players)")
+  axes.set_ylabel(interface.figure["ylabel"])
+  axes.set_title(interface.figure["title"])
+  if interface.figure["ylim_bottom"] is not None:
+    axes.set_ylim(bottom=interface.figure["ylim_bottom"])
   axes.legend()
   axes.grid(alpha=0.3)
   common.save_figure(figure, path)
 
 
 def markdown(experiment, summary):
-  """The summary table."""
-  def spread(entry):
-    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
-  if experiment.game == "differential":
-    headers = ["algorithm", "seeds", "global optimum (all steps)",
-               "local optimum (all steps)", "steps at the global optimum",
-               f"final return (last {FINAL_EPISODES} episodes)",
-               "deterministic return", "seconds per run"]
-    rows = [[name, len(entry["seeds"]),
-             f"{entry['global_optimum_fraction']:.0%}",
-             f"{entry['local_optimum_fraction']:.0%}",
-             spread(entry["steps_at_global_optimum"]),
-             spread(entry["final_return"]),
-             spread(entry["deterministic_return"]),
-             spread(entry["train_seconds"])]
-            for name, entry in summary.items()]
-  else:
-    headers = ["algorithm", "seeds",
-               f"final return (last {FINAL_EPISODES} episodes)",
-               "max split distance", "NashConv (grid)", "seconds per run"]
-    rows = [[name, len(entry["seeds"]), spread(entry["final_return"]),
-             spread(entry["max_split_distance"]), spread(entry["nash_conv"]),
-             spread(entry["train_seconds"])]
-            for name, entry in summary.items()]
-  title = ("Figure 2a: differential game" if experiment.game == "differential"
-           else "Figure 2b: routing game")
-  return (f"# {title}\n\n{experiment.episodes} episodes x {experiment.steps} "
-          f"steps per run; spreads are standard deviations across seeds.\n\n"
+  """The summary table: the interface's summary metrics that have a header,
+  in its order (final_return is the mean training return of the last
+  FINAL_EPISODES episodes)."""
+  interface = _interface(experiment)
+  columns = [(name, kind, header) for name, _, kind, header
+             in interface.summary_metrics if header is not None]
+
+  def cell(value, kind):
+    if kind == "fraction":
+      return f"{value:.0%}"
+    return f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+  headers = (["algorithm", "seeds"] + [
+      f"{header} (last {FINAL_EPISODES} episodes)"
+      if name == "final_return" else header for name, _, header in columns]
+             + ["seconds per run"])
+  rows = [[name, len(entry["seeds"])]
+          + [cell(entry[metric], kind) for metric, kind, _ in columns]
+          + [cell(entry["train_seconds"], "spread")]
+          for name, entry in summary.items()]
+  return (f"# {interface.figure['caption']}\n\n{experiment.episodes} "
+          f"episodes x {experiment.steps} steps per run; spreads are "
+          f"standard deviations across seeds.\n\n"
           + common.markdown_table(headers, rows)
-          + f"\n\n![learning curves]({FIGURES[experiment.game]})\n")
+          + f"\n\n![learning curves]({interface.figure['file']})\n")
 
 
 def write_outputs(settings, records, out_dir):
@@ -531,8 +435,8 @@ def write_outputs(settings, records, out_dir):
                 Experiment(**settings))
   game_dir = os.path.join(out_dir, experiment.game)
   summary = summarize(experiment, records)
-  plot_learning_curves(experiment, records,
-                       os.path.join(game_dir, FIGURES[experiment.game]))
+  plot_learning_curves(experiment, records, os.path.join(
+      game_dir, _interface(experiment).figure["file"]))
   common.atomic_write_json(os.path.join(game_dir, "summary.json"), {
       "experiment": dataclasses.asdict(experiment), "summary": summary})
   common.atomic_write_text(os.path.join(game_dir, "summary.md"),
@@ -559,11 +463,20 @@ def parse_seeds(text):
   return tuple(numbers)
 
 
+def settings_types():
+  """The type of every agent setting of any algorithm, by name."""
+  types = {}
+  for module in ALGORITHMS.values():
+    defaults = module.Settings()
+    types.update({field.name: type(getattr(defaults, field.name))
+                  for field in dataclasses.fields(defaults)})
+  return types
+
+
 def parse_agent_settings(items):
-  """["name=value", ...] -> ((name, typed value), ...) by Settings' types."""
-  defaults = continuous_common.Settings()
-  types = {field.name: type(getattr(defaults, field.name))
-           for field in dataclasses.fields(defaults)}
+  """["name=value", ...] -> ((name, typed value), ...) by the settings'
+  types."""
+  types = settings_types()
   overrides = []
   for item in items:
     name, separator, value = item.partition("=")
@@ -584,11 +497,34 @@ def parse_agent_settings(items):
   return tuple(overrides)
 
 
+def parse_game_parameters(items):
+  """["name=value", ...] -> ((name, value), ...), each value an int, a
+  float or else a string, as pyspiel reads a game string."""
+  parameters = []
+  for item in items:
+    name, separator, value = item.partition("=")
+    if not separator or not name:
+      raise ValueError(f"--game_parameters: {item!r} is not name=value")
+    for kind in (int, float):
+      try:
+        value = kind(value)
+        break
+      except ValueError:
+        pass
+    parameters.append((name, value))
+  return tuple(parameters)
+
+
 def define_flags():
   """The binary's flags (defined only when it runs as a program, so that
   other modules can import its functions)."""
   defaults = Experiment()
-  flags.DEFINE_enum("game", defaults.game, list(GAMES), "The game.")
+  flags.DEFINE_string("game", defaults.game,
+                      f"The game: {', '.join(GAMES)} or a registered game "
+                      f"with a continuous interface.")
+  flags.DEFINE_list("game_parameters", [],
+                    "Overrides of the game's parameters, name=value (lists "
+                    "with spaces, e.g. regime_scales=1 1.5).")
   flags.DEFINE_list("algorithms", list(defaults.algorithms),
                     f"Algorithms to run, from {', '.join(ALGORITHMS)}.")
   flags.DEFINE_string("seeds", "10", "A seed count (seeds 0..n-1) or a "
@@ -601,52 +537,30 @@ def define_flags():
   flags.DEFINE_integer("block_episodes", defaults.block_episodes,
                        "Episodes between checkpoints.", lower_bound=1)
   flags.DEFINE_integer("evaluation_samples", defaults.evaluation_samples,
-                       "Routing: sampled actions per player and state in "
-                       "the final evaluation.", lower_bound=1)
+                       "Sampled actions per player and state in the final "
+                       "evaluation (routing).", lower_bound=1)
   flags.DEFINE_list("agent_settings", [],
                     "Overrides of the agents' settings, name=value "
                     "(hidden_sizes as 64:64), from "
-                    + ", ".join(field.name for field in dataclasses.fields(
-                        continuous_common.Settings)) + ".")
+                    + ", ".join(settings_types()) + ".")
   flags.DEFINE_string("out", "run_mai_out", "Output directory.")
   flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op "
                        "threads.", lower_bound=1)
-  flags.DEFINE_string("routing_network", defaults.routing_network,
-                      "Routing network: pigou, braess or parallel.")
-  flags.DEFINE_integer("routing_players", defaults.routing_players,
-                       "Routing players.")
-  flags.DEFINE_float("routing_demand", defaults.routing_demand,
-                     "Routing demand per player.")
-  flags.DEFINE_string("routing_regime_scales", defaults.routing_regime_scales,
-                      "Demand scale of each regime, separated by spaces.")
-  flags.DEFINE_string("routing_regime_transition",
-                      defaults.routing_regime_transition,
-                      "Regime transition matrix, rows separated by ';'.")
-  flags.DEFINE_integer("routing_split_levels", defaults.routing_split_levels,
-                       "Split grid of the NashConv evaluation.",
-                       lower_bound=1)
 
 
 def experiment_from_flags():
   """The `Experiment` of the flags; a bad value fails at once, naming the
   flag and the valid values."""
   try:
-    experiment = Experiment(
+    return Experiment(
         game=FLAGS.game, algorithms=tuple(FLAGS.algorithms),
         seeds=parse_seeds(FLAGS.seeds), episodes=FLAGS.episodes,
         steps=FLAGS.steps, block_episodes=FLAGS.block_episodes,
         agent_overrides=parse_agent_settings(FLAGS.agent_settings),
         evaluation_samples=FLAGS.evaluation_samples,
-        routing_network=FLAGS.routing_network,
-        routing_players=FLAGS.routing_players,
-        routing_demand=FLAGS.routing_demand,
-        routing_regime_scales=FLAGS.routing_regime_scales,
-        routing_regime_transition=FLAGS.routing_regime_transition,
-        routing_split_levels=FLAGS.routing_split_levels)
-    experiment.load_game()
+        game_parameters=parse_game_parameters(FLAGS.game_parameters))
   except ValueError as error:
     raise app.UsageError(str(error)) from error
-  return experiment
 
 
 def main(argv):

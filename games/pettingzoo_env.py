@@ -3,17 +3,18 @@
 `differential.parallel_env(**params)` and `routing.parallel_env(**params)`
 (PettingZoo's convention: a module-level `parallel_env` per environment) load
 the OpenSpiel game with `params` and wrap its continuous interface
-(`BatchedDifferentialEnv`, `BatchedRoutingEnv`, one copy) in the
+(`game.continuous_interface()`: sizes, the box-to-action map and the
+`BatchedDifferentialEnv` or `BatchedRoutingEnv` of each episode) in the
 `ContinuousParallelEnv` below, so that any library that trains on PettingZoo's
-parallel API trains on the paper's games.
+parallel API trains on the paper's games, in the environment the project's
+continuous agents train in.
 
 Agents are "player_0", ..., "player_{N-1}"; all act at every step.
   * Actions: each agent plays a box action u in [-1, 1]^d (float32, shape
-    (d,)), the space the project's continuous agents act in
-    (`ContinuousEnvironment` in `algorithms/continuous_common.py`, which also
-    maps them): d = 1 for the differential game, mapped affinely onto
-    [action_low, action_high]; d = P - 1 for the routing game on P paths,
-    mapped to the split softmax(SPLIT_LOGIT_RANGE * u_1, ...,
+    (d,)), the space the project's continuous agents act in, mapped by the
+    interface's `to_game_actions`: d = 1 for the differential game, affinely
+    onto [action_low, action_high]; d = P - 1 for the routing game on P
+    paths, the split softmax(SPLIT_LOGIT_RANGE * u_1, ...,
     SPLIT_LOGIT_RANGE * u_{P-1}, 0) of the player's commodity.
   * Observations: the game's observation tensor, the Markov state, the same
     for every agent (both games have perfect information): the one-hot step
@@ -24,11 +25,12 @@ Agents are "player_0", ..., "player_{N-1}"; all act at every step.
     differential game, -C_i in the routing game).
   * Episodes end after `horizon` steps with every agent terminated (the
     horizon is part of the game, so `truncations` stay False).
-  * Seeding: `reset(seed=s)` draws the routing game's regimes from a new
-    numpy Generator seeded with s (`BatchedRoutingEnv(..., seed=s)`); a
-    `reset()` without a seed continues that Generator, so the episodes after
-    `reset(seed=s)` are those of `BatchedRoutingEnv.from_game(game, 1, s)`
-    reset again and again. The differential game is deterministic.
+  * Seeding: `reset(seed=s)` starts episode 0 of seed s, and each `reset()`
+    without a seed the next episode k = 1, 2, ...; episode k is the
+    interface's `environment(s, k)`, the continuous agents' training episode
+    k with seed s (the routing game draws its regimes with a numpy Generator
+    seeded by (s, k)). Before any seeded reset, s is drawn from the operating
+    system's entropy. The differential game is deterministic.
   * Rendering: none; `render_mode` must be None.
 """
 
@@ -36,18 +38,6 @@ import gymnasium
 import numpy as np
 import pettingzoo
 import pyspiel
-
-from vsg_spiel.algorithms import continuous_common
-from vsg_spiel.games import differential
-from vsg_spiel.games import routing
-
-# Each game's continuous interface, one copy: (game, seed) -> a batched env.
-_BATCHED_ENVS = {
-    "python_vsg_differential":
-        lambda game, seed: differential.BatchedDifferentialEnv.from_game(game),
-    "python_vsg_routing":
-        lambda game, seed: routing.BatchedRoutingEnv.from_game(game, 1, seed),
-}
 
 
 class ContinuousParallelEnv(pettingzoo.ParallelEnv):
@@ -57,7 +47,7 @@ class ContinuousParallelEnv(pettingzoo.ParallelEnv):
 
   Attributes:
     game: the loaded OpenSpiel game (python_vsg_differential or
-      python_vsg_routing).
+      python_vsg_routing: a game with `continuous_interface()`).
     possible_agents, agents: agent names; `agents` is empty before `reset`
       and after the last step.
     observation_spaces, action_spaces: one Box per agent (separate objects,
@@ -70,11 +60,13 @@ class ContinuousParallelEnv(pettingzoo.ParallelEnv):
     the render mode (only None).
 
     Raises:
-      ValueError: if `render_mode` is not None or the game is another one.
+      ValueError: if `render_mode` is not None or the game has no continuous
+        interface.
     """
     name = game.get_type().short_name
-    if name not in _BATCHED_ENVS:
-      raise ValueError(f"game must be one of {tuple(_BATCHED_ENVS)}, got "
+    if not hasattr(game, "continuous_interface"):
+      raise ValueError(f"game must have a continuous_interface() (e.g. "
+                       f"python_vsg_differential, python_vsg_routing), got "
                        f"{name}")
     if render_mode is not None:
       raise ValueError(f"render_mode must be None (the games have nothing to "
@@ -85,10 +77,9 @@ class ContinuousParallelEnv(pettingzoo.ParallelEnv):
                      "is_parallelizable": True}
     self.possible_agents = [f"player_{i}" for i in range(game.num_players())]
     self.agents = []
-    interface = continuous_common.ContinuousEnvironment(game)
-    self._to_game_actions = interface.to_game_actions
-    self._action_size = interface.spec.action_size
-    observation_shape = (interface.spec.observation_size,)
+    self._interface = game.continuous_interface()
+    self._action_size = self._interface.action_size
+    observation_shape = (self._interface.observation_size,)
     self.observation_spaces = {
         agent: gymnasium.spaces.Box(0.0, 1.0, observation_shape, np.float32)
         for agent in self.possible_agents}
@@ -98,7 +89,8 @@ class ContinuousParallelEnv(pettingzoo.ParallelEnv):
         for agent in self.possible_agents}
     self.state_space = gymnasium.spaces.Box(0.0, 1.0, observation_shape,
                                             np.float32)
-    self._make_env = _BATCHED_ENVS[name]
+    self._seed = None
+    self._episode = 0
     self._env = None
     self._observation = None
 
@@ -114,13 +106,22 @@ class ContinuousParallelEnv(pettingzoo.ParallelEnv):
     """Starts an episode; returns ({agent: observation}, {agent: {}}).
 
     Args:
-      seed: None to continue the current random stream (a fresh, unseeded one
-        on the first reset), or a seed for numpy's `default_rng`.
+      seed: an int >= 0 to start episode 0 of that seed, or None for the
+        next episode (module docstring).
       options: ignored (the games take no reset options).
+
+    Raises:
+      ValueError: if `seed` is not None or an int >= 0.
     """
     del options
-    if seed is not None or self._env is None:
-      self._env = self._make_env(self.game, seed)
+    if seed is not None:
+      if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+      self._seed, self._episode = int(seed), 0
+    elif self._seed is None:
+      self._seed = int(np.random.SeedSequence().entropy)
+    self._env = self._interface.environment(self._seed, self._episode)
+    self._episode += 1
     self._observation = self._env.reset()[0]
     self.agents = list(self.possible_agents)
     return ({agent: self._observation.copy() for agent in self.agents},
@@ -159,7 +160,7 @@ class ContinuousParallelEnv(pettingzoo.ParallelEnv):
                          f"{action}")
       box_actions[i] = action
     observations, rewards, done = self._env.step(
-        self._to_game_actions(box_actions)[None])
+        self._interface.to_game_actions(box_actions)[None])
     self._observation = observations[0]
     agents = self.agents
     if done:

@@ -28,8 +28,11 @@ This module holds, side by side:
   * `RoutingGame` ("python_vsg_routing"): the OpenSpiel game, each player's
     action a point of the simplex grid `split_grid(num_paths, split_levels)`,
     registered with pyspiel at the bottom;
-  * `BatchedRoutingEnv`: the continuous-action interface for the neural
-    algorithms, batched over a leading dimension.
+  * `BatchedRoutingEnv`: the continuous-action environment for the neural
+    algorithms, batched over a leading dimension;
+  * `RoutingContinuous` (`RoutingGame.continuous_interface()`): what the
+    continuous-action algorithms and Figure 2b need of the game (sizes, the
+    box-to-split map, observations, the final metrics).
 
 List-valued parameters are strings of numbers separated by spaces or commas,
 matrix rows separated by ";" (e.g. regime_transition="0.8 0.2;0.3 0.7"). In a
@@ -599,6 +602,10 @@ class RoutingGame(pyspiel.Game):
     del iig_obs_type
     return RoutingObserver(self.horizon, self.regimes.num_regimes, params)
 
+  def continuous_interface(self):
+    """The game's continuous-action interface, a `RoutingContinuous`."""
+    return RoutingContinuous(self)
+
 
 class RoutingState(pyspiel.State):
   """A state: stages played so far, the current regime, and the node kind.
@@ -794,6 +801,141 @@ class BatchedRoutingEnv:
     if self._step < self.horizon:
       self._regime = self.regimes.sample_next(self._regime, self._rng)
     return self._observation(), rewards, self._step >= self.horizon
+
+
+class RoutingContinuous:
+  """The routing game's continuous-action interface (Figure 2b).
+
+  It has the attributes and methods that `differential.DifferentialContinuous`
+  lists. A box action u in [-1, 1]^(P-1) is the split
+
+    softmax(SPLIT_LOGIT_RANGE * u_1, ..., SPLIT_LOGIT_RANGE * u_{P-1}, 0)
+
+  on the simplex of the P paths: a bijection onto the splits whose path
+  shares lie within a factor exp(2 * SPLIT_LOGIT_RANGE) of each other (at 3,
+  a single path takes up to 91% of the demand with three paths).
+  SPLIT_LOGIT_RANGE is 3, not larger, because the box's uniform measure is
+  what the agents' warm-up explores and what the soft agents' entropy is
+  measured against: at 6 most of the box maps to nearly pure splits, and
+  MAI's policies stayed near-pure, as bad as uniformly random play; smaller
+  ranges cap a path's share below what equilibria reach (the measurements:
+  docs/design.md, "The routing game's continuous interface").
+
+  The Markov state is (step, regime), one-hot. Episode k's regimes are drawn
+  with a numpy Generator seeded by (seed, k). The evaluation samples
+  `samples` actions per player at every Markov state (the deterministic
+  action for deterministic policies) and reports the mean split per regime,
+  its Euclidean distance to the exact equilibrium split
+  (`RoutingModel.equilibrium`, the potential's minimiser), and the NashConv
+  of the policies discretised onto the grid game (each sampled split counts
+  for its nearest grid split).
+  """
+
+  SPLIT_LOGIT_RANGE = 3.0
+  # Stage costs are below 2.3, so rewards are scaled by 10, and the
+  # temperature runs from 0.3 to 0.01. The discount is 0.5: actions do not
+  # move the demand regimes, so it only scales the action-independent
+  # continuation, which at 0.95 drowned the stage differences between splits
+  # in every critic (docs/design.md). The game is general-sum, so MAI
+  # estimates the opponents' rewards (its default).
+  agent_settings = {"reward_scale": 10.0, "discount": 0.5,
+                    "initial_temperature": 0.3, "final_temperature": 0.01}
+  figure = {"file": "figure_2b_routing.png",
+            "caption": "Figure 2b: routing game",
+            "ylabel": "return per episode (mean over players)",
+            "ylim_bottom": None}
+  summary_metrics = (
+      ("final_return", None, "spread", "final return"),
+      ("max_split_distance", "max_split_distance", "spread",
+       "max split distance"),
+      ("split_distances", "split_distances", "spread", None),
+      ("nash_conv", "nash_conv", "spread", "NashConv (grid)"),
+  )
+
+  def __init__(self, game):
+    self.game = game
+    self.num_players = game.num_players()
+    self.horizon = game.horizon
+    self.observation_size = game.horizon + 1 + game.regimes.num_regimes
+    self.action_size = game.model.num_paths - 1
+    self.figure = {**self.figure, "title": (
+        f"Routing game ({game.get_parameters()['network']}, "
+        f"{self.num_players} players)")}
+
+  def config(self):
+    """The split map's logit range determines a run besides the game."""
+    return {"split_logit_range": self.SPLIT_LOGIT_RANGE}
+
+  def environment(self, seed, episode):
+    """A batch-1 `BatchedRoutingEnv` whose regimes are seeded by
+    (seed, episode), so that episode k is the same whether or not a run was
+    resumed before it."""
+    return BatchedRoutingEnv.from_game(self.game, 1, seed=[seed, episode])
+
+  def to_game_actions(self, box_actions):
+    """Box actions (..., N, P - 1) -> splits (..., N, P) (class docstring)."""
+    box_actions = np.asarray(box_actions, dtype=np.float64)
+    logits = np.concatenate([self.SPLIT_LOGIT_RANGE * box_actions,
+                             np.zeros(box_actions.shape[:-1] + (1,))], axis=-1)
+    logits -= logits.max(axis=-1, keepdims=True)
+    splits = np.exp(logits)
+    return splits / splits.sum(axis=-1, keepdims=True)
+
+  def curve(self, episode_returns):
+    """The players' mean return of each episode."""
+    return np.asarray(episode_returns).mean(axis=1)
+
+  def evaluate(self, policies, samples, grid):
+    """Mean splits per regime against the exact equilibrium, and the grid
+    NashConv.
+
+    Args:
+      policies: one per player, with `actions(observations, deterministic)`
+        (box actions (B, P - 1)) and `stochastic_policy`.
+      samples: sampled actions per player and state.
+      grid: the grid game's Markov states (`grid.states`) and NashConv
+        (`grid.nash_conv(profile)`, a profile being per player a
+        (num_states, A) array of probabilities over the grid actions).
+    """
+    states = grid.states
+    stages = np.array([state.stage for state in states])
+    regimes = np.array([state.regime for state in states])
+    observations = np.repeat(step_regime_one_hot(
+        stages, regimes, self.horizon, self.game.regimes.num_regimes),
+                             samples, axis=0)
+    grid_splits = self.game.split_fractions  # (A, P)
+    profile, splits = [], []
+    for policy in policies:
+      box = policy.actions(observations,
+                           deterministic=not policy.stochastic_policy)
+      player_splits = self.to_game_actions(box[:, None, :])[:, 0]
+      nearest = np.argmin(np.sum(
+          (player_splits[:, None, :] - grid_splits[None]) ** 2, axis=-1),
+                          axis=1)
+      counts = np.zeros((len(states), len(grid_splits)))
+      np.add.at(counts, (np.repeat(np.arange(len(states)), samples),
+                         nearest), 1.0)
+      profile.append(counts / samples)
+      splits.append(player_splits.reshape(len(states), samples, -1))
+    splits = np.stack(splits, axis=2)  # (S, samples, N, P)
+    distances, mean_splits, equilibria = [], [], []
+    model, scales = self.game.model, self.game.regimes.scales
+    for regime, scale in enumerate(scales):
+      at_regime = regimes == regime
+      if not at_regime.any():
+        continue
+      mean_split = splits[at_regime].mean(axis=(0, 1))  # (N, P)
+      equilibrium = model.equilibrium(scale) / (model.demand[:, None] * scale)
+      mean_splits.append(mean_split.tolist())
+      equilibria.append(equilibrium.tolist())
+      distances.append(float(np.linalg.norm(mean_split - equilibrium)))
+    return {
+        "mean_splits": mean_splits,
+        "equilibrium_splits": equilibria,
+        "split_distances": distances,
+        "max_split_distance": float(max(distances)),
+        "nash_conv": float(grid.nash_conv(profile)),
+    }
 
 
 def parallel_env(**params):

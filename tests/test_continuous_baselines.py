@@ -12,38 +12,19 @@ from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms import ddpg
 from vsg_spiel.algorithms import maddpg
 from vsg_spiel.algorithms import masql
+from vsg_spiel.eval import run_mai
+from vsg_spiel.games import routing
+
+from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
+from continuous_helpers import random_batch, randomise, squashed_sample
+from continuous_helpers import to_tensors
 
 MODULES = {"masql": masql, "maddpg": maddpg, "ddpg": ddpg}
-SPEC = continuous_common.EnvironmentSpec(num_players=2, observation_size=3,
-                                         action_size=1)
 TINY = continuous_common.Settings(
     hidden_sizes=(4,), batch_size=4, replay_capacity=16, warmup_steps=2,
     jit_compile=False, reward_scale=0.5, discount=0.9,
     target_update_rate=0.25, exploration_noise=0.3)
 ALPHA = 0.3
-
-
-def mlp(network, inputs):
-  hidden = np.asarray(inputs, np.float64)
-  layers = list(zip(network.weights, network.biases))
-  for index, (weight, bias) in enumerate(layers):
-    hidden = hidden @ weight.numpy().astype(np.float64) + bias.numpy()
-    if index < len(layers) - 1:
-      hidden = np.maximum(hidden, 0.0)
-  return hidden
-
-
-def squashed_sample(outputs, noise):
-  mean, raw = np.split(outputs, 2, axis=-1)
-  low, high = continuous_common.LOG_STD_MIN, continuous_common.LOG_STD_MAX
-  log_std = low + 0.5 * (high - low) * (np.tanh(raw) + 1.0)
-  pre_squash = mean + np.exp(log_std) * noise
-  # log(1 - tanh(x)^2), written to stay finite where tanh(x) rounds to 1.
-  log_jacobian = 2 * (np.log(2) - pre_squash
-                      - np.logaddexp(0, -2 * pre_squash))
-  log_density = (-0.5 * noise**2 - log_std - 0.5 * np.log(2 * np.pi)
-                 - log_jacobian)
-  return np.tanh(pre_squash), log_density.sum(axis=-1)
 
 
 def q(network, states, *actions):
@@ -90,27 +71,10 @@ def reference_losses(name, agent, batch, noise):
   return {"critic": critic, "policy": policy}
 
 
-def random_batch(rng, size=4):
-  return {
-      "observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "joint_action": rng.uniform(-0.9, 0.9, (size, 2)).astype(np.float32),
-      "reward": rng.normal(size=size).astype(np.float32),
-      "next_observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "done": np.array([0, 1, 0, 0][:size], np.float32),
-  }
-
-
-def randomise(agents, rng):
-  for agent in agents:
-    for variable in agent.trainable_variables:
-      variable.assign(rng.normal(0.0, 0.7, variable.shape).astype(
-          np.float32))
-
-
 def agent_losses(name, agent, batch, noise):
-  batch = {key: tf.constant(value) for key, value in batch.items()}
+  batch = to_tensors(batch)
   if name == "masql":
-    noise = {key: tf.constant(value) for key, value in noise.items()}
+    noise = to_tensors(noise)
     return agent.losses(batch, noise, ALPHA)
   return agent.losses(batch)
 
@@ -214,47 +178,18 @@ def test_update_moves_each_group_by_its_own_loss_only(name):
                                  atol=1e-7, err_msg=group)
 
 
-def play(environment, agents, episodes):
-  returns = []
-  for _ in range(episodes):
-    time_step = environment.reset()
-    total = np.zeros(environment.num_players)
-    while True:
-      outputs = [agent.step(time_step) for agent in agents]
-      if time_step.last():
-        break
-      actions = np.stack([output.action for output in outputs])
-      assert np.all(np.abs(actions) <= 1.0)
-      time_step = environment.step(actions)
-      total += time_step.rewards
-    returns.append(total)
-  return np.array(returns)
-
-
 @pytest.mark.parametrize("name", list(MODULES))
 def test_checkpoint_restores_identical_actions_and_training(name, tmp_path):
   """On the routing game (so also a smoke run there)."""
   game = pyspiel.load_game(
       "python_vsg_routing(horizon=3,num_players=2,network=parallel)")
   environment = continuous_common.ContinuousEnvironment(game, seed=0)
-  agents = MODULES[name].make_agents(environment.spec, TINY, seed=7)
-  assert np.all(np.isfinite(play(environment, agents, 2)))
-  paths = [agent.save(str(tmp_path / f"agent_{i}"))
-           for i, agent in enumerate(agents)]
-  observations = environment.observation_of(np.arange(3), np.zeros(3, int))
-  restored = MODULES[name].make_agents(environment.spec, TINY, seed=99)
-  for agent, path in zip(restored, paths):
-    agent.restore(path)
-  for agent, twin in zip(agents, restored):
-    np.testing.assert_array_equal(agent.actions(observations, True),
-                                  twin.actions(observations, True))
-    np.testing.assert_array_equal(agent.actions(observations),
-                                  twin.actions(observations))
-  for agent, twin in zip(agents, restored):
-    losses, twin_losses = agent.train_step(), twin.train_step()
-    for loss in losses:
-      assert np.isfinite(losses[loss].numpy())
-      assert losses[loss].numpy() == twin_losses[loss].numpy()
+  returns = assert_checkpoints_restore(
+      lambda seed: MODULES[name].make_agents(environment.spec, TINY, seed),
+      environment,
+      routing.step_regime_one_hot(np.arange(3), np.zeros(3, int), 3, 2), 2,
+      tmp_path)
+  assert np.all(np.isfinite(returns))
 
 
 @pytest.mark.parametrize("name", list(MODULES))
@@ -298,7 +233,7 @@ def test_environment_maps_box_actions_and_seeds_regimes_per_episode():
       [[0.0, 0.0], [1.0, -1.0]])
   np.testing.assert_allclose(splits.sum(axis=-1), 1.0)
   np.testing.assert_allclose(splits[0], [1 / 3] * 3)
-  share = np.exp(continuous_common.SPLIT_LOGIT_RANGE)
+  share = np.exp(routing.RoutingContinuous.SPLIT_LOGIT_RANGE)
   np.testing.assert_allclose(splits[1], np.array([share, 1 / share, 1.0])
                              / (share + 1 / share + 1.0))
 
@@ -315,3 +250,66 @@ def test_environment_maps_box_actions_and_seeds_regimes_per_episode():
   resumed = regimes(continuous_common.ContinuousEnvironment(
       game, 3, first_episode=2), 2)
   assert straight[2:] == resumed and straight[0] != straight[1]
+
+
+class DummyGame:
+  """A continuous game defined only by its interface, as a new game's module
+  would write it: three players each pick a = 3 u in [-3, 3] (u the box
+  action, d = 1) for 2 steps; each is paid -(a - mean of the others)^2, a
+  coordination game; the observation is the one-hot step."""
+
+  def continuous_interface(self):
+    return DummyInterface()
+
+
+class DummyEnvironment:
+
+  def reset(self):
+    self.step_index = 0
+    return np.eye(3, dtype=np.float32)[[0]]
+
+  def step(self, actions):
+    actions = actions[0]  # (3,) for the batch of one.
+    others = (actions.sum() - actions) / 2.0
+    self.step_index += 1
+    return (np.eye(3, dtype=np.float32)[[self.step_index]],
+            -(actions - others)[None] ** 2, self.step_index == 2)
+
+
+class DummyInterface:
+  num_players, horizon, observation_size, action_size = 3, 2, 3, 1
+  agent_settings = {}
+
+  def environment(self, seed, episode):
+    del seed, episode
+    return DummyEnvironment()
+
+  def to_game_actions(self, box_actions):
+    return 3.0 * np.asarray(box_actions, np.float64)[..., 0]
+
+  def evaluate(self, policies, samples, grid):
+    del samples, grid
+    observations = np.eye(3, dtype=np.float32)[:2]
+    box = np.stack([policy.actions(observations, deterministic=True)
+                    for policy in policies], axis=1)
+    return {"spread": float(np.ptp(self.to_game_actions(box), axis=1).max())}
+
+
+@pytest.mark.parametrize("name", ["mai", *MODULES])
+def test_a_new_game_needs_only_its_continuous_interface(name):
+  """Every agent trains and is evaluated through the game-agnostic adapter
+  and runner on a game defined by its interface alone."""
+  environment = continuous_common.ContinuousEnvironment(DummyGame(), seed=0)
+  assert environment.spec == continuous_common.EnvironmentSpec(3, 3, 1)
+  module = run_mai.ALGORITHMS[name]
+  agents = module.make_agents(environment.spec, dataclasses.replace(
+      module.Settings(), **{field.name: getattr(TINY, field.name)
+                            for field in dataclasses.fields(TINY)}), seed=0)
+  returns = play(environment, agents, 4)
+  assert returns.shape == (4, 3) and np.all(returns <= 0.0)
+  first = environment.reset()
+  assert np.array_equal(first.observations["info_state"][0], [1, 0, 0])
+  step = environment.step(np.array([[1.0], [0.0], [-1.0]]))
+  np.testing.assert_allclose(step.rewards, [-20.25, 0.0, -20.25])
+  final = run_mai.evaluate(environment, agents, samples=1)
+  assert 0.0 <= final["spread"] <= 6.0

@@ -10,10 +10,13 @@ import tensorflow as tf
 import vsg_spiel  # noqa: F401  (registers the games)
 from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms import mai
+from vsg_spiel.games import differential
 
-SPEC = continuous_common.EnvironmentSpec(num_players=2, observation_size=3,
-                                         action_size=1)
-TINY = continuous_common.Settings(
+from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
+from continuous_helpers import random_batch, randomise, squashed_sample
+from continuous_helpers import to_tensors
+
+TINY = mai.Settings(
     hidden_sizes=(4,), batch_size=4, replay_capacity=16, warmup_steps=2,
     importance_samples=3, importance_states=2, jit_compile=False,
     reward_scale=0.5, discount=0.9,
@@ -23,31 +26,6 @@ LOG_2 = np.log(2.0)
 
 # ----------------------------------------------------------------------------
 # A numpy reference of the networks and losses, written from the formulas.
-
-
-def mlp(network, inputs):
-  hidden = np.asarray(inputs, np.float64)
-  layers = list(zip(network.weights, network.biases))
-  for index, (weight, bias) in enumerate(layers):
-    hidden = hidden @ weight.numpy().astype(np.float64) + bias.numpy()
-    if index < len(layers) - 1:
-      hidden = np.maximum(hidden, 0.0)
-  return hidden
-
-
-def squashed_sample(outputs, noise):
-  """tanh(mean + std * noise) and its log density (summed over the last
-  axis), from a network's (mean, raw log std) outputs."""
-  mean, raw = np.split(outputs, 2, axis=-1)
-  low, high = continuous_common.LOG_STD_MIN, continuous_common.LOG_STD_MAX
-  log_std = low + 0.5 * (high - low) * (np.tanh(raw) + 1.0)
-  pre_squash = mean + np.exp(log_std) * noise
-  # log(1 - tanh(x)^2), written to stay finite where tanh(x) rounds to 1.
-  log_jacobian = 2 * (np.log(2) - pre_squash
-                      - np.logaddexp(0, -2 * pre_squash))
-  log_density = (-0.5 * noise**2 - log_std - 0.5 * np.log(2 * np.pi)
-                 - log_jacobian)
-  return np.tanh(pre_squash), log_density.sum(axis=-1)
 
 
 def log_density(outputs, actions):
@@ -78,11 +56,15 @@ def reference_losses(agent, batch, noise, alpha):
     return mlp(network, np.concatenate(
         [states, joint(player, own_action, other_action)], -1))[:, 0]
 
+  def policy(states, predicted):
+    """pi's outputs at (s, a_hat); the marginal form ignores a_hat."""
+    return mlp(agent.policy, np.concatenate([states, predicted], -1)
+               if agent.conditional else states)
+
   predicted_next, log_rho_next = squashed_sample(
       mlp(agent.opponent_model, s_next), noise["next_opponents"])
   own_next, log_pi_next = squashed_sample(
-      mlp(agent.policy, np.concatenate([s_next, predicted_next], -1)),
-      noise["next_own"])
+      policy(s_next, predicted_next), noise["next_own"])
   # eq. 9; the empirical opponent model has no opponent KL term.
   opponent_kl = 0.0 if agent.empirical_model else log_rho_next + LOG_2
   value_next = (q(agent.target_critic, s_next, own_next, predicted_next)
@@ -90,16 +72,18 @@ def reference_losses(agent, batch, noise, alpha):
   target = settings.reward_scale * reward + settings.discount * (
       1 - done) * value_next
   critic = 0.5 * np.mean((q(agent.critic, s, own, other) - target)**2)
-  # eqs. 8 and 10, a_hat half from rho, half from the prior.
+  # eqs. 8 and 10, a_hat half from rho, half from the prior (the marginal
+  # form: from rho only, and pi ignores it).
   predicted, _ = squashed_sample(mlp(agent.opponent_model, s),
                                  noise["opponents"])
-  predicted = np.concatenate([predicted, noise["prior_opponents"]])
-  s_twice = np.concatenate([s, s])
-  action, log_pi = squashed_sample(
-      mlp(agent.policy, np.concatenate([s_twice, predicted], -1)),
-      noise["own"])
-  policy = np.mean(alpha * log_pi
-                   - q(agent.critic, s_twice, action, predicted))
+  own_noise = noise["own"][:len(s)]
+  if agent.conditional:
+    predicted = np.concatenate([predicted, noise["prior_opponents"]])
+    s, own_noise = np.concatenate([s, s]), noise["own"]
+  action, log_pi = squashed_sample(policy(s, predicted), own_noise)
+  policy_loss = np.mean(alpha * log_pi - q(agent.critic, s, action,
+                                           predicted))
+  s = batch["observation"]
   opponent_q = (agent.opponent_critics[0] if agent.estimates_rewards else
                 agent.critic)
   # eq. 5: weighted maximum likelihood over proposals from pibar and rho.
@@ -111,9 +95,8 @@ def reference_losses(agent, batch, noise, alpha):
   proposals = np.where(from_prior, noise["prior_proposals"], model_proposals)
   log_rho_proposals = log_density(rho_outputs, proposals)
   log_proposal = np.logaddexp(-LOG_2, log_rho_proposals) - LOG_2
-  proposal_actions, _ = squashed_sample(
-      mlp(agent.policy, np.concatenate([s_rep, proposals], -1)),
-      noise["proposal_own"])
+  proposal_actions, _ = squashed_sample(policy(s_rep, proposals),
+                                        noise["proposal_own"])
   log_weights = (q(opponent_q, s_rep, proposal_actions, proposals) / alpha
                  - LOG_2 - log_proposal).reshape(-1, k)
   weights = np.exp(log_weights - log_weights.max(1, keepdims=True))
@@ -123,7 +106,7 @@ def reference_losses(agent, batch, noise, alpha):
   if agent.empirical_model:  # maximum likelihood of the observed actions
     opponent_model = -np.mean(log_density(mlp(agent.opponent_model, s),
                                           other))
-  losses = {"critic": critic, "policy": policy,
+  losses = {"critic": critic, "policy": policy_loss,
             "opponent_model": opponent_model}
   if agent.estimates_rewards:
     s_rep, own_rep = np.repeat(s[:m], k, 0), np.repeat(own[:m], k, 0)
@@ -149,16 +132,6 @@ def reference_losses(agent, batch, noise, alpha):
   return losses
 
 
-def random_batch(rng, size=4):
-  return {
-      "observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "joint_action": rng.uniform(-0.9, 0.9, (size, 2)).astype(np.float32),
-      "reward": rng.normal(size=size).astype(np.float32),
-      "next_observation": rng.normal(size=(size, 3)).astype(np.float32),
-      "done": np.array([0, 1, 0, 0][:size], np.float32),
-  }
-
-
 def random_noise(rng, size=4, samples=3, states=2):
   noise = {name: rng.normal(size=(size, 1)).astype(np.float32) for name in
            ("opponents", "next_opponents", "next_own")}
@@ -171,26 +144,21 @@ def random_noise(rng, size=4, samples=3, states=2):
   return noise
 
 
-def randomise(agent, rng):
-  """Gives every network (targets included) distinct random weights."""
-  for variable in agent.trainable_variables:
-    variable.assign(rng.normal(0.0, 0.7, variable.shape).astype(np.float32))
-
-
-def to_tensors(data):
-  return {name: tf.constant(value) for name, value in data.items()}
-
-
-@pytest.mark.parametrize("opponent_model,opponent_reward", [
-    ("variational", "estimated"), ("variational", "shared"),
-    ("empirical", "estimated")])
+@pytest.mark.parametrize("opponent_model,opponent_reward,policy_form", [
+    ("variational", "estimated", "conditional"),
+    ("variational", "shared", "conditional"),
+    ("empirical", "estimated", "conditional"),
+    ("variational", "estimated", "marginal"),
+    ("empirical", "estimated", "marginal")])
 @pytest.mark.parametrize("player", [0, 1])
-def test_losses_match_the_formulas(opponent_model, opponent_reward, player):
+def test_losses_match_the_formulas(opponent_model, opponent_reward,
+                                   policy_form, player):
   rng = np.random.default_rng(player)
   settings = dataclasses.replace(TINY, opponent_model=opponent_model,
-                                 opponent_reward=opponent_reward)
+                                 opponent_reward=opponent_reward,
+                                 policy_form=policy_form)
   agent = mai.MAIAgent(player, SPEC, settings, seed=0)
-  randomise(agent, rng)
+  randomise([agent], rng)
   batch, noise = random_batch(rng), random_noise(rng)
   got = agent.losses(to_tensors(batch), to_tensors(noise), 0.3)
   expected = reference_losses(agent, batch, noise, 0.3)
@@ -290,7 +258,7 @@ def test_each_loss_reaches_only_the_expected_variables(opponent_model):
   rng = np.random.default_rng(3)
   agent = mai.MAIAgent(0, SPEC, dataclasses.replace(
       TINY, opponent_model=opponent_model), seed=1)
-  randomise(agent, rng)
+  randomise([agent], rng)
   batch, noise = to_tensors(random_batch(rng)), to_tensors(random_noise(rng))
   groups = all_groups(agent)
   with tf.GradientTape(persistent=True) as tape:
@@ -360,56 +328,29 @@ def test_temperature_anneals_geometrically():
       pytest.approx(0.4))
 
 
-def play(environment, agents, episodes):
-  returns = []
-  for _ in range(episodes):
-    time_step = environment.reset()
-    total = np.zeros(environment.num_players)
-    while True:
-      outputs = [agent.step(time_step) for agent in agents]
-      if time_step.last():
-        break
-      actions = np.stack([output.action for output in outputs])
-      assert np.all(np.abs(actions) <= 1.0)
-      time_step = environment.step(actions)
-      total += time_step.rewards
-    returns.append(total)
-  return np.array(returns)
-
-
 def test_checkpoint_restores_identical_actions_and_training(tmp_path):
   game = pyspiel.load_game("python_vsg_differential(horizon=3)")
   environment = continuous_common.ContinuousEnvironment(game, seed=0)
   settings = dataclasses.replace(TINY, opponent_reward="estimated")
-  agents = mai.make_agents(environment.spec, settings, seed=7)
-  play(environment, agents, 3)
-  paths = [agent.save(str(tmp_path / f"agent_{i}"))
-           for i, agent in enumerate(agents)]
-  observations = np.stack([environment.observation_of(t) for t in range(3)])
-  restored = mai.make_agents(environment.spec, settings, seed=99)
-  for agent, path in zip(restored, paths):
-    agent.restore(path)
-  for agent, twin in zip(agents, restored):
-    np.testing.assert_array_equal(agent.actions(observations, True),
-                                  twin.actions(observations, True))
-    np.testing.assert_array_equal(agent.actions(observations),
-                                  twin.actions(observations))
-    losses, twin_losses = agent.train_step(), twin.train_step()
-    for name in losses:
-      assert losses[name].numpy() == twin_losses[name].numpy()
+  assert_checkpoints_restore(
+      lambda seed: mai.make_agents(environment.spec, settings, seed),
+      environment,
+      differential.step_one_hot(np.arange(3), 3), 3,
+      tmp_path)
 
 
-@pytest.mark.parametrize("game_string,opponent_model,opponent_reward", [
-    ("python_vsg_differential(horizon=3)", "variational", "shared"),
-    ("python_vsg_routing(horizon=3,num_players=2)", "variational",
-     "estimated"),
-    ("python_vsg_routing(horizon=3,num_players=2)", "empirical",
-     "estimated")])
-def test_smoke_run_is_finite(game_string, opponent_model, opponent_reward):
+ROUTING = "python_vsg_routing(horizon=3,num_players=2)"
+
+
+@pytest.mark.parametrize("game_string,overrides", [
+    ("python_vsg_differential(horizon=3)", {"opponent_reward": "shared"}),
+    (ROUTING, {}),
+    (ROUTING, {"opponent_model": "empirical"}),
+    (ROUTING, {"policy_form": "marginal"})])
+def test_smoke_run_is_finite(game_string, overrides):
   game = pyspiel.load_game(game_string)
   environment = continuous_common.ContinuousEnvironment(game, seed=1)
-  settings = dataclasses.replace(TINY, opponent_model=opponent_model,
-                                 opponent_reward=opponent_reward)
+  settings = dataclasses.replace(TINY, **overrides)
   agents = mai.make_agents(environment.spec, settings, seed=1)
   returns = play(environment, agents, 3)
   assert np.all(np.isfinite(returns))
@@ -425,9 +366,10 @@ def test_smoke_run_is_finite(game_string, opponent_model, opponent_reward):
     ("final_temperature", 0.0, "final_temperature must be finite and > 0"),
     ("opponent_reward", "oracle", "opponent_reward must be one of"),
     ("opponent_model", "exact", "opponent_model must be one of"),
+    ("policy_form", "joint", "policy_form must be one of"),
     ("replay_capacity", 64, "replay_capacity must be >= batch_size"),
     ("hidden_sizes", (), "hidden_sizes must be one or more widths"),
 ])
 def test_bad_settings_fail_naming_the_setting(field, value, message):
   with pytest.raises(ValueError, match=message):
-    continuous_common.Settings(**{field: value})
+    mai.Settings(**{field: value})

@@ -12,7 +12,6 @@ import pytest
 
 import pyspiel
 
-from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.games import differential
 from vsg_spiel.games import pettingzoo_env
 from vsg_spiel.games import routing
@@ -37,7 +36,8 @@ def _random_actions(env, rng):
 
 def _splits(box_actions):
   """softmax(SPLIT_LOGIT_RANGE * u, 0) of box actions (..., P - 1)."""
-  logits = np.concatenate([continuous_common.SPLIT_LOGIT_RANGE * box_actions,
+  logits = np.concatenate([routing.RoutingContinuous.SPLIT_LOGIT_RANGE
+                           * box_actions,
                            np.zeros(box_actions.shape[:-1] + (1,))], axis=-1)
   weights = np.exp(logits)
   return weights / weights.sum(axis=-1, keepdims=True)
@@ -109,15 +109,16 @@ def test_routing_rewards_and_regimes_equal_the_batched_env():
   assert env.possible_agents == ["player_0", "player_1", "player_2"]
   assert env.action_space("player_2").shape == (2,)  # Braess: 3 paths.
   assert env.observation_space("player_0").shape == (6 + 1 + 3,)
-  batched = routing.BatchedRoutingEnv.from_game(game, 1, seed=11)
-  # The project's own box -> split map, so that the same splits are played;
+  # The game's own box -> split map, so that the same splits are played;
   # the next test checks the map's formula.
-  to_splits = continuous_common.ContinuousEnvironment(game).to_game_actions
+  to_splits = game.continuous_interface().to_game_actions
   rng = np.random.default_rng(1)
   regimes = []
-  for episode in range(3):  # reset(seed=11), then reset(): one stream.
+  for episode in range(3):  # reset(seed=11), then reset(): episodes 0, 1, 2.
     observations, actions, rewards = _play(
         env, rng, seed=11 if episode == 0 else None)
+    # The continuous agents' episode k with seed 11.
+    batched = routing.BatchedRoutingEnv.from_game(game, 1, seed=[11, episode])
     expected_observations = [batched.reset()[0]]
     for t in range(6):
       regimes.append(batched.regime[0])
@@ -214,6 +215,8 @@ def test_bad_actions_and_calls():
     env.state()
   with pytest.raises(RuntimeError, match="reset"):
     env.step({"player_0": [0, 0], "player_1": [0, 0]})
+  with pytest.raises(ValueError, match="seed must be None or an int >= 0"):
+    env.reset(seed=-1)
   env.reset(seed=0)
   with pytest.raises(ValueError, match="one action for each agent"):
     env.step({"player_0": [0, 0]})
@@ -237,5 +240,5 @@ def test_state_spaces_and_render():
   # Separate space objects per agent, so each can be seeded on its own.
   assert env.action_space("player_0") is not env.action_space("player_1")
   assert env.render() is None and env.render_mode is None
-  with pytest.raises(ValueError, match="game must be one of"):
+  with pytest.raises(ValueError, match="continuous_interface"):
     pettingzoo_env.ContinuousParallelEnv(pyspiel.load_game("matrix_rps"))

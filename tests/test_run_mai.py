@@ -17,10 +17,12 @@ TINY_AGENTS = (("hidden_sizes", (4,)), ("batch_size", 4),
 
 
 def tiny(**fields):
+  routing = fields.get("game") == "routing"
   return run_mai.Experiment(**{
       "seeds": (0,), "episodes": 4, "steps": 3, "block_episodes": 1,
       "agent_overrides": TINY_AGENTS, "evaluation_samples": 8,
-      "routing_split_levels": 2, **fields})
+      "game_parameters": (("split_levels", 2),) if routing else (),
+      **fields})
 
 
 def read_progress(out_dir, experiment, algorithm, seed=0):
@@ -90,8 +92,9 @@ def test_routing_evaluation_of_the_equilibrium_is_exact():
   the uniform split of the default game at scale 1 is (1/3, 1/3, 1/3),
   which split_levels=3 contains) has distance 0 and grid NashConv 0 where
   the grid equilibrium is that split."""
-  experiment = tiny(game="routing", routing_regime_scales="1 ",
-                    routing_regime_transition="1 ", routing_split_levels=3)
+  experiment = tiny(game="routing", game_parameters=(
+      ("regime_scales", "1 "), ("regime_transition", "1 "),
+      ("split_levels", 3)))
   game = experiment.load_game()
   environment = run_mai.continuous_common.ContinuousEnvironment(game)
 
@@ -102,7 +105,7 @@ def test_routing_evaluation_of_the_equilibrium_is_exact():
       del deterministic
       return np.zeros((len(observations), 2))  # softmax(0, 0, 0) = 1/3 each
 
-  result = run_mai.evaluate_routing(environment, [Equilibrium()] * 2, 4)
+  result = run_mai.evaluate(environment, [Equilibrium()] * 2, 4)
   np.testing.assert_allclose(result["split_distances"], [0.0], atol=1e-9)
   assert abs(result["nash_conv"]) < 1e-9
 
@@ -114,6 +117,17 @@ def test_bad_settings_fail_naming_the_valid_values():
     run_mai.Experiment(algorithms=("mai", "ppo"))
   with pytest.raises(ValueError, match="learning_rate"):
     run_mai.Experiment(agent_overrides=(("learning_rat", 0.1),))
+  with pytest.raises(ValueError, match="importance_samples"):  # MAI's only
+    run_mai.Experiment(algorithms=("ddpg",),
+                       agent_overrides=(("importance_samples", 4),))
+  with pytest.raises(ValueError, match="policy_form must be one of"):
+    run_mai.Experiment(agent_overrides=(("policy_form", "joint"),))
+  with pytest.raises(ValueError, match="network"):
+    run_mai.Experiment(game="routing", game_parameters=(("network", "x"),))
+  assert run_mai.parse_game_parameters(
+      ["network=pigou", "demand=0.5", "num_players=3", "regime_scales=1 2"]
+  ) == (("network", "pigou"), ("demand", 0.5), ("num_players", 3),
+        ("regime_scales", "1 2"))
   with pytest.raises(ValueError, match="seeds"):
     run_mai.parse_seeds("0,x")
   assert run_mai.parse_seeds("3") == (0, 1, 2)
@@ -126,7 +140,7 @@ def test_bad_settings_fail_naming_the_valid_values():
 
 
 def test_binary_rejects_bad_flags_at_once():
-  for flag, valid in (("--game=chess", "differential|routing"),
+  for flag, valid in (("--game=chess", "differential, routing"),
                       ("--algorithms=mai,ppo", "mai, masql, maddpg, ddpg")):
     result = subprocess.run(
         [sys.executable, "-m", "vsg_spiel.eval.run_mai", flag,
