@@ -7,7 +7,7 @@ parsed command line becomes an instance (`parse`), every value is checked
 before any work (`validate`, whose messages name the flag and the allowed
 values), and suites are `dataclasses.replace` of the defaults.
 
-Field types: bool, int, float, str, Optional[...] of those (default None),
+Field types: bool, int, float, str, `X | None` of those (default None),
 and tuple[X, ...] of int, float or str (comma-separated list flags; with
 games=True, a list of OpenSpiel game strings split at the commas outside
 parentheses).
@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import tempfile
+import types
 import typing
 from typing import Any
 from collections.abc import Callable, Sequence
@@ -63,7 +64,8 @@ def setting(default, help_text, *, choices: Choices | None = None,
 def _base_type(field):
   """(element type, is_list, is_optional) of a field's annotation."""
   annotation, optional = field.type, False
-  if typing.get_origin(annotation) is typing.Union:
+  # `X | None` (types.UnionType) or `typing.Optional[X]` (typing.Union).
+  if typing.get_origin(annotation) in (typing.Union, types.UnionType):
     (annotation,) = [arg for arg in typing.get_args(annotation)
                      if arg is not type(None)]
     optional = True
