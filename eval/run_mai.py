@@ -124,9 +124,10 @@ class Experiment:
     if unknown or not self.algorithms:
       raise ValueError(f"algorithms: unknown {unknown}; valid values: "
                        f"{', '.join(ALGORITHMS)}")
-    if not self.seeds or min(self.seeds) < 0:
-      raise ValueError(f"seeds must be one or more integers >= 0, got "
-                       f"{self.seeds}")
+    if (not self.seeds or min(self.seeds) < 0
+        or len(set(self.seeds)) != len(self.seeds)):
+      raise ValueError(f"seeds must be one or more distinct integers >= 0, "
+                       f"got {self.seeds}")
     for name in ("episodes", "steps", "block_episodes", "evaluation_samples"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

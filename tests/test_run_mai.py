@@ -130,6 +130,9 @@ def test_bad_settings_fail_naming_the_valid_values():
         ("regime_scales", "1 2"))
   with pytest.raises(ValueError, match="seeds"):
     run_mai.parse_seeds("0,x")
+  # --seeds=0,0 was one run summarised as two seeds.
+  with pytest.raises(ValueError, match="seeds must be one or more distinct"):
+    run_mai.Experiment(seeds=run_mai.parse_seeds("0,0"))
   assert run_mai.parse_seeds("3") == (0, 1, 2)
   assert run_mai.parse_seeds("4,7") == (4, 7)
   assert run_mai.parse_agent_settings(
