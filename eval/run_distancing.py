@@ -44,6 +44,7 @@ from vsg_spiel import core
 from vsg_spiel import logit
 from vsg_spiel.algorithms import vpg
 from vsg_spiel.eval import common
+from vsg_spiel.eval import settings as settings_lib
 from vsg_spiel.games import distancing
 
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -190,6 +191,10 @@ def main(argv):
                           _FINAL_TEMPERATURE.value, _DECAY.value)
   if not _NPG_LEARNING_RATE.value > 0:
     raise app.UsageError("npg_learning_rate must be > 0")
+  try:
+    settings_lib.check_output_directory(_OUT.value)
+  except ValueError as error:
+    raise app.UsageError(f"--out: {error}") from None
   mgame = distancing.distancing_game()
   phi = distancing.potential()
   start = (vsg_spiel.uniform_profile(mgame) if _START_SEED.value is None else

@@ -161,3 +161,19 @@ def test_theorem_58_binary_writes_its_outputs(tmp_path):
   assert len(data["runs"][0]["regularised_step"]) == 2
   assert (tmp_path / "figures" / "distancing.png").stat().st_size > 0
   assert "facility" in (tmp_path / "distancing.md").read_text().lower()
+
+
+@pytest.mark.parametrize("out, message", [
+    ("", "--out: empty"), ("/dev/null", "is not a directory")])
+def test_theorem_58_binary_rejects_a_bad_out_before_work(out, message,
+                                                          tmp_path):
+  """An empty --out once wrote into the current directory."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  result = subprocess.run(
+      [sys.executable, "-m", "vsg_spiel.eval.run_distancing", f"--out={out}",
+       "--iterations=2"], capture_output=True, text=True, check=False,
+      cwd=tmp_path, timeout=300)
+  assert result.returncode != 0
+  assert message in result.stderr, result.stderr[-2000:]
+  assert not list(tmp_path.iterdir())
