@@ -355,17 +355,6 @@ def _expect(tensor, pis, keep=()):
   return tensor
 
 
-def _expect_tensor(tensor, parts, keep):
-  """Expectation of a one-state joint-action tensor (A_1, ..., A_N) over
-  the actions of the players not in `keep` (sorted), under the policies
-  `parts` (N arrays (A_j,)); returns (A_k for k in keep)."""
-  operands = [tensor, list(range(len(parts)))]
-  for k, part in enumerate(parts):
-    if k not in keep:
-      operands += [part, [k]]
-  return np.einsum(*operands, list(keep))
-
-
 class _Equations:
   """H(y, lambda, mu) and its Jacobian for one game and definition.
 
@@ -425,6 +414,14 @@ class _Equations:
           tensors = tensors.take(positions, axis=k + 1)
       self._tensors = list(tensors)
       self._payoff_matrix = None
+      # Per ordered pair (i, j): R_i with axes (i, j, the others in order),
+      # contracted from the last axis by matrix-vector products.
+      self._pair_tensors = {}
+      for i, tensor in enumerate(self._tensors):
+        for j in range(num_players):
+          if j != i:
+            self._pair_tensors[i, j] = np.ascontiguousarray(
+                np.moveaxis(tensor, (i, j), (0, 1)))
       if num_players == 2:
         # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
         matrix = np.zeros((size, size))
@@ -591,9 +588,18 @@ class _Equations:
     if self._payoff_matrix is not None:
       return self._payoff_matrix @ pi
     parts = [pi[part] for part in self.slices]
-    return np.concatenate([
-        _expect_tensor(tensor, parts, (i,))
-        for i, tensor in enumerate(self._tensors)])
+    return np.concatenate([self._cross(i, 1 - min(i, 1), parts) @
+                           parts[1 - min(i, 1)]
+                           for i in range(self.num_players)])
+
+  def _cross(self, i, j, parts):
+    """u_i(a_i, a_j; pi_-ij) of a one-state game with N >= 3 players,
+    (A_i, A_j) over legal actions."""
+    tensor = self._pair_tensors[i, j]
+    for k in reversed(range(self.num_players)):
+      if k != i and k != j:
+        tensor = tensor.reshape(-1, len(parts[k])) @ parts[k]
+    return tensor.reshape(len(parts[i]), len(parts[j]))
 
   def _one_shot_q(self, x, lam, jacobian):
     """`q_values` of a one-shot game with one state: q = lambda u(pi),
@@ -608,13 +614,11 @@ class _Equations:
     parts = [pi[part] for part in self.slices]
     dq = np.zeros((self.size, self.size))
     reward_q = []
-    for i, tensor in enumerate(self._tensors):
+    for i in range(self.num_players):
       for j, part in enumerate(self.slices):
         if j == i:
           continue
-        kept = _expect_tensor(tensor, parts, (min(i, j), max(i, j)))
-        if i > j:
-          kept = kept.T
+        kept = self._cross(i, j, parts)
         if len(reward_q) == i:
           reward_q.append(kept @ parts[j])
         dq[self.slices[i], part] = (lam * kept) * parts[j]

@@ -128,23 +128,8 @@ def _checked_rows(rows, legal, where):
     ValueError: non-finite or negative entries, mass on an illegal action, or
       a sum off by more than n * 2**-23 (n legal actions).
   """
-  bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
-  if bad.size:
-    raise ValueError(f"non-finite probabilities {rows[bad[0]].tolist()} for "
-                     f"{where(bad[0])}")
-  bad = np.argwhere(rows < 0)
-  if bad.size:
-    row, action = bad[0]
-    raise ValueError(f"negative probability {float(rows[row, action])!r} of "
-                     f"action "
-                     f"{action} for {where(row)}")
-  bad = np.argwhere((rows > 0) & ~legal)
-  if bad.size:
-    row, action = bad[0]
-    raise ValueError(
-        f"{where(row)} puts probability {float(rows[row, action])!r} on "
-        f"illegal action {action} (legal actions: "
-        f"{np.flatnonzero(legal[row]).tolist()})")
+  if not ((rows >= 0) & (rows < np.inf) & (legal | (rows == 0))).all():
+    _raise_bad_entries(rows, legal, where)
   sums = rows.sum(axis=1)
   num_legal = legal.sum(axis=1)
   # A row without legal actions (a player who does not act) must be empty.
@@ -162,6 +147,27 @@ def _checked_rows(rows, legal, where):
     rows = rows.copy()
     rows[off] /= sums[off, None]
   return rows
+
+
+def _raise_bad_entries(rows, legal, where):
+  """Raises ValueError naming the first non-finite or negative entry, or
+  mass on an illegal action (see `_checked_rows`)."""
+  bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+  if bad.size:
+    raise ValueError(f"non-finite probabilities {rows[bad[0]].tolist()} for "
+                     f"{where(bad[0])}")
+  bad = np.argwhere(rows < 0)
+  if bad.size:
+    row, action = bad[0]
+    raise ValueError(f"negative probability {float(rows[row, action])!r} of "
+                     f"action "
+                     f"{action} for {where(row)}")
+  bad = np.argwhere((rows > 0) & ~legal)
+  row, action = bad[0]
+  raise ValueError(
+      f"{where(row)} puts probability {float(rows[row, action])!r} on "
+      f"illegal action {action} (legal actions: "
+      f"{np.flatnonzero(legal[row]).tolist()})")
 
 
 def _describe(mgame, state_index):
