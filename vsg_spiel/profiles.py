@@ -100,17 +100,28 @@ def validate_profile(mgame, profile):
   if len(profile) != mgame.num_players:
     raise ValueError(f"profile has {len(profile)} policies; the game has "
                      f"{mgame.num_players} players")
-  checked = []
+  tables = []
   for player, (table, mask) in enumerate(zip(profile, mgame.legal_mask)):
     table = np.asarray(table, dtype=np.float64)
     if table.shape != mask.shape:
       raise ValueError(
           f"policy of player {player} has shape {table.shape}; expected "
           f"(num_states, num_actions) = {mask.shape}")
-    checked.append(_checked_rows(
-        table, mask,
-        lambda row, p=player: f"player {p} at state {_describe(mgame, row)}"))
-  return checked
+    tables.append(table)
+  if len(tables) > 1 and len({mask.shape for mask in mgame.legal_mask}) == 1:
+    # Equal shapes: one pass over all players accepts a valid, normalised
+    # profile as it is; anything else is checked player by player below.
+    rows = np.array(tables)
+    legal = np.array(mgame.legal_mask)
+    if (np.where(legal, rows, -np.abs(rows)).min() >= 0 and
+        (np.abs(rows.sum(axis=2) - legal.any(axis=2)) <=
+         _RENORMALISE_ABOVE).all()):
+      return tables
+  return [_checked_rows(
+      table, mask,
+      lambda row, p=player: f"player {p} at state {_describe(mgame, row)}")
+          for player, (table, mask) in enumerate(zip(tables,
+                                                     mgame.legal_mask))]
 
 
 def _checked_rows(rows, legal, where):
