@@ -65,7 +65,12 @@ whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
 
 The solver stores dense Jacobians of size K x (K + 1), K the number of
 (player, state, legal action) triples: it is meant for games with up to a few
-thousand such triples.
+thousand such triples. A normal-form game (one state, no transitions) is
+evaluated directly on its payoff tensors restricted to the legal actions:
+with two players q = lambda M pi for the fixed block matrix
+M = [[0, R_1], [R_2^T, 0]] and dq/dy = lambda M diag(pi); with more, by
+matrix-vector products of each payoff tensor with the other players'
+policies. All per-game tensors are built once per `solve`, before the trace.
 """
 
 import dataclasses
@@ -789,13 +794,16 @@ class _Tracer:
     tangent /= np.linalg.norm(tangent)
     return tangent if tangent @ previous >= 0 else -tangent
 
-  def _correct(self, system, v, tangent):
+  def _correct(self, system, v, tangent, max_first):
     """Chord Newton on {H = 0, tangent . (u - v) = 0} from the predicted
     point v, with the Jacobian there factored once; the same factors give
     the tangent at the new point.
 
     Returns (u, first step length, ok, tangent at u, |H(u)|, orientation);
-    not ok when the residual stops falling fast. The orientation is the
+    not ok when the residual stops falling fast, and at once (the step is
+    retried shorter) when the new tangent turns by more than
+    `min_cosine` allows or the first step is longer than `max_first`. The
+    orientation is the
     sign of det [DH; tangent], constant along the branch except where it
     crosses another branch (a simple bifurcation point).
     """
@@ -820,8 +828,11 @@ class _Tracer:
              np.count_nonzero(lu.diagonal() < 0))
     orientation = -1 if flips % 2 else 1
     new_tangent /= length
-    if new_tangent @ tangent < 0:
+    cosine = new_tangent @ tangent
+    if cosine < 0:
       np.negative(new_tangent, out=new_tangent)
+    if abs(cosine) < settings.min_cosine:
+      return v, math.inf, False, tangent, norm, orientation
     first = None
     for _ in range(settings.max_corrector_iterations):
       np.negative(h, out=rhs[:-1])
@@ -830,6 +841,8 @@ class _Tracer:
       v = v + delta
       if first is None:
         first = float(np.abs(delta).max())
+        if first > max_first:
+          return v, first, False, tangent, norm, orientation
       h = system(v, False)[0]
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
@@ -888,11 +901,9 @@ class _Tracer:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
                           "before the regret reached maxregret")
       v, first, ok, new_tangent, residual, sign = self._correct(
-          system, u + step * tangent, tangent)
-      if not ok or first > settings.max_distance * max(1.0, step):
-        step *= 0.5
-        continue
-      if new_tangent @ tangent < settings.min_cosine:
+          system, u + step * tangent, tangent,
+          settings.max_distance * max(1.0, step))
+      if not ok:
         step *= 0.5
         continue
       if orientation and sign != orientation:
