@@ -360,6 +360,17 @@ def _expect(tensor, pis, keep=()):
   return tensor
 
 
+def _cross(pair, parts):
+  """u_i(a_i, a_j; pi_-ij) of a one-state game with N >= 3 players,
+  (A_i, A_j) over legal actions, for `pair` of
+  `_Equations._one_shot_pairs` and the players' policies `parts`."""
+  _, _, tensor, rest, shape = pair
+  tensor = tensor @ parts[rest[0]]
+  for k in rest[1:]:
+    tensor = tensor.reshape(-1, len(parts[k])) @ parts[k]
+  return tensor.reshape(shape)
+
+
 class _Equations:
   """H(y, lambda, mu) and its Jacobian for one game and definition.
 
@@ -419,20 +430,29 @@ class _Equations:
           tensors = tensors.take(positions, axis=k + 1)
       self._tensors = list(tensors)
       self._payoff_matrix = None
-      # Per ordered pair (i, j): R_i with axes (i, j, the others in order),
-      # contracted from the last axis by matrix-vector products.
-      self._pair_tensors = {}
-      for i, tensor in enumerate(self._tensors):
-        for j in range(num_players):
-          if j != i:
-            self._pair_tensors[i, j] = np.ascontiguousarray(
-                np.moveaxis(tensor, (i, j), (0, 1)))
       if num_players == 2:
         # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
         matrix = np.zeros((size, size))
         matrix[self.slices[0], self.slices[1]] = self._tensors[0]
         matrix[self.slices[1], self.slices[0]] = self._tensors[1].T
         self._payoff_matrix = matrix
+        return
+      # Per ordered pair (i, j): R_i with axes (i, j, the others in order)
+      # as a matrix over the last axis, and the others from the last: its
+      # contraction by matrix-vector products is u_i(a_i, a_j; pi_-ij).
+      self._one_shot_pairs = []
+      for i, tensor in enumerate(self._tensors):
+        for j in range(num_players):
+          if j != i:
+            rest = [k for k in range(num_players) if k not in (i, j)]
+            moved = np.ascontiguousarray(np.moveaxis(tensor, (i, j), (0, 1)))
+            self._one_shot_pairs.append((
+                i, j, moved.reshape(-1, counts[rest[-1]]), rest[::-1],
+                (counts[i], counts[j])))
+      # The pair of each player i with the first other player.
+      self._first_pairs = [
+          next(pair for pair in self._one_shot_pairs if pair[0] == i)
+          for i in range(num_players)]
       return
     self.transitions = sparse.csr_matrix(mgame.transitions)
     self.index = []  # per player (S, A_i): the variable k, or -1
@@ -593,18 +613,8 @@ class _Equations:
     if self._payoff_matrix is not None:
       return self._payoff_matrix @ pi
     parts = [pi[part] for part in self.slices]
-    return np.concatenate([self._cross(i, 1 - min(i, 1), parts) @
-                           parts[1 - min(i, 1)]
-                           for i in range(self.num_players)])
-
-  def _cross(self, i, j, parts):
-    """u_i(a_i, a_j; pi_-ij) of a one-state game with N >= 3 players,
-    (A_i, A_j) over legal actions."""
-    tensor = self._pair_tensors[i, j]
-    for k in reversed(range(self.num_players)):
-      if k != i and k != j:
-        tensor = tensor.reshape(-1, len(parts[k])) @ parts[k]
-    return tensor.reshape(len(parts[i]), len(parts[j]))
+    return np.concatenate([_cross(pair, parts) @ parts[pair[1]]
+                           for pair in self._first_pairs])
 
   def _one_shot_q(self, x, lam, jacobian):
     """`q_values` of a one-shot game with one state: q = lambda u(pi),
@@ -617,18 +627,13 @@ class _Equations:
       return lam * reward_q, (lam * self._payoff_matrix) * pi, reward_q, \
           self._zeros
     parts = [pi[part] for part in self.slices]
-    dq = np.zeros((self.size, self.size))
-    reward_q = []
-    for i in range(self.num_players):
-      for j, part in enumerate(self.slices):
-        if j == i:
-          continue
-        kept = self._cross(i, j, parts)
-        if len(reward_q) == i:
-          reward_q.append(kept @ parts[j])
-        dq[self.slices[i], part] = (lam * kept) * parts[j]
-    reward_q = np.concatenate(reward_q)
-    return lam * reward_q, dq, reward_q, self._zeros
+    slices = self.slices
+    crosses = np.zeros((self.size, self.size))
+    for pair in self._one_shot_pairs:
+      crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
+    # Every block row i of crosses @ pi is u_i(pi_-i), N - 1 times.
+    reward_q = (crosses @ pi) / (self.num_players - 1)
+    return lam * reward_q, (lam * crosses) * pi, reward_q, self._zeros
 
   def nash_endpoint(self, x, support_threshold=1e-6, max_iterations=30):
     """Newton on the Nash equations with the support of the point y.
@@ -801,11 +806,10 @@ class _Tracer:
 
     Returns (u, first step length, ok, tangent at u, |H(u)|, orientation);
     not ok when the residual stops falling fast, and at once (the step is
-    retried shorter) when the new tangent turns by more than
-    `min_cosine` allows or the first step is longer than `max_first`. The
-    orientation is the
-    sign of det [DH; tangent], constant along the branch except where it
-    crosses another branch (a simple bifurcation point).
+    retried shorter) when the new tangent turns by more than `min_cosine`
+    allows or the first step is longer than `max_first`. The orientation is
+    the sign of det [DH; tangent], constant along the branch except where
+    it crosses another branch (a simple bifurcation point).
     """
     settings = self.settings
     tolerance = settings.corrector_tolerance
