@@ -10,6 +10,10 @@ until its policies stop moving (or an iteration cap), and one row records:
     measured by OpenSpiel's `exploitability.nash_conv` on the turn-based
     conversion wherever its tree is small enough (otherwise by our exact
     core, equal to OpenSpiel's to 1e-9; the `measured_by` column says which);
+  * the row's certificate: the fixed-point residual of the played profile
+    (`VPGSolver.residual`, the soft logit-QRE equations) and whether it is
+    within the solver's tolerance ("converged"; a row that only stopped
+    moving is not called converged);
   * the bound epsilon = alpha * T * log max_i |A_i|, and which numbers exceed
     it (NashConv against N * epsilon). Failing rows are kept, with the
     profile reached;
@@ -72,7 +76,9 @@ def make_solver(game, temperature, policy_form, opponent_model, step):
 
 def run_to_convergence(solver, max_iterations, tolerance):
   """Iterates until no conditional policy entry moves by more than
-  `tolerance`; returns (iterations, converged)."""
+  `tolerance`; returns (iterations, stopped): whether it stopped before
+  the cap. Stopping is not convergence to the ELBO solution: the row's
+  certificate is the fixed-point residual (`epsilon_row`)."""
   previous = solver.conditional_policies()
   for iteration in range(1, max_iterations + 1):
     solver.iteration()
@@ -125,9 +131,10 @@ def epsilon_row(game_string, temperature, policy_form, opponent_model,
   solver = make_solver(game, temperature, policy_form, opponent_model,
                        settings["step"])
   start = time.perf_counter()
-  iterations, converged = run_to_convergence(
+  iterations, stopped = run_to_convergence(
       solver, settings["max_iterations"], settings["tolerance"])
   seconds = time.perf_counter() - start
+  residual = solver.residual
   epsilon = vsg_spiel.epsilon_bound(mgame, temperature)
   elbo_gaps = solver.elbo_gaps()
   gains, measured_by, difference = measure(game, mgame, solver,
@@ -136,7 +143,9 @@ def epsilon_row(game_string, temperature, policy_form, opponent_model,
   row = {
       "game": game_string, "temperature": temperature,
       "policy_form": policy_form, "opponent_model": opponent_model,
-      "iterations": iterations, "converged": converged, "seconds": seconds,
+      "iterations": iterations, "stopped": stopped, "seconds": seconds,
+      "residual": residual, "residual_tolerance": solver.tolerance,
+      "converged": bool(residual <= solver.tolerance),
       "epsilon": epsilon, "elbo_gaps": elbo_gaps, "max_elbo_gap":
       float(elbo_gaps.max()), "deviation_gains": gains,
       "max_deviation_gain": float(gains.max()), "nash_conv": nash_conv,
@@ -187,8 +196,32 @@ def potential_run(game_string, step, temperature, iterations):
   }
 
 
+def compact_table(rows):
+  """(headers, rows) of the table per game and alpha: the worst ELBO gap and
+  true gain over forms and opponent models, epsilon, and how many rows stay
+  within it and are certified fixed points."""
+  groups = {}
+  for row in rows:
+    groups.setdefault((row["game"], row["temperature"]), []).append(row)
+  headers = ["game", "alpha", "epsilon", "worst ELBO gap", "worst true gain",
+             "ELBO gap <= epsilon", "true gain <= epsilon",
+             "certified fixed points"]
+  table = []
+  for (game, alpha), group in groups.items():
+    count = len(group)
+    table.append([
+        f"`{game}`", alpha, group[0]["epsilon"],
+        max(row["max_elbo_gap"] for row in group),
+        max(row["max_deviation_gain"] for row in group),
+        f"{sum(not row['elbo_exceeds'] for row in group)}/{count}",
+        f"{sum(not row['gain_exceeds'] for row in group)}/{count}",
+        f"{sum(row['converged'] for row in group)}/{count}"])
+  return headers, table
+
+
 def markdown(rows, potential_runs):
-  headers = ["game", "alpha", "form", "opponent model", "iters", "epsilon",
+  headers = ["game", "alpha", "form", "opponent model", "iters",
+             "residual", "fixed point", "epsilon",
              "max ELBO gap", "max true gain", "NashConv", "measured by",
              "exceeds", "KL(rho||pi)", "Q error", "delta"]
   table = []
@@ -200,7 +233,8 @@ def markdown(rows, potential_runs):
     table.append([
         f"`{row['game']}`", row["temperature"], row["policy_form"],
         row["opponent_model"],
-        f"{row['iterations']}{'' if row['converged'] else ' (cap)'}",
+        f"{row['iterations']}{'' if row['stopped'] else ' (cap)'}",
+        f"{row['residual']:.1e}", "yes" if row["converged"] else "no",
         row["epsilon"], row["max_elbo_gap"], row["max_deviation_gain"],
         row["nash_conv"], row["measured_by"], ", ".join(exceeds) or "-",
         row.get("model_kl", "-"), row.get("q_error", "-"),
@@ -211,6 +245,19 @@ def markdown(rows, potential_runs):
            "ELBO gap: under q, where the agent sees the predicted opponent "
            "action (what the proof bounds); true gain: OpenSpiel's best "
            "response to the others' marginal policies.", "",
+           "Each row's certificate: iters is where no policy entry moved "
+           "by more than the tolerance any more ((cap): it never stopped); "
+           "residual is max |pi_i(a|s) - softmax(Q_i(s,.)/alpha)(a)| of the "
+           "played profile (the soft fixed-point equations, "
+           "`homotopy.fixed_point_residual`), and 'fixed point' says "
+           "whether it is within the solver's tolerance. Only the marginal "
+           "form with exact opponent models converges to that fixed point "
+           "(the logit QRE); the other forms and models stop elsewhere, so "
+           "their rows are not certified fixed points even when they "
+           "stopped moving.", "",
+           "## Per game and alpha: the worst row", "",
+           common.markdown_table(*compact_table(rows)), "",
+           "## Every row", "",
            common.markdown_table(headers, table), ""]
   failing = [row for row in rows if "profile" in row]
   if failing:

@@ -1,7 +1,9 @@
 r"""The exploitability report: `python -m vsg_spiel.eval.report --out=DIR`.
 
 Runs the default suite and writes DIR/report.md, DIR/results.json and
-DIR/figures/*.png:
+DIR/figures/*.png. report.md opens with a summary: one line per claim of
+the paper with its verdict and number, computed from the results
+(eval/summary.py), each linking to its section:
 
   1. epsilon: Theorem 4.2 measured (ELBO gap, true gains and NashConv by
      OpenSpiel's tools versus the bound), Prop. 5.5 and Theorem 5.8;
@@ -30,6 +32,7 @@ import time
 import traceback
 
 from absl import app
+from absl import flags as absl_flags
 from absl import logging
 
 import vsg_spiel
@@ -38,6 +41,7 @@ from vsg_spiel.eval import common
 from vsg_spiel.eval import report_sections
 from vsg_spiel.eval import runner
 from vsg_spiel.eval import settings as settings_lib
+from vsg_spiel.eval import summary as summary_lib
 
 setting = settings_lib.setting
 SECTIONS = report_sections.SECTIONS
@@ -104,10 +108,24 @@ def validate(flags):
                        "'vsg_spiel[ray]'") from error
 
 
+def quiet_tensorflow(remaining):
+  """Parses absl's own flags (-v/--verbosity) among `remaining` and, when
+  cells log below INFO (the default: `cells.cell_verbosity`), turns off
+  TensorFlow's C++ INFO and WARNING lines (TF_CPP_MIN_LOG_LEVEL=2 unless the
+  environment sets it) before validation first imports TensorFlow; worker
+  processes inherit it."""
+  absl_flags.FLAGS(remaining, known_only=True)
+  verbosity = (absl_flags.FLAGS["verbosity"].value
+               if absl_flags.FLAGS["verbosity"].present else logging.INFO)
+  if cells_lib.cell_verbosity(verbosity) < logging.INFO:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def parse(argv):
   """Validated `ReportFlags` from a command line; app.UsageError naming the
   flag."""
   flags, remaining = settings_lib.parse(ReportFlags, argv)
+  quiet_tensorflow(remaining)
   try:
     validate(flags)
   except ValueError as error:
@@ -191,17 +209,19 @@ def run_section(flags, name, store):
 def main(flags):
   start = time.perf_counter()
   store = cells_lib.CellStore(flags.out)
-  parts, results, seconds, failures = (
-      ["# vsg_spiel exploitability report", ""], {}, {}, {})
+  parts, results, seconds, failures = [], {}, {}, {}
   for name in flags.sections:
     number = list(SECTIONS).index(name) + 1
-    summary, results[name], failed, seconds[name] = run_section(
+    markdown, results[name], failed, seconds[name] = run_section(
         flags, name, store)
     failures.update(failed)
-    parts += [f"## {number}. {SECTIONS[name].title}", "", summary, ""]
+    parts += [f'<a id="{summary_lib.anchor(name)}"></a>', "",
+              f"## {number}. {SECTIONS[name].title}", "", markdown, ""]
   info = environment(flags, seconds, time.perf_counter() - start)
   parts.append(environment_markdown(info))
   results["environment"] = info
+  parts = ["# vsg_spiel exploitability report", "",
+           summary_lib.markdown(results, list(SECTIONS)), ""] + parts
   common.atomic_write_json(os.path.join(flags.out, "results.json"), results)
   common.atomic_write_text(os.path.join(flags.out, "report.md"),
                            "\n".join(parts))
