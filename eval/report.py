@@ -12,7 +12,9 @@ the paper with its verdict and number, computed from the results
   3. mai: Figure 2a/2b, MAI versus MADDPG, MASQL and independent DDPG;
   4. mfg: MF-BQL versus OpenSpiel's mean-field solvers;
   5. equilibria: correlated (public signal) and zero-sum results;
-  6. the environment and the wall time of each section.
+  6. distancing: Theorem 5.8 on the distancing game (Leonardos et al.),
+     annealed VPG versus independent NPG;
+  7. the environment and the wall time of each section.
 
 The work is split into cells (section, game, algorithm, seed) that run in
 worker processes (--workers) or on Ray (--backend=ray), are stored as they
@@ -159,7 +161,7 @@ def _cpu_name():
 
 
 def environment_markdown(info):
-  lines = ["## 6. Environment", ""]
+  lines = [f"## {len(SECTIONS) + 1}. Environment", ""]
   lines += [f"- {key}: {value}" for key, value in info.items()
             if key != "section_wall_seconds"]
   lines += ["", common.markdown_table(

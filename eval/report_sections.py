@@ -19,6 +19,7 @@ from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
 from vsg_spiel.eval import comparison
 from vsg_spiel.eval import epsilon
+from vsg_spiel.eval import run_distancing
 from vsg_spiel.eval import run_equilibria
 from vsg_spiel.eval import run_mfg
 from vsg_spiel.eval import settings as settings_lib
@@ -347,10 +348,38 @@ EQUILIBRIA = Section(
     cells=run_equilibria.cells, summarize=_equilibria_summary)
 
 
+# ----------------------------------------------------------------------------
+# 6. The distancing game: Theorem 5.8 on a published benchmark.
+
+def _distancing_summary(results, settings, figures):
+  records = [results[cell.key] for cell in run_distancing.cells(settings)
+             if cell.key in results]
+  if records:
+    run_distancing.plot(records, os.path.join(figures, "distancing.png"))
+  markdown = demote(run_distancing.markdown(settings, records)) + (
+      "\n![The distancing game](figures/distancing.png)\n")
+  return markdown, {"runs": records,
+                    "target_nash_conv": settings.target_nash_conv}
+
+
+_DISTANCING_DEFAULT = run_distancing.DistancingSettings(stop_at_target=True)
+DISTANCING = Section(
+    title="The distancing game: Theorem 5.8 on a published Markov potential "
+    "game",
+    suites={
+        "default": _DISTANCING_DEFAULT,
+        "quick": replace(_DISTANCING_DEFAULT, iterations=10),
+        "full": replace(_DISTANCING_DEFAULT, stop_at_target=False),
+    },
+    overrides={"iterations": "iterations"},
+    cells=run_distancing.cells, summarize=_distancing_summary)
+
+
 SECTIONS = {
     "epsilon": EPSILON,
     "nash": NASH,
     "mai": MAI,
     "mfg": MFG,
     "equilibria": EQUILIBRIA,
+    "distancing": DISTANCING,
 }

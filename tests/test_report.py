@@ -190,7 +190,7 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
   result = report(tmp_path, *QUICK)
   assert result.returncode == 0, result.stderr[-2000:]
   text = (tmp_path / "report.md").read_text()
-  for heading in ("## Summary", "## 1.", "## 5.", "## 6. Environment"):
+  for heading in ("## Summary", "## 1.", "## 6.", "## 7. Environment"):
     assert heading in text
   assert text.index("## Summary") < text.index("## 1.")
   assert '<a id="section-epsilon"></a>' in text
@@ -200,7 +200,8 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
   assert "Sharding callback duration" not in result.stderr
   data = json.loads((tmp_path / "results.json").read_text())
   assert data["environment"]["suite"] == "quick"
-  for figure in ("epsilon.png", "potential.png", "correlated.png"):
+  for figure in ("epsilon.png", "potential.png", "correlated.png",
+                 "distancing.png"):
     assert (tmp_path / "figures" / figure).stat().st_size > 10_000
 
 

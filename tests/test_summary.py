@@ -155,3 +155,21 @@ def test_bootstrap_interval_is_seeded_and_handles_degenerate_seeds():
   np.testing.assert_array_equal(curves["low"][:1], [0.0])
   np.testing.assert_array_equal(curves["high"][:1], [0.0])
   assert 1.0 <= curves["low"][1] < 2.0 < curves["high"][1] <= 3.0
+
+
+def test_distancing_verdict_follows_the_target_and_the_loads():
+  def run(name, iterations, published):
+    return {"algorithm": name, "iterations_to_target": iterations,
+            "published_loads": published,
+            "largest_regularised_decrease": 0.0}
+  results = {"target_nash_conv": 1e-3,
+             "runs": [run("vpg_annealed", 49, False),
+                      run("independent_npg", 289, True)]}
+  verdict, text = summary.distancing(results)
+  assert verdict == summary.PARTLY
+  assert ("vpg_annealed 49 iterations, other loads; independent NPG 289 "
+          "iterations, published loads") in text
+  results["runs"][0] = run("vpg_annealed", None, False)
+  assert summary.distancing(results)[0] == summary.FAILS
+  results["runs"][0] = run("vpg_annealed", 12, True)
+  assert summary.distancing(results)[0] == summary.HOLDS
