@@ -112,9 +112,12 @@ def figure_2a(results):
 
 
 def _interval(entry):
+  """" [low, high]" of a spread's bootstrap interval, or its note."""
   interval = entry.get("interval")
-  if not interval or interval.get("low") is None:
+  if not interval:
     return ""
+  if interval.get("low") is None:
+    return f" ({interval['note']})"
   return f" [{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
 
 
