@@ -205,15 +205,16 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
     assert (tmp_path / "figures" / figure).stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--sections=epsilon,bogus", "--sections: 'bogus' is not allowed"),
-    ("--seeds=0", "--seeds: 0 is not allowed"),
-    ("--games=kuhn_poker", "imperfect information"),
-    ("--backend=spark", "spark"),
-    ("--iterations=0", "--iterations: 0 is not allowed"),
+@pytest.mark.parametrize("flags, message", [
+    (["--sections=epsilon,bogus"], "--sections: 'bogus' is not allowed"),
+    (["--seeds=0"], "--seeds: 0 is not allowed"),
+    (["--sections=epsilon", "--games=kuhn_poker"], "imperfect information"),
+    (["--games=matrix_rps"], "the sections ['distancing'] do not take it"),
+    (["--backend=spark"], "spark"),
+    (["--iterations=0"], "--iterations: 0 is not allowed"),
 ])
-def test_bad_flags_fail_before_any_work(tmp_path, flag, message):
-  result = report(tmp_path, flag)
+def test_bad_flags_fail_before_any_work(tmp_path, flags, message):
+  result = report(tmp_path, *flags)
   assert result.returncode != 0
   assert message in result.stderr
   assert not (tmp_path / "cells").exists()
