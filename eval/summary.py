@@ -26,6 +26,9 @@ NOT_RUN, NO_RESULT = "not run", "no result"
 # A correlated-equilibrium device counts as a CE at this ce_dist (payoff
 # units; the LP and JPSRO reach 0 to machine precision).
 CE_TOLERANCE = 1e-6
+# F_alpha counts as non-decreasing when no step lowers it by more (reward
+# units; rounding of the exact values is ~1e-12).
+MONOTONE_TOLERANCE = 1e-9
 
 
 class NoResult(Exception):
@@ -235,8 +238,9 @@ def zero_sum(results):
 def distancing(results):
   """Theorem 5.8 on the distancing game: annealed VPG reaches NashConv <=
   target; holds when it also ends at the published loads (no facility above
-  N/2 agents in the safe state, N/4 in the distancing state), partly when it
-  reaches the target elsewhere."""
+  N/2 agents in the safe state, N/4 in the distancing state) with F_alpha
+  never decreasing (by more than MONOTONE_TOLERANCE), partly when it reaches
+  the target otherwise."""
   runs = {run["algorithm"]: run for run in results["runs"]}
   if "vpg_annealed" not in runs:
     raise NoResult("no VPG run completed")
@@ -253,10 +257,12 @@ def distancing(results):
     text += f"; independent NPG {outcome(runs['independent_npg'])}"
   text += (f"; largest decrease of F_alpha along VPG "
            f"{_fmt(ours['largest_regularised_decrease'] or 0.0)}")
+  monotone = (ours["largest_regularised_decrease"] or 0.0) <= (
+      MONOTONE_TOLERANCE)
   if ours["iterations_to_target"] is None:
     verdict = FAILS
   else:
-    verdict = HOLDS if ours["published_loads"] else PARTLY
+    verdict = HOLDS if ours["published_loads"] and monotone else PARTLY
   return verdict, text
 
 

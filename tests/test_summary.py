@@ -173,6 +173,9 @@ def test_distancing_verdict_follows_the_target_and_the_loads():
   assert summary.distancing(results)[0] == summary.FAILS
   results["runs"][0] = run("vpg_annealed", 12, True)
   assert summary.distancing(results)[0] == summary.HOLDS
+  results["runs"][0]["largest_regularised_decrease"] = 872.0
+  verdict, text = summary.distancing(results)
+  assert verdict == summary.PARTLY and "F_alpha along VPG 872" in text
 
 
 def fake_differential_run(seed, final_return):
