@@ -211,8 +211,9 @@ PUBLISHED = (
     "of their experiments section) and Sun et al. (NeurIPS 2023, independent "
     "NPG with exact policy evaluation) show NashConv / accuracy curves; no "
     "iteration count to NashConv <= 1e-3 could be found in the text "
-    "available to us (their figures' curves were not readable), so the "
-    "iterations below are not compared with a published number. The loads "
+    "available to us (only their figures show one, and we could not read "
+    "values off them), so the iterations above are not compared with a "
+    "published number. The loads "
     "are compared with the outcome the experiment describes: no facility "
     "above N/2 agents in the safe state and none above N/4 in the "
     "distancing state.")
@@ -222,6 +223,7 @@ def markdown(settings, records):
   rows = [[r["algorithm"], r["nash_conv"][-1], len(r["nash_conv"]) - 1,
            r["iterations_to_target"], r["seconds_to_target"],
            r["seconds"][-1], r["potential"][-1],
+           "-" if r["largest_regularised_decrease"] is None else
            r["largest_regularised_decrease"],
            "yes" if r["published_loads"] else "no"] for r in records]
   lines = ["# Theorem 5.8 on the distancing game", "",
