@@ -200,8 +200,13 @@ class MaiSectionSettings:
                                         "run_mai's algorithms.")
   seeds: int = setting(2, "Seeds per algorithm and game.", at_least=1)
   # Per game, the `run_mai.Experiment` fields that differ from its defaults.
+  # 125 episodes on the differential game (was 200): in the 10-seed runs of
+  # 200 episodes MAI's curve reaches the global optimum by episode ~110 in
+  # every seed and the baselines' curves are flat after ~100; training does
+  # not depend on the episode count, so these are those runs' first 125
+  # episodes. The full suite keeps 200.
   experiments: dict = dataclasses.field(default_factory=lambda: {
-      "differential": dict(episodes=200, steps=25),
+      "differential": dict(episodes=125, steps=25),
       "routing": dict(episodes=50, steps=25)})
 
 
