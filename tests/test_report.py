@@ -393,3 +393,16 @@ def test_failing_algorithm_is_reported_and_the_run_exits_non_zero(tmp_path):
   (game,) = nash["results"]["games"]
   assert "failed" in game["algorithms"]["cfr"]
   assert game["algorithms"]["vpg"]["iterations"] >= 1
+
+
+def test_cells_of_every_section_start_longest_sections_first():
+  from vsg_spiel.eval import report as report_lib  # pylint: disable=g-import-not-at-top
+  assert set(report_lib.LONGEST_FIRST) == set(report_lib.SECTIONS)
+  def cell(section, index):
+    return cells_lib.Cell(section, (index,), f"{__name__}:counted_square",
+                          {})
+  work = {"epsilon": [cell("epsilon", 0)],
+          "mai": [cell("mai", 0), cell("mai", 1)],
+          "distancing": [cell("distancing", 0)]}
+  assert [(c.section, c.key) for c in report_lib.schedule(work)] == [
+      ("distancing", (0,)), ("mai", (0,)), ("mai", (1,)), ("epsilon", (0,))]
