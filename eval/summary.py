@@ -140,7 +140,9 @@ def figure_2b(results):
   if best is not None:
     text += (f"; lowest baseline {best.upper()} {_fmt(means[best])}"
              f"{_interval(summary[best]['nash_conv'])}")
-  return verdict, text + " (mean [95% bootstrap interval] across seeds)"
+  if "[" in text:
+    text += " (mean [95% bootstrap interval] across seeds)"
+  return verdict, text
 
 
 def mean_field(results):
