@@ -24,8 +24,11 @@ H(pi_i(.|s_t)))] before and after each step at that step's alpha (Theorem
 5.8: non-decreasing; the largest decrease is reported). It writes
 DIR/distancing.json, DIR/distancing.md (iterations and seconds to
 NashConv <= `--target_nash_conv`, facility loads per state at the end) and
-DIR/figures/distancing.png. The machine may be shared: seconds compare the
-two algorithms of one run only.
+DIR/figures/distancing.png; with `--stop_at_target` (the report's suites)
+each run ends at its first iteration at the target. Each algorithm is one
+cell (eval/cells.py), so a rerun with the same --out reuses finished runs.
+The machine may be shared: seconds compare the two algorithms of one run
+only.
 
 The distancing game is an exact Markov potential game only for opponents
 whose mixed action is the same in both states (tests/test_distancing.py);
