@@ -36,6 +36,8 @@ only what sampled play changes (what the agents observe, where the soft
 values come from, the variational model's soft Q).
 """
 
+import dataclasses
+
 import numpy as np
 
 from vsg_spiel import core
@@ -154,23 +156,41 @@ class VPGSolver:
     # Agent i's rewards, own action first: (S, A_i, J_-i).
     self._own_rewards = [own_first(mgame.rewards[i], i, num_players)
                          for i in range(num_players)]
-    # Conditional (or marginal, width 1) log-policies.
-    self.log_policies = []
-    for i, mask in enumerate(mgame.legal_mask):
-      width = (int(np.prod([mgame.num_actions[j] for j in self._others[i]]))
-               if policy_form == "conditional" else 1)
-      with np.errstate(divide="ignore"):
-        log_start = np.where(mask, np.log(start[i]), -np.inf)
-      self.log_policies.append(np.repeat(log_start[:, :, None], width, 2))
-    # rho^i_j for j != i and the empirical action counts.
-    self.opponent_models = [{j: start[j].copy() for j in self._others[i]}
-                            for i in range(num_players)]
+    self._set_policies_and_models(start)
+    # The empirical action counts.
     self.action_counts = [np.zeros(mask.shape) for mask in mgame.legal_mask]
     self.observations = 0
     # Agent i's estimate of r^j (reward units), joint-action tensors.
     self.reward_estimates = [
         {j: np.zeros(mgame.rewards.shape[1:]) for j in self._others[i]}
         for i in range(num_players)]
+    self._refresh_joint_models()
+
+  def _set_policies_and_models(self, start):
+    """Conditional (or marginal, width 1) log-policies, every slice at
+    `start`, and rho^i_j = start[j] for j != i."""
+    mgame = self.mgame
+    self.log_policies = []
+    for i, mask in enumerate(mgame.legal_mask):
+      width = (int(np.prod([mgame.num_actions[j] for j in self._others[i]]))
+               if self.policy_form == "conditional" else 1)
+      with np.errstate(divide="ignore"):
+        log_start = np.where(mask, np.log(start[i]), -np.inf)
+      self.log_policies.append(np.repeat(log_start[:, :, None], width, 2))
+    self.opponent_models = [{j: start[j].copy() for j in self._others[i]}
+                            for i in range(self.num_players)]
+
+  def restart_at(self, profile):
+    """Warm start: every policy (each conditional slice) and every opponent
+    model restart at `profile` (per player an array (S, A_i) of the game's
+    `MarkovGame`), as `initial_profile` does; the iteration count, action
+    counts and reward estimates are kept.
+
+    Raises:
+      ValueError: `profile` is not a profile of the game.
+    """
+    self._set_policies_and_models(
+        profiles.validate_profile(self.mgame, profile))
     self._refresh_joint_models()
 
   # --------------------------------------------------------------------------
@@ -700,6 +720,199 @@ class SampledVPGSolver(VPGSolver):
       if chosen < end - start:
         next_states[position] = transitions.indices[start + chosen]
     return next_states
+
+
+# A stage of `BranchAnnealedVPG` ends once its step is below this fraction
+# of the first (20 halvings): the iteration is then unstable at any step it
+# can afford.
+_SMALLEST_STEP = 2.0**-20
+
+
+@dataclasses.dataclass
+class AnnealingStage:
+  """What one stage of `BranchAnnealedVPG` did."""
+  temperature: float
+  """alpha of the stage (payoff units)."""
+  iterations: int
+  """VPG iterations run at this temperature."""
+  step: float
+  """beta at the end of the stage (halved whenever the residual rose)."""
+  residual: float
+  """`VPGSolver.residual` of VPG's own iterate after those iterations."""
+  converged: bool
+  """Whether that residual is at most the stage's tolerance."""
+  branch_distance: float | None
+  """max |pi - branch point| of VPG's iterate (probabilities); None where
+  the stage has no branch point (below an unfinished trace)."""
+  restarted: bool
+  """Whether VPG was restarted at the branch point (it had not converged
+  to it)."""
+
+
+class BranchAnnealedVPG:
+  """VPG annealed along the principal branch of logit QRE; never silent.
+
+  The marginal form with exact opponent models converges, at a fixed alpha
+  where its iteration is stable, to a logit QRE (`homotopy`'s eqs. 1-3s).
+  Lowering alpha on a fixed schedule fails two ways: the eq. 4 iteration at
+  step beta is unstable near interior equilibria at small alpha (it cycles
+  on rock-paper-scissors), and it may track a branch that ends at an
+  equilibrium it cannot hold. Here the temperatures are those of the branch
+  points `homotopy.solve(game, temperature=final_temperature)` visits from
+  alpha = infinity (one stage per point, in the branch's order), and at
+  every stage:
+
+    1. VPG (`VPGSolver`, eq. 4 unchanged) iterates from where the previous
+       stage left it until its `residual` is at most `stage_tolerance`
+       (`tolerance` at the last stage) or `stage_iterations` iterations are
+       spent or the step has shrunk below 2^-20 of `step`, halving the step
+       whenever the residual rises (each stage starts again at `step`);
+    2. the stage's branch point checks the iterate (their distance is
+       recorded) and, unless VPG converged, VPG restarts at the branch
+       point (`VPGSolver.restart_at`). VPG may converge to another branch's
+       QRE (past a bifurcation, as on coordination games); it then goes on
+       from there, since what is sought is an equilibrium, and the branch
+       takes over again where VPG's own iteration fails.
+
+  Each stage is recorded (`stages`). Where the trace stops before
+  `final_temperature` (its `message` says why), the stages go on below its
+  last point, alpha x `decay` each, checked by the residual alone. At the
+  last stage VPG stops iterating once converged; `residual` and `converged`
+  are always those of the current iterate at the current temperature.
+
+  Args:
+    game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
+    final_temperature: alpha > 0 of the last stage (payoff units).
+    step: beta in (0, 1], VPG's first step.
+    initial_profile: VPG's starting profile (uniform by default).
+    tolerance: > 0, the residual (probabilities) that counts as converged
+      at the last stage.
+    stage_tolerance: >= tolerance, the residual that ends an earlier stage
+      (it need only hand the next stage a point near the branch).
+    stage_iterations: >= 1, VPG's budget per stage.
+    decay: in (0, 1), the temperature factor per stage below an unfinished
+      trace.
+
+  Raises:
+    ValueError: naming the parameter and its allowed values, before any
+      work.
+  """
+
+  def __init__(self, game, final_temperature, step=0.5, *,
+               initial_profile=None, tolerance=1e-8, stage_tolerance=1e-4,
+               stage_iterations=100, decay=0.8):
+    final_temperature = logit.check_temperature(final_temperature,
+                                                name="final_temperature")
+    self._first_step = logit.check_step(step)
+    self.tolerance = parameters.check_real("tolerance", tolerance, 0.0,
+                                           low_open=True)
+    self.stage_tolerance = parameters.check_real(
+        "stage_tolerance", stage_tolerance, self.tolerance)
+    self.stage_iterations = parameters.check_integer(
+        "stage_iterations", stage_iterations, 1)
+    self.decay = parameters.check_real("decay", decay, 0.0, 1.0,
+                                       low_open=True, high_open=True)
+    self.trace = homotopy.solve(game, temperature=final_temperature)
+    points = [(point.temperature, point.profile)
+              for point in self.trace.branch[:-1]
+              if np.isfinite(point.temperature)]
+    points.append((self.trace.temperature, self.trace.profile))
+    alpha = self.trace.temperature
+    while alpha > final_temperature:  # Below an unfinished trace.
+      alpha = max(final_temperature, alpha * self.decay)
+      points.append((alpha, None))
+    self._points = points
+    self.solver = VPGSolver(self.trace.mgame, temperature=points[0][0],
+                            step=step, opponent_model="exact",
+                            policy_form="marginal",
+                            initial_profile=initial_profile)
+    self.mgame = self.solver.mgame
+    self.stages = []
+    self._stage = 0
+    self._stage_iterations = 0
+    self._residual = self.solver.residual
+
+  @property
+  def iteration_count(self):
+    return self.solver.iteration_count
+
+  @property
+  def temperature(self):
+    """alpha of the current stage (payoff units)."""
+    return self._points[self._stage][0]
+
+  @property
+  def residual(self):
+    """`VPGSolver.residual` of the current iterate at `temperature`."""
+    return self._residual
+
+  @property
+  def converged(self):
+    """At the last stage with `residual <= tolerance`."""
+    return (self._stage == len(self._points) - 1 and
+            self._residual <= self.tolerance)
+
+  def iteration(self):
+    """One VPG iteration at the current stage, after closing the stages
+    that are done; nothing once converged at the last stage."""
+    while not self.converged and self._stage_done():
+      self._close_stage()
+    if self.converged:
+      return
+    previous = self._residual
+    self.solver.iteration()
+    self._stage_iterations += 1
+    self._residual = self.solver.residual
+    if self._residual > previous:
+      self.solver.step = 0.5 * self.solver.current_step()
+
+  def _stage_done(self):
+    """Converged or out of budget, with a stage to close: below an
+    unfinished trace the last stage has no branch point and VPG goes on."""
+    if (self._stage == len(self._points) - 1 and
+        self._points[-1][1] is None):
+      return False
+    return (self._residual <= self._stage_tolerance() or
+            self._stage_iterations >= self.stage_iterations or
+            self.solver.current_step() < self._first_step * _SMALLEST_STEP)
+
+  def _stage_tolerance(self):
+    return (self.tolerance if self._stage == len(self._points) - 1 else
+            self.stage_tolerance)
+
+  def _close_stage(self):
+    """Records the stage, restarts VPG at its branch point unless VPG
+    converged to it, and moves to the next stage (if any)."""
+    alpha, reference = self._points[self._stage]
+    converged = self._residual <= self._stage_tolerance()
+    distance = None
+    if reference is not None:
+      distance = max(float(np.max(np.abs(mine - theirs))) for mine, theirs
+                     in zip(self.solver.profile(), reference))
+    restarted = reference is not None and not converged
+    self.stages.append(AnnealingStage(
+        temperature=alpha, iterations=self._stage_iterations,
+        step=self.solver.current_step(), residual=self._residual,
+        converged=converged, branch_distance=distance, restarted=restarted))
+    if restarted:
+      self.solver.restart_at(reference)
+    if self._stage < len(self._points) - 1:
+      self._stage += 1
+      self.solver.temperature = self.temperature
+      self.solver.step = self._first_step
+    self._stage_iterations = 0
+    self._residual = self.solver.residual
+
+  def profile(self):
+    """The played profile, per player an array (S, A_i)."""
+    return self.solver.profile()
+
+  def policy(self):
+    """The played profile as an OpenSpiel policy."""
+    return self.solver.policy()
+
+  def nash_conv(self):
+    return self.solver.nash_conv()
 
 
 def geometric_annealing(initial, final, decay):

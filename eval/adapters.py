@@ -3,9 +3,11 @@ baselines behind the `registry.Algorithm` protocol.
 
 MARKOV family (compare_nash, the zero-sum section of run_equilibria):
 
-  vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model, the
-                 temperature annealed geometrically, from a seeded random
-                 profile;
+  vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model,
+                 annealed along the principal branch of logit QRE
+                 (`vpg.BranchAnnealedVPG`: the branch's temperatures, each
+                 branch point checking VPG's iterate and restarting it
+                 where it did not converge), from a seeded random profile;
   vpg            VPG in the paper's form (conditional policies, exact model)
                  at a fixed temperature;
   vpg_sampled    VPG from sampled play: decentralised soft Q-learning, the
@@ -273,19 +275,37 @@ class HomotopyAlgorithm(MarkovAdapter):
     return self._result.profile
 
 
-def make_vpg_annealed(mgame, settings, reward_scale):
-  """From a seeded random start: annealing from the uniform profile tracks
-  the symmetric branch of soft equilibria, which in coordination games such
-  as matrix_bos ends at the unstable mixed equilibrium."""
-  return VPGAlgorithm(
-      mgame, step=settings.vpg_step, opponent_model="exact",
-      policy_form="marginal",
-      initial_profile=vsg_spiel.random_profile(
-          mgame, np.random.default_rng(settings.seed)),
-      temperature=vpg.geometric_annealing(
-          settings.vpg_initial_temperature * reward_scale,
-          settings.vpg_final_temperature * reward_scale,
-          settings.vpg_temperature_decay))
+class BranchAnnealedVPGAlgorithm(MarkovAdapter):
+  """`vpg.BranchAnnealedVPG`: VPG annealed along the principal branch of
+  logit QRE down to the final temperature (in units of the stage-reward
+  range), from a seeded random profile; a step is one VPG iteration (none
+  once converged at the final temperature). `residual` and `converged` are
+  the solver's."""
+
+  def __init__(self, mgame, settings, reward_scale):
+    self._mgame = mgame
+    # The solver traces the branch on its own tensors, so that its time
+    # includes them.
+    self._solver = vpg.BranchAnnealedVPG(
+        core.MarkovGame.from_openspiel(mgame.game),
+        settings.vpg_final_temperature * reward_scale, settings.vpg_step,
+        initial_profile=vsg_spiel.random_profile(
+            mgame, np.random.default_rng(settings.seed)),
+        decay=settings.vpg_temperature_decay)
+
+  def step(self):
+    self._solver.iteration()
+
+  def profile(self):
+    return self._solver.profile()
+
+  @property
+  def residual(self):
+    return self._solver.residual
+
+  @property
+  def converged(self):
+    return self._solver.converged
 
 
 def make_vpg(mgame, settings, reward_scale):
@@ -383,7 +403,7 @@ def zero_sum_unsupported(mgame):
 
 COMPARE_NASH, ZERO_SUM, RUN_MFG = "compare_nash", "zero_sum", "run_mfg"
 for _entry in (
-    Entry("vpg_annealed", MARKOV, make_vpg_annealed, baseline=False,
+    Entry("vpg_annealed", MARKOV, BranchAnnealedVPGAlgorithm, baseline=False,
           defaults=(COMPARE_NASH,)),
     Entry("vpg", MARKOV, make_vpg, baseline=False, defaults=(COMPARE_NASH,)),
     Entry("vpg_sampled", MARKOV, make_vpg_sampled, baseline=False,

@@ -230,3 +230,88 @@ def test_bad_annealed_temperature_raises_when_reached():
   solver.iteration()
   with pytest.raises(ValueError, match="temperature"):
     solver.iteration()
+
+
+def test_restart_at_is_a_fresh_start_at_the_profile():
+  game = pyspiel.load_game("matrix_shapleys_game")
+  mgame = vsg_spiel.markov_game(game)
+  start = vsg_spiel.random_profile(mgame, np.random.default_rng(1))
+  for policy_form in vpg.POLICY_FORMS:
+    restarted = vpg.VPGSolver(mgame, temperature=0.5, step=0.3,
+                              policy_form=policy_form)
+    for _ in range(3):
+      restarted.iteration()
+    restarted.restart_at(start)
+    fresh = vpg.VPGSolver(mgame, temperature=0.5, step=0.3,
+                          policy_form=policy_form, initial_profile=start)
+    for _ in range(2):
+      restarted.iteration()
+      fresh.iteration()
+    for a, b in zip(restarted.log_policies, fresh.log_policies):
+      np.testing.assert_array_equal(a, b)
+
+
+def payoff_range(mgame):
+  rewards = mgame.rewards
+  return float(rewards.max() - rewards.min()) * mgame.horizon
+
+
+@pytest.mark.parametrize("game_string", [
+    "matrix_rps", "matrix_bos", "matrix_sh", "matrix_shapleys_game"])
+def test_branch_annealed_vpg_reaches_nash(game_string):
+  # Plain geometric annealing ends at NashConv 2 (the maximum) on
+  # matrix_rps and 1 on matrix_shapleys_game (issue 13).
+  mgame = vsg_spiel.markov_game(game_string)
+  solver = vpg.BranchAnnealedVPG(
+      mgame, 1e-5 * payoff_range(mgame), 0.5,
+      initial_profile=vsg_spiel.random_profile(mgame,
+                                               np.random.default_rng(0)))
+  for _ in range(1000):
+    if solver.converged:
+      break
+    solver.iteration()
+  assert solver.converged
+  assert solver.temperature == pytest.approx(1e-5 * payoff_range(mgame))
+  assert solver.residual <= solver.tolerance
+  assert solver.residual == solver.solver.residual
+  assert solver.nash_conv() <= 1e-3 * payoff_range(mgame)
+  for stage in solver.stages:  # A restart only where VPG had not converged.
+    assert stage.restarted == (not stage.converged and
+                               stage.branch_distance is not None)
+  count = solver.iteration_count
+  solver.iteration()  # Converged at the last stage: nothing to do.
+  assert solver.iteration_count == count
+
+
+def test_branch_annealed_vpg_says_when_it_has_not_converged():
+  solver = vpg.BranchAnnealedVPG("matrix_rps", 1e-5, 0.5,
+                                 initial_profile=[np.array([[0.8, 0.1, 0.1]]),
+                                                  np.array([[0.1, 0.1, 0.8]])])
+  for _ in range(3):
+    solver.iteration()
+  assert not solver.converged and solver.residual > solver.stage_tolerance
+  assert solver.residual == solver.solver.residual
+  # Two VPG iterations per stage cannot hold RPS's branch at small alpha:
+  # the stages say so and restart VPG at the branch point.
+  short = vpg.BranchAnnealedVPG("matrix_rps", 1e-5, 1.0, stage_iterations=2,
+                                initial_profile=[np.array([[0.8, 0.1, 0.1]]),
+                                                 np.array([[0.1, 0.1, 0.8]])])
+  for _ in range(100):
+    short.iteration()
+  assert short.converged
+  assert any(stage.restarted and not stage.converged and
+             stage.residual > short.stage_tolerance for stage in short.stages)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"final_temperature": 0.0}, "final_temperature"),
+    ({"step": 0.0}, "step"),
+    ({"tolerance": 0.0}, "tolerance"),
+    ({"stage_tolerance": 1e-9}, "stage_tolerance"),
+    ({"stage_iterations": 0}, "stage_iterations"),
+    ({"decay": 1.0}, "decay"),
+])
+def test_bad_branch_annealed_arguments_raise(kwargs, message):
+  arguments = {"final_temperature": 1e-3, **kwargs}
+  with pytest.raises(ValueError, match=message):
+    vpg.BranchAnnealedVPG("matrix_rps", **arguments)
