@@ -813,9 +813,11 @@ class BranchAnnealedVPG:
     self.decay = parameters.check_real("decay", decay, 0.0, 1.0,
                                        low_open=True, high_open=True)
     self.trace = homotopy.solve(game, temperature=final_temperature)
-    points = [(point.temperature, point.profile)
-              for point in self.trace.branch[:-1]
-              if np.isfinite(point.temperature)]
+    points = []
+    for point in self.trace.branch[:-1]:  # Stages at least x decay apart.
+      if np.isfinite(point.temperature) and (
+          not points or point.temperature <= self.decay * points[-1][0]):
+        points.append((point.temperature, point.profile))
     points.append((self.trace.temperature, self.trace.profile))
     alpha = self.trace.temperature
     while alpha > final_temperature:  # Below an unfinished trace.
