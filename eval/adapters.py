@@ -86,21 +86,35 @@ class MarkovAdapter:
     return vsg_spiel.nash_conv(self._mgame, self.policy())
 
 
-class VPGAlgorithm(MarkovAdapter):
-  """A `vpg.VPGSolver` (or `solver`, e.g. `vpg.SampledVPGSolver`); a step is
-  one iteration."""
+class SolverAlgorithm(MarkovAdapter):
+  """One of vsg_spiel's solvers (`_solver`): a step is one iteration, and
+  `residual` and `converged` are the solver's (comparison records them)."""
 
-  def __init__(self, mgame, solver=vpg.VPGSolver, **solver_args):
-    self._mgame = mgame
-    # The solver enumerates its own tensors, so that its time includes them.
-    self._solver = solver(core.MarkovGame.from_openspiel(mgame.game),
-                          **solver_args)
+  _solver = None
 
   def step(self):
     self._solver.iteration()
 
   def profile(self):
     return self._solver.profile()
+
+  @property
+  def residual(self):
+    return self._solver.residual
+
+  @property
+  def converged(self):
+    return self._solver.converged
+
+
+class VPGAlgorithm(SolverAlgorithm):
+  """A `vpg.VPGSolver` (or `solver`, e.g. `vpg.SampledVPGSolver`)."""
+
+  def __init__(self, mgame, solver=vpg.VPGSolver, **solver_args):
+    self._mgame = mgame
+    # The solver enumerates its own tensors, so that its time includes them.
+    self._solver = solver(core.MarkovGame.from_openspiel(mgame.game),
+                          **solver_args)
 
 
 class CFRAlgorithm(MarkovAdapter):
@@ -227,10 +241,9 @@ class JointActionAgents(RLAgents):
       return agent.step(time_step, actions, is_evaluation=is_evaluation)
 
 
-class ZeroSumVPGAlgorithm(MarkovAdapter):
+class ZeroSumVPGAlgorithm(SolverAlgorithm):
   """`ZeroSumVPGSolver` with the temperature annealed geometrically (in
-  units of the stage-reward range) and the step proportional to it; a step
-  is one iteration."""
+  units of the stage-reward range) and the step proportional to it."""
 
   def __init__(self, mgame, settings, reward_scale):
     schedule = vpg.geometric_annealing(
@@ -242,12 +255,6 @@ class ZeroSumVPGAlgorithm(MarkovAdapter):
         vsg_spiel.MarkovGame.from_openspiel(mgame.game), temperature=schedule,
         step=lambda iteration: min(1.0, settings.vpg_step * schedule(
             iteration) / reward_scale))
-
-  def step(self):
-    self._solver.iteration()
-
-  def profile(self):
-    return self._solver.profile()
 
 
 class HomotopyAlgorithm(MarkovAdapter):
@@ -275,12 +282,11 @@ class HomotopyAlgorithm(MarkovAdapter):
     return self._result.profile
 
 
-class BranchAnnealedVPGAlgorithm(MarkovAdapter):
+class BranchAnnealedVPGAlgorithm(SolverAlgorithm):
   """`vpg.BranchAnnealedVPG`: VPG annealed along the principal branch of
   logit QRE down to the final temperature (in units of the stage-reward
   range), from a seeded random profile; a step is one VPG iteration (none
-  once converged at the final temperature). `residual` and `converged` are
-  the solver's."""
+  once converged at the final temperature)."""
 
   def __init__(self, mgame, settings, reward_scale):
     self._mgame = mgame
@@ -292,20 +298,6 @@ class BranchAnnealedVPGAlgorithm(MarkovAdapter):
         initial_profile=vsg_spiel.random_profile(
             mgame, np.random.default_rng(settings.seed)),
         decay=settings.vpg_temperature_decay)
-
-  def step(self):
-    self._solver.iteration()
-
-  def profile(self):
-    return self._solver.profile()
-
-  @property
-  def residual(self):
-    return self._solver.residual
-
-  @property
-  def converged(self):
-    return self._solver.converged
 
 
 def make_vpg(mgame, settings, reward_scale):
