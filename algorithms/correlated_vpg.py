@@ -119,7 +119,7 @@ class CorrelatedVPGSolver:
     parameters.check_choice("initialisation", initialisation, INITIALISATIONS)
     signal_step = parameters.check_real("signal_step", signal_step, 0.0, 1.0,
                                         low_open=True)
-    self.mgame = exploitability.markov_game(game)
+    self.mgame = core.markov_game(game)
     if self.mgame.stationary:
       raise ValueError(
           f"{type(self).__name__} needs a finite-horizon game (it "

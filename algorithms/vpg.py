@@ -130,7 +130,7 @@ class VPGSolver:
         "reward_learning_rate", reward_learning_rate, 0.0, low_open=True)
     if seed is not None:
       parameters.check_integer("seed", seed, 0)
-    self.mgame = exploitability.markov_game(game)
+    self.mgame = core.markov_game(game)
     if self.mgame.stationary and opponent_model == "variational":
       raise ValueError(
           "opponent_model='variational' runs Prop. 5.9's soft recursion over "

@@ -21,6 +21,7 @@ objective; annealing alpha to 0 drives the exploitability to 0.
 
 import numpy as np
 
+from vsg_spiel import core
 from vsg_spiel import exploitability
 from vsg_spiel import logit
 from vsg_spiel import parameters
@@ -60,7 +61,7 @@ class ZeroSumVPGSolver:
     if not callable(step):
       logit.check_step(step)
     parameters.check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
-    self.mgame = mgame = exploitability.markov_game(game)
+    self.mgame = mgame = core.markov_game(game)
     if mgame.stationary:
       raise ValueError(
           f"{type(self).__name__} needs a finite-horizon game (it "
