@@ -190,9 +190,6 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
     return self._engine.table_policy(self.profile(),
                                      fallback=self._initial_prior)
 
-  # The name OpenSpiel's mean-field solvers use, so that the two mix.
-  get_policy = policy
-
   def profile(self) -> np.ndarray:
     """pi(a|s): array (num_rows, num_distinct_actions) over the engine's
     decision rows, 0 at illegal actions."""

@@ -123,9 +123,6 @@ class MirrorDescent(mfg_engine.EngineSolver):
     """The current policy as an OpenSpiel policy (a snapshot)."""
     return self._engine.table_policy(self.profile())
 
-  # The name OpenSpiel's mean-field solvers use, so that the two mix.
-  get_policy = policy
-
   def profile(self) -> np.ndarray:
     """pi(a|s): array (num_rows, num_distinct_actions), 0 at illegal
     actions."""

@@ -454,6 +454,9 @@ class MFBQLAlgorithm(MeanFieldAlgorithm):
     super().__init__(mf_bayesian_q.MFBayesianQLearning(
         game, temperature=settings.temperature, engine=engine), engine)
 
+  def policy(self):
+    return self._solver.policy()
+
   def nash_conv(self):
     return self._solver.nash_conv()
 

@@ -72,7 +72,6 @@ def test_mean_field_solvers_share_one_interface(name):
     solver.iteration()
   assert solver.iteration_count == 2
   policy = solver.policy()
-  np.testing.assert_array_equal(solver.get_policy().table, policy.table)
   np.testing.assert_array_equal(solver.profile(), policy.table)
   assert solver.nash_conv() == pytest.approx(
       mfg_nash_conv.NashConv(game, policy).nash_conv(), abs=1e-9)
