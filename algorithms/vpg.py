@@ -750,48 +750,61 @@ class AnnealingStage:
 
 
 class BranchAnnealedVPG:
-  """VPG annealed along the principal branch of logit QRE; never silent.
+  """VPG annealed to a small temperature, checked against the principal
+  branch of logit QRE and following it where it fails; never silent.
 
   The marginal form with exact opponent models converges, at a fixed alpha
   where its iteration is stable, to a logit QRE (`homotopy`'s eqs. 1-3s).
   Lowering alpha on a fixed schedule fails two ways: the eq. 4 iteration at
   step beta is unstable near interior equilibria at small alpha (it cycles
   on rock-paper-scissors), and it may track a branch that ends at an
-  equilibrium it cannot hold. Here the temperatures are those of the branch
-  points `homotopy.solve(game, temperature=final_temperature)` visits from
-  alpha = infinity (one stage per point, in the branch's order), and at
-  every stage:
+  equilibrium it cannot hold. So:
 
-    1. VPG (`VPGSolver`, eq. 4 unchanged) iterates from where the previous
-       stage left it until its `residual` is at most `stage_tolerance`
-       (`tolerance` at the last stage) or `stage_iterations` iterations are
-       spent or the step has shrunk below 2^-20 of `step`, halving the step
-       whenever the residual rises (each stage starts again at `step`);
-    2. the stage's branch point checks the iterate (their distance is
+    0. With `initial_temperature`, VPG (`VPGSolver`, eq. 4 unchanged) first
+       anneals plainly, one iteration at each alpha_t = initial_temperature
+       x decay^t above `final_temperature`, then checks itself: it iterates
+       at `final_temperature` until its `residual` is at most `tolerance`
+       (done) or `stage_iterations` iterations are spent; only then is the
+       branch traced and followed as below, from VPG's iterate. Without
+       `initial_temperature` it follows the branch from the start.
+    1. Following the branch: the temperatures are those of the branch points
+       `homotopy.solve(game, temperature=final_temperature)` visits from
+       alpha = infinity, in the branch's order, at least x `decay` apart
+       (one stage per point). At each stage VPG iterates from where the
+       previous stage left it until its residual is at most
+       `stage_tolerance` (`tolerance` at the last stage), or
+       `stage_iterations` iterations are spent, or its step has shrunk below
+       2^-20 of `step`, halving the step whenever the residual rises (each
+       stage starts again at `step`).
+    2. The stage's branch point then checks the iterate (their distance is
        recorded) and, unless VPG converged, VPG restarts at the branch
        point (`VPGSolver.restart_at`). VPG may converge to another branch's
        QRE (past a bifurcation, as on coordination games); it then goes on
        from there, since what is sought is an equilibrium, and the branch
        takes over again where VPG's own iteration fails.
 
-  Each stage is recorded (`stages`). Where the trace stops before
-  `final_temperature` (its `message` says why), the stages go on below its
-  last point, alpha x `decay` each, checked by the residual alone. At the
-  last stage VPG stops iterating once converged; `residual` and `converged`
-  are always those of the current iterate at the current temperature.
+  Each stage after the plain annealing is recorded (`stages`). Where the
+  trace stops before `final_temperature` (its `message` says why), the
+  stages go on below its last point, alpha x `decay` each, checked by the
+  residual alone. At the last stage VPG stops iterating once converged;
+  `residual` and `converged` are always those of the current iterate at the
+  current temperature.
 
   Args:
     game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
     final_temperature: alpha > 0 of the last stage (payoff units).
     step: beta in (0, 1], VPG's first step.
+    initial_temperature: alpha > final_temperature of the plain annealing
+      (payoff units), or None to follow the branch from the start.
     initial_profile: VPG's starting profile (uniform by default).
     tolerance: > 0, the residual (probabilities) that counts as converged
       at the last stage.
     stage_tolerance: >= tolerance, the residual that ends an earlier stage
       (it need only hand the next stage a point near the branch).
     stage_iterations: >= 1, VPG's budget per stage.
-    decay: in (0, 1), the temperature factor per stage below an unfinished
-      trace.
+    decay: in (0, 1), the temperature factor of the plain annealing, the
+      smallest spacing of the branch's stages and the factor per stage
+      below an unfinished trace.
 
   Raises:
     ValueError: naming the parameter and its allowed values, before any
@@ -799,10 +812,17 @@ class BranchAnnealedVPG:
   """
 
   def __init__(self, game, final_temperature, step=0.5, *,
-               initial_profile=None, tolerance=1e-8, stage_tolerance=1e-4,
-               stage_iterations=100, decay=0.8):
-    final_temperature = logit.check_temperature(final_temperature,
-                                                name="final_temperature")
+               initial_temperature=None, initial_profile=None, tolerance=1e-8,
+               stage_tolerance=1e-4, stage_iterations=100, decay=0.8):
+    self.final_temperature = logit.check_temperature(
+        final_temperature, name="final_temperature")
+    if initial_temperature is not None:
+      initial_temperature = logit.check_temperature(
+          initial_temperature, name="initial_temperature")
+      if initial_temperature <= self.final_temperature:
+        raise ValueError(f"initial_temperature must be > final_temperature "
+                         f"({self.final_temperature!r}); got "
+                         f"{initial_temperature!r}")
     self._first_step = logit.check_step(step)
     self.tolerance = parameters.check_real("tolerance", tolerance, 0.0,
                                            low_open=True)
@@ -812,7 +832,27 @@ class BranchAnnealedVPG:
         "stage_iterations", stage_iterations, 1)
     self.decay = parameters.check_real("decay", decay, 0.0, 1.0,
                                        low_open=True, high_open=True)
-    self.trace = homotopy.solve(game, temperature=final_temperature)
+    self.trace = None
+    self.stages = []
+    self.solver = VPGSolver(
+        game, temperature=initial_temperature or self.final_temperature,
+        step=step, opponent_model="exact", policy_form="marginal",
+        initial_profile=initial_profile)
+    self.mgame = self.solver.mgame
+    # Plain annealing: the temperature of the next iteration, or None.
+    self._annealing = initial_temperature
+    self._points = [(self.final_temperature, None)]
+    self._stage = 0
+    self._stage_iterations = 0
+    if initial_temperature is None:
+      self._follow_branch()
+    else:
+      self._residual = None
+
+  def _follow_branch(self):
+    """Traces the branch and makes its points the stages, from stage 0."""
+    self.trace = homotopy.solve(self.mgame,
+                                temperature=self.final_temperature)
     points = []
     for point in self.trace.branch[:-1]:  # Stages at least x decay apart.
       if np.isfinite(point.temperature) and (
@@ -820,18 +860,14 @@ class BranchAnnealedVPG:
         points.append((point.temperature, point.profile))
     points.append((self.trace.temperature, self.trace.profile))
     alpha = self.trace.temperature
-    while alpha > final_temperature:  # Below an unfinished trace.
-      alpha = max(final_temperature, alpha * self.decay)
+    while alpha > self.final_temperature:  # Below an unfinished trace.
+      alpha = max(self.final_temperature, alpha * self.decay)
       points.append((alpha, None))
     self._points = points
-    self.solver = VPGSolver(self.trace.mgame, temperature=points[0][0],
-                            step=step, opponent_model="exact",
-                            policy_form="marginal",
-                            initial_profile=initial_profile)
-    self.mgame = self.solver.mgame
-    self.stages = []
     self._stage = 0
     self._stage_iterations = 0
+    self.solver.temperature = points[0][0]
+    self.solver.step = self._first_step
     self._residual = self.solver.residual
 
   @property
@@ -840,23 +876,37 @@ class BranchAnnealedVPG:
 
   @property
   def temperature(self):
-    """alpha of the current stage (payoff units)."""
-    return self._points[self._stage][0]
+    """alpha of the current iteration (payoff units)."""
+    return self.solver.current_temperature()
 
   @property
   def residual(self):
     """`VPGSolver.residual` of the current iterate at `temperature`."""
+    if self._annealing is not None:
+      return self.solver.residual
     return self._residual
 
   @property
   def converged(self):
     """At the last stage with `residual <= tolerance`."""
-    return (self._stage == len(self._points) - 1 and
+    return (self._annealing is None and
+            self._stage == len(self._points) - 1 and
             self._residual <= self.tolerance)
 
   def iteration(self):
-    """One VPG iteration at the current stage, after closing the stages
-    that are done; nothing once converged at the last stage."""
+    """One VPG iteration: of the plain annealing, or at the current stage
+    after closing the stages that are done; nothing once converged at the
+    last stage."""
+    if self._annealing is not None:
+      self.solver.iteration()
+      self._annealing *= self.decay
+      if self._annealing <= self.final_temperature:
+        self._annealing = None
+        self.solver.temperature = self.final_temperature
+        self._residual = self.solver.residual
+      else:
+        self.solver.temperature = self._annealing
+      return
     while not self.converged and self._stage_done():
       self._close_stage()
     if self.converged:
@@ -871,7 +921,7 @@ class BranchAnnealedVPG:
   def _stage_done(self):
     """Converged or out of budget, with a stage to close: below an
     unfinished trace the last stage has no branch point and VPG goes on."""
-    if (self._stage == len(self._points) - 1 and
+    if (self.trace is not None and self._stage == len(self._points) - 1 and
         self._points[-1][1] is None):
       return False
     return (self._residual <= self._stage_tolerance() or
@@ -896,11 +946,14 @@ class BranchAnnealedVPG:
         temperature=alpha, iterations=self._stage_iterations,
         step=self.solver.current_step(), residual=self._residual,
         converged=converged, branch_distance=distance, restarted=restarted))
+    if self.trace is None:  # The check after plain annealing failed.
+      self._follow_branch()
+      return
     if restarted:
       self.solver.restart_at(reference)
     if self._stage < len(self._points) - 1:
       self._stage += 1
-      self.solver.temperature = self.temperature
+      self.solver.temperature = self._points[self._stage][0]
       self.solver.step = self._first_step
     self._stage_iterations = 0
     self._residual = self.solver.residual

@@ -4,10 +4,10 @@ baselines behind the `registry.Algorithm` protocol.
 MARKOV family (compare_nash, the zero-sum section of run_equilibria):
 
   vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model,
-                 annealed along the principal branch of logit QRE
-                 (`vpg.BranchAnnealedVPG`: the branch's temperatures, each
-                 branch point checking VPG's iterate and restarting it
-                 where it did not converge), from a seeded random profile;
+                 the temperature annealed geometrically from a seeded random
+                 profile, then checked by its residual at the final
+                 temperature and, where it has not converged, following the
+                 principal branch of logit QRE (`vpg.BranchAnnealedVPG`);
   vpg            VPG in the paper's form (conditional policies, exact model)
                  at a fixed temperature;
   vpg_sampled    VPG from sampled play: decentralised soft Q-learning, the
@@ -283,10 +283,11 @@ class HomotopyAlgorithm(MarkovAdapter):
 
 
 class BranchAnnealedVPGAlgorithm(SolverAlgorithm):
-  """`vpg.BranchAnnealedVPG`: VPG annealed along the principal branch of
-  logit QRE down to the final temperature (in units of the stage-reward
-  range), from a seeded random profile; a step is one VPG iteration (none
-  once converged at the final temperature)."""
+  """`vpg.BranchAnnealedVPG` from a seeded random profile: VPG annealed
+  geometrically (temperatures in units of the stage-reward range), checked
+  at the final temperature by its residual and, where it has not converged,
+  following the principal branch of logit QRE; a step is one VPG iteration
+  (none once converged at the final temperature)."""
 
   def __init__(self, mgame, settings, reward_scale):
     self._mgame = mgame
@@ -295,6 +296,7 @@ class BranchAnnealedVPGAlgorithm(SolverAlgorithm):
     self._solver = vpg.BranchAnnealedVPG(
         core.MarkovGame.from_openspiel(mgame.game),
         settings.vpg_final_temperature * reward_scale, settings.vpg_step,
+        initial_temperature=settings.vpg_initial_temperature * reward_scale,
         initial_profile=vsg_spiel.random_profile(
             mgame, np.random.default_rng(settings.seed)),
         decay=settings.vpg_temperature_decay)

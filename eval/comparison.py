@@ -79,16 +79,16 @@ class ComparisonSettings:
       "steps and as many in seconds.", at_least=1)
   vpg_step: float = setting(0.5, "VPG's eq. 4 step beta.", above=0, at_most=1)
   vpg_initial_temperature: float = setting(
-      1.0, "zero_sum_vpg's first temperature, in stage-reward ranges.",
+      1.0, "vpg_annealed's and zero_sum_vpg's first temperature, in "
+      "stage-reward ranges.",
       above=0)
   vpg_final_temperature: float = setting(
       1e-5, "vpg_annealed's and zero_sum_vpg's last temperature, in "
       "stage-reward ranges.",
       above=0)
   vpg_temperature_decay: float = setting(
-      0.8, "zero_sum_vpg's temperature factor per iteration (vpg_annealed's "
-      "per stage below a branch trace that stopped early, and then < 1).",
-      above=0, at_most=1)
+      0.8, "vpg_annealed's and zero_sum_vpg's temperature factor per "
+      "iteration (< 1 for vpg_annealed).", above=0, at_most=1)
   vpg_temperature: float = setting(
       0.1, "Fixed temperature of vpg and vpg_sampled, in stage-reward ranges.",
       above=0)
@@ -490,9 +490,11 @@ def markdown_report(results, out_dir):
       "below it. A run stops at its budget or once NashConv <= "
       f"{CONVERGED_FRACTION:g} x payoff range.",
       "- VPG temperatures, in units of the stage-reward range: vpg_annealed "
-      "(marginal form) at those of the principal branch of logit QRE down "
-      f"to {first['vpg_final_temperature']:g}, restarted at a branch point "
-      "wherever it did not converge (eval/adapters.py); vpg (conditional "
+      f"(marginal form) from {first['vpg_initial_temperature']:g} to "
+      f"{first['vpg_final_temperature']:g} by x"
+      f"{first['vpg_temperature_decay']:g} per iteration, then, where its "
+      "residual says it has not converged, along the principal branch of "
+      "logit QRE (eval/adapters.py); vpg (conditional "
       f"form) and vpg_sampled ({first['vpg_sampled_opponent_model']} "
       f"opponent model) at {first['vpg_temperature']:g}; step "
       f"{first['vpg_step']:g}.",

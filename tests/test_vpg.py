@@ -283,6 +283,34 @@ def test_branch_annealed_vpg_reaches_nash(game_string):
   assert solver.iteration_count == count
 
 
+@pytest.mark.parametrize("game_string, follows_branch", [
+    ("matrix_rps", True), ("matrix_bos", False)])
+def test_plain_annealing_checks_itself_and_falls_back_on_the_branch(
+    game_string, follows_branch):
+  mgame = vsg_spiel.markov_game(game_string)
+  scale = payoff_range(mgame)
+  solver = vpg.BranchAnnealedVPG(
+      mgame, 1e-5 * scale, 0.5, initial_temperature=scale,
+      initial_profile=vsg_spiel.random_profile(mgame,
+                                               np.random.default_rng(0)))
+  for _ in range(1000):
+    if solver.converged:
+      break
+    solver.iteration()
+  assert solver.converged and solver.nash_conv() <= 1e-3 * scale
+  # Plain annealing (0.8 per iteration from 1 to 1e-5 x range: 52
+  # iterations) holds BoS's pure equilibrium; on RPS it cycles, the check at
+  # the final temperature says so, and the branch takes over.
+  assert (solver.trace is not None) == follows_branch
+  if follows_branch:
+    check = solver.stages[0]
+    assert check.temperature == 1e-5 * scale and check.branch_distance is None
+    assert not check.converged and check.residual > solver.tolerance
+    assert check.iterations == solver.stage_iterations
+  else:
+    assert solver.iteration_count == 52 and not solver.stages
+
+
 def test_branch_annealed_vpg_says_when_it_has_not_converged():
   solver = vpg.BranchAnnealedVPG("matrix_rps", 1e-5, 0.5,
                                  initial_profile=[np.array([[0.8, 0.1, 0.1]]),
@@ -305,6 +333,7 @@ def test_branch_annealed_vpg_says_when_it_has_not_converged():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"final_temperature": 0.0}, "final_temperature"),
+    ({"initial_temperature": 1e-4}, "initial_temperature"),
     ({"step": 0.0}, "step"),
     ({"tolerance": 0.0}, "tolerance"),
     ({"stage_tolerance": 1e-9}, "stage_tolerance"),
