@@ -256,25 +256,36 @@ def payoff_range(mgame):
   return float(rewards.max() - rewards.min()) * mgame.horizon
 
 
-@pytest.mark.parametrize("game_string", [
-    "matrix_rps", "matrix_bos", "matrix_sh", "matrix_shapleys_game"])
-def test_branch_annealed_vpg_reaches_nash(game_string):
-  # Plain geometric annealing ends at NashConv 2 (the maximum) on
-  # matrix_rps and 1 on matrix_shapleys_game (issue 13).
+def anneal_to_convergence(game_string, initial_temperature):
+  """BranchAnnealedVPG from 1 (x the payoff range, or along the branch from
+  the start if None) to 1e-5, run until converged (at most 1000 calls)."""
   mgame = vsg_spiel.markov_game(game_string)
+  scale = payoff_range(mgame)
   solver = vpg.BranchAnnealedVPG(
-      mgame, 1e-5 * payoff_range(mgame), 0.5,
+      mgame, 1e-5 * scale, 0.5,
+      initial_temperature=(None if initial_temperature is None else
+                           initial_temperature * scale),
       initial_profile=vsg_spiel.random_profile(mgame,
                                                np.random.default_rng(0)))
   for _ in range(1000):
     if solver.converged:
       break
     solver.iteration()
+  return solver, scale
+
+
+@pytest.mark.parametrize("initial_temperature", [None, 1.0])
+@pytest.mark.parametrize("game_string", [
+    "matrix_rps", "matrix_bos", "matrix_sh", "matrix_shapleys_game"])
+def test_branch_annealed_vpg_reaches_nash(game_string, initial_temperature):
+  # Plain geometric annealing alone ends at NashConv 2 (the maximum) on
+  # matrix_rps and 1 on matrix_shapleys_game (issue 13).
+  solver, scale = anneal_to_convergence(game_string, initial_temperature)
   assert solver.converged
-  assert solver.temperature == pytest.approx(1e-5 * payoff_range(mgame))
+  assert solver.temperature == pytest.approx(1e-5 * scale)
   assert solver.residual <= solver.tolerance
   assert solver.residual == solver.solver.residual
-  assert solver.nash_conv() <= 1e-3 * payoff_range(mgame)
+  assert solver.nash_conv() <= 1e-3 * scale
   for stage in solver.stages:  # A restart only where VPG had not converged.
     assert stage.restarted == (not stage.converged and
                                stage.branch_distance is not None)
@@ -287,17 +298,7 @@ def test_branch_annealed_vpg_reaches_nash(game_string):
     ("matrix_rps", True), ("matrix_bos", False)])
 def test_plain_annealing_checks_itself_and_falls_back_on_the_branch(
     game_string, follows_branch):
-  mgame = vsg_spiel.markov_game(game_string)
-  scale = payoff_range(mgame)
-  solver = vpg.BranchAnnealedVPG(
-      mgame, 1e-5 * scale, 0.5, initial_temperature=scale,
-      initial_profile=vsg_spiel.random_profile(mgame,
-                                               np.random.default_rng(0)))
-  for _ in range(1000):
-    if solver.converged:
-      break
-    solver.iteration()
-  assert solver.converged and solver.nash_conv() <= 1e-3 * scale
+  solver, scale = anneal_to_convergence(game_string, 1.0)
   # Plain annealing (0.8 per iteration from 1 to 1e-5 x range: 52
   # iterations) holds BoS's pure equilibrium; on RPS it cycles, the check at
   # the final temperature says so, and the branch takes over.
