@@ -202,9 +202,12 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
   Returns:
     A JSON-able dict: the checkpoints (iteration, seconds, nash_conv), the
     time and iterations to the threshold (None if not reached), the final
-    NashConv, why the run stopped and the seconds of construction (included
-    in every time); {"skipped": reason} if the algorithm cannot run on the
-    game. Raises what the algorithm raises (see `runner.isolated`).
+    NashConv, the solver's own `residual` and `converged` (None where the
+    algorithm has none), why the run stopped ("converged": NashConv <=
+    1e-6 x payoff range; "nash_conv_below_stop" instead where the solver's
+    residual says it has not converged; "time_budget"; "max_iterations")
+    and the seconds of construction (included in every time);
+    {"skipped": reason} if the algorithm cannot run on the game. Raises what the algorithm raises (see `runner.isolated`).
   """
   payoff_range = reward_scale * mgame.horizon
   threshold = settings.threshold * payoff_range
