@@ -33,7 +33,10 @@ pi_i(a|s, a_hat); `policy()` returns it as an OpenSpiel policy. All arrays are
 vectorised over states and joint actions. The class reads in Algorithm 1's
 order: its interface, then steps 1, 2 and 3; `SampledVPGSolver` overrides
 only what sampled play changes (what the agents observe, where the soft
-values come from, the variational model's soft Q).
+values come from, the variational model's soft Q). `BranchAnnealedVPG`
+anneals the temperature of the marginal form and, where its residual says
+the plain iteration failed, follows the principal branch of logit QRE
+(`homotopy`).
 """
 
 import dataclasses
