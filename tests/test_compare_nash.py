@@ -92,7 +92,13 @@ def test_checkpoints_are_monotone_and_end_the_run(game_result):
     assert iterations[-1] == run["iterations"], name
     assert seconds[-1] == run["seconds"], name
     assert run["checkpoints"][-1]["nash_conv"] == run["final_nash_conv"]
-    assert run["stopped"] in ("converged", "time_budget", "max_iterations")
+    assert run["stopped"] in ("converged", "nash_conv_below_stop",
+                              "time_budget", "max_iterations")
+    # Never "converged" against the solver's own residual.
+    assert not (run["stopped"] == "converged" and
+                run["solver_converged"] is False), name
+    if name == "vpg_annealed":
+      assert run["solver_converged"] == (run["residual"] <= 1e-8), name
 
 
 def test_openspiel_final_nash_conv_equals_ours(game_result):
