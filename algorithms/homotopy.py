@@ -250,7 +250,7 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   if not isinstance(settings, Settings):
     raise ValueError(f"settings must be a homotopy.Settings; got "
                      f"{type(settings).__name__}")
-  mgame = exploitability.markov_game(game)
+  mgame = core.markov_game(game)
   start_time = time.perf_counter()
   equations = _Equations(mgame, definition)
   tracer = _Tracer(equations, settings)
@@ -289,7 +289,7 @@ def fixed_point_residual(game, profile, temperature, definition="soft"):
   if definition not in DEFINITIONS:
     raise ValueError(f"unknown definition {definition!r}; choose one of "
                      f"{DEFINITIONS}")
-  mgame = exploitability.markov_game(game)
+  mgame = core.markov_game(game)
   profile = profiles.validate_profile(mgame, profile)
   return _residual(_Equations(mgame, definition), profile, temperature)
 
@@ -550,7 +550,9 @@ class _Equations:
     pis = [np.exp(log) for log in logs]
     entropy_weight = mu if self.soft else 0.0
     if self.dynamic:
-      own_terms = [np.where(pi > 0, pi * log, 0.0)
+      # pi log pi, 0 off the legal set (log = -inf there): the logs are
+      # zeroed before the product, which is never 0 x -inf.
+      own_terms = [pi * np.where(pi > 0, log, 0.0)
                    for pi, log in zip(pis, logs)]
       factor, values = self._values(pis, own_terms, lam, entropy_weight)
       continuation = (self.transitions @ values).reshape(

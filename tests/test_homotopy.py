@@ -105,6 +105,18 @@ def test_multi_stage_nash_endpoint(game_string):
   assert result.nash_conv == pytest.approx(gains.sum(), abs=1e-15)
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("definition", homotopy.DEFINITIONS)
+def test_illegal_actions_raise_no_floating_point_warning(definition):
+  # oshi_zumo has states where some bids are illegal: their log-probability
+  # is -inf and pi log pi must be 0 there without evaluating 0 x -inf.
+  game = MULTI_STAGE[1]
+  mgame = vsg_spiel.markov_game(game)
+  assert not all(mask.all() for mask in mgame.legal_mask)
+  result = homotopy.solve(game, temperature=1.0, definition=definition)
+  assert result.converged and result.residual <= 1e-12
+
+
 def test_one_shot_definitions_coincide():
   game = pyspiel.load_game("matrix_bos")
   soft = homotopy.solve(game, temperature=0.7)
