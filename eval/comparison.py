@@ -207,7 +207,8 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
     1e-6 x payoff range; "nash_conv_below_stop" instead where the solver's
     residual says it has not converged; "time_budget"; "max_iterations")
     and the seconds of construction (included in every time);
-    {"skipped": reason} if the algorithm cannot run on the game. Raises what the algorithm raises (see `runner.isolated`).
+    {"skipped": reason} if the algorithm cannot run on the game. Raises
+    what the algorithm raises (see `runner.isolated`).
   """
   payoff_range = reward_scale * mgame.horizon
   threshold = settings.threshold * payoff_range
