@@ -7,6 +7,7 @@ that names the parameter (and, where there is one, the allowed range).
 
 import functools
 
+from open_spiel.python import policy as policy_lib
 import pyspiel
 import pytest
 
@@ -141,6 +142,12 @@ BAD_INPUTS = [
     (_mf_bql, {"temperature": -1.0}, ValueError, f"temperature {REAL}"),
     (_mf_bql, {"initial_prior": "uniform"}, ValueError,
      "initial_prior must be an OpenSpiel policy"),
+    (_mf_bql, {"initial_prior": policy_lib.TabularPolicy(_game("kuhn_poker"))},
+     ValueError, "initial_prior must be a policy of the solver's game "
+     r"mfg_crowd_modelling\(horizon=2,size=3\); got one of kuhn_poker"),
+    (_mf_bql, {"initial_prior": policy_lib.UniformRandomPolicy(
+        _game("mfg_crowd_modelling(size=4,horizon=2)"))},
+     ValueError, "initial_prior must be a policy of the solver's game"),
     (_mf_bql, {"engine": "cached"}, ValueError,
      "engine must be a MeanFieldEngine"),
     (_mirror_descent, {"lr": NAN}, ValueError, f"lr {REAL}"),
@@ -227,8 +234,10 @@ BAD_INPUTS = [
 
 def _row_id(row):
   function, kwargs = row[0], row[1]
+  # Objects by type: a repr with an address would differ between workers.
   return f"{function.__name__.lstrip('_')}-" + "-".join(
-      f"{key}={value!r}" for key, value in kwargs.items())
+      f"{key}={value!r}" if isinstance(value, (int, float, str, list))
+      else f"{key}={type(value).__name__}" for key, value in kwargs.items())
 
 
 def test_bad_inputs_table_has_at_least_sixty_rows():
