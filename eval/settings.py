@@ -288,4 +288,8 @@ def run(settings_class, main, parser_function=None):
     except cells.LockedError as error:
       sys.stderr.write(f"FATAL {error}\n")
       return 1
+    except KeyboardInterrupt as interrupt:
+      sys.stderr.write(f"{interrupt}\n" if isinstance(
+          interrupt, cells.Interrupted) else "interrupted\n")
+      return 130
   app.run(locked_main, flags_parser=parser)
