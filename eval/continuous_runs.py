@@ -40,6 +40,7 @@ from absl import logging
 import numpy as np
 import pyspiel
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 import vsg_spiel
 from vsg_spiel.algorithms import continuous_common
@@ -75,18 +76,24 @@ def _pairs(items, flag):
   return pairs
 
 
-def parse_game_parameters(items):
-  """["name=value", ...] -> {name: value}, each value an int, a float or
-  else a string, as pyspiel reads a game string. ValueError naming the flag
-  for an item that is not name=value."""
+def parse_game_parameters(items, defaults=None):
+  """["name=value", ...] -> {name: value}: each value of the type of the
+  parameter's default in `defaults` (the game's parameters), else an int, a
+  float or a string, as pyspiel reads a game string. ValueError naming the
+  flag for an item that is not name=value or not of its parameter's type."""
+  defaults = defaults or {}
   parameters = {}
   for name, value in _pairs(items, "game_parameters"):
-    for kind in (int, float):
+    kinds = ((type(defaults[name]),) if name in defaults else (int, float))
+    for kind in kinds:
       try:
-        value = kind(value)
+        value = {bool: lambda text: {"true": True, "false": False}[
+            text.lower()]}.get(kind, kind)(value)
         break
-      except ValueError:
-        pass
+      except (KeyError, ValueError):
+        if name in defaults:
+          raise ValueError(f"--game_parameters: {name}={value}: not a "
+                           f"{kind.__name__}") from None
     parameters[name] = value
   return parameters
 
@@ -201,11 +208,13 @@ class Experiment:
     Raises:
       ValueError: naming --game_parameters for bad parameters.
     """
-    parameters = parse_game_parameters(self.game_parameters)
+    name = GAMES.get(self.game, self.game)
+    parameters = parse_game_parameters(
+        self.game_parameters, pyspiel.load_game(name).get_parameters())
     if self.steps is not None:
       parameters["horizon"] = self.steps
     try:
-      return pyspiel.load_game(GAMES.get(self.game, self.game), parameters)
+      return pyspiel.load_game(name, parameters)
     except (pyspiel.SpielError, RuntimeError) as error:
       raise ValueError(f"--game_parameters: game {self.game!r} with "
                        f"{parameters}: {error}") from error
@@ -306,7 +315,10 @@ class TrainingSummaries:
       loss the empirical opponent model minimises.
 
   `play_episode` replaces `continuous_common.play_episode` in a run that
-  records; its returns are the same.
+  records; its returns are the same. The scalars are written with
+  TensorFlow's own `tf.summary.write` and the metadata of TensorBoard's
+  scalars plugin (what `tf.summary.scalar` writes), so recording needs no
+  TensorBoard install; viewing them does.
 
   Raises:
     tf.errors.OpError: if `log_dir` cannot be written.
@@ -332,23 +344,21 @@ class TrainingSummaries:
     joint = np.stack([actions.reshape(-1) for _, actions in trajectory])
     with self._writer.as_default(step=episode):
       for player, value in enumerate(returns):
-        tf.summary.scalar(f"return/player_{player}", value)
+        _scalar(f"return/player_{player}", value)
       for player, (agent, log) in enumerate(zip(self._agents, self._losses)):
         for name, value in _mean_losses(log).items():
-          tf.summary.scalar(f"loss/player_{player}/{name}", value)
+          _scalar(f"loss/player_{player}/{name}", value)
         log.clear()
         if hasattr(agent, "opponent_log_likelihood"):
           cross_entropy = -np.mean(
               agent.opponent_log_likelihood(states, joint), axis=0)
           for index, opponent in enumerate(agent.opponents):
-            tf.summary.scalar(
-                f"opponent_model_kl/player_{player}/opponent_{opponent}",
-                cross_entropy[index])
+            _scalar(f"opponent_model_kl/player_{player}/opponent_{opponent}",
+                    cross_entropy[index])
       if self._agents[0].stochastic_policy:
         agent = self._agents[0]
-        tf.summary.scalar("temperature", continuous_common.
-                          annealed_temperature(agent.settings,
-                                               agent.acting_steps))
+        _scalar("temperature", continuous_common.annealed_temperature(
+            agent.settings, agent.acting_steps))
     return returns
 
   def evaluation(self, episode):
@@ -359,13 +369,23 @@ class TrainingSummaries:
         self._evaluation_environment, self._agents, is_evaluation=True)
     with self._writer.as_default(step=episode):
       for player, value in enumerate(returns):
-        tf.summary.scalar(f"evaluation_return/player_{player}", value)
+        _scalar(f"evaluation_return/player_{player}", value)
     return returns
 
   def close(self):
     self._writer.close()
     for agent in self._agents:
       agent.on_losses = None
+
+
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+def _scalar(tag, value):
+  """One float32 scalar at the default writer's step."""
+  tf.summary.write(tag, tf.cast(value, tf.float32),
+                   metadata=_SCALAR_METADATA)
 
 
 def _mean_losses(loss_log):

@@ -146,7 +146,10 @@ def read_scalars(log_dir):
 @pytest.mark.parametrize("algorithm", ["mai", "maddpg"])
 def test_training_summaries_hold_what_the_run_returned(algorithm, tmp_path):
   episodes = 4
+  agent_settings = tuple(item for item in TINY_AGENTS if algorithm == "mai"
+                         or not item.startswith("importance"))
   recorded = tiny(algorithms=(algorithm,), block_episodes=2,
+                  agent_settings=agent_settings,
                   tensorboard_dir=str(tmp_path / "tensorboard"))
   records, _ = continuous_runs.run_experiment(recorded, str(tmp_path / "a"))
   record = records[algorithm][0]
@@ -157,8 +160,12 @@ def test_training_summaries_hold_what_the_run_returned(algorithm, tmp_path):
       str(tmp_path / "b"))
   assert plain[algorithm][0]["episode_returns"] == record["episode_returns"]
   assert "evaluation_returns" not in plain[algorithm][0]
-  assert os.listdir(tmp_path) != [] and sorted(os.listdir(
-      tmp_path / "tensorboard")) == ["differential"]
+  assert not glob.glob(str(tmp_path / "b" / "**" / "events.out.tfevents.*"),
+                       recursive=True)
+  assert glob.glob(str(tmp_path / "tensorboard" / "**" / "events.*"),
+                   recursive=True) == glob.glob(str(
+                       tmp_path / "tensorboard" / "differential" / algorithm
+                       / "seed_0" / "events.*"))
   scalars = read_scalars(str(tmp_path / "tensorboard" / "differential" /
                              algorithm / "seed_0"))
   returns = np.array(record["episode_returns"])
@@ -167,13 +174,18 @@ def test_training_summaries_hold_what_the_run_returned(algorithm, tmp_path):
         [scalars[f"return/player_{player}"][k] for k in range(1, 5)],
         returns[:, player], rtol=1e-6)
     assert sorted(scalars[f"return/player_{player}"]) == [1, 2, 3, 4]
-    assert record["evaluation_returns"] == [
-        [2, [scalars[f"evaluation_return/player_{p}"][2] for p in range(2)]],
-        [4, [scalars[f"evaluation_return/player_{p}"][4] for p in range(2)]]]
-    # Warm-up is 2 steps of 3 per episode: updates from the first episode.
+    evaluation = scalars[f"evaluation_return/player_{player}"]
+    assert sorted(evaluation) == [2, 4]
+    assert [episode for episode, _ in record["evaluation_returns"]] == [2, 4]
+    np.testing.assert_allclose(
+        [evaluation[episode] for episode in (2, 4)],
+        [returns[player] for _, returns in record["evaluation_returns"]],
+        rtol=1e-6)
+    # Updates start at acting step max(warm-up, batch size) = 4, in the
+    # second episode (3 acting steps each).
     for loss in ("critic", "policy"):
       values = scalars[f"loss/player_{player}/{loss}"]
-      assert sorted(values) == list(range(1, episodes + 1))
+      assert sorted(values) == list(range(2, episodes + 1))
       assert np.all(np.isfinite(list(values.values())))
   if algorithm == "mai":
     settings = recorded.agent_settings_of("mai")
@@ -270,6 +282,13 @@ def test_bad_settings_fail_naming_the_valid_values():
       ["network=pigou", "demand=0.5", "num_players=3", "regime_scales=1 2"]
   ) == {"network": "pigou", "demand": 0.5, "num_players": 3,
         "regime_scales": "1 2"}
+  # Typed by the game's defaults where it has the parameter.
+  assert continuous_runs.parse_game_parameters(
+      ["regime_scales=1", "demand=2"], {"regime_scales": "1 1.5",
+                                        "demand": 1.0}
+  ) == {"regime_scales": "1", "demand": 2.0}
+  with pytest.raises(ValueError, match="--game_parameters: demand=x"):
+    experiment(game="routing", game_parameters=("demand=x",))
   # --seeds=0,0 was one run summarised as two seeds.
   with pytest.raises(ValueError, match="--seeds.*repeats a seed"):
     experiment(seeds=(0, 0))
@@ -298,7 +317,7 @@ def test_binary_rejects_bad_flags_at_once(flags, message, tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "vsg_spiel.eval.run_mai", *flags,
        f"--out={tmp_path / 'never_written'}"],
-      capture_output=True, text=True, timeout=120, check=False)
+      capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode != 0
   assert message in result.stderr, result.stderr[-2000:]
   assert not (tmp_path / "never_written").exists()
