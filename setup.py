@@ -68,8 +68,9 @@ setuptools.setup(
         # ruff: the lint step of .ci/run (configuration in pyproject.toml).
         # pettingzoo (with gymnasium, its only new dependency): the games'
         # `parallel_env` ParallelEnvs (games/pettingzoo_env.py) and their tests.
-        "test": ["pytest>=9.0", "hypothesis>=6.150", "ray>=2.60",
-                 "ruff>=0.15", "pettingzoo>=1.27"],
+        # pytest-xdist: the suite runs on all cores (pyproject.toml).
+        "test": ["pytest>=9.0", "pytest-xdist>=3.8", "hypothesis>=6.150",
+                 "ray>=2.60", "ruff>=0.15", "pettingzoo>=1.27"],
     },
     entry_points={
         "console_scripts": ["vsg-report=vsg_spiel.eval.report:run_main"],

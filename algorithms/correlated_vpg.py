@@ -119,7 +119,7 @@ class CorrelatedVPGSolver:
     parameters.check_choice("initialisation", initialisation, INITIALISATIONS)
     signal_step = parameters.check_real("signal_step", signal_step, 0.0, 1.0,
                                         low_open=True)
-    self.mgame = exploitability.markov_game(game)
+    self.mgame = core.markov_game(game)
     if self.mgame.stationary:
       raise ValueError(
           f"{type(self).__name__} needs a finite-horizon game (it "
@@ -167,9 +167,36 @@ class CorrelatedVPGSolver:
     if self.learn_signal_distribution:
       self._update_signal_distribution()
 
-  def _update_signal_distribution(self):
-    """sigma <- sigma exp(eta sum_i V_i(w)), normalised, with V_i(w) agent
-    i's soft value (Def. 5.1) at the initial states under signal w."""
+  # --------------------------------------------------------------------------
+  # Convergence: the fixed-point residual of the current iterate.
+
+  tolerance = 1e-8
+  """`converged` holds when `residual` is at most this (probabilities)."""
+
+  @property
+  def residual(self):
+    """How far the iterate is from a fixed point (probabilities, in
+    [0, 1]): `VPGSolver.residual` on the signal-augmented game, max |pi_i(a|s,
+    w) - softmax_a(Q_i(s, w, .)/alpha)(a)|, 0 exactly at its logit QRE
+    (the fixed point of the eq. 4 step with exact models, Theorem 4.2's
+    ELBO solution, `homotopy`'s eqs. 1-3s); with a learned sigma, the larger
+    of that and max_w |sigma(w) - sigma'(w)|, sigma' the next sigma step
+    (`_update_signal_distribution`), 0 exactly when every signal of
+    positive probability has the same soft social value. The conditional
+    form and learned opponent models have other fixed points, so their
+    residual stays positive (as `VPGSolver`'s)."""
+    residual = self.solver.residual
+    if self.learn_signal_distribution:
+      residual = max(residual, float(np.max(np.abs(
+          self._next_signal_distribution() - self.signal_distribution))))
+    return residual
+
+  @property
+  def converged(self):
+    return self.residual <= self.tolerance
+
+  def _next_signal_distribution(self):
+    """sigma exp(eta sum_i V_i(w)), normalised (see below)."""
     start = np.flatnonzero(self.augmented.initial_distribution)
     weights = (self.mgame.initial_distribution[start // self.num_signals] *
                self.solver.soft_values()[start].sum(axis=1))
@@ -177,8 +204,13 @@ class CorrelatedVPGSolver:
                          minlength=self.num_signals)
     with np.errstate(divide="ignore"):  # A signal of probability 0 stays 0.
       log_sigma = np.log(self.signal_distribution)
-    self.signal_distribution = logit.softmax(
-        log_sigma + self.signal_step * social, log_sigma > -np.inf)
+    return logit.softmax(log_sigma + self.signal_step * social,
+                         log_sigma > -np.inf)
+
+  def _update_signal_distribution(self):
+    """sigma <- sigma exp(eta sum_i V_i(w)), normalised, with V_i(w) agent
+    i's soft value (Def. 5.1) at the initial states under signal w."""
+    self.signal_distribution = self._next_signal_distribution()
     self.augmented = augment_with_signal(self.mgame, self.signal_distribution)
     self.solver.mgame = self.augmented
 

@@ -65,10 +65,16 @@ whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
 
 The solver stores dense Jacobians of size K x (K + 1), K the number of
 (player, state, legal action) triples: it is meant for games with up to a few
-thousand such triples.
+thousand such triples. A normal-form game (one state, no transitions) is
+evaluated directly on its payoff tensors restricted to the legal actions:
+with two players q = lambda M pi for the fixed block matrix
+M = [[0, R_1], [R_2^T, 0]] and dq/dy = lambda M diag(pi); with more, by
+matrix-vector products of each payoff tensor with the other players'
+policies. All per-game tensors are built once per `solve`, before the trace.
 """
 
 import dataclasses
+import itertools
 import math
 import time
 
@@ -253,8 +259,7 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
       maxregret)
   profile = equations.profile(x)
   alpha = equations.scale / lam if lam > 0 else math.inf
-  residual = (fixed_point_residual(mgame, profile, alpha, definition)
-              if lam > 0 else math.nan)
+  residual = _residual(equations, profile, alpha) if lam > 0 else math.nan
   if tracer.endpoint is not None:
     profile = tracer.endpoint
   gains = _deviation_gains(equations, profile)
@@ -286,11 +291,13 @@ def fixed_point_residual(game, profile, temperature, definition="soft"):
                      f"{DEFINITIONS}")
   mgame = exploitability.markov_game(game)
   profile = profiles.validate_profile(mgame, profile)
-  equations = _Equations(mgame, definition)
+  return _residual(_Equations(mgame, definition), profile, temperature)
+
+
+def _residual(equations, profile, temperature):
+  """`fixed_point_residual` of a validated profile."""
   with np.errstate(divide="ignore"):
-    logs = [np.log(table) for table in profile]
-  x = np.concatenate([log[mask] for log, mask in
-                      zip(logs, mgame.legal_mask)])
+    x = np.log(equations.flat(profile))
   q_values = equations.evaluate(x, equations.scale / temperature,
                                 1.0, jacobian=False)[1]
   return float(np.max(np.abs(np.exp(x) - np.exp(equations.log_softmax(
@@ -313,6 +320,13 @@ def _deviation_gains(equations, profile):
   mgame = equations.mgame
   if equations.dynamic:
     return exploitability.profile_deviation_gains(mgame, profile)
+  if equations.one_shot:
+    pi = equations.flat(profile)
+    values = equations.one_shot_rewards(pi)
+    starts = equations.group_starts
+    return (mgame.initial_distribution[0] * equations.scale) * (
+        np.maximum.reduceat(values, starts) -
+        np.add.reduceat(values * pi, starts))
   gains = []
   for i in range(mgame.num_players):
     values = _expect(mgame.rewards[i], profile, (i,))
@@ -346,6 +360,17 @@ def _expect(tensor, pis, keep=()):
   return tensor
 
 
+def _cross(pair, parts):
+  """u_i(a_i, a_j; pi_-ij) of a one-state game with N >= 3 players,
+  (A_i, A_j) over legal actions, for `pair` of
+  `_Equations._one_shot_pairs` and the players' policies `parts`."""
+  _, _, tensor, rest, shape = pair
+  tensor = tensor @ parts[rest[0]]
+  for k in rest[1:]:
+    tensor = tensor.reshape(-1, len(parts[k])) @ parts[k]
+  return tensor.reshape(shape)
+
+
 class _Equations:
   """H(y, lambda, mu) and its Jacobian for one game and definition.
 
@@ -365,35 +390,76 @@ class _Equations:
     self.num_states = num_states = mgame.num_states
     self.num_actions = mgame.num_actions
     self.gamma = mgame.discount
-    self.transitions = sparse.csr_matrix(mgame.transitions)
-    self.dynamic = self.transitions.nnz > 0  # else every play is one step
+    self.dynamic = mgame.transitions.nnz > 0  # else every play is one step
     self.legal = mgame.legal_mask
-    # Variable k <-> (player, state, action), row-major per player.
-    self.index = []
-    # Per player: positions of the legal entries in the raveled (S, A_i)
+    # Variable k <-> (player, state, action), row-major per player: per
+    # player the positions of the legal entries in the raveled (S, A_i)
     # table, and the player's slice of the flat vector.
-    self.positions, self.slices = [], []
-    offset = 0
-    players, states = [], []
-    for i, mask in enumerate(self.legal):
-      table = np.full(mask.shape, -1, dtype=np.int64)
-      count = int(mask.sum())
-      table[mask] = np.arange(offset, offset + count)
-      self.positions.append(np.flatnonzero(mask))
-      self.slices.append(slice(offset, offset + count))
-      offset += count
-      self.index.append(table)
-      rows = np.nonzero(mask)[0]
-      players.append(np.full(count, i))
-      states.append(rows)
-    self.size = offset
-    self.player_of = np.concatenate(players)
-    self.state_of = np.concatenate(states)
+    self.positions = [mask.ravel().nonzero()[0] for mask in self.legal]
+    counts = [len(positions) for positions in self.positions]
+    bounds = list(itertools.accumulate(counts, initial=0))
+    self.slices = [slice(bounds[i], bounds[i + 1])
+                   for i in range(num_players)]
+    self.size = size = bounds[-1]
+    self.player_of = np.repeat(np.arange(num_players), counts)
+    self.state_of = np.concatenate([
+        positions // n for positions, n in zip(self.positions,
+                                               self.num_actions)])
     self.group = self.player_of * num_states + self.state_of
     self.num_groups = num_players * num_states
     # Every (player, state) has a legal action and its variables are
     # contiguous, so groups are segments of the flat vector.
-    self.group_starts = np.flatnonzero(np.diff(self.group, prepend=-1))
+    starts = np.ones(size, dtype=bool)
+    np.not_equal(self.group[1:], self.group[:-1], out=starts[1:])
+    self.group_starts = starts.nonzero()[0]
+    # Profiles: the players' (S, A_i) tables are views of one buffer.
+    table_bounds = list(itertools.accumulate(
+        (mask.size for mask in self.legal), initial=0))
+    self._buffer_positions = np.concatenate([
+        positions + offset for positions, offset in
+        zip(self.positions, table_bounds)])
+    self._table_bounds = table_bounds
+    self._zeros = np.zeros(self.size)
+    # A one-shot game with one state (a normal-form game) is evaluated
+    # directly on its payoff tensors restricted to the legal actions.
+    self.one_shot = not self.dynamic and num_states == 1
+    if self.one_shot:
+      tensors = self.rewards[:, 0]
+      for k, positions in enumerate(self.positions):
+        if len(positions) < self.num_actions[k]:  # drop illegal actions
+          tensors = tensors.take(positions, axis=k + 1)
+      self._tensors = list(tensors)
+      self._payoff_matrix = None
+      if num_players == 2:
+        # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
+        matrix = np.zeros((size, size))
+        matrix[self.slices[0], self.slices[1]] = self._tensors[0]
+        matrix[self.slices[1], self.slices[0]] = self._tensors[1].T
+        self._payoff_matrix = matrix
+        return
+      # Per ordered pair (i, j): R_i with axes (i, j, the others in order)
+      # as a matrix over the last axis, and the others from the last: its
+      # contraction by matrix-vector products is u_i(a_i, a_j; pi_-ij).
+      self._one_shot_pairs = []
+      for i, tensor in enumerate(self._tensors):
+        for j in range(num_players):
+          if j != i:
+            rest = [k for k in range(num_players) if k not in (i, j)]
+            moved = np.ascontiguousarray(np.moveaxis(tensor, (i, j), (0, 1)))
+            self._one_shot_pairs.append((
+                i, j, moved.reshape(-1, counts[rest[-1]]), rest[::-1],
+                (counts[i], counts[j])))
+      # The pair of each player i with the first other player.
+      self._first_pairs = [
+          next(pair for pair in self._one_shot_pairs if pair[0] == i)
+          for i in range(num_players)]
+      return
+    self.transitions = sparse.csr_matrix(mgame.transitions)
+    self.index = []  # per player (S, A_i): the variable k, or -1
+    for mask, part in zip(self.legal, self.slices):
+      table = np.full(mask.shape, -1, dtype=np.int64)
+      table[mask] = np.arange(part.start, part.stop)
+      self.index.append(table)
     # Cross terms dQ_i(s, a)/dy_j(s, b), i != j: scatter positions.
     self.pairs = []
     for i in range(num_players):
@@ -404,7 +470,6 @@ class _Equations:
         s, a, b = np.nonzero(both)
         self.pairs.append((i, j, self.index[i][s, a], self.index[j][s, b],
                            np.ravel_multi_index((s, a, b), both.shape)))
-    self.reward_q_parts = None
     if self.dynamic:
       joint = mgame.num_joint_actions
       self._joint_rows = np.repeat(np.arange(num_states), joint)
@@ -415,27 +480,28 @@ class _Equations:
 
   # ------------------------------------------------------------------------
 
-  def split(self, x):
-    """Flat y -> per player (S, A_i) log-policies, -inf off the legal set."""
-    tables = []
-    for mask, positions, part in zip(self.legal, self.positions,
-                                     self.slices):
-      table = np.full(mask.shape, -np.inf)
-      table.ravel()[positions] = x[part]
-      tables.append(table)
-    return tables
+  def split(self, x, fill=-np.inf):
+    """Flat values -> per player (S, A_i) tables, `fill` off the legal set
+    (views of one buffer)."""
+    buffer = np.full(self._table_bounds[-1], fill)
+    buffer[self._buffer_positions] = x
+    bounds = self._table_bounds
+    return [buffer[bounds[i]:bounds[i + 1]].reshape(mask.shape)
+            for i, mask in enumerate(self.legal)]
 
   def flat(self, tables):
     return np.concatenate([table.ravel()[positions] for table, positions in
                            zip(tables, self.positions)])
 
+  def probabilities(self, x):
+    """Flat normalised probabilities of the point y (softmax per group)."""
+    shifted = np.exp(x - np.maximum.reduceat(x, self.group_starts)[
+        self.group])
+    return shifted / np.add.reduceat(shifted, self.group_starts)[self.group]
+
   def profile(self, x):
     """Normalised per-player probabilities of the point y."""
-    result = []
-    for log_policy in self.split(x):
-      shifted = np.exp(log_policy - log_policy.max(axis=1, keepdims=True))
-      result.append(shifted / shifted.sum(axis=1, keepdims=True))
-    return result
+    return self.split(self.probabilities(x), 0.0)
 
   def group_sum(self, weights, matrix):
     """sum over each (player, state) group of weights[k] * matrix[k, ...]."""
@@ -449,27 +515,36 @@ class _Equations:
     sums = np.add.reduceat(np.exp(shifted), self.group_starts)
     return shifted - np.log(sums)[self.group]
 
-  def evaluate(self, x, lam, mu, jacobian=True):
-    """H and, with `jacobian`, dH/dy (K, K), dH/dlambda (K), dH/dmu (K).
+  def evaluate(self, x, lam, mu, jacobian=True, parameter="lambda"):
+    """H and, with `jacobian`, its Jacobian in (y, p), p = lambda or mu as
+    `parameter` says.
 
-    Returns (H, q) or (H, q, dH/dy, dH/dlambda, dH/dmu), q = lambda Q~ (flat).
+    Returns (H, q) or (H, q, augmented), q = lambda Q~ (flat) and
+    `augmented` (K + 1, K + 1): rows [dH/dy, dH/dp] and a last row of zeros
+    that the caller fills (the tangent of the augmented system).
     """
+    q = self.q_values(x, lam, mu, jacobian)
     if not jacobian:
-      q = self.q_values(x, lam, mu, jacobian=False)
       return x - self.log_softmax(q), q
-    q, dq, dq_dlam, dq_dmu = self.q_values(x, lam, mu)
-    sigma = np.exp(self.log_softmax(q))
-
-    def project(matrix):  # (I - 1 sigma^T) per group
-      return matrix - self.group_sum(sigma, matrix)[self.group]
-
-    dh = np.eye(self.size) - project(dq)
-    return (x - self.log_softmax(q), q, dh, -project(dq_dlam),
-            -project(dq_dmu))
+    q, dq, dq_dlam, dq_dmu = q
+    log_sigma = self.log_softmax(q)
+    size = self.size
+    augmented = np.empty((size + 1, size + 1))
+    block = augmented[:size]
+    block[:, :size] = dq
+    block[:, size] = dq_dlam if parameter == "lambda" else dq_dmu
+    # dH = I - (I - 1 sigma^T) d(q) per group.
+    block -= self.group_sum(np.exp(log_sigma), block)[self.group]
+    np.negative(block, out=block)
+    augmented.ravel()[:size * (size + 1):size + 2] += 1.0
+    augmented[size] = 0.0
+    return x - log_sigma, q, augmented
 
   def q_values(self, x, lam, mu, jacobian=True):
     """q = lambda Q~ at pi = exp(y) (flat), and with `jacobian` its total
     derivatives dq/dy (K, K), dq/dlambda (K) and dq/dmu (K)."""
+    if self.one_shot:
+      return self._one_shot_q(x, lam, jacobian)
     num_players = self.num_players
     logs = self.split(x)
     pis = [np.exp(log) for log in logs]
@@ -531,6 +606,34 @@ class _Equations:
       dq_dlam = dq_dlam + total[:, size]
       dq_dmu = total[:, size + 1]
     return q, dq, dq_dlam, dq_dmu
+
+  def one_shot_rewards(self, pi):
+    """Expected (scaled) reward of each player's legal actions at the flat
+    probabilities `pi` of a one-shot game with one state (flat, K)."""
+    if self._payoff_matrix is not None:
+      return self._payoff_matrix @ pi
+    parts = [pi[part] for part in self.slices]
+    return np.concatenate([_cross(pair, parts) @ parts[pair[1]]
+                           for pair in self._first_pairs])
+
+  def _one_shot_q(self, x, lam, jacobian):
+    """`q_values` of a one-shot game with one state: q = lambda u(pi),
+    dq_i(a)/dy_j(b) = lambda u_i(a, b; pi_-ij) pi_j(b) for i != j."""
+    pi = np.exp(x)
+    if not jacobian:
+      return lam * self.one_shot_rewards(pi)
+    if self._payoff_matrix is not None:
+      reward_q = self._payoff_matrix @ pi
+      return lam * reward_q, (lam * self._payoff_matrix) * pi, reward_q, \
+          self._zeros
+    parts = [pi[part] for part in self.slices]
+    slices = self.slices
+    crosses = np.zeros((self.size, self.size))
+    for pair in self._one_shot_pairs:
+      crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
+    # Every block row i of crosses @ pi is u_i(pi_-i), N - 1 times.
+    reward_q = (crosses @ pi) / (self.num_players - 1)
+    return lam * reward_q, (lam * crosses) * pi, reward_q, self._zeros
 
   def nash_endpoint(self, x, support_threshold=1e-6, max_iterations=30):
     """Newton on the Nash equations with the support of the point y.
@@ -672,15 +775,12 @@ class _Tracer:
     """H and dH/du with u = (y, p): p is lambda (mu fixed) or mu."""
     x, p = u[:-1], u[-1]
     result = self.equations.evaluate(
-        x, p if lam is None else lam, p if mu is None else mu, jac)
+        x, p if lam is None else lam, p if mu is None else mu, jac,
+        "lambda" if lam is None else "mu")
     h = result[0]
     if self.perturbation:
-      h = h.copy()
       h[:self._first_group_size] += self.perturbation
-    if not jac:
-      return h, None
-    _, _, dh, dlam, dmu = result
-    return h, np.column_stack([dh, dlam if lam is None else dmu])
+    return h, result[2] if jac else None
 
   def _record(self, x, lam, residual=None):
     equations = self.equations
@@ -691,28 +791,31 @@ class _Tracer:
         temperature=equations.scale / lam if lam > 0 else math.inf,
         profile=equations.profile(x), residual=float(residual)))
 
-  def _tangent(self, jac, previous):
-    augmented = np.vstack([jac, previous])
+  def _tangent(self, augmented, previous):
+    augmented[-1] = previous
     rhs = np.zeros(len(previous))
     rhs[-1] = 1.0
-    tangent = linalg.solve(augmented, rhs)
+    tangent = np.linalg.solve(augmented, rhs)
     tangent /= np.linalg.norm(tangent)
     return tangent if tangent @ previous >= 0 else -tangent
 
-  def _correct(self, system, v, tangent):
+  def _correct(self, system, v, tangent, max_first):
     """Chord Newton on {H = 0, tangent . (u - v) = 0} from the predicted
     point v, with the Jacobian there factored once; the same factors give
     the tangent at the new point.
 
     Returns (u, first step length, ok, tangent at u, |H(u)|, orientation);
-    not ok when the residual stops falling fast. The orientation is the
-    sign of det [DH; tangent], constant along the branch except where it
-    crosses another branch (a simple bifurcation point).
+    not ok when the residual stops falling fast, and at once (the step is
+    retried shorter) when the new tangent turns by more than `min_cosine`
+    allows or the first step is longer than `max_first`. The orientation is
+    the sign of det [DH; tangent], constant along the branch except where
+    it crosses another branch (a simple bifurcation point).
     """
     settings = self.settings
-    h, jac = system(v)
+    tolerance = settings.corrector_tolerance
+    h, augmented = system(v)
     self.newton_iterations += 1
-    augmented = np.vstack([jac, tangent])
+    augmented[-1] = tangent
     # LAPACK directly: on small games scipy's checks around lu_factor and
     # lu_solve cost more than the factorisation.
     lu, pivots, _ = _GETRF(augmented, overwrite_a=True)
@@ -720,31 +823,41 @@ class _Tracer:
     rhs[-1] = 1.0
     new_tangent = _GETRS(lu, pivots, rhs)[0]
     norm = float(np.abs(h).max())
-    if not np.all(np.isfinite(new_tangent)) or not np.isfinite(norm):
+    length = math.sqrt(new_tangent @ new_tangent)
+    # A zero pivot (DH singular) shows as a non-finite tangent.
+    if not (math.isfinite(length) and math.isfinite(norm)):
       return v, math.inf, False, tangent, norm, 0
-    swaps = np.count_nonzero(pivots != np.arange(len(pivots)))
-    orientation = (-1) ** swaps * int(np.prod(np.sign(np.diag(lu))))
-    new_tangent /= np.linalg.norm(new_tangent)
-    if new_tangent @ tangent < 0:
-      new_tangent = -new_tangent
+    # sign det [DH; tangent] = (-1)^(row swaps + negative pivots).
+    flips = (np.count_nonzero(pivots != np.arange(len(pivots))) +
+             np.count_nonzero(lu.diagonal() < 0))
+    orientation = -1 if flips % 2 else 1
+    new_tangent /= length
+    cosine = new_tangent @ tangent
+    if cosine < 0:
+      np.negative(new_tangent, out=new_tangent)
+    if abs(cosine) < settings.min_cosine:
+      return v, math.inf, False, tangent, norm, orientation
     first = None
     for _ in range(settings.max_corrector_iterations):
-      rhs[:-1] = -h
+      np.negative(h, out=rhs[:-1])
       rhs[-1] = 0.0
       delta = _GETRS(lu, pivots, rhs)[0]
       v = v + delta
       if first is None:
         first = float(np.abs(delta).max())
+        if first > max_first:
+          return v, first, False, tangent, norm, orientation
       h = system(v, False)[0]
       self.newton_iterations += 1
       previous, norm = norm, float(np.abs(h).max())
       # In probability units: a log-probability error on an action
-      # played with probability e^-1000 is harmless.
-      weighted = float(np.max(np.abs(h) * np.exp(np.minimum(v[:-1], 0.0))))
-      if (weighted <= settings.corrector_tolerance and
-          norm <= settings.corrector_tolerance * (1.0 + abs(v[-1]))):
+      # played with probability e^-1000 is harmless (the weighted
+      # residual is at most `norm`).
+      if norm <= tolerance * (1.0 + abs(v[-1])) and (
+          norm <= tolerance or float(np.max(np.abs(h) * np.exp(
+              np.minimum(v[:-1], 0.0)))) <= tolerance):
         return v, first, True, new_tangent, norm, orientation
-      if not np.isfinite(norm) or norm > 0.5 * previous:
+      if not math.isfinite(norm) or norm > 0.5 * previous:
         break
     return (v, first if first is not None else math.inf, False, tangent, norm,
             orientation)
@@ -764,8 +877,8 @@ class _Tracer:
         break
       last = norm
       try:
-        delta = linalg.solve(jac[:, :-1], -h)
-      except linalg.LinAlgError:
+        delta = np.linalg.solve(jac[:-1, :-1], -h)
+      except np.linalg.LinAlgError:
         return v, False
       v[:-1] += delta
     ok = norm <= 1e-7 * (1.0 + target)
@@ -792,11 +905,9 @@ class _Tracer:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
                           "before the regret reached maxregret")
       v, first, ok, new_tangent, residual, sign = self._correct(
-          system, u + step * tangent, tangent)
-      if not ok or first > settings.max_distance * max(1.0, step):
-        step *= 0.5
-        continue
-      if new_tangent @ tangent < settings.min_cosine:
+          system, u + step * tangent, tangent,
+          settings.max_distance * max(1.0, step))
+      if not ok:
         step *= 0.5
         continue
       if orientation and sign != orientation:
@@ -827,7 +938,8 @@ class _Tracer:
       if record:
         self._record(u[:-1], u[-1], residual)
       if maxregret is not None and u[-1] > 0:
-        profile = equations.profile(u[:-1])
+        profile = (self.branch[-1].profile if record else
+                   equations.profile(u[:-1]))
         regret = np.max(_deviation_gains(equations, profile))
         if regret <= maxregret:
           landed, _ = self._land(system, u, u[-1])

@@ -41,7 +41,6 @@ arrays (num_rows, num_distinct_actions) over the engine's decision states.
 
 import numpy as np
 from open_spiel.python import policy as policy_lib
-from open_spiel.python.mfg import tabular_distribution
 
 from vsg_spiel import logit
 from vsg_spiel import mfg_engine
@@ -102,7 +101,7 @@ def soft_backward(engine: mfg_engine.MeanFieldEngine,
   return log_posterior, soft_values
 
 
-class MFBayesianQLearning:
+class MFBayesianQLearning(mfg_engine.EngineSolver):
   """Mean-field Bayesian Q-learning, in the style of OpenSpiel's MirrorDescent.
 
     solver = MFBayesianQLearning(game, temperature=1.0)
@@ -110,6 +109,7 @@ class MFBayesianQLearning:
       solver.iteration()
     policy = solver.policy()            # an OpenSpiel policy
     distribution = solver.distribution  # an OpenSpiel distribution
+    solver.converged                    # residual <= tolerance
   """
 
   def __init__(self, game, temperature: float = 1.0,
@@ -136,12 +136,7 @@ class MFBayesianQLearning:
       raise ValueError("initial_prior must be an OpenSpiel policy "
                        "(open_spiel.python.policy.Policy) or None; got "
                        f"{type(initial_prior).__name__}")
-    if not (engine is None or isinstance(engine, mfg_engine.MeanFieldEngine)):
-      raise ValueError("engine must be a MeanFieldEngine or None; got "
-                       f"{type(engine).__name__}")
-    self._engine = engine or mfg_engine.MeanFieldEngine(game)
-    if self._engine.game is not game:
-      raise ValueError("engine was built for a different game")
+    super().__init__(game, engine)
     self._initial_prior = (initial_prior or
                            policy_lib.UniformRandomPolicy(game))
     self._initial_prior_rows = (
@@ -173,13 +168,27 @@ class MFBayesianQLearning:
     # The flow L_{k+1} of the new policy, and the rewards under it.
     self._mean_field = self._engine.mean_field(self._policy_rows)
 
+  @property
+  def residual(self) -> float:
+    """max |pi'(a|s) - pi(a|s)| over the decision rows, pi' the next
+    iterate: eq. 12 with the prior pibar = pi and Q of eq. 11 under pi's
+    own flow. Probability units, in [0, 1]; 0 exactly at a fixed point of
+    Algorithm 4's map, where every action pi plays has the same soft Q at
+    every state (a Nash equilibrium if pi plays every legal action, which an
+    interior start keeps, though it may reach it only in the limit; a pure
+    policy is a fixed point too). The step's size scales with 1/alpha, so at
+    a large temperature read it with `nash_conv`."""
+    log_policy = self._engine.grow_table(self._log_policy,
+                                         self._log_initial_prior)
+    log_next, _ = soft_backward(self._engine, self._mean_field, log_policy,
+                                self._temperature)
+    return float(np.max(np.abs(np.exp(log_next) - np.exp(log_policy)),
+                        initial=0.0))
+
   def policy(self) -> mfg_engine.TablePolicy:
     """The current policy as an OpenSpiel policy (a snapshot)."""
     return self._engine.table_policy(self.profile(),
                                      fallback=self._initial_prior)
-
-  # The name OpenSpiel's mean-field solvers use, so that the two mix.
-  get_policy = policy
 
   def profile(self) -> np.ndarray:
     """pi(a|s): array (num_rows, num_distinct_actions) over the engine's
@@ -187,23 +196,5 @@ class MFBayesianQLearning:
     return np.exp(self._log_policy)
 
   @property
-  def distribution(self) -> tabular_distribution.TabularDistribution:
-    """The current policy's state distribution (an OpenSpiel
-    `TabularDistribution`)."""
-    return self._engine.distribution(self._mean_field)
-
-  @property
-  def mean_field(self) -> mfg_engine.MeanField:
-    return self._mean_field
-
-  @property
   def temperature(self) -> float:
     return self._temperature
-
-  @property
-  def iteration_count(self) -> int:
-    return self._iteration
-
-  def nash_conv(self) -> float:
-    """NashConv of the current policy, equal to OpenSpiel's NashConv."""
-    return self._engine.nash_conv(self._mean_field)

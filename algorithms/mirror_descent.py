@@ -9,14 +9,13 @@ against, and the check that the engine reproduces OpenSpiel's walks.
 
 
 import numpy as np
-from open_spiel.python.mfg import tabular_distribution
 
 from vsg_spiel import logit
 from vsg_spiel import mfg_engine
 from vsg_spiel import parameters
 
 
-class MirrorDescent:
+class MirrorDescent(mfg_engine.EngineSolver):
   """OpenSpiel's MirrorDescent on the engine's arrays, iterate for iterate.
 
   open_spiel/python/mfg/algorithms/mirror_descent.py: each iteration
@@ -43,13 +42,7 @@ class MirrorDescent:
         MeanFieldEngine or was built for another game.
     """
     self._lr = parameters.check_real("lr", lr, 0.0, low_open=True)
-    if not (engine is None or isinstance(engine, mfg_engine.MeanFieldEngine)):
-      raise ValueError("engine must be a MeanFieldEngine or None; got "
-                       f"{type(engine).__name__}")
-    self._engine = engine or mfg_engine.MeanFieldEngine(game)
-    if self._engine.game is not game:
-      raise ValueError("engine was built for a different game")
-    self._md_step = 0
+    super().__init__(game, engine)
     self._cumulative_value = np.zeros(self._engine.num_nodes + 1)
     self._mean_field = self._engine.mean_field(self._engine.uniform_policy)
 
@@ -67,10 +60,11 @@ class MirrorDescent:
     return logit.softmax(self._cumulative_value[children],
                          self._engine.legal[rows], axis=1)
 
-  def _evaluate(self, learning_rate):
-    """V of the policy OpenSpiel's depth-first walk evaluates (see above)."""
+  def _evaluate(self, learning_rate, first):
+    """V of the policy OpenSpiel's depth-first walk evaluates (see above);
+    `first`: in the first iteration, the current policy's."""
     mean_field = self._mean_field
-    if self._md_step == 1:
+    if first:
       return self._engine.policy_value(mean_field)
     values = np.zeros(len(mean_field.rewards))
     rank = mean_field.structure.dfs_rank
@@ -88,41 +82,48 @@ class MirrorDescent:
 
   def iteration(self, learning_rate: float | None = None):
     """One mirror-descent step: evaluate, accumulate, project, propagate."""
-    self._md_step += 1
+    self._iteration += 1
     learning_rate = (self._lr if learning_rate is None else
                      parameters.check_real("learning_rate", learning_rate,
                                            0.0, low_open=True))
-    self._grow_cumulative_value()
-    values = self._evaluate(learning_rate)
-    reachable = self._mean_field.structure.reachable_nodes
-    self._cumulative_value[reachable] += learning_rate * values[reachable]
+    self._cumulative_value = self._accumulated(learning_rate,
+                                               first=self._iteration == 1)
     self._mean_field = self._engine.mean_field(self._projected_policy)
+
+  def _accumulated(self, learning_rate, first):
+    """y + lr * V at the reachable states (a new array), V the value of
+    the policy an iteration evaluates (`first`: the first iteration)."""
+    self._grow_cumulative_value()
+    values = self._evaluate(learning_rate, first)
+    reachable = self._mean_field.structure.reachable_nodes
+    cumulative = self._cumulative_value.copy()
+    cumulative[reachable] += learning_rate * values[reachable]
+    return cumulative
+
+  @property
+  def residual(self) -> float:
+    """max |pi'(a|s) - pi(a|s)| over the decision rows, pi' the policy the
+    next iteration (at `lr`) projects: the fixed-point residual of the
+    mirror-descent update pi'(a|s) ∝ exp(y(child(s, a)) + lr V(child(s,
+    a))) (Perolat et al., 2022, as OpenSpiel's MirrorDescent). Probability
+    units, in [0, 1]; 0 exactly where the evaluated values V of every
+    state's children are equal across its legal actions, a Nash equilibrium
+    of the mean-field game in which every action is played. The update's
+    size scales with lr, so at a small lr read it with `nash_conv`."""
+    rows = np.arange(self._engine.num_rows)
+    current = self._projected_policy(rows)
+    children = self._engine.children_by_action[rows]
+    following = logit.softmax(
+        self._accumulated(self._lr, first=self._iteration == 0)[children],
+        self._engine.legal[rows],
+        axis=1)
+    return float(np.max(np.abs(following - current), initial=0.0))
 
   def policy(self) -> mfg_engine.TablePolicy:
     """The current policy as an OpenSpiel policy (a snapshot)."""
     return self._engine.table_policy(self.profile())
 
-  # The name OpenSpiel's mean-field solvers use, so that the two mix.
-  get_policy = policy
-
   def profile(self) -> np.ndarray:
     """pi(a|s): array (num_rows, num_distinct_actions), 0 at illegal
     actions."""
     return self._mean_field.policy
-
-  @property
-  def distribution(self) -> tabular_distribution.TabularDistribution:
-    """The current policy's state distribution (OpenSpiel's type)."""
-    return self._engine.distribution(self._mean_field)
-
-  @property
-  def mean_field(self) -> mfg_engine.MeanField:
-    return self._mean_field
-
-  @property
-  def iteration_count(self) -> int:
-    return self._md_step
-
-  def nash_conv(self) -> float:
-    """NashConv of the current policy, equal to OpenSpiel's NashConv."""
-    return self._engine.nash_conv(self._mean_field)

@@ -33,8 +33,13 @@ pi_i(a|s, a_hat); `policy()` returns it as an OpenSpiel policy. All arrays are
 vectorised over states and joint actions. The class reads in Algorithm 1's
 order: its interface, then steps 1, 2 and 3; `SampledVPGSolver` overrides
 only what sampled play changes (what the agents observe, where the soft
-values come from, the variational model's soft Q).
+values come from, the variational model's soft Q). `BranchAnnealedVPG`
+anneals the temperature of the marginal form and, where its residual says
+the plain iteration failed, follows the principal branch of logit QRE
+(`homotopy`).
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -128,7 +133,7 @@ class VPGSolver:
         "reward_learning_rate", reward_learning_rate, 0.0, low_open=True)
     if seed is not None:
       parameters.check_integer("seed", seed, 0)
-    self.mgame = exploitability.markov_game(game)
+    self.mgame = core.markov_game(game)
     if self.mgame.stationary and opponent_model == "variational":
       raise ValueError(
           "opponent_model='variational' runs Prop. 5.9's soft recursion over "
@@ -154,23 +159,41 @@ class VPGSolver:
     # Agent i's rewards, own action first: (S, A_i, J_-i).
     self._own_rewards = [own_first(mgame.rewards[i], i, num_players)
                          for i in range(num_players)]
-    # Conditional (or marginal, width 1) log-policies.
-    self.log_policies = []
-    for i, mask in enumerate(mgame.legal_mask):
-      width = (int(np.prod([mgame.num_actions[j] for j in self._others[i]]))
-               if policy_form == "conditional" else 1)
-      with np.errstate(divide="ignore"):
-        log_start = np.where(mask, np.log(start[i]), -np.inf)
-      self.log_policies.append(np.repeat(log_start[:, :, None], width, 2))
-    # rho^i_j for j != i and the empirical action counts.
-    self.opponent_models = [{j: start[j].copy() for j in self._others[i]}
-                            for i in range(num_players)]
+    self._set_policies_and_models(start)
+    # The empirical action counts.
     self.action_counts = [np.zeros(mask.shape) for mask in mgame.legal_mask]
     self.observations = 0
     # Agent i's estimate of r^j (reward units), joint-action tensors.
     self.reward_estimates = [
         {j: np.zeros(mgame.rewards.shape[1:]) for j in self._others[i]}
         for i in range(num_players)]
+    self._refresh_joint_models()
+
+  def _set_policies_and_models(self, start):
+    """Conditional (or marginal, width 1) log-policies, every slice at
+    `start`, and rho^i_j = start[j] for j != i."""
+    mgame = self.mgame
+    self.log_policies = []
+    for i, mask in enumerate(mgame.legal_mask):
+      width = (int(np.prod([mgame.num_actions[j] for j in self._others[i]]))
+               if self.policy_form == "conditional" else 1)
+      with np.errstate(divide="ignore"):
+        log_start = np.where(mask, np.log(start[i]), -np.inf)
+      self.log_policies.append(np.repeat(log_start[:, :, None], width, 2))
+    self.opponent_models = [{j: start[j].copy() for j in self._others[i]}
+                            for i in range(self.num_players)]
+
+  def restart_at(self, profile):
+    """Warm start: every policy (each conditional slice) and every opponent
+    model restart at `profile` (per player an array (S, A_i) of the game's
+    `MarkovGame`), as `initial_profile` does; the iteration count, action
+    counts and reward estimates are kept.
+
+    Raises:
+      ValueError: `profile` is not a profile of the game.
+    """
+    self._set_policies_and_models(
+        profiles.validate_profile(self.mgame, profile))
     self._refresh_joint_models()
 
   # --------------------------------------------------------------------------
@@ -700,6 +723,254 @@ class SampledVPGSolver(VPGSolver):
       if chosen < end - start:
         next_states[position] = transitions.indices[start + chosen]
     return next_states
+
+
+# A stage of `BranchAnnealedVPG` ends once its step is below this fraction
+# of the first (20 halvings): the iteration is then unstable at any step it
+# can afford.
+_SMALLEST_STEP = 2.0**-20
+
+
+@dataclasses.dataclass
+class AnnealingStage:
+  """What one stage of `BranchAnnealedVPG` did."""
+  temperature: float
+  """alpha of the stage (payoff units)."""
+  iterations: int
+  """VPG iterations run at this temperature."""
+  step: float
+  """beta at the end of the stage (halved whenever the residual rose)."""
+  residual: float
+  """`VPGSolver.residual` of VPG's own iterate after those iterations."""
+  converged: bool
+  """Whether that residual is at most the stage's tolerance."""
+  branch_distance: float | None
+  """max |pi - branch point| of VPG's iterate (probabilities); None where
+  the stage has no branch point (below an unfinished trace)."""
+  restarted: bool
+  """Whether VPG was restarted at the branch point (it had not converged
+  to it)."""
+
+
+class BranchAnnealedVPG:
+  """VPG annealed to a small temperature, checked against the principal
+  branch of logit QRE and following it where it fails; never silent.
+
+  The marginal form with exact opponent models converges, at a fixed alpha
+  where its iteration is stable, to a logit QRE (`homotopy`'s eqs. 1-3s).
+  Lowering alpha on a fixed schedule fails two ways: the eq. 4 iteration at
+  step beta is unstable near interior equilibria at small alpha (it cycles
+  on rock-paper-scissors), and it may track a branch that ends at an
+  equilibrium it cannot hold. So:
+
+    0. With `initial_temperature`, VPG (`VPGSolver`, eq. 4 unchanged) first
+       anneals plainly, one iteration at each alpha_t = initial_temperature
+       x decay^t above `final_temperature`, then checks itself: it iterates
+       at `final_temperature` until its `residual` is at most `tolerance`
+       (done) or `stage_iterations` iterations are spent; only then is the
+       branch traced and followed as below, from VPG's iterate. Without
+       `initial_temperature` it follows the branch from the start.
+    1. Following the branch: the temperatures are those of the branch points
+       `homotopy.solve(game, temperature=final_temperature)` visits from
+       alpha = infinity, in the branch's order, at least x `decay` apart
+       (one stage per point). At each stage VPG iterates from where the
+       previous stage left it until its residual is at most
+       `stage_tolerance` (`tolerance` at the last stage), or
+       `stage_iterations` iterations are spent, or its step has shrunk below
+       2^-20 of `step`, halving the step whenever the residual rises (each
+       stage starts again at `step`).
+    2. The stage's branch point then checks the iterate (their distance is
+       recorded) and, unless VPG converged, VPG restarts at the branch
+       point (`VPGSolver.restart_at`). VPG may converge to another branch's
+       QRE (past a bifurcation, as on coordination games); it then goes on
+       from there, since what is sought is an equilibrium, and the branch
+       takes over again where VPG's own iteration fails.
+
+  Each stage after the plain annealing is recorded (`stages`). Where the
+  trace stops before `final_temperature` (its `message` says why), the
+  stages go on below its last point, alpha x `decay` each, checked by the
+  residual alone. At the last stage VPG stops iterating once converged;
+  `residual` and `converged` are always those of the current iterate at the
+  current temperature.
+
+  Args:
+    game: a pyspiel game (or game string, or `MarkovGame`) the core accepts.
+    final_temperature: alpha > 0 of the last stage (payoff units).
+    step: beta in (0, 1], VPG's first step.
+    initial_temperature: alpha > final_temperature of the plain annealing
+      (payoff units), or None to follow the branch from the start.
+    initial_profile: VPG's starting profile (uniform by default).
+    tolerance: > 0, the residual (probabilities) that counts as converged
+      at the last stage.
+    stage_tolerance: >= tolerance, the residual that ends an earlier stage
+      (it need only hand the next stage a point near the branch).
+    stage_iterations: >= 1, VPG's budget per stage.
+    decay: in (0, 1), the temperature factor of the plain annealing, the
+      smallest spacing of the branch's stages and the factor per stage
+      below an unfinished trace.
+
+  Raises:
+    ValueError: naming the parameter and its allowed values, before any
+      work.
+  """
+
+  def __init__(self, game, final_temperature, step=0.5, *,
+               initial_temperature=None, initial_profile=None, tolerance=1e-8,
+               stage_tolerance=1e-4, stage_iterations=100, decay=0.8):
+    self.final_temperature = logit.check_temperature(
+        final_temperature, name="final_temperature")
+    if initial_temperature is not None:
+      initial_temperature = logit.check_temperature(
+          initial_temperature, name="initial_temperature")
+      if initial_temperature <= self.final_temperature:
+        raise ValueError(f"initial_temperature must be > final_temperature "
+                         f"({self.final_temperature!r}); got "
+                         f"{initial_temperature!r}")
+    self._first_step = logit.check_step(step)
+    self.tolerance = parameters.check_real("tolerance", tolerance, 0.0,
+                                           low_open=True)
+    self.stage_tolerance = parameters.check_real(
+        "stage_tolerance", stage_tolerance, self.tolerance)
+    self.stage_iterations = parameters.check_integer(
+        "stage_iterations", stage_iterations, 1)
+    self.decay = parameters.check_real("decay", decay, 0.0, 1.0,
+                                       low_open=True, high_open=True)
+    self.trace = None
+    self.stages = []
+    self.solver = VPGSolver(
+        game, temperature=initial_temperature or self.final_temperature,
+        step=step, opponent_model="exact", policy_form="marginal",
+        initial_profile=initial_profile)
+    self.mgame = self.solver.mgame
+    # Plain annealing: the temperature of the next iteration, or None.
+    self._annealing = initial_temperature
+    self._points = [(self.final_temperature, None)]
+    self._stage = 0
+    self._stage_iterations = 0
+    if initial_temperature is None:
+      self._follow_branch()
+    else:
+      self._residual = None
+
+  def _follow_branch(self):
+    """Traces the branch and makes its points the stages, from stage 0."""
+    self.trace = homotopy.solve(self.mgame,
+                                temperature=self.final_temperature)
+    points = []
+    for point in self.trace.branch[:-1]:  # Stages at least x decay apart.
+      if np.isfinite(point.temperature) and (
+          not points or point.temperature <= self.decay * points[-1][0]):
+        points.append((point.temperature, point.profile))
+    points.append((self.trace.temperature, self.trace.profile))
+    alpha = self.trace.temperature
+    while alpha > self.final_temperature:  # Below an unfinished trace.
+      alpha = max(self.final_temperature, alpha * self.decay)
+      points.append((alpha, None))
+    self._points = points
+    self._stage = 0
+    self._stage_iterations = 0
+    self.solver.temperature = points[0][0]
+    self.solver.step = self._first_step
+    self._residual = self.solver.residual
+
+  @property
+  def iteration_count(self):
+    return self.solver.iteration_count
+
+  @property
+  def temperature(self):
+    """alpha of the current iteration (payoff units)."""
+    return self.solver.current_temperature()
+
+  @property
+  def residual(self):
+    """`VPGSolver.residual` of the current iterate at `temperature`."""
+    if self._annealing is not None:
+      return self.solver.residual
+    return self._residual
+
+  @property
+  def converged(self):
+    """At the last stage with `residual <= tolerance`."""
+    return (self._annealing is None and
+            self._stage == len(self._points) - 1 and
+            self._residual <= self.tolerance)
+
+  def iteration(self):
+    """One VPG iteration: of the plain annealing, or at the current stage
+    after closing the stages that are done; nothing once converged at the
+    last stage."""
+    if self._annealing is not None:
+      self.solver.iteration()
+      self._annealing *= self.decay
+      if self._annealing <= self.final_temperature:
+        self._annealing = None
+        self.solver.temperature = self.final_temperature
+        self._residual = self.solver.residual
+      else:
+        self.solver.temperature = self._annealing
+      return
+    while not self.converged and self._stage_done():
+      self._close_stage()
+    if self.converged:
+      return
+    previous = self._residual
+    self.solver.iteration()
+    self._stage_iterations += 1
+    self._residual = self.solver.residual
+    if self._residual > previous:
+      self.solver.step = 0.5 * self.solver.current_step()
+
+  def _stage_done(self):
+    """Converged or out of budget, with a stage to close: below an
+    unfinished trace the last stage has no branch point and VPG goes on."""
+    if (self.trace is not None and self._stage == len(self._points) - 1 and
+        self._points[-1][1] is None):
+      return False
+    return (self._residual <= self._stage_tolerance() or
+            self._stage_iterations >= self.stage_iterations or
+            self.solver.current_step() < self._first_step * _SMALLEST_STEP)
+
+  def _stage_tolerance(self):
+    return (self.tolerance if self._stage == len(self._points) - 1 else
+            self.stage_tolerance)
+
+  def _close_stage(self):
+    """Records the stage, restarts VPG at its branch point unless VPG
+    converged to it, and moves to the next stage (if any)."""
+    alpha, reference = self._points[self._stage]
+    converged = self._residual <= self._stage_tolerance()
+    distance = None
+    if reference is not None:
+      distance = max(float(np.max(np.abs(mine - theirs))) for mine, theirs
+                     in zip(self.solver.profile(), reference))
+    restarted = reference is not None and not converged
+    self.stages.append(AnnealingStage(
+        temperature=alpha, iterations=self._stage_iterations,
+        step=self.solver.current_step(), residual=self._residual,
+        converged=converged, branch_distance=distance, restarted=restarted))
+    if self.trace is None:  # The check after plain annealing failed.
+      self._follow_branch()
+      return
+    if restarted:
+      self.solver.restart_at(reference)
+    if self._stage < len(self._points) - 1:
+      self._stage += 1
+      self.solver.temperature = self._points[self._stage][0]
+      self.solver.step = self._first_step
+    self._stage_iterations = 0
+    self._residual = self.solver.residual
+
+  def profile(self):
+    """The played profile, per player an array (S, A_i)."""
+    return self.solver.profile()
+
+  def policy(self):
+    """The played profile as an OpenSpiel policy."""
+    return self.solver.policy()
+
+  def nash_conv(self):
+    return self.solver.nash_conv()
 
 
 def geometric_annealing(initial, final, decay):

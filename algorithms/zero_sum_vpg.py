@@ -21,6 +21,7 @@ objective; annealing alpha to 0 drives the exploitability to 0.
 
 import numpy as np
 
+from vsg_spiel import core
 from vsg_spiel import exploitability
 from vsg_spiel import logit
 from vsg_spiel import parameters
@@ -60,7 +61,7 @@ class ZeroSumVPGSolver:
     if not callable(step):
       logit.check_step(step)
     parameters.check_choice("opponent_prior", opponent_prior, OPPONENT_PRIORS)
-    self.mgame = mgame = exploitability.markov_game(game)
+    self.mgame = mgame = core.markov_game(game)
     if mgame.stationary:
       raise ValueError(
           f"{type(self).__name__} needs a finite-horizon game (it "
@@ -110,16 +111,48 @@ class ZeroSumVPGSolver:
     """Soft Q and closed-form opponent per agent, then the eq. 4 step."""
     alpha = self.current_temperature()
     step = self.current_step()
-    action_values = [self._soft_backward(i, alpha) for i in range(2)]
+    action_values = []
+    for i in range(2):
+      values, self.opponent_models[i] = self._soft_backward(i, alpha)
+      action_values.append(values)
     for i in range(2):
       self.log_policies[i] = logit.mirror_step(
           self.log_policies[i], action_values[i], self.mgame.legal_mask[i],
           step, axis=1)
     self._iteration += 1
 
+  # --------------------------------------------------------------------------
+  # Convergence: the fixed-point residual of the current policies.
+
+  tolerance = 1e-8
+  """`converged` holds when `residual` is at most this (probabilities)."""
+
+  @property
+  def residual(self):
+    """max |pi_i(a|s) - softmax_a(E_{b~rho*_i} Q^i(s, a, b))| over both
+    agents, states and legal actions, at the current temperature: how far
+    the policies are from the fixed point of the eq. 4 step (every beta),
+    Prop. 5.2's soft best response to the closed-form opponent rho* of
+    Section 5.4, computed from the current policies (the stored models are
+    left as they are). 0 exactly at that fixed point, the saddle point of
+    the regularised max-min objective; probability units, in [0, 1]."""
+    alpha = self.current_temperature()
+    residual = 0.0
+    for i in range(2):
+      action_values = self._soft_backward(i, alpha)[0]
+      response = logit.softmax(action_values, self.mgame.legal_mask[i],
+                               axis=1)
+      residual = max(residual, float(np.max(np.abs(
+          np.exp(self.log_policies[i]) - response))))
+    return residual
+
+  @property
+  def converged(self):
+    return self.residual <= self.tolerance
+
   def _soft_backward(self, i, alpha):
     """Agent i's backward pass: Q^i, the closed-form rho*, V^i. Returns
-    E_{b~rho*} Q^i(s, a, b) as (S, A_i) and stores rho*."""
+    E_{b~rho*} Q^i(s, a, b) as (S, A_i) and rho* (S, A_other)."""
     mgame = self.mgame
     other = 1 - i
     policy = np.exp(self.log_policies[i])
@@ -147,8 +180,7 @@ class ZeroSumVPGSolver:
       values[layer] = entropy[layer] - logit.log_sum_exp(
           logits, other_legal[layer], axis=1)
       action_values[layer] = np.einsum("sab,sb->sa", q_values, model[layer])
-    self.opponent_models[i] = model
-    return action_values
+    return action_values, model
 
   def profile(self):
     """The two policies as arrays (S, A_i) of the game's `MarkovGame`."""

@@ -108,7 +108,7 @@ def benchmark(name):
     ours_md.iteration()
   policy_difference = max_policy_difference(
       engine, ours_md.mean_field.structure.reachable_rows,
-      ours_md.get_policy(), theirs_md.get_policy())
+      ours_md.policy(), theirs_md.get_policy())
   ours_seconds, _ = timed_calls(ours_md.iteration, 10, THEIR_SECONDS / 4)
 
   bql = mf_bayesian_q.MFBayesianQLearning(game, engine=engine)

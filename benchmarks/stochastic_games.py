@@ -6,11 +6,17 @@ On `sgamesolver.SGame.random_game(states, players, actions, delta, seed)`
 instances (converted with `MarkovGame.from_arrays`, the conversion not
 timed), in one process, best of `--repeats`:
 
-  * policy values of a random profile: ours (`vsg_spiel.policy_values`, one
-    sparse solve) vs `SGame.get_values` (one dense solve per player);
-  * the equilibrium check of a random profile: our NashConv (exact best
-    responses by policy iteration) vs `SGame.check_equilibrium` (one-shot
-    deviation gains; it computes less than we do);
+  * policy values of a random profile, the same (S, N) array on both sides:
+    ours (`vsg_spiel.policy_values`: the profile validated, then one dense
+    solve of (I - gamma P_pi) V = r_pi for all players at once) vs
+    `SGame.get_values` (no validation, one dense solve per player);
+  * the equilibrium check of a random profile, not the same computation:
+    our NashConv (the profile validated, its values, then each player's
+    exact best-response values by policy iteration: one solve per round
+    for every player, usually 2 rounds, so 1 + 2 N solves of S x S in all)
+    vs `SGame.check_equilibrium` (its values, N solves, then one-shot
+    deviation gains: a one-step look-ahead, no best-response values); it
+    computes less than we do, so a ratio below 1 here is not like for like;
   * the Markov logit QRE at lambda = 2: ours
     (`vsg_spiel.algorithms.homotopy.solve(..., definition="markov_logit")`,
     when that module is present) vs `sgamesolver.homotopy.QRE`, on games

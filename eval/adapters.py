@@ -3,9 +3,11 @@ baselines behind the `registry.Algorithm` protocol.
 
 MARKOV family (compare_nash, the zero-sum section of run_equilibria):
 
-  vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model, the
-                 temperature annealed geometrically, from a seeded random
-                 profile;
+  vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model,
+                 the temperature annealed geometrically from a seeded random
+                 profile, then checked by its residual at the final
+                 temperature and, where it has not converged, following the
+                 principal branch of logit QRE (`vpg.BranchAnnealedVPG`);
   vpg            VPG in the paper's form (conditional policies, exact model)
                  at a fixed temperature;
   vpg_sampled    VPG from sampled play: decentralised soft Q-learning, the
@@ -90,21 +92,35 @@ class MarkovAdapter:
     return vsg_spiel.nash_conv(self._mgame, self.policy())
 
 
-class VPGAlgorithm(MarkovAdapter):
-  """A `vpg.VPGSolver` (or `solver`, e.g. `vpg.SampledVPGSolver`); a step is
-  one iteration."""
+class SolverAlgorithm(MarkovAdapter):
+  """One of vsg_spiel's solvers (`_solver`): a step is one iteration, and
+  `residual` and `converged` are the solver's (comparison records them)."""
 
-  def __init__(self, mgame, solver=vpg.VPGSolver, **solver_args):
-    self._mgame = mgame
-    # The solver enumerates its own tensors, so that its time includes them.
-    self._solver = solver(core.MarkovGame.from_openspiel(mgame.game),
-                          **solver_args)
+  _solver = None
 
   def step(self):
     self._solver.iteration()
 
   def profile(self):
     return self._solver.profile()
+
+  @property
+  def residual(self):
+    return self._solver.residual
+
+  @property
+  def converged(self):
+    return self._solver.converged
+
+
+class VPGAlgorithm(SolverAlgorithm):
+  """A `vpg.VPGSolver` (or `solver`, e.g. `vpg.SampledVPGSolver`)."""
+
+  def __init__(self, mgame, solver=vpg.VPGSolver, **solver_args):
+    self._mgame = mgame
+    # The solver enumerates its own tensors, so that its time includes them.
+    self._solver = solver(core.MarkovGame.from_openspiel(mgame.game),
+                          **solver_args)
 
 
 class CFRAlgorithm(MarkovAdapter):
@@ -231,10 +247,9 @@ class JointActionAgents(RLAgents):
       return agent.step(time_step, actions, is_evaluation=is_evaluation)
 
 
-class ZeroSumVPGAlgorithm(MarkovAdapter):
+class ZeroSumVPGAlgorithm(SolverAlgorithm):
   """`ZeroSumVPGSolver` with the temperature annealed geometrically (in
-  units of the stage-reward range) and the step proportional to it; a step
-  is one iteration."""
+  units of the stage-reward range) and the step proportional to it."""
 
   def __init__(self, mgame, settings, reward_scale):
     schedule = vpg.geometric_annealing(
@@ -246,12 +261,6 @@ class ZeroSumVPGAlgorithm(MarkovAdapter):
         vsg_spiel.MarkovGame.from_openspiel(mgame.game), temperature=schedule,
         step=lambda iteration: min(1.0, settings.vpg_step * schedule(
             iteration) / reward_scale))
-
-  def step(self):
-    self._solver.iteration()
-
-  def profile(self):
-    return self._solver.profile()
 
 
 class HomotopyAlgorithm(MarkovAdapter):
@@ -279,19 +288,24 @@ class HomotopyAlgorithm(MarkovAdapter):
     return self._result.profile
 
 
-def make_vpg_annealed(mgame, settings, reward_scale):
-  """From a seeded random start: annealing from the uniform profile tracks
-  the symmetric branch of soft equilibria, which in coordination games such
-  as matrix_bos ends at the unstable mixed equilibrium."""
-  return VPGAlgorithm(
-      mgame, step=settings.vpg_step, opponent_model="exact",
-      policy_form="marginal",
-      initial_profile=vsg_spiel.random_profile(
-          mgame, np.random.default_rng(settings.seed)),
-      temperature=vpg.geometric_annealing(
-          settings.vpg_initial_temperature * reward_scale,
-          settings.vpg_final_temperature * reward_scale,
-          settings.vpg_temperature_decay))
+class BranchAnnealedVPGAlgorithm(SolverAlgorithm):
+  """`vpg.BranchAnnealedVPG` from a seeded random profile: VPG annealed
+  geometrically (temperatures in units of the stage-reward range), checked
+  at the final temperature by its residual and, where it has not converged,
+  following the principal branch of logit QRE; a step is one VPG iteration
+  (none once converged at the final temperature)."""
+
+  def __init__(self, mgame, settings, reward_scale):
+    self._mgame = mgame
+    # The solver traces the branch on its own tensors, so that its time
+    # includes them.
+    self._solver = vpg.BranchAnnealedVPG(
+        core.MarkovGame.from_openspiel(mgame.game),
+        settings.vpg_final_temperature * reward_scale, settings.vpg_step,
+        initial_temperature=settings.vpg_initial_temperature * reward_scale,
+        initial_profile=vsg_spiel.random_profile(
+            mgame, np.random.default_rng(settings.seed)),
+        decay=settings.vpg_temperature_decay)
 
 
 def make_vpg(mgame, settings, reward_scale):
@@ -390,7 +404,7 @@ def zero_sum_unsupported(mgame):
 COMPARE_NASH, ZERO_SUM, RUN_MFG = "compare_nash", "zero_sum", "run_mfg"
 RUN_MAI = "run_mai"
 for _entry in (
-    Entry("vpg_annealed", MARKOV, make_vpg_annealed, baseline=False,
+    Entry("vpg_annealed", MARKOV, BranchAnnealedVPGAlgorithm, baseline=False,
           defaults=(COMPARE_NASH,)),
     Entry("vpg", MARKOV, make_vpg, baseline=False, defaults=(COMPARE_NASH,)),
     Entry("vpg_sampled", MARKOV, make_vpg_sampled, baseline=False,
@@ -448,6 +462,9 @@ class MFBQLAlgorithm(MeanFieldAlgorithm):
   def __init__(self, game, engine, settings):
     super().__init__(mf_bayesian_q.MFBayesianQLearning(
         game, temperature=settings.temperature, engine=engine), engine)
+
+  def policy(self):
+    return self._solver.policy()
 
   def nash_conv(self):
     return self._solver.nash_conv()

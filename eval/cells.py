@@ -31,6 +31,7 @@ import fcntl
 import hashlib
 import importlib
 import json
+import logging as std_logging
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ from vsg_spiel.eval import common
 
 BACKENDS = ("process", "ray")
 # Bump when a change to the code invalidates every stored cell.
-CELL_FORMAT = 2
+CELL_FORMAT = 3
 LOCK_FILE = ".lock"
 
 
@@ -162,9 +163,11 @@ class Outcome:
             for (section, key), reason in self.failed.items()}
 
 
-def run_cells(cells, store, workers=1, backend="process", ray_address=None):
+def run_cells(cells, store, workers=1, backend="process", ray_address=None,
+              verbosity=None):
   """Runs the `cells` the store lacks, each isolated, storing each as it
-  finishes; logs a running count and an estimate of the time left.
+  finishes; logs a running count and an estimate of the time left. Cells
+  log at `cell_verbosity(verbosity)`.
 
   Returns:
     An `Outcome`.
@@ -182,8 +185,8 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None):
   logging.info("%d cells: %d stored, %d to compute", len(cells),
                len(cells) - len(pending), len(pending))
   progress = _Progress(len(pending))
-  for cell, (result, error), seconds in _dispatch(pending, workers, backend,
-                                                  ray_address):
+  for cell, (result, error), seconds in _dispatch(
+      pending, workers, backend, ray_address, cell_verbosity(verbosity)):
     if error is None:
       store.save(cell, result, seconds)
       results[cell.section, cell.key] = result
@@ -212,15 +215,47 @@ class _Progress:
                    seconds, left)
 
 
-def _isolated_execute(function, config):
-  """((result, None) or (None, reason), seconds): a cell never raises."""
-  start = time.perf_counter()
+def cell_verbosity(verbosity=None):
+  """The absl verbosity cells log at: one level below `verbosity` (default:
+  this process's), so that at the default (INFO) the terminal shows the
+  progress lines and warnings but not the libraries' INFO lines (e.g.
+  TensorFlow's checkpoint messages); -v 1 shows them."""
+  if verbosity is None:
+    verbosity = logging.get_verbosity()
+  return verbosity - 1
+
+
+@contextlib.contextmanager
+def cell_logging(verbosity):
+  """Runs a cell at absl `verbosity`: below INFO, TensorFlow's Python
+  warnings and its C++ INFO and WARNING lines are off too (the "tensorflow"
+  logger at ERROR; TF_CPP_MIN_LOG_LEVEL=2 unless the environment sets it,
+  read when TensorFlow loads). The levels are restored after."""
+  tensorflow_logger = std_logging.getLogger("tensorflow")
+  previous = (logging.get_verbosity(), tensorflow_logger.level)
+  if verbosity < logging.INFO:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's Python warnings (e.g. tf.function retracing) too.
+    tensorflow_logger.setLevel(std_logging.ERROR)
+  logging.set_verbosity(verbosity)
   try:
-    outcome = (execute(function, config), None)
-  except Exception as error:  # pylint: disable=broad-except
-    logging.error("cell %s(%s) failed:\n%s", function, config,
-                  traceback.format_exc())
-    outcome = (None, f"{type(error).__name__}: {error}".strip())
+    yield
+  finally:
+    logging.set_verbosity(previous[0])
+    tensorflow_logger.setLevel(previous[1])
+
+
+def _isolated_execute(function, config, verbosity=logging.INFO):
+  """((result, None) or (None, reason), seconds): a cell never raises. It
+  logs at `verbosity` (`cell_logging`); its errors are always logged."""
+  start = time.perf_counter()
+  with cell_logging(verbosity):
+    try:
+      outcome = (execute(function, config), None)
+    except Exception as error:  # pylint: disable=broad-except
+      logging.error("cell %s(%s) failed:\n%s", function, config,
+                    traceback.format_exc())
+      outcome = (None, f"{type(error).__name__}: {error}".strip())
   return outcome, time.perf_counter() - start
 
 
@@ -245,21 +280,22 @@ def _exit_with_parent(parent):
   threading.Thread(target=watch, daemon=True).start()
 
 
-def _dispatch(cells, workers, backend, ray_address):
+def _dispatch(cells, workers, backend, ray_address, verbosity):
   """Yields (cell, (result, error), seconds) as cells finish."""
   if not cells:
     return
   if backend == "ray":
-    yield from _dispatch_ray(cells, ray_address)
+    yield from _dispatch_ray(cells, ray_address, verbosity)
   elif workers <= 1:
     for cell in cells:
-      yield (cell,) + _isolated_execute(cell.function, cell.config)
+      yield (cell,) + _isolated_execute(cell.function, cell.config,
+                                        verbosity)
   else:
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, initializer=_exit_with_parent,
         initargs=(os.getpid(),)) as pool:
-      futures = {pool.submit(_isolated_execute, cell.function, cell.config):
-                 cell for cell in cells}
+      futures = {pool.submit(_isolated_execute, cell.function, cell.config,
+                             verbosity): cell for cell in cells}
       try:
         for future in concurrent.futures.as_completed(futures):
           yield (futures[future],) + future.result()
@@ -268,13 +304,13 @@ def _dispatch(cells, workers, backend, ray_address):
         raise
 
 
-def _dispatch_ray(cells, ray_address):
+def _dispatch_ray(cells, ray_address, verbosity):
   import ray  # pylint: disable=g-import-not-at-top
   if not ray.is_initialized():
     ray.init(address=ray_address, log_to_driver=False,
              include_dashboard=False)
   remote = ray.remote(_isolated_execute)
-  pending = {remote.remote(cell.function, cell.config): cell
+  pending = {remote.remote(cell.function, cell.config, verbosity): cell
              for cell in cells}
   try:
     while pending:

@@ -59,6 +59,54 @@ def atomic_write_json(path, data):
   atomic_write_text(path, to_json(data) + "\n")
 
 
+# Interval estimates across seeds: percentile bootstrap of the mean.
+BOOTSTRAP_CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_METHOD = "percentile"
+
+
+def bootstrap_interval(values):
+  """The 95% percentile-bootstrap interval of the mean across seeds.
+
+  `scipy.stats.bootstrap` (9999 resamples, seeded, so a rerun gives the same
+  interval) along the first axis of `values` (seeds, ...). The percentile
+  method because BCa is undefined when every resample has the same mean;
+  with few seeds any bootstrap interval is narrow (with 2 seeds it is their
+  range) and under-covers, which the tables say.
+
+  Args:
+    values: array-like (seeds, ...) of finite numbers.
+
+  Returns:
+    {"low", "high": arrays (or floats) shaped like one seed's values, or None
+    when there is no interval; "note": None, "1 seed: no interval" or "all
+    seeds equal" (then low = high = that value)}.
+  """
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  values = np.asarray(values, dtype=np.float64)
+  scalar = values.ndim == 1
+  values = values.reshape(len(values), -1)
+  if len(values) < 2:
+    return {"low": None, "high": None, "note": "1 seed: no interval"}
+  if np.all(values == values[0]):
+    low = high = values[0]
+    note = "all seeds equal"
+  else:
+    # Columns where every seed agrees give a zero-width interval.
+    result = stats.bootstrap(
+        (values,), np.mean, axis=0, vectorized=True,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=BOOTSTRAP_CONFIDENCE, method=BOOTSTRAP_METHOD,
+        rng=np.random.default_rng(BOOTSTRAP_SEED))
+    low, high = (result.confidence_interval.low,
+                 result.confidence_interval.high)
+    note = None
+  if scalar:
+    return {"low": float(low[0]), "high": float(high[0]), "note": note}
+  return {"low": np.asarray(low), "high": np.asarray(high), "note": note}
+
+
 def save_figure(figure, path):
   """Saves a matplotlib figure atomically as PNG and closes it."""
   import io  # pylint: disable=g-import-not-at-top

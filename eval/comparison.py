@@ -79,14 +79,16 @@ class ComparisonSettings:
       "steps and as many in seconds.", at_least=1)
   vpg_step: float = setting(0.5, "VPG's eq. 4 step beta.", above=0, at_most=1)
   vpg_initial_temperature: float = setting(
-      1.0, "vpg_annealed's first temperature, in stage-reward ranges.",
+      1.0, "vpg_annealed's and zero_sum_vpg's first temperature, in "
+      "stage-reward ranges.",
       above=0)
   vpg_final_temperature: float = setting(
-      1e-5, "vpg_annealed's last temperature, in stage-reward ranges.",
+      1e-5, "vpg_annealed's and zero_sum_vpg's last temperature, in "
+      "stage-reward ranges.",
       above=0)
   vpg_temperature_decay: float = setting(
-      0.8, "vpg_annealed's temperature factor per iteration.", above=0,
-      at_most=1)
+      0.8, "vpg_annealed's and zero_sum_vpg's temperature factor per "
+      "iteration (< 1 for vpg_annealed).", above=0, at_most=1)
   vpg_temperature: float = setting(
       0.1, "Fixed temperature of vpg and vpg_sampled, in stage-reward ranges.",
       above=0)
@@ -200,9 +202,13 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
   Returns:
     A JSON-able dict: the checkpoints (iteration, seconds, nash_conv), the
     time and iterations to the threshold (None if not reached), the final
-    NashConv, why the run stopped and the seconds of construction (included
-    in every time); {"skipped": reason} if the algorithm cannot run on the
-    game. Raises what the algorithm raises (see `runner.isolated`).
+    NashConv, the solver's own `residual` and `converged` (None where the
+    algorithm has none), why the run stopped ("converged": NashConv <=
+    1e-6 x payoff range; "nash_conv_below_stop" instead where the solver's
+    residual says it has not converged; "time_budget"; "max_iterations")
+    and the seconds of construction (included in every time);
+    {"skipped": reason} if the algorithm cannot run on the game. Raises
+    what the algorithm raises (see `runner.isolated`).
   """
   payoff_range = reward_scale * mgame.horizon
   threshold = settings.threshold * payoff_range
@@ -221,8 +227,11 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
   reached = next((checkpoint for checkpoint in checkpoints
                   if checkpoint["nash_conv"] <= threshold), None)
   final = checkpoints[-1]["nash_conv"]
+  # A solver with a fixed-point residual (`converged`) has the last word.
+  solver_converged = getattr(algorithm, "converged", None)
   if final <= CONVERGED_FRACTION * payoff_range:
-    stopped = "converged"
+    stopped = ("nash_conv_below_stop" if solver_converged is False else
+               "converged")
   else:
     stopped = ("time_budget" if seconds >= settings.time_budget else
                "max_iterations")
@@ -230,6 +239,8 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
       "setup_seconds": setup_seconds, "iterations": iteration,
       "seconds": seconds, "stopped": stopped,
       "final_nash_conv": final,
+      "residual": getattr(algorithm, "residual", None),
+      "solver_converged": solver_converged,
       "time_to_threshold": None if reached is None else reached["seconds"],
       "iterations_to_threshold": (None if reached is None else
                                   reached["iteration"]),
@@ -485,7 +496,9 @@ def markdown_report(results, out_dir):
       "- VPG temperatures, in units of the stage-reward range: vpg_annealed "
       f"(marginal form) from {first['vpg_initial_temperature']:g} to "
       f"{first['vpg_final_temperature']:g} by x"
-      f"{first['vpg_temperature_decay']:g} per iteration; vpg (conditional "
+      f"{first['vpg_temperature_decay']:g} per iteration, then, where its "
+      "residual says it has not converged, along the principal branch of "
+      "logit QRE (eval/adapters.py); vpg (conditional "
       f"form) and vpg_sampled ({first['vpg_sampled_opponent_model']} "
       f"opponent model) at {first['vpg_temperature']:g}; step "
       f"{first['vpg_step']:g}.",

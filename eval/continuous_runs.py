@@ -539,10 +539,15 @@ def _interface(experiment):
 
 
 def _mean_std(values):
-  """Mean and standard deviation across seeds (the first axis)."""
+  """Mean, standard deviation and the 95% bootstrap interval of the mean
+  across seeds (the first axis; `common.bootstrap_interval`)."""
   values = np.asarray(values, dtype=np.float64)
+  interval = common.bootstrap_interval(values)
   return {"mean": values.mean(axis=0).tolist(),
-          "std": values.std(axis=0).tolist()}
+          "std": values.std(axis=0).tolist(),
+          "interval": {key: np.asarray(value).tolist()
+                       if value is not None and key != "note" else value
+                       for key, value in interval.items()}}
 
 
 def summarize(experiment, records):
@@ -570,8 +575,8 @@ def summarize(experiment, records):
 
 
 def plot_learning_curves(experiment, records, path):
-  """Figure 2a/2b: mean and standard deviation across seeds per episode of
-  the interface's learning curve."""
+  """Figure 2a/2b: the mean across seeds per episode of the interface's
+  learning curve, with its 95% bootstrap band (none with 1 seed)."""
   interface = _interface(experiment)
   plt = common.pyplot()
   figure, axes = plt.subplots(figsize=(6.4, 4.2))
@@ -581,10 +586,12 @@ def plot_learning_curves(experiment, records, path):
     values = np.stack([interface.curve(run["episode_returns"])
                        for run in runs])
     episodes = np.arange(1, values.shape[1] + 1)
-    mean, std = values.mean(axis=0), values.std(axis=0)
+    band = common.bootstrap_interval(values)
     title = registry.get(algorithm, CONTINUOUS).title
-    axes.plot(episodes, mean, label=f"{title} ({len(runs)} seeds)")
-    axes.fill_between(episodes, mean - std, mean + std, alpha=0.2)
+    axes.plot(episodes, values.mean(axis=0),
+              label=f"{title} ({len(runs)} seeds)")
+    if band["low"] is not None:
+      axes.fill_between(episodes, band["low"], band["high"], alpha=0.2)
   axes.set_xlabel("episode")
   axes.set_ylabel(interface.figure["ylabel"])
   axes.set_title(interface.figure["title"])
@@ -606,7 +613,11 @@ def markdown(experiment, summary):
   def cell(value, kind):
     if kind == "fraction":
       return f"{value:.0%}"
-    return f"{value['mean']:.3f} ± {value['std']:.3f}"
+    interval = value.get("interval", {})
+    if interval.get("low") is None:
+      return f"{value['mean']:.3f} (1 seed)"
+    return (f"{value['mean']:.3f} [{interval['low']:.3f}, "
+            f"{interval['high']:.3f}]")
 
   headers = (["algorithm", "seeds"] + [
       f"{header} (last {FINAL_EPISODES} episodes)"
@@ -617,8 +628,12 @@ def markdown(experiment, summary):
           + [cell(entry["train_seconds"], "spread")]
           for name, entry in summary.items()]
   return (f"# {interface.figure['caption']}\n\n{experiment.episodes} "
-          f"episodes x {interface.horizon} steps per run; spreads are "
-          f"standard deviations across seeds.\n\n"
+          f"episodes x {interface.horizon} steps per run; numbers are means "
+          "across seeds with their 95% bootstrap interval [low, high] "
+          f"({common.BOOTSTRAP_METHOD}, {common.BOOTSTRAP_RESAMPLES} "
+          "resamples, seeded; bands in the figure likewise). With few seeds "
+          "the interval under-covers (with 2 it is the seeds' range); with "
+          "1 seed there is none.\n\n"
           + common.markdown_table(headers, rows)
           + f"\n\n![learning curves]({interface.figure['file']})\n")
 

@@ -8,8 +8,13 @@ until its policies stop moving (or an iteration cap), and one row records:
     This is what the proof of Theorem 4.2 bounds;
   * the true deviation gains and NashConv of the played (marginal) policies,
     measured by OpenSpiel's `exploitability.nash_conv` on the turn-based
-    conversion wherever its tree is small enough (otherwise by our exact
-    core, equal to OpenSpiel's to 1e-9; the `measured_by` column says which);
+    conversion for the exact-model rows wherever its tree is small enough,
+    with the difference to our exact core (otherwise, and for the learned
+    models, by our core; the `measured_by` column says which);
+  * the row's certificate: the fixed-point residual of the played profile
+    (`VPGSolver.residual`, the soft logit-QRE equations) and whether it is
+    within the solver's tolerance ("converged"; a row that only stopped
+    moving is not called converged);
   * the bound epsilon = alpha * T * log max_i |A_i|, and which numbers exceed
     it (NashConv against N * epsilon). Failing rows are kept, with the
     profile reached;
@@ -72,7 +77,9 @@ def make_solver(game, temperature, policy_form, opponent_model, step):
 
 def run_to_convergence(solver, max_iterations, tolerance):
   """Iterates until no conditional policy entry moves by more than
-  `tolerance`; returns (iterations, converged)."""
+  `tolerance`; returns (iterations, stopped): whether it stopped before
+  the cap. Stopping is not convergence to the ELBO solution: the row's
+  certificate is the fixed-point residual (`epsilon_row`)."""
   previous = solver.conditional_policies()
   for iteration in range(1, max_iterations + 1):
     solver.iteration()
@@ -125,9 +132,10 @@ def epsilon_row(game_string, temperature, policy_form, opponent_model,
   solver = make_solver(game, temperature, policy_form, opponent_model,
                        settings["step"])
   start = time.perf_counter()
-  iterations, converged = run_to_convergence(
+  iterations, stopped = run_to_convergence(
       solver, settings["max_iterations"], settings["tolerance"])
   seconds = time.perf_counter() - start
+  residual = solver.residual
   epsilon = vsg_spiel.epsilon_bound(mgame, temperature)
   elbo_gaps = solver.elbo_gaps()
   gains, measured_by, difference = measure(game, mgame, solver,
@@ -136,7 +144,9 @@ def epsilon_row(game_string, temperature, policy_form, opponent_model,
   row = {
       "game": game_string, "temperature": temperature,
       "policy_form": policy_form, "opponent_model": opponent_model,
-      "iterations": iterations, "converged": converged, "seconds": seconds,
+      "iterations": iterations, "stopped": stopped, "seconds": seconds,
+      "residual": residual, "residual_tolerance": solver.tolerance,
+      "converged": bool(residual <= solver.tolerance),
       "epsilon": epsilon, "elbo_gaps": elbo_gaps, "max_elbo_gap":
       float(elbo_gaps.max()), "deviation_gains": gains,
       "max_deviation_gain": float(gains.max()), "nash_conv": nash_conv,
@@ -187,8 +197,32 @@ def potential_run(game_string, step, temperature, iterations):
   }
 
 
+def compact_table(rows):
+  """(headers, rows) of the table per game and alpha: the worst ELBO gap and
+  true gain over forms and opponent models, epsilon, and how many rows stay
+  within it and are certified fixed points."""
+  groups = {}
+  for row in rows:
+    groups.setdefault((row["game"], row["temperature"]), []).append(row)
+  headers = ["game", "alpha", "epsilon", "worst ELBO gap", "worst true gain",
+             "ELBO gap <= epsilon", "true gain <= epsilon",
+             "certified fixed points"]
+  table = []
+  for (game, alpha), group in groups.items():
+    count = len(group)
+    table.append([
+        f"`{game}`", alpha, group[0]["epsilon"],
+        max(row["max_elbo_gap"] for row in group),
+        max(row["max_deviation_gain"] for row in group),
+        f"{sum(not row['elbo_exceeds'] for row in group)}/{count}",
+        f"{sum(not row['gain_exceeds'] for row in group)}/{count}",
+        f"{sum(row['converged'] for row in group)}/{count}"])
+  return headers, table
+
+
 def markdown(rows, potential_runs):
-  headers = ["game", "alpha", "form", "opponent model", "iters", "epsilon",
+  headers = ["game", "alpha", "form", "opponent model", "iters",
+             "residual", "fixed point", "epsilon",
              "max ELBO gap", "max true gain", "NashConv", "measured by",
              "exceeds", "KL(rho||pi)", "Q error", "delta"]
   table = []
@@ -200,7 +234,8 @@ def markdown(rows, potential_runs):
     table.append([
         f"`{row['game']}`", row["temperature"], row["policy_form"],
         row["opponent_model"],
-        f"{row['iterations']}{'' if row['converged'] else ' (cap)'}",
+        f"{row['iterations']}{'' if row['stopped'] else ' (cap)'}",
+        f"{row['residual']:.1e}", "yes" if row["converged"] else "no",
         row["epsilon"], row["max_elbo_gap"], row["max_deviation_gain"],
         row["nash_conv"], row["measured_by"], ", ".join(exceeds) or "-",
         row.get("model_kl", "-"), row.get("q_error", "-"),
@@ -211,6 +246,19 @@ def markdown(rows, potential_runs):
            "ELBO gap: under q, where the agent sees the predicted opponent "
            "action (what the proof bounds); true gain: OpenSpiel's best "
            "response to the others' marginal policies.", "",
+           "Each row's certificate: iters is where no policy entry moved "
+           "by more than the tolerance any more ((cap): it never stopped); "
+           "residual is max |pi_i(a|s) - softmax(Q_i(s,.)/alpha)(a)| of the "
+           "played profile (the soft fixed-point equations, "
+           "`homotopy.fixed_point_residual`), and 'fixed point' says "
+           "whether it is within the solver's tolerance. Only the marginal "
+           "form with exact opponent models converges to that fixed point "
+           "(the logit QRE); the other forms and models stop elsewhere, so "
+           "their rows are not certified fixed points even when they "
+           "stopped moving.", "",
+           "## Per game and alpha: the worst row", "",
+           common.markdown_table(*compact_table(rows)), "",
+           "## Every row", "",
            common.markdown_table(headers, table), ""]
   failing = [row for row in rows if "profile" in row]
   if failing:
@@ -327,8 +375,11 @@ class EpsilonSettings:
   tolerance: float = setting(
       1e-10, "Converged when no policy entry moves more.", above=0)
   openspiel_max_nodes: int = setting(
-      50_000, "Measure with OpenSpiel's nash_conv when the turn-based tree "
-      "has at most this many decision nodes.", at_least=0)
+      50_000, "Measure the exact-model rows with OpenSpiel's nash_conv when "
+      "the turn-based tree has at most this many decision nodes; the other "
+      "rows by our core (equal to OpenSpiel's to 1e-9, as the exact rows' "
+      "difference column shows; OpenSpiel's tree walk on a Python game is "
+      "most of a row's time).", at_least=0)
   potential_game: str = setting(POTENTIAL_GAME,
                                 "Routing game for Theorem 5.8.",
                                 check=check_potential_game)
@@ -344,11 +395,15 @@ def cells(settings, section="epsilon"):
   run = {"step": settings.step, "max_iterations": settings.max_iterations,
          "tolerance": settings.tolerance,
          "openspiel_max_nodes": settings.openspiel_max_nodes}
+  def row_settings(model):
+    """OpenSpiel measures the exact-model rows only (see
+    `EpsilonSettings.openspiel_max_nodes`)."""
+    return run if model == "exact" else dict(run, openspiel_max_nodes=-1)
   rows = [cells_lib.Cell(section, ("row", game, alpha, form, model),
                          "vsg_spiel.eval.epsilon:epsilon_row",
                          dict(game_string=game, temperature=alpha,
                               policy_form=form, opponent_model=model,
-                              settings=run))
+                              settings=row_settings(model)))
           for game in settings.games for alpha in settings.temperatures
           for form in settings.policy_forms
           for model in settings.opponent_models]

@@ -1,7 +1,9 @@
 r"""The exploitability report: `python -m vsg_spiel.eval.report --out=DIR`.
 
 Runs the default suite and writes DIR/report.md, DIR/results.json and
-DIR/figures/*.png:
+DIR/figures/*.png. report.md opens with a summary: one line per claim of
+the paper with its verdict and number, computed from the results
+(eval/summary.py), each linking to its section:
 
   1. epsilon: Theorem 4.2 measured (ELBO gap, true gains and NashConv by
      OpenSpiel's tools versus the bound), Prop. 5.5 and Theorem 5.8;
@@ -10,7 +12,9 @@ DIR/figures/*.png:
   3. mai: Figure 2a/2b, MAI versus MADDPG, MASQL and independent DDPG;
   4. mfg: MF-BQL versus OpenSpiel's mean-field solvers;
   5. equilibria: correlated (public signal) and zero-sum results;
-  6. the environment and the wall time of each section.
+  6. distancing: Theorem 5.8 on the distancing game (Leonardos et al.),
+     annealed VPG versus independent NPG;
+  7. the environment and the wall time of each section.
 
 The work is split into cells (section, game, algorithm, seed) that run in
 worker processes (--workers) or on Ray (--backend=ray), are stored as they
@@ -30,6 +34,7 @@ import time
 import traceback
 
 from absl import app
+from absl import flags as absl_flags
 from absl import logging
 
 import vsg_spiel
@@ -38,6 +43,7 @@ from vsg_spiel.eval import common
 from vsg_spiel.eval import report_sections
 from vsg_spiel.eval import runner
 from vsg_spiel.eval import settings as settings_lib
+from vsg_spiel.eval import summary as summary_lib
 
 setting = settings_lib.setting
 SECTIONS = report_sections.SECTIONS
@@ -108,10 +114,24 @@ def validate(flags):
                        "'vsg_spiel[ray]'") from error
 
 
+def quiet_tensorflow(remaining):
+  """Parses absl's own flags (-v/--verbosity) among `remaining` and, when
+  cells log below INFO (the default: `cells.cell_verbosity`), turns off
+  TensorFlow's C++ INFO and WARNING lines (TF_CPP_MIN_LOG_LEVEL=2 unless the
+  environment sets it) before validation first imports TensorFlow; worker
+  processes inherit it."""
+  absl_flags.FLAGS(remaining, known_only=True)
+  verbosity = (absl_flags.FLAGS["verbosity"].value
+               if absl_flags.FLAGS["verbosity"].present else logging.INFO)
+  if cells_lib.cell_verbosity(verbosity) < logging.INFO:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def parse(argv):
   """Validated `ReportFlags` from a command line; app.UsageError naming the
   flag."""
   flags, remaining = settings_lib.parse(ReportFlags, argv)
+  quiet_tensorflow(remaining)
   try:
     validate(flags)
   except ValueError as error:
@@ -128,7 +148,7 @@ def environment(flags, section_seconds, wall_seconds):
       "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
       "workers": flags.workers, "backend": flags.backend,
       "suite": flags.suite,
-      "section_wall_seconds": section_seconds,
+      "section_seconds": section_seconds,
       "wall_seconds": round(wall_seconds, 1),
   }
 
@@ -145,13 +165,18 @@ def _cpu_name():
 
 
 def environment_markdown(info):
-  lines = ["## 6. Environment", ""]
+  lines = [f"## {len(SECTIONS) + 1}. Environment", ""]
   lines += [f"- {key}: {value}" for key, value in info.items()
-            if key != "section_wall_seconds"]
-  lines += ["", common.markdown_table(
-      ["section", "wall time (s) this run", "compute in cells (s)"],
-      [[name, round(seconds["wall"], 1), round(seconds["compute"], 1)]
-       for name, seconds in info["section_wall_seconds"].items()]), ""]
+            if key != "section_seconds"]
+  lines += ["", "Every section's cells run in one pool, longest first, so "
+            "sections overlap; per section, the compute its cells took "
+            "(summed over workers; stored cells reused from an earlier run "
+            "count with their stored time) and the time to summarise it.",
+            "", common.markdown_table(
+                ["section", "cells", "compute in cells (s)", "summary (s)"],
+                [[name, seconds["cells"], round(seconds["compute"], 1),
+                  round(seconds["summary"], 1)]
+                 for name, seconds in info["section_seconds"].items()]), ""]
   return "\n".join(lines)
 
 
@@ -166,17 +191,30 @@ def failures_markdown(failed):
                         for what, reason in failed.items()]) + "\n"
 
 
-def run_section(flags, name, store):
+# Sections in the order their cells are started: those whose cells take
+# longest first (measured on the default suite: Figure 2's runs 10-50 s
+# each, the distancing runs 20-100 s, Nash cells up to 50 s, mean-field
+# cells up to 6 s, the rest mostly below 5 s), so that no long cell starts
+# last and leaves the other workers idle.
+LONGEST_FIRST = ("distancing", "mai", "nash", "mfg", "equilibria", "epsilon")
+
+
+def schedule(work):
+  """The cells of every section ({name: [Cell]}) in one list, longest
+  sections first (`LONGEST_FIRST`), each section's cells in its order."""
+  return [cell for name in sorted(work, key=LONGEST_FIRST.index)
+          for cell in work[name]]
+
+
+def summarize_section(flags, name, settings, work, outcome, store):
   """(markdown, JSON data, {cell: reason} of failures, seconds) of one
-  section; a failure to summarise is itself recorded, never raised."""
+  section from the outcome of the cells; a failure to summarise is itself
+  recorded, never raised."""
   section = SECTIONS[name]
-  settings = section_settings(flags, name)
   start = time.perf_counter()
-  logging.info("section %s: %s", name, settings)
-  work = section.cells(settings)
-  outcome = cells_lib.run_cells(work, store, flags.workers, flags.backend,
-                                flags.ray_address)
-  failed = runner.outcome_failures(outcome)
+  failed = {what: reason
+            for what, reason in runner.outcome_failures(outcome).items()
+            if what.startswith(f"{name}/")}
   try:
     summary, data = section.summarize(outcome.section(name), settings,
                                       os.path.join(flags.out, "figures"))
@@ -185,8 +223,9 @@ def run_section(flags, name, store):
                   traceback.format_exc())
     failed[f"{name} summary"] = f"{type(error).__name__}: {error}"
     summary, data = "The section could not be summarised.", None
-  seconds = {"wall": time.perf_counter() - start,
-             "compute": sum(store.seconds(cell) for cell in work)}
+  seconds = {"cells": len(work),
+             "compute": sum(store.seconds(cell) for cell in work),
+             "summary": time.perf_counter() - start}
   return (summary + "\n" + failures_markdown(failed),
           {"settings": dataclasses.asdict(settings), "results": data,
            "failed": failed}, failed, seconds)
@@ -195,17 +234,27 @@ def run_section(flags, name, store):
 def main(flags):
   start = time.perf_counter()
   store = cells_lib.CellStore(flags.out)
-  parts, results, seconds, failures = (
-      ["# vsg_spiel exploitability report", ""], {}, {}, {})
+  settings = {name: section_settings(flags, name) for name in flags.sections}
+  work = {name: SECTIONS[name].cells(settings[name])
+          for name in flags.sections}
+  for name in flags.sections:
+    logging.info("section %s: %d cells, %s", name, len(work[name]),
+                 settings[name])
+  outcome = cells_lib.run_cells(schedule(work), store, flags.workers,
+                                flags.backend, flags.ray_address)
+  parts, results, seconds, failures = [], {}, {}, {}
   for name in flags.sections:
     number = list(SECTIONS).index(name) + 1
-    summary, results[name], failed, seconds[name] = run_section(
-        flags, name, store)
+    markdown, results[name], failed, seconds[name] = summarize_section(
+        flags, name, settings[name], work[name], outcome, store)
     failures.update(failed)
-    parts += [f"## {number}. {SECTIONS[name].title}", "", summary, ""]
+    parts += [f'<a id="{summary_lib.anchor(name)}"></a>', "",
+              f"## {number}. {SECTIONS[name].title}", "", markdown, ""]
   info = environment(flags, seconds, time.perf_counter() - start)
   parts.append(environment_markdown(info))
   results["environment"] = info
+  parts = ["# vsg_spiel exploitability report", "",
+           summary_lib.markdown(results, list(SECTIONS)), ""] + parts
   common.atomic_write_json(os.path.join(flags.out, "results.json"), results)
   common.atomic_write_text(os.path.join(flags.out, "report.md"),
                            "\n".join(parts))

@@ -20,6 +20,7 @@ from vsg_spiel.eval import common
 from vsg_spiel.eval import comparison
 from vsg_spiel.eval import epsilon
 from vsg_spiel.eval import registry
+from vsg_spiel.eval import run_distancing
 from vsg_spiel.eval import run_equilibria
 from vsg_spiel.eval import run_mfg
 from vsg_spiel.eval import settings as settings_lib
@@ -137,7 +138,10 @@ def _speedups_over_seeds(results):
   return "; ".join(lines) + "."
 
 
-_NASH_DEFAULT = NashSectionSettings(time_budget=3.0,
+# Every time to threshold of the default run is below 1.3 s (vpg_sampled on
+# matrix_rps; the others below 0.8 s): 2 s per algorithm leaves every
+# speed-up as it was and cuts the budget-bound runs (was 3 s).
+_NASH_DEFAULT = NashSectionSettings(time_budget=2.0,
                                     openspiel_check_max_histories=20_000)
 NASH = Section(
     title="Nash: NashConv against iterations and wall time, VPG versus "
@@ -204,8 +208,13 @@ class MaiSectionSettings:
       None, "The runs write TensorFlow summaries here (none when unset).")
   # Per game, the `continuous_runs.Experiment` fields that differ from its
   # defaults.
+  # 125 episodes on the differential game (was 200): in the 10-seed runs of
+  # 200 episodes MAI's curve reaches the global optimum by episode ~110 in
+  # every seed and the baselines' curves are flat after ~100; training does
+  # not depend on the episode count, so these are those runs' first 125
+  # episodes. The full suite keeps 200.
   experiments: dict = dataclasses.field(default_factory=lambda: {
-      "differential": dict(episodes=200, steps=25),
+      "differential": dict(episodes=125, steps=25),
       "routing": dict(episodes=50, steps=25)})
 
 
@@ -338,7 +347,9 @@ def _equilibria_summary(results, settings, figures):
   return markdown, {"correlated": games, "zero_sum": zero_sum}
 
 
-_EQUILIBRIA_DEFAULT = run_equilibria.EquilibriaSettings(time_budget=5.0)
+# The zero-sum times to threshold of the default run are below 0.8 s: 2.5 s
+# per algorithm keeps them (was 5 s).
+_EQUILIBRIA_DEFAULT = run_equilibria.EquilibriaSettings(time_budget=2.5)
 EQUILIBRIA = Section(
     title="Correlated and zero-sum equilibria",
     suites={
@@ -358,10 +369,38 @@ EQUILIBRIA = Section(
     cells=run_equilibria.cells, summarize=_equilibria_summary)
 
 
+# ----------------------------------------------------------------------------
+# 6. The distancing game: Theorem 5.8 on a published benchmark.
+
+def _distancing_summary(results, settings, figures):
+  records = [results[cell.key] for cell in run_distancing.cells(settings)
+             if cell.key in results]
+  if records:
+    run_distancing.plot(records, os.path.join(figures, "distancing.png"))
+  markdown = demote(run_distancing.markdown(settings, records)) + (
+      "\n![The distancing game](figures/distancing.png)\n")
+  return markdown, {"runs": records,
+                    "target_nash_conv": settings.target_nash_conv}
+
+
+_DISTANCING_DEFAULT = run_distancing.DistancingSettings(stop_at_target=True)
+DISTANCING = Section(
+    title="The distancing game: Theorem 5.8 on a published Markov potential "
+    "game",
+    suites={
+        "default": _DISTANCING_DEFAULT,
+        "quick": replace(_DISTANCING_DEFAULT, iterations=10),
+        "full": replace(_DISTANCING_DEFAULT, stop_at_target=False),
+    },
+    overrides={"iterations": "iterations"},
+    cells=run_distancing.cells, summarize=_distancing_summary)
+
+
 SECTIONS = {
     "epsilon": EPSILON,
     "nash": NASH,
     "mai": MAI,
     "mfg": MFG,
     "equilibria": EQUILIBRIA,
+    "distancing": DISTANCING,
 }

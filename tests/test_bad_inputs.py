@@ -16,6 +16,7 @@ import pytest
 from vsg_spiel.eval import compare_nash
 from vsg_spiel.eval import epsilon
 from vsg_spiel.eval import report
+from vsg_spiel.eval import run_distancing
 from vsg_spiel.eval import run_equilibria
 from vsg_spiel.eval import run_mfg
 from vsg_spiel.eval import settings as settings_lib
@@ -31,6 +32,7 @@ PARSERS = {
         run_equilibria.EquilibriaFlags, argv),
     "run_mfg": lambda argv: settings_lib.parse(run_mfg.RunMfgFlags, argv),
     "report": report.parse,
+    "run_distancing": run_distancing.parse,
 }
 
 # (binary, flags, what the message must contain besides the flag's name).
@@ -126,10 +128,18 @@ ROWS = [
     ("report", ["--seeds=abc"], "integer"),
     ("report", ["--iterations=0"], ">= 1"),
     ("report", ["--workers=0"], ">= 1"),
+    # run_distancing
+    ("run_distancing", ["--decay=0"], "> 0"),
+    ("run_distancing", ["--decay=1.5"], "<= 1"),
+    ("run_distancing", ["--npg_learning_rate=-1"], "> 0"),
+    ("run_distancing", ["--start_seed=-1"], ">= 0"),
+    ("run_distancing", ["--target_nash_conv=nan"], "finite"),
     ("report", ["--backend=spark"], "process, ray"),
     ("report", ["--seeds=2"], "do not take it"),
     ("report", ["--sections=nash", "--iterations=5"], "do not take it"),
-    ("report", ["--games=kuhn_poker"], "imperfect information"),
+    ("report", ["--sections=epsilon", "--games=kuhn_poker"],
+     "imperfect information"),
+    ("report", ["--games=matrix_rps"], "do not take it"),
     ("report", ["--sections=mai", "--games=matrix_rps"], "mai section"),
     ("report", ["--sections=nash", "--games=tic_tac_toe"],
      "simultaneous-move"),

@@ -147,7 +147,7 @@ def test_iterates_have_openspiel_nash_conv(name):
   for iteration in range(4):
     solver.iteration()
     if iteration in (0, 3):
-      theirs = nash_conv.NashConv(game, solver.get_policy()).nash_conv()
+      theirs = nash_conv.NashConv(game, solver.policy()).nash_conv()
       assert solver.nash_conv() == pytest.approx(theirs, abs=1e-8)
   assert solver.iteration_count == 4
 
@@ -156,7 +156,7 @@ def test_distribution_is_the_policy_distribution():
   game = pyspiel.load_game("python_mfg_predator_prey(horizon=3)")
   solver = mf_bayesian_q.MFBayesianQLearning(game)
   solver.iteration()
-  theirs = distribution.DistributionPolicy(game, solver.get_policy())
+  theirs = distribution.DistributionPolicy(game, solver.policy())
   ours = solver.distribution
   for key, value in theirs.distribution.items():
     assert ours.value_str(key) == pytest.approx(value, abs=1e-12)
@@ -177,11 +177,11 @@ def test_prior_is_the_previous_iterate():
   engine = mfg_engine.MeanFieldEngine(game)
   solver = mf_bayesian_q.MFBayesianQLearning(game, engine=engine)
   solver.iteration()
-  first = solver.get_policy().table
+  first = solver.policy().table
   solver.iteration()
   log_posterior, _ = mf_bayesian_q.soft_backward(
       engine, engine.mean_field(lambda rows: first[rows]), np.log(first), 1.0)
-  np.testing.assert_allclose(solver.get_policy().table, np.exp(log_posterior),
+  np.testing.assert_allclose(solver.policy().table, np.exp(log_posterior),
                              atol=1e-12)
 
 
@@ -195,22 +195,22 @@ def test_initial_prior_is_a_parameter():
   prior = engine.table_policy(prior_table)
   solver = mf_bayesian_q.MFBayesianQLearning(game, initial_prior=prior,
                                              engine=engine)
-  np.testing.assert_allclose(solver.get_policy().table, prior_table)
+  np.testing.assert_allclose(solver.policy().table, prior_table)
   # A very high temperature keeps the posterior at the prior.
   hot = mf_bayesian_q.MFBayesianQLearning(game, temperature=1e9,
                                           initial_prior=prior, engine=engine)
   hot.iteration()
-  np.testing.assert_allclose(hot.get_policy().table, prior_table, atol=1e-6)
+  np.testing.assert_allclose(hot.policy().table, prior_table, atol=1e-6)
   default = mf_bayesian_q.MFBayesianQLearning(game, engine=engine)
-  np.testing.assert_allclose(default.get_policy().table,
+  np.testing.assert_allclose(default.policy().table,
                              engine.uniform_policy(np.arange(engine.num_rows)))
 
 
-def test_get_policy_is_an_openspiel_policy():
+def test_policy_is_an_openspiel_policy():
   game = pyspiel.load_game("python_mfg_crowd_modelling(size=5,horizon=4)")
   solver = mf_bayesian_q.MFBayesianQLearning(game)
   solver.iteration()
-  policy = solver.get_policy()
+  policy = solver.policy()
   assert isinstance(policy, policy_lib.Policy)
   state = game.new_initial_states()[0].child(2)
   assert sum(policy.action_probabilities(state).values()) == pytest.approx(1.0)

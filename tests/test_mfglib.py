@@ -179,7 +179,7 @@ def test_mf_bql_iterates_equal_prior_descent_with_soft_q(name, monkeypatch):
                                rtol=0, atol=1e-6)
   monkeypatch.undo()
   assert engine.nash_conv(solver.mean_field) == pytest.approx(
-      exploitability_score(env, solver.get_policy()), abs=1e-6)
+      exploitability_score(env, solver.policy()), abs=1e-6)
 
 
 def test_mf_bql_and_prior_descent_agree_when_last_rewards_ignore_actions():

@@ -79,6 +79,38 @@ def test_process_pool_gives_the_same_results(tmp_path):
   assert inline.results == pooled.results
 
 
+def logging_state():
+  """A cell function: how the cell's process logs."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  import logging as std_logging  # pylint: disable=g-import-not-at-top
+  return {"verbosity": logging.get_verbosity(),
+          "tf_cpp_min_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
+          "tensorflow_logger": std_logging.getLogger("tensorflow").level}
+
+
+def test_cells_log_one_level_below_the_main_process(tmp_path, monkeypatch):
+  """At the default INFO the cells log warnings only, with TensorFlow's
+  Python and C++ INFO lines off, in this process and in workers; -v 1 (DEBUG)
+  gives the cells INFO and leaves TensorFlow alone."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+  cell = cells_lib.Cell("test", ("state",), f"{__name__}:logging_state", {})
+  key = ("test", ("state",))
+  before = logging.get_verbosity()
+  detail = cells_lib.run_cells([cell], cells_lib.CellStore(
+      str(tmp_path / "detail")), verbosity=logging.DEBUG)
+  assert detail.results[key]["verbosity"] == logging.INFO
+  assert detail.results[key]["tf_cpp_min_log_level"] is None
+  for workers in (2, 1):
+    quiet = cells_lib.run_cells([cell], cells_lib.CellStore(
+        str(tmp_path / f"quiet{workers}")), workers=workers,
+                                verbosity=logging.INFO)
+    assert quiet.results[key] == {"verbosity": logging.WARNING,
+                                  "tf_cpp_min_log_level": "2",
+                                  "tensorflow_logger": 40}, workers
+  assert logging.get_verbosity() == before  # restored after the cell
+
+
 def report(out, *flags, wait=True):
   command = [sys.executable, "-m", "vsg_spiel.eval.report", f"--out={out}",
              *flags]
@@ -158,23 +190,31 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
   result = report(tmp_path, *QUICK)
   assert result.returncode == 0, result.stderr[-2000:]
   text = (tmp_path / "report.md").read_text()
-  for heading in ("## 1.", "## 5.", "## 6. Environment"):
+  for heading in ("## Summary", "## 1.", "## 6.", "## 7. Environment"):
     assert heading in text
+  assert text.index("## Summary") < text.index("## 1.")
+  assert '<a id="section-epsilon"></a>' in text
+  assert "[Theorem 4.2: ELBO gap <= epsilon](#section-epsilon) | **" in text
+  # The terminal: progress lines, none of TensorFlow's checkpoint lines.
+  assert "done in" in result.stderr and "s left" in result.stderr
+  assert "Sharding callback duration" not in result.stderr
   data = json.loads((tmp_path / "results.json").read_text())
   assert data["environment"]["suite"] == "quick"
-  for figure in ("epsilon.png", "potential.png", "correlated.png"):
+  for figure in ("epsilon.png", "potential.png", "correlated.png",
+                 "distancing.png"):
     assert (tmp_path / "figures" / figure).stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--sections=epsilon,bogus", "--sections: 'bogus' is not allowed"),
-    ("--seeds=0", "--seeds: 0 is not allowed"),
-    ("--games=kuhn_poker", "imperfect information"),
-    ("--backend=spark", "spark"),
-    ("--iterations=0", "--iterations: 0 is not allowed"),
+@pytest.mark.parametrize("flags, message", [
+    (["--sections=epsilon,bogus"], "--sections: 'bogus' is not allowed"),
+    (["--seeds=0"], "--seeds: 0 is not allowed"),
+    (["--sections=epsilon", "--games=kuhn_poker"], "imperfect information"),
+    (["--games=matrix_rps"], "the sections ['distancing'] do not take it"),
+    (["--backend=spark"], "spark"),
+    (["--iterations=0"], "--iterations: 0 is not allowed"),
 ])
-def test_bad_flags_fail_before_any_work(tmp_path, flag, message):
-  result = report(tmp_path, flag)
+def test_bad_flags_fail_before_any_work(tmp_path, flags, message):
+  result = report(tmp_path, *flags)
   assert result.returncode != 0
   assert message in result.stderr
   assert not (tmp_path / "cells").exists()
@@ -353,3 +393,16 @@ def test_failing_algorithm_is_reported_and_the_run_exits_non_zero(tmp_path):
   (game,) = nash["results"]["games"]
   assert "failed" in game["algorithms"]["cfr"]
   assert game["algorithms"]["vpg"]["iterations"] >= 1
+
+
+def test_cells_of_every_section_start_longest_sections_first():
+  from vsg_spiel.eval import report as report_lib  # pylint: disable=g-import-not-at-top
+  assert set(report_lib.LONGEST_FIRST) == set(report_lib.SECTIONS)
+  def cell(section, index):
+    return cells_lib.Cell(section, (index,), f"{__name__}:counted_square",
+                          {})
+  work = {"epsilon": [cell("epsilon", 0)],
+          "mai": [cell("mai", 0), cell("mai", 1)],
+          "distancing": [cell("distancing", 0)]}
+  assert [(c.section, c.key) for c in report_lib.schedule(work)] == [
+      ("distancing", (0,)), ("mai", (0,)), ("mai", (1,)), ("epsilon", (0,))]

@@ -230,3 +230,118 @@ def test_bad_annealed_temperature_raises_when_reached():
   solver.iteration()
   with pytest.raises(ValueError, match="temperature"):
     solver.iteration()
+
+
+def test_restart_at_is_a_fresh_start_at_the_profile():
+  game = pyspiel.load_game("matrix_shapleys_game")
+  mgame = vsg_spiel.markov_game(game)
+  start = vsg_spiel.random_profile(mgame, np.random.default_rng(1))
+  for policy_form in vpg.POLICY_FORMS:
+    restarted = vpg.VPGSolver(mgame, temperature=0.5, step=0.3,
+                              policy_form=policy_form)
+    for _ in range(3):
+      restarted.iteration()
+    restarted.restart_at(start)
+    fresh = vpg.VPGSolver(mgame, temperature=0.5, step=0.3,
+                          policy_form=policy_form, initial_profile=start)
+    for _ in range(2):
+      restarted.iteration()
+      fresh.iteration()
+    for a, b in zip(restarted.log_policies, fresh.log_policies):
+      np.testing.assert_array_equal(a, b)
+
+
+def payoff_range(mgame):
+  rewards = mgame.rewards
+  return float(rewards.max() - rewards.min()) * mgame.horizon
+
+
+def anneal_to_convergence(game_string, initial_temperature):
+  """BranchAnnealedVPG from 1 (x the payoff range, or along the branch from
+  the start if None) to 1e-5, run until converged (at most 1000 calls)."""
+  mgame = vsg_spiel.markov_game(game_string)
+  scale = payoff_range(mgame)
+  solver = vpg.BranchAnnealedVPG(
+      mgame, 1e-5 * scale, 0.5,
+      initial_temperature=(None if initial_temperature is None else
+                           initial_temperature * scale),
+      initial_profile=vsg_spiel.random_profile(mgame,
+                                               np.random.default_rng(0)))
+  for _ in range(1000):
+    if solver.converged:
+      break
+    solver.iteration()
+  return solver, scale
+
+
+@pytest.mark.parametrize("initial_temperature", [None, 1.0])
+@pytest.mark.parametrize("game_string", [
+    "matrix_rps", "matrix_bos", "matrix_sh", "matrix_shapleys_game"])
+def test_branch_annealed_vpg_reaches_nash(game_string, initial_temperature):
+  # Plain geometric annealing alone ends at NashConv 2 (the maximum) on
+  # matrix_rps and 1 on matrix_shapleys_game (issue 13).
+  solver, scale = anneal_to_convergence(game_string, initial_temperature)
+  assert solver.converged
+  assert solver.temperature == pytest.approx(1e-5 * scale)
+  assert solver.residual <= solver.tolerance
+  assert solver.residual == solver.solver.residual
+  assert solver.nash_conv() <= 1e-3 * scale
+  for stage in solver.stages:  # A restart only where VPG had not converged.
+    assert stage.restarted == (not stage.converged and
+                               stage.branch_distance is not None)
+  count = solver.iteration_count
+  solver.iteration()  # Converged at the last stage: nothing to do.
+  assert solver.iteration_count == count
+
+
+@pytest.mark.parametrize("game_string, follows_branch", [
+    ("matrix_rps", True), ("matrix_bos", False)])
+def test_plain_annealing_checks_itself_and_falls_back_on_the_branch(
+    game_string, follows_branch):
+  solver, scale = anneal_to_convergence(game_string, 1.0)
+  # Plain annealing (0.8 per iteration from 1 to 1e-5 x range: 52
+  # iterations) holds BoS's pure equilibrium; on RPS it cycles, the check at
+  # the final temperature says so, and the branch takes over.
+  assert (solver.trace is not None) == follows_branch
+  if follows_branch:
+    check = solver.stages[0]
+    assert check.temperature == 1e-5 * scale and check.branch_distance is None
+    assert not check.converged and check.residual > solver.tolerance
+    assert check.iterations == solver.stage_iterations
+  else:
+    assert solver.iteration_count == 52 and not solver.stages
+
+
+def test_branch_annealed_vpg_says_when_it_has_not_converged():
+  solver = vpg.BranchAnnealedVPG("matrix_rps", 1e-5, 0.5,
+                                 initial_profile=[np.array([[0.8, 0.1, 0.1]]),
+                                                  np.array([[0.1, 0.1, 0.8]])])
+  for _ in range(3):
+    solver.iteration()
+  assert not solver.converged and solver.residual > solver.stage_tolerance
+  assert solver.residual == solver.solver.residual
+  # Two VPG iterations per stage cannot hold RPS's branch at small alpha:
+  # the stages say so and restart VPG at the branch point.
+  short = vpg.BranchAnnealedVPG("matrix_rps", 1e-5, 1.0, stage_iterations=2,
+                                initial_profile=[np.array([[0.8, 0.1, 0.1]]),
+                                                 np.array([[0.1, 0.1, 0.8]])])
+  for _ in range(100):
+    short.iteration()
+  assert short.converged
+  assert any(stage.restarted and not stage.converged and
+             stage.residual > short.stage_tolerance for stage in short.stages)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"final_temperature": 0.0}, "final_temperature"),
+    ({"initial_temperature": 1e-4}, "initial_temperature"),
+    ({"step": 0.0}, "step"),
+    ({"tolerance": 0.0}, "tolerance"),
+    ({"stage_tolerance": 1e-9}, "stage_tolerance"),
+    ({"stage_iterations": 0}, "stage_iterations"),
+    ({"decay": 1.0}, "decay"),
+])
+def test_bad_branch_annealed_arguments_raise(kwargs, message):
+  arguments = {"final_temperature": 1e-3, **kwargs}
+  with pytest.raises(ValueError, match=message):
+    vpg.BranchAnnealedVPG("matrix_rps", **arguments)

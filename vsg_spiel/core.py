@@ -76,6 +76,9 @@ _BYTES_PER_ENTRY = 160
 PROBABILITY_TOLERANCE = 1e-9
 # MarkovGame.transition_tensor: dense P up to this many entries (32 MiB).
 DENSE_TRANSITION_ENTRIES = 2**22
+# MarkovGame.value_tensor: built up to this many transition entries (2 MiB),
+# where the evaluation is dominated by per-call overhead.
+SMALL_VALUE_TENSOR_ENTRIES = 2**18
 _MARKOV_TOLERANCE = 1e-12
 _HISTORIES_CHECKED = 4
 
@@ -105,6 +108,7 @@ class MarkovGame:
     self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
     self.stationary = bool(stationary)
     self._transition_tensor = None  # dense P, built on demand
+    self._value_tensor = None  # [P | rewards], built on demand
     if self.stationary:
       self.discount = _check_stationary_discount(discount)
       if len(self.layers) != 1:
@@ -342,6 +346,22 @@ class MarkovGame:
       self._transition_tensor = self.transitions.toarray().reshape(
           (self.num_states,) + self.num_actions + (self.num_states,))
     return self._transition_tensor
+
+
+  def value_tensor(self):
+    """[P | rewards]: the dense transition tensor with every player's reward
+    appended along the last axis, (S, A_1, ..., A_N, S + N), built once,
+    so that one contraction with the players' policies gives both the
+    induced transitions and the expected rewards; None unless
+    `transition_tensor` is dense and has at most
+    `SMALL_VALUE_TENSOR_ENTRIES` entries."""
+    if self._value_tensor is None:
+      tensor = self.transition_tensor()
+      if tensor is None or tensor.size > SMALL_VALUE_TENSOR_ENTRIES:
+        return None
+      self._value_tensor = np.concatenate(
+          [tensor, np.moveaxis(self.rewards, 0, -1)], axis=-1)
+    return self._value_tensor
 
 
 def _check_stationary_discount(discount):

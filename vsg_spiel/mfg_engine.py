@@ -870,3 +870,50 @@ class TablePolicy(policy_lib.Policy):
       return self._fallback.action_probabilities(state)
     probabilities = self._table[row].tolist()
     return {action: probabilities[action] for action in state.legal_actions()}
+
+
+class EngineSolver:
+  """What the engine's mean-field solvers share: `_engine` (a
+  `MeanFieldEngine`), `_mean_field` (the current policy's flow) and
+  `_iteration` (iterations done), and a `residual` of their own."""
+
+  _mean_field: MeanField
+  _iteration: int = 0
+
+  def __init__(self, game, engine: MeanFieldEngine | None):
+    """Uses `engine` (a `MeanFieldEngine` of `game`), or builds one.
+
+    Raises:
+      ValueError: engine is not a MeanFieldEngine or was built for another
+        game, or game is not a mean-field game.
+    """
+    if not (engine is None or isinstance(engine, MeanFieldEngine)):
+      raise ValueError("engine must be a MeanFieldEngine or None; got "
+                       f"{type(engine).__name__}")
+    self._engine = engine or MeanFieldEngine(game)
+    if self._engine.game is not game:
+      raise ValueError("engine was built for a different game")
+
+  tolerance = 1e-8
+  """`converged` holds when `residual` is at most this (probabilities)."""
+
+  @property
+  def converged(self) -> bool:
+    return self.residual <= self.tolerance
+
+  @property
+  def distribution(self) -> tabular_distribution.TabularDistribution:
+    """The current policy's state distribution (OpenSpiel's type)."""
+    return self._engine.distribution(self._mean_field)
+
+  @property
+  def mean_field(self) -> MeanField:
+    return self._mean_field
+
+  @property
+  def iteration_count(self) -> int:
+    return self._iteration
+
+  def nash_conv(self) -> float:
+    """NashConv of the current policy, equal to OpenSpiel's NashConv."""
+    return self._engine.nash_conv(self._mean_field)

@@ -197,7 +197,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
   def table_policy(self, table: np.ndarray, fallback=None):
     """MFGLib's policy tensor (T + 1, *S, *A) of a table, a copy.
 
-    What the engine's solvers' `get_policy()` return on an MFGLib
+    What the engine's solvers' `policy()` return on an MFGLib
     environment (every row is reachable: no fallback is needed).
     """
     del fallback

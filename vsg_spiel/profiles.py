@@ -100,17 +100,28 @@ def validate_profile(mgame, profile):
   if len(profile) != mgame.num_players:
     raise ValueError(f"profile has {len(profile)} policies; the game has "
                      f"{mgame.num_players} players")
-  checked = []
+  tables = []
   for player, (table, mask) in enumerate(zip(profile, mgame.legal_mask)):
     table = np.asarray(table, dtype=np.float64)
     if table.shape != mask.shape:
       raise ValueError(
           f"policy of player {player} has shape {table.shape}; expected "
           f"(num_states, num_actions) = {mask.shape}")
-    checked.append(_checked_rows(
-        table, mask,
-        lambda row, p=player: f"player {p} at state {_describe(mgame, row)}"))
-  return checked
+    tables.append(table)
+  if len(tables) > 1 and len({mask.shape for mask in mgame.legal_mask}) == 1:
+    # Equal shapes: one pass over all players accepts a valid, normalised
+    # profile as it is; anything else is checked player by player below.
+    rows = np.array(tables)
+    legal = np.array(mgame.legal_mask)
+    if (np.where(legal, rows, -np.abs(rows)).min() >= 0 and
+        (np.abs(rows.sum(axis=2) - legal.any(axis=2)) <=
+         _RENORMALISE_ABOVE).all()):
+      return tables
+  return [_checked_rows(
+      table, mask,
+      lambda row, p=player: f"player {p} at state {_describe(mgame, row)}")
+          for player, (table, mask) in enumerate(zip(tables,
+                                                     mgame.legal_mask))]
 
 
 def _checked_rows(rows, legal, where):
@@ -128,23 +139,8 @@ def _checked_rows(rows, legal, where):
     ValueError: non-finite or negative entries, mass on an illegal action, or
       a sum off by more than n * 2**-23 (n legal actions).
   """
-  bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
-  if bad.size:
-    raise ValueError(f"non-finite probabilities {rows[bad[0]].tolist()} for "
-                     f"{where(bad[0])}")
-  bad = np.argwhere(rows < 0)
-  if bad.size:
-    row, action = bad[0]
-    raise ValueError(f"negative probability {float(rows[row, action])!r} of "
-                     f"action "
-                     f"{action} for {where(row)}")
-  bad = np.argwhere((rows > 0) & ~legal)
-  if bad.size:
-    row, action = bad[0]
-    raise ValueError(
-        f"{where(row)} puts probability {float(rows[row, action])!r} on "
-        f"illegal action {action} (legal actions: "
-        f"{np.flatnonzero(legal[row]).tolist()})")
+  if not ((rows >= 0) & (rows < np.inf) & (legal | (rows == 0))).all():
+    _raise_bad_entries(rows, legal, where)
   sums = rows.sum(axis=1)
   num_legal = legal.sum(axis=1)
   # A row without legal actions (a player who does not act) must be empty.
@@ -162,6 +158,27 @@ def _checked_rows(rows, legal, where):
     rows = rows.copy()
     rows[off] /= sums[off, None]
   return rows
+
+
+def _raise_bad_entries(rows, legal, where):
+  """Raises ValueError naming the first non-finite or negative entry, or
+  mass on an illegal action (see `_checked_rows`)."""
+  bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+  if bad.size:
+    raise ValueError(f"non-finite probabilities {rows[bad[0]].tolist()} for "
+                     f"{where(bad[0])}")
+  bad = np.argwhere(rows < 0)
+  if bad.size:
+    row, action = bad[0]
+    raise ValueError(f"negative probability {float(rows[row, action])!r} of "
+                     f"action "
+                     f"{action} for {where(row)}")
+  bad = np.argwhere((rows > 0) & ~legal)
+  row, action = bad[0]
+  raise ValueError(
+      f"{where(row)} puts probability {float(rows[row, action])!r} on "
+      f"illegal action {action} (legal actions: "
+      f"{np.flatnonzero(legal[row]).tolist()})")
 
 
 def _describe(mgame, state_index):
