@@ -59,7 +59,14 @@ det [DH; tangent] changes, as in games with symmetries), the outgoing branch
 is chosen by Gambit's rule (its `PathTracer`): the first player's
 probabilities at the first state are made to sum to 1 - 1e-7 for a short
 arc, which unfolds the crossing so that the trace follows one of the
-branches. The temperature stop is the first point of the branch at the
+branches. Where that perturbation keeps the crossing (it preserves a
+symmetry of the game, e.g. in symmetric 2 x 2 coordination games, whose
+uniform profile stays a solution), the trace creeps towards the singular
+point with ever shorter steps; then it steps across the bifurcation point
+along its tangent (Allgower & Georg, ch. 8: the sign change of the
+determinant is recorded and the branch followed so far is kept), where
+Gambit's trace stops.
+The temperature stop is the first point of the branch at the
 requested lambda; the maxregret stop is the first accepted branch point
 whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
 
@@ -70,9 +77,11 @@ evaluated directly on its payoff tensors restricted to the legal actions:
 with two players q = lambda M pi for the fixed block matrix
 M = [[0, R_1], [R_2^T, 0]] and dq/dy = lambda M diag(pi); with more, by
 matrix-vector products of each payoff tensor with the other players'
-policies. All per-game tensors are built once per `solve`, before the trace.
+policies. All per-game tensors are built once per `solve`, before the trace
+(and kept for the most recently used games by `fixed_point_residual`).
 """
 
+import collections
 import dataclasses
 import itertools
 import math
@@ -135,7 +144,15 @@ class Settings:
   """Where the branch crosses another one (the sign of det [DH; tangent]
   changes), the first player's probabilities at the first state are made to
   sum to 1 - this for twice the step length, Gambit's rule for choosing the
-  outgoing branch."""
+  outgoing branch. Meanwhile the corrector stops at 1e-3 times this at most
+  (the unfolding has the scale of the perturbation)."""
+  bifurcation_jump_step: float = 1e-7
+  """When the steps of the perturbed trace fall below this after a crossing,
+  it is retried once from its last point with the tangent recomputed there
+  (the unfolded crossing turns sharply), and if the steps fall below this
+  again without progress, the perturbation has not unfolded the crossing
+  (it keeps a symmetry of the game): the trace then steps across the
+  bifurcation point along its tangent and stays on its branch."""
   polish_below: float = 0.0
   """With maxregret and > 0: once a branch point's regret is below this
   times the payoff range (and after each further tenfold decrease), the
@@ -250,8 +267,9 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   if not isinstance(settings, Settings):
     raise ValueError(f"settings must be a homotopy.Settings; got "
                      f"{type(settings).__name__}")
-  mgame = exploitability.markov_game(game)
+  mgame = core.markov_game(game)
   start_time = time.perf_counter()
+  # Built anew (not `_equations`): the time of a solve includes its set-up.
   equations = _Equations(mgame, definition)
   tracer = _Tracer(equations, settings)
   x, lam, converged, message = tracer.run(
@@ -289,9 +307,30 @@ def fixed_point_residual(game, profile, temperature, definition="soft"):
   if definition not in DEFINITIONS:
     raise ValueError(f"unknown definition {definition!r}; choose one of "
                      f"{DEFINITIONS}")
-  mgame = exploitability.markov_game(game)
+  mgame = core.markov_game(game)
   profile = profiles.validate_profile(mgame, profile)
-  return _residual(_Equations(mgame, definition), profile, temperature)
+  return _residual(_equations(mgame, definition), profile, temperature)
+
+
+# The equations of the most recently used games, built once: they depend on
+# the game and definition only (VPG asks for its residual every iteration).
+_CACHE_SIZE = 4
+_cache = collections.OrderedDict()
+
+
+def _equations(mgame, definition):
+  """The `_Equations` of a `MarkovGame` and definition, cached under the
+  game's identity (the entry holds a reference, so the identity is not
+  reused while cached)."""
+  key = id(mgame), definition
+  entry = _cache.get(key)
+  if entry is None or entry[0] is not mgame:
+    entry = mgame, _Equations(mgame, definition)
+    _cache[key] = entry
+    if len(_cache) > _CACHE_SIZE:
+      _cache.popitem(last=False)
+  _cache.move_to_end(key)
+  return entry[1]
 
 
 def _residual(equations, profile, temperature):
@@ -550,7 +589,9 @@ class _Equations:
     pis = [np.exp(log) for log in logs]
     entropy_weight = mu if self.soft else 0.0
     if self.dynamic:
-      own_terms = [np.where(pi > 0, pi * log, 0.0)
+      # pi log pi, 0 off the legal set (log = -inf there): the logs are
+      # zeroed before the product, which is never 0 x -inf.
+      own_terms = [pi * np.where(pi > 0, log, 0.0)
                    for pi, log in zip(pis, logs)]
       factor, values = self._values(pis, own_terms, lam, entropy_weight)
       continuation = (self.transitions @ values).reshape(
@@ -799,6 +840,11 @@ class _Tracer:
     tangent /= np.linalg.norm(tangent)
     return tangent if tangent @ previous >= 0 else -tangent
 
+  def _tangent_at(self, system, u, previous):
+    """The tangent at u, oriented as `previous`."""
+    self.newton_iterations += 1
+    return self._tangent(system(u)[1], previous)
+
   def _correct(self, system, v, tangent, max_first):
     """Chord Newton on {H = 0, tangent . (u - v) = 0} from the predicted
     point v, with the Jacobian there factored once; the same factors give
@@ -813,6 +859,10 @@ class _Tracer:
     """
     settings = self.settings
     tolerance = settings.corrector_tolerance
+    if self.perturbation:
+      # The unfolded crossing has the scale of the perturbation: a corrector
+      # stopping at a residual above it does not see it.
+      tolerance = min(tolerance, 1e-3 * self.perturbation)
     h, augmented = system(v)
     self.newton_iterations += 1
     augmented[-1] = tangent
@@ -896,6 +946,9 @@ class _Tracer:
     step = settings.first_step
     last_attempt = math.inf
     orientation = 0
+    # (u, tangent, step, corrected point) where a crossing was first seen.
+    crossing = None
+    retangent = None  # the point whose own tangent was last taken
     while True:
       if self.steps >= settings.max_steps:
         return u, False, f"stopped after max_steps={settings.max_steps}"
@@ -904,25 +957,49 @@ class _Tracer:
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
                           "before the regret reached maxregret")
-      v, first, ok, new_tangent, residual, sign = self._correct(
-          system, u + step * tangent, tangent,
-          settings.max_distance * max(1.0, step))
-      if not ok:
-        step *= 0.5
+      if (crossing is not None and step < settings.bifurcation_jump_step
+          and retangent is not u):
+        # The unfolded crossing turns within a distance of the order of
+        # sqrt(perturbation): there the tangent carried from the predicted
+        # point can be far from the one at the corrected point u, and then
+        # every step, however short, turns by more than `min_cosine`
+        # allows. Retry from u with the tangent at u.
+        tangent = self._tangent_at(system, u, tangent)
+        retangent = u
+        step = crossing[2]
         continue
-      if orientation and sign != orientation:
-        # A bifurcation between u and v: retry shorter on the unfolded
-        # curves.
-        if not self.perturbation:
-          self.perturbation = settings.bifurcation_perturbation
-          countdown = 2.0 * step
-        step *= 0.5
-        continue
-      orientation = sign
+      if crossing is not None and step < settings.bifurcation_jump_step:
+        # The perturbation left the crossing in place (it keeps a symmetry
+        # of the game, e.g. the players' roles in a symmetric coordination
+        # game) and the trace creeps towards the singular point: step
+        # across it from where the crossing was seen, with the corrected
+        # point past it found then (unperturbed), and stay on the branch
+        # followed so far.
+        u, tangent, step, corrected = crossing
+        crossing = None
+        self.perturbation = 0.0
+      else:
+        corrected = self._correct(system, u + step * tangent, tangent,
+                                  settings.max_distance * max(1.0, step))
+        if not corrected[2]:
+          step *= 0.5
+          continue
+        if orientation and corrected[5] != orientation:
+          # A bifurcation between u and v: retry shorter on the unfolded
+          # curves.
+          if crossing is None:
+            crossing = u, tangent, step, corrected
+          if not self.perturbation:
+            self.perturbation = settings.bifurcation_perturbation
+            countdown = 2.0 * step
+          step *= 0.5
+          continue
+      v, first, _, new_tangent, residual, orientation = corrected
       if self.perturbation:
         countdown -= step
-        if countdown < 0:
+        if countdown < 0:  # the unfolded crossing is passed
           self.perturbation = 0.0
+          crossing = None
       if target is not None and u[-1] < target <= v[-1]:
         fraction = (target - u[-1]) / (v[-1] - u[-1])
         landed, ok = self._land(system, u + fraction * (v - u), target)

@@ -105,6 +105,60 @@ def test_multi_stage_nash_endpoint(game_string):
   assert result.nash_conv == pytest.approx(gains.sum(), abs=1e-15)
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("definition", homotopy.DEFINITIONS)
+def test_illegal_actions_raise_no_floating_point_warning(definition):
+  # oshi_zumo has states where some bids are illegal: their log-probability
+  # is -inf and pi log pi must be 0 there without evaluating 0 x -inf.
+  game = MULTI_STAGE[1]
+  mgame = vsg_spiel.markov_game(game)
+  assert not all(mask.all() for mask in mgame.legal_mask)
+  result = homotopy.solve(game, temperature=1.0, definition=definition)
+  assert result.converged and result.residual <= 1e-12
+
+
+# Symmetric 2 x 2 coordination games: uniform play is a logit QRE at every
+# temperature, and the principal branch (uniform play) meets a pitchfork at
+# alpha = range / 4 where the symmetric branches towards the two pure
+# equilibria leave it. Perturbing the sum of the first player's
+# probabilities (Gambit's rule) keeps uniform play a solution, so it does
+# not unfold the crossing; Gambit's own trace stops there (at lambda
+# 2.0000001 for all three).
+@pytest.mark.parametrize("game", ["matrix_sh", "matrix_cd",
+                                  "matrix_coordination"])
+@pytest.mark.parametrize("temperature", [0.1, 0.01])
+def test_branch_steps_across_a_symmetric_pitchfork(game, temperature):
+  result = homotopy.solve(game, temperature=temperature)
+  assert result.converged, result.message
+  assert result.temperature == temperature
+  assert result.residual <= 1e-12
+  assert homotopy.fixed_point_residual(game, result.profile,
+                                       temperature) <= 1e-12
+  # Past the pitchfork, still on the branch followed from alpha = infinity.
+  for table in result.profile:
+    np.testing.assert_allclose(table, 0.5, atol=1e-12)
+
+
+def test_fixed_point_residual_builds_the_equations_once(monkeypatch):
+  mgame = vsg_spiel.markov_game(MULTI_STAGE[0])
+  profile = homotopy.solve(mgame, temperature=2.0).profile
+  first = homotopy.fixed_point_residual(mgame, profile, 1.0)
+  original = homotopy._Equations  # pylint: disable=protected-access
+  built = []
+  monkeypatch.setattr(homotopy, "_Equations",
+                      lambda *args: built.append(args) or original(*args))
+  values = [homotopy.fixed_point_residual(mgame, profile, alpha)
+            for alpha in (1.0, 1.0, 0.5)]
+  assert not built
+  assert values[0] == values[1] == first > 1e-3
+  fresh = homotopy._residual(  # pylint: disable=protected-access
+      original(mgame, "soft"), profile, 0.5)
+  assert values[2] == fresh
+  homotopy.fixed_point_residual(mgame, profile, 1.0, "markov_logit")
+  homotopy.fixed_point_residual(mgame, profile, 1.0, "markov_logit")
+  assert built == [(mgame, "markov_logit")]
+
+
 def test_one_shot_definitions_coincide():
   game = pyspiel.load_game("matrix_bos")
   soft = homotopy.solve(game, temperature=0.7)

@@ -100,3 +100,37 @@ def test_catalog_nash_endpoints_equal_gambits(slug):
   assert ours.converged, ours.message
   assert ours.max_regret <= 1e-8 * spread
   assert difference(ours.profile, game, their) <= 1e-6
+
+
+# Games with ties whose principal branch crosses another branch (the sign
+# of det [DH; tangent] changes) and where Gambit's trace, perturbing the
+# first player's probabilities, turns onto one of the crossing branches and
+# reaches the requested lambda. Two symmetric bimatrix games (B = A^T) and a
+# 3-player game with players 1 and 3 interchangeable.
+BIFURCATING = {
+    "symmetric_3x3": [[[0, 0, 2], [1, 2, 2], [1, 2, 1]]],
+    "symmetric_4x4": [[[1, 2, 1, 2], [0, 0, 1, 2], [2, 0, 2, 1],
+                       [2, 1, 2, 0]]],
+    "three_players": [
+        [[[0, 1], [1, 1]], [[0, 0], [1, 1]]],
+        [[[1, 0], [1, 0]], [[1, 0], [1, 0]]],
+        [[[0, 1], [1, 0]], [[0, 0], [1, 0]]]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIFURCATING))
+def test_branch_points_past_a_crossing_equal_gambits(name):
+  arrays = [np.array(table, dtype=np.float64) for table in BIFURCATING[name]]
+  if len(arrays) == 1:
+    arrays.append(arrays[0].T.copy())
+  game = pygambit.Game.from_arrays(*arrays)
+  spiel_game = (pyspiel.create_matrix_game(*arrays) if len(arrays) == 2
+                else pyspiel.create_tensor_game(arrays))
+  lambdas = [10.0, 100.0 / 3.0]
+  for lam, their in zip(lambdas, pygambit.qre.logit_solve_lambda(
+      game, lam=lambdas)):
+    assert their.lam == pytest.approx(lam, rel=1e-6)
+    ours = homotopy.solve(spiel_game, temperature=1.0 / their.lam)
+    assert ours.converged, ours.message
+    assert ours.residual <= 1e-12
+    assert difference(ours.profile, game, their.profile) <= 1e-8, lam
