@@ -127,8 +127,8 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
 
     Raises:
       ValueError: temperature is not a finite number > 0, initial_prior is
-        not an OpenSpiel policy of `game`, the engine was built for another game, or
-        game is not a mean-field game.
+        not an OpenSpiel policy of `game`, the engine was built for another
+        game, or game is not a mean-field game.
     """
     self._temperature = logit.check_temperature(temperature)
     if not (initial_prior is None or

@@ -171,6 +171,10 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
 
   Returns:
     An `Outcome`.
+
+  Raises:
+    Interrupted: on Ctrl-C (a KeyboardInterrupt), after stopping the
+      workers; it counts the cells stored.
   """
   keys = [(cell.section, cell.key) for cell in cells]
   if len(set(keys)) != len(keys):
@@ -317,7 +321,8 @@ def _dispatch(cells, workers, backend, ray_address, verbosity):
           yield (futures[future],) + future.result()
       except BaseException:
         # Running cells are stopped, not awaited (finished ones are stored).
-        processes = list(pool._processes.values())  # pylint: disable=protected-access
+        # pylint: disable-next=protected-access
+        processes = list(pool._processes.values())
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
           process.terminate()
