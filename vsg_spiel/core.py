@@ -152,9 +152,11 @@ class MarkovGame:
         turn-based moves, perfect information (or one-shot) and finite plays.
       state_key: "observation" merges histories with the same move number and
         public observation string (the Markov state of a perfect-information
-        game), "history" keeps every history apart (needed only to evaluate
-        policies that depend on the history); "auto" takes "observation"
-        where the game provides observation strings.
+        game), "history" keeps every history apart (needed to evaluate
+        policies that depend on the history, and where the observation does
+        not show the whole state); "auto" takes "observation" where the game
+        provides observation strings and the check below finds it Markov,
+        else "history" (within the same max_states and max_bytes).
       discount: gamma per decision step; OpenSpiel's own tools evaluate
         undiscounted returns, so keep 1 when comparing with them.
       max_states: enumeration stops with an error past this many states.
@@ -165,18 +167,24 @@ class MarkovGame:
         as an infinite-horizon discounted game: needs observation strings and
         a discount in [0, 1). Each key's continuation is read from the first
         history that reaches it; a time limit that the observation does not
-        show is not part of the stationary model. Up to 4 other histories
-        reaching a key (one per distinct `str(state)` and move number) are
-        expanded one step and must agree with it (same mover, legal
-        actions, rewards and next-key distribution per joint action to
-        1e-12), else the observation is not Markov: a necessary check, not
-        a proof.
+        show is not part of the stationary model.
+
+    The Markov check (observation keys): up to 4 other histories reaching a
+    key (the first found; in a stationary game one per distinct
+    `str(state)` and move number) are expanded one step and must agree with
+    the key's first history (same mover, legal actions, rewards, ends and
+    next-key distribution per joint action to 1e-12), else the observation
+    is not Markov: a necessary check, not a proof. Pig's turn limit, for
+    instance, is not in its observation.
 
     Raises:
       ValueError: the game is not a finite perfect-information Markov game,
         or it is larger than max_states or max_bytes, or (stationary) the
-        discount is not in [0, 1), the game provides no observation strings,
-        or its observation is not a Markov state.
+        discount is not in [0, 1) or the game provides no observation
+        strings.
+      NonMarkovObservationError (a ValueError): the observation is not a
+        Markov state (state_key "observation", or "auto" when stationary),
+        naming two histories that share a key and continue differently.
     """
     max_states = parameters.check_integer("max_states", max_states, 1)
     max_bytes = parameters.check_integer("max_bytes", max_bytes, 1)
@@ -197,6 +205,7 @@ class MarkovGame:
           f"{name} has imperfect information ({game_type.information}): its "
           "players' information states are not Markov states, so it is not a "
           "Markov game; use a perfect-information or one-shot game")
+    fallback = state_key == "auto" and not stationary
     if state_key == "auto":
       state_key = ("observation" if game_type.provides_observation_string
                    else "history")
@@ -210,8 +219,20 @@ class MarkovGame:
       raise ValueError(
           f"a stationary game keys states by the observation string; "
           f"{name} with state_key={state_key!r} cannot be stationary")
-    return _Enumerator(game, state_key, max_states, max_bytes,
-                       stationary).build(cls, discount)
+    try:
+      return _Enumerator(game, state_key, max_states, max_bytes,
+                         stationary).build(cls, discount)
+    except NonMarkovObservationError as not_markov:
+      if not fallback:
+        raise
+      reason = not_markov
+    try:
+      return _Enumerator(game, "history", max_states, max_bytes,
+                         False).build(cls, discount)
+    except ValueError as too_large:
+      raise ValueError(
+          f"{reason}. Keying by history instead failed: {too_large}") from (
+              too_large)
 
   # --------------------------------------------------------------------------
   # Vectorised Bellman pieces used by every solver.
@@ -508,11 +529,12 @@ class _Enumerator:
     self.max_states = max_states
     self.max_bytes = max_bytes
     self.stationary = stationary
-    # Stationary games: other histories reaching each Markov state, checked
-    # against the state's own continuation (`_check_markov`): one per
-    # distinct (state string, move number), up to _HISTORIES_CHECKED (the
-    # string may show what the observation hides; the move number, a time
-    # limit it does not show).
+    # Observation keys: other histories reaching each Markov state, checked
+    # against the state's own continuation (`_check_markov`), up to
+    # _HISTORIES_CHECKED: the first ones found, or in a stationary game one
+    # per distinct (state string, move number) (the string may show what
+    # the observation hides; the move number, a time limit it does not
+    # show).
     self.other_histories = collections.defaultdict(list)
     self.signatures = {}
     game_type = game.get_type()
@@ -558,13 +580,14 @@ class _Enumerator:
   def state_index(self, state):
     key = key_of(self.state_key, state, self.stationary)
     index = self.index.get(key)
-    if index is not None and self.stationary:
+    if index is not None and self.state_key == "observation":
       others = self.other_histories[index]
-      signature = (str(state), state.move_number())
-      if (len(others) < _HISTORIES_CHECKED and
-          signature not in self.signatures[index]):
-        others.append(state)
-        self.signatures[index].add(signature)
+      if len(others) < _HISTORIES_CHECKED:
+        if not self.stationary:
+          others.append(state)  # every arrival is another history
+        elif (str(state), state.move_number()) not in self.signatures[index]:
+          others.append(state)
+          self.signatures[index].add((str(state), state.move_number()))
     if index is None:
       if len(self.states) >= self.max_states:
         raise ValueError(
@@ -645,8 +668,8 @@ class _Enumerator:
       position += 1
 
     num_states = len(self.states)
+    self._check_markov()
     if self.stationary:
-      self._check_markov()
       # One layer in discovery order: cycles are allowed.
       move_numbers = np.zeros(num_states, dtype=np.int64)
     else:
@@ -698,26 +721,36 @@ class _Enumerator:
       for probability, leaf in self.decision_outcomes(child):
         reward += probability * (np.asarray(leaf.returns()) - returns)
         if not leaf.is_terminal():
-          key = key_of(self.state_key, leaf, True)
+          key = key_of(self.state_key, leaf, self.stationary)
           next_keys[key] = next_keys.get(key, 0.0) + probability
       outcomes[joint] = (reward, next_keys)
     return state.current_player(), legal, outcomes
 
   def _check_markov(self):
-    """Raises ValueError where two histories share an observation but not
-    their one-step continuation (see `MarkovGame.from_openspiel`)."""
+    """Raises NonMarkovObservationError where two histories share an
+    observation key but not their one-step continuation (see
+    `MarkovGame.from_openspiel`)."""
     for index, others in self.other_histories.items():
       state = self.states[index]
       continuation = self._continuation(state)
       for other in others:
         _compare_continuations(self.game, state, continuation, other,
-                               self._continuation(other))
+                               self._continuation(other), self.stationary)
+
+
+class NonMarkovObservationError(ValueError):
+  """Two histories share an observation key but continue differently, so
+  the observation-keyed game would be wrong; `histories` holds the two."""
+
+  def __init__(self, message, histories):
+    super().__init__(message)
+    self.histories = histories
 
 
 def _compare_continuations(game, state, continuation, other,
-                           other_continuation):
-  """Raises ValueError naming the difference of two histories' continuations
-  (see `_Enumerator._check_markov`)."""
+                           other_continuation, stationary):
+  """Raises NonMarkovObservationError naming the difference of two
+  histories' continuations (see `_Enumerator._check_markov`)."""
   mover, legal, outcomes = continuation
   other_mover, other_legal, other_outcomes = other_continuation
   difference = None
@@ -738,14 +771,18 @@ def _compare_continuations(game, state, continuation, other,
       if difference:
         break
   if difference:
-    key = key_of("observation", state, True)
-    raise ValueError(
+    key = key_of("observation", state, stationary)
+    remedy = ("load it with stationary=False (states keyed with the move "
+              "number) or give it an observation that identifies the state"
+              if stationary else
+              "key its states by history: vsg_spiel.markov_game(game, "
+              "state_key=\"history\") or MarkovGame.from_openspiel(game, "
+              "state_key=\"history\")")
+    raise NonMarkovObservationError(
         f"{game}: the observation is not a Markov state: the "
         f"histories {state.history()} and {other.history()} share the "
-        f"observation {key!r} but have "
-        f"{difference}; load it with stationary=False (states keyed with "
-        "the move number) or give it an observation that identifies the "
-        "state")
+        f"key {key!r} but have {difference}; {remedy}",
+        (state.history(), other.history()))
 
 
 def _format_bytes(size):
