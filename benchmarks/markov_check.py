@@ -17,17 +17,19 @@ from vsg_spiel import core
 GAMES = ("oshi_zumo(coins=5,size=2,horizon=5)",
          "python_vsg_differential(num_actions=41,horizon=1)",
          "goofspiel(num_cards=4,imp_info=False)", "nim")
+# The number of other histories a finite game checks per key.
+CHECKED = "_HISTORIES_CHECKED_FINITE"
 
 
 def build_seconds(game, histories_checked):
-  shipped = getattr(core, "_HISTORIES_CHECKED_FINITE")
-  setattr(core, "_HISTORIES_CHECKED_FINITE", histories_checked)
+  shipped = getattr(core, CHECKED)
+  setattr(core, CHECKED, histories_checked)
   try:
     start = time.perf_counter()
     mgame = core.MarkovGame.from_openspiel(game)
     return time.perf_counter() - start, mgame.num_states
   finally:
-    setattr(core, "_HISTORIES_CHECKED_FINITE", shipped)
+    setattr(core, CHECKED, shipped)
 
 
 def main():
