@@ -194,18 +194,22 @@ class ContinuousEnvironment:
     return self._time_step(observation[0], box_actions, rewards[0], done)
 
 
-def play_episode(environment, agents, is_evaluation=False):
+def play_episode(environment, agents, is_evaluation=False, trajectory=None):
   """One episode of every agent's `step` protocol on a
   `ContinuousEnvironment` (training unless `is_evaluation`); returns each
-  player's return, shape (N,)."""
+  player's return, shape (N,). With a list `trajectory`, appends each step's
+  (Markov-state tensor (observation_size,), joint box action
+  (num_players, action_size)) to it."""
   time_step = environment.reset()
   returns = np.zeros(environment.num_players)
   while True:
     outputs = [agent.step(time_step, is_evaluation) for agent in agents]
     if time_step.last():
       return returns
-    time_step = environment.step(np.stack([output.action
-                                           for output in outputs]))
+    actions = np.stack([output.action for output in outputs])
+    if trajectory is not None:
+      trajectory.append((time_step.observations["info_state"][0], actions))
+    time_step = environment.step(actions)
     returns += time_step.rewards
 
 
@@ -370,8 +374,9 @@ class ReplayBuffer(tf.Module):
     self.field_sizes = {"observation": spec.observation_size,
                         "joint_action": joint_size, "reward": 1,
                         "next_observation": spec.observation_size, "done": 1}
-    self.rows = tf.Variable(
-        tf.zeros((capacity, sum(self.field_sizes.values()))), trainable=False)
+    self.row_size = sum(self.field_sizes.values())
+    self.rows = tf.Variable(tf.zeros((capacity, self.row_size)),
+                            trainable=False)
     self.size = tf.Variable(0, dtype=tf.int64, trainable=False)
     self.next_index = tf.Variable(0, dtype=tf.int64, trainable=False)
 
@@ -426,7 +431,9 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   stochastic, and the class attribute `stochastic_policy` (False where the
   learned policy is the deterministic action and the samples only add
   exploration noise); their constructors end with `build_training()`.
-  `update()` is one gradient update and `train_step` its compiled form.
+  `update()` is one gradient update and `train_step` its compiled form;
+  `on_losses`, when set, is called with each update's losses (the compiled
+  step then returns them too).
   With `settings.jit_compile` the update and the action selection are
   compiled with XLA. All randomness comes from `generator` (a
   `tf.random.Generator`) and the numpy Generator `init_rng` that
@@ -450,19 +457,25 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     self.replay = ReplayBuffer(settings.replay_capacity, spec)
     self.acting_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
     jit = settings.jit_compile
-    observations = tf.TensorSpec((None, spec.observation_size), tf.float32)
-    row = tf.TensorSpec((None,), tf.float32)
+    signature = [tf.TensorSpec((None,), tf.float32),
+                 tf.TensorSpec((None, spec.observation_size), tf.float32),
+                 tf.TensorSpec((), tf.bool), tf.TensorSpec((), tf.bool),
+                 tf.TensorSpec((), tf.bool)]
     self.train_step = tf.function(self.update, jit_compile=jit)
-    self._explore = tf.function(self._exploration_actions, jit_compile=jit,
-                                input_signature=[observations])
-    self._store_and_explore = tf.function(
-        self._store_and_pick, jit_compile=jit,
-        input_signature=[row, observations])
-    self._store_explore_and_learn = tf.function(
+    # Every training step is one call of one compiled function (one trace,
+    # one XLA compilation per agent); the second, which also returns the
+    # losses, is traced only by a run that records them.
+    self._step_function = tf.function(
+        lambda *arguments: self._store_pick_and_learn(*arguments)[0],
+        jit_compile=jit, input_signature=signature)
+    self._step_and_report_function = tf.function(
         self._store_pick_and_learn, jit_compile=jit,
-        input_signature=[row, observations])
-    self._store = tf.function(self.replay.add, jit_compile=jit,
-                              input_signature=[row])
+        input_signature=signature)
+    # Called with every update's losses dict when set (a run that records
+    # training summaries); None keeps the losses inside the compiled step.
+    self.on_losses = None
+    self._no_row = tf.zeros((self.replay.row_size,))
+    self._bools = (tf.constant(False), tf.constant(True))
     self._learning_starts = max(settings.warmup_steps, settings.batch_size)
     self._previous_observation = None
     self._steps_taken = None  # acting_steps on the host within an episode.
@@ -524,25 +537,25 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
           probs=None)
     if self._previous_observation is None:
       # Read once per episode, so that a restored checkpoint counts.
-      self._steps_taken = int(self.acting_steps.numpy()) + 1
-      action = self._explore(observation)
+      self._steps_taken = int(self.acting_steps.numpy())
+      row, store = self._no_row, False
     else:
-      row = self.replay.pack(
+      row, store = self.replay.pack(
           self._previous_observation, time_step.observations["joint_action"],
           time_step.rewards[self.player_id], observation,
-          float(time_step.last()))
-      # One compiled call per step: store, pick (acting_steps + 1), and the
-      # updates once acting_steps (after the pick) reaches the warm-up.
-      if time_step.last():
-        self._store(row)
-        if self._steps_taken >= self._learning_starts:
-          for _ in range(self.settings.updates_per_step):
-            self.train_step()
-      else:
-        self._steps_taken += 1
-        action = (self._store_explore_and_learn
-                  if self._steps_taken >= self._learning_starts else
-                  self._store_and_explore)(row, observation)
+          float(time_step.last())), True
+    pick = not time_step.last()
+    # The updates start once acting_steps (after this step's pick) reaches
+    # the warm-up.
+    self._steps_taken += pick
+    learn = store and self._steps_taken >= self._learning_starts
+    arguments = (row, observation, self._bools[store], self._bools[pick],
+                 self._bools[learn])
+    if learn and self.on_losses is not None:
+      action, losses = self._step_and_report_function(*arguments)
+      self.on_losses(losses)
+    else:
+      action = self._step_function(*arguments)
     if time_step.last():
       self._previous_observation = None
       return rl_agent.StepOutput(action=None, probs=None)
@@ -559,15 +572,27 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     self.acting_steps.assign_add(1)
     return actions
 
-  def _store_and_pick(self, row, observations):
-    self.replay.add(row)
-    return self._exploration_actions(observations)
+  def _store_pick_and_learn(self, row, observations, store, pick, learn):
+    """One training step: stores the packed transition `row` if `store`,
+    picks the next actions (B, action_size) if `pick` (else zeros), then
+    takes `updates_per_step` updates if `learn`. Returns (actions, the last
+    update's losses; zeros without `learn`)."""
+    def add():
+      self.replay.add(row)
 
-  def _store_pick_and_learn(self, row, observations):
-    actions = self._store_and_pick(row, observations)
-    for _ in range(self.settings.updates_per_step):
-      self.update()
-    return actions
+    tf.cond(store, add, lambda: None)
+    actions = tf.cond(
+        pick, lambda: self._exploration_actions(observations),
+        lambda: tf.zeros((tf.shape(observations)[0], self.spec.action_size)))
+
+    def updates():
+      for _ in range(self.settings.updates_per_step):
+        losses = self.update()
+      return losses
+
+    losses = tf.cond(learn, updates, lambda: {
+        name: tf.zeros(()) for name in self.variable_groups()})
+    return actions, losses
 
   def actions(self, observations, deterministic=False):
     """Box actions (B, action_size) of the policy for observations (B, obs)

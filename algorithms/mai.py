@@ -47,11 +47,9 @@ minimisers. With a_hat ~ rho(.|s) and a ~ pi(.|s, a_hat):
          proposals for each of `importance_states` states of the batch,
          half drawn from the prior and half from rho,
          with self-normalised weights w_k ∝ pibar(a_hat_k)
-         exp(Q^j(s, a_hat_k, a_k)/alpha) / q(a_hat_k), q = (pibar + rho)/2.
-         This KL covers the target's modes, so a rho settled near the
-         differential game's local optimum still moves to the global one
-         once the critic values it higher; the reparameterised reverse KL
-         (the form of eq. 8) would keep it where it is;
+         exp(Q^j(s, a_hat_k, a_k)/alpha) / q(a_hat_k), q = (pibar + rho)/2
+         (why this mode-covering KL and not the reparameterised reverse KL
+         of eq. 8's form: docs/design.md, "Tuning notes");
   eq. 6  the reward estimate minimises KL(P(tau_j) || rho_j(tau_j)), the
          maximum-entropy inverse-RL objective whose gradient (eq. 7, Algorithm
          3 line 4) is  - E_data[grad rhat^j] + E_model[grad rhat^j]. The
@@ -320,9 +318,8 @@ class MAIAgent(continuous_common.ReplayAgent):
     E_{a_hat, a = f_theta(eps; s, a_hat)}[alpha log pi(a|s, a_hat)
     - Q(s, a, a_hat)], with a_hat held fixed and drawn half from rho, half
     from the prior pibar. Eq. 8 is a KL divergence for each a_hat, so the
-    minimiser is the same for any a_hat distribution; drawing from pibar
-    too keeps pi(.|s, a_hat) the best response to the predictions that the
-    opponent model's fit (eq. 5) evaluates and may move to. The marginal
+    minimiser is the same for any a_hat distribution (why pibar too:
+    docs/design.md, "Tuning notes"). The marginal
     policy form draws a_hat from rho only: its pi(.|s) is then the soft best
     response to rho(.|s)."""
     predicted, _ = self.predict_opponents(observations, noise["opponents"])
@@ -352,9 +349,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     rho itself, with self-normalised weights
     w_k ∝ pibar(a_hat_k) exp(Q^j(s, a_hat_k, a_k) / alpha) / q(a_hat_k),
     q = (pibar + rho) / 2 the proposal density and a_k ~ pi(.|s, a_hat_k).
-    This minimises KL(target || rho), which covers the target's modes: a
-    rho that has settled on one mode still moves to a better one that the
-    prior's proposals find."""
+    This minimises KL(target || rho)."""
     k = self.settings.importance_samples
     d, num_opponents = self.spec.action_size, len(self.opponents)
     repeated = tf.repeat(observations, k, axis=0)
@@ -395,13 +390,34 @@ class MAIAgent(continuous_common.ReplayAgent):
     """The empirical opponent model (opponent_model="empirical"): rho fitted
     by maximum likelihood to the opponents' observed actions,
     -E_D[sum_j log rho_j(a^j|s)]."""
+    return -tf.reduce_mean(tf.reduce_sum(
+        self._log_rho(observations, others), axis=-1))
+
+  def _log_rho(self, observations, others):
+    """log rho_j(a^j|s) (B, N-1) of the others' box actions (B, (N-1) d)."""
     mean, log_std = continuous_common.gaussian_head(
         self.opponent_model(observations))
     factors = (-1, len(self.opponents), self.spec.action_size)
-    return -tf.reduce_mean(tf.reduce_sum(
-        continuous_common.squashed_gaussian_log_density(
-            tf.reshape(mean, factors), tf.reshape(log_std, factors),
-            tf.reshape(others, factors)), axis=-1))
+    return continuous_common.squashed_gaussian_log_density(
+        tf.reshape(mean, factors), tf.reshape(log_std, factors),
+        tf.reshape(others, factors))
+
+  def opponent_log_likelihood(self, observations, joint_actions):
+    """log rho_j(a^j | s) of the opponents' played actions.
+
+    Args:
+      observations: Markov-state tensors (B, observation_size).
+      joint_actions: joint box actions (B, N d) in player order.
+
+    Returns:
+      numpy (B, N-1), one column per opponent in player order (nats; the
+      actions are clipped 1e-6 inside the box).
+    """
+    _, others = continuous_common.split_own(
+        tf.convert_to_tensor(joint_actions, tf.float32), self.player_id,
+        self.spec.action_size)
+    return self._log_rho(tf.convert_to_tensor(observations, tf.float32),
+                         others).numpy()
 
   def reward_estimate_loss(self, observations, own, others, noise, alpha):
     """Eqs. 6-7: for each opponent j, -E_data[rhat^j(s, a)] +

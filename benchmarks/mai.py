@@ -1,21 +1,23 @@
 """Wall time of one MAI run of the paper's setting, and where the time goes.
 
-    python benchmarks/mai.py [--threads=2] [--seed=0] [--episodes=200]
+    python benchmarks/mai.py [--threads=1] [--seed=0] [--episodes=200]
 
 Trains MAI on the differential game for 200 episodes x 25 steps (5000
 environment steps, one gradient update per agent and step after the
 warm-up) with the settings of `vsg_spiel.eval.run_mai` and reports:
 
   * the wall time of the run, as `run_mai` trains it (its checkpoints every
-    10 episodes included), and the process's CPU time beside it;
-  * a breakdown by timing, in the same run, every call of each part:
-    the environment (reset and step, including the time-step dicts); the
-    agents' compiled calls (one per agent and step: store the last
+    10 episodes included), and the process's CPU time beside it (on a shared
+    machine the CPU time is the steadier number);
+  * a breakdown by timing, in the same run, every call of each part: the
+    environment (reset and step, including the time-step dicts); the
+    agents' compiled step (one call per agent and step: store the last
     transition, pick the next action and, after the warm-up, take the
-    gradient update; at an episode's first step only the action, at its
-    last the store and the update), the first calls, which trace and
-    compile with XLA, apart; the checkpoints; and the rest (the agents'
-    `step` bookkeeping and the loop).
+    gradient update), its first call, which traces and compiles with XLA,
+    apart; the checkpoints; and the rest (the agents' `step` bookkeeping
+    and the loop);
+  * how many times each of the agents' `tf.function`s was traced (each
+    trace of a jit-compiled function is one XLA compilation).
 """
 
 import collections
@@ -29,10 +31,10 @@ import numpy as np
 import tensorflow as tf
 
 from vsg_spiel.algorithms import continuous_common
-from vsg_spiel.algorithms import mai
-from vsg_spiel.eval import run_mai
+from vsg_spiel.eval import continuous_runs
+from vsg_spiel.eval import registry
 
-_THREADS = flags.DEFINE_integer("threads", 2, "TensorFlow intra- and "
+_THREADS = flags.DEFINE_integer("threads", 1, "TensorFlow intra- and "
                                 "inter-op threads.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the run.")
 _EPISODES = flags.DEFINE_integer("episodes", 200, "Training episodes.",
@@ -46,64 +48,79 @@ class Timers:
     self.seconds = collections.defaultdict(float)
     self.calls = collections.defaultdict(int)
 
+  def add(self, label, seconds):
+    self.seconds[label] += seconds
+    self.calls[label] += 1
+
   def wrap(self, label, function):
     """`function`, timed under `label`."""
     def timed(*args, **kwargs):
       start = time.perf_counter()
       result = function(*args, **kwargs)
-      self.seconds[label] += time.perf_counter() - start
-      self.calls[label] += 1
+      self.add(label, time.perf_counter() - start)
       return result
     return timed
 
 
-def first_apart(timers, label, first_label, function):
-  """`function` timed under `label`, its first call under `first_label`."""
-  first = timers.wrap(first_label, function)
-  later = timers.wrap(label, function)
+def instrument(agent, timers):
+  """Times the agent's compiled step by what it does; the first call
+  (tracing, compiling) apart. Returns the compiled step."""
+  function = agent._step_function  # pylint: disable=protected-access
   calls = []
 
-  def timed(*args):
+  def timed(row, observation, store, pick, learn):
+    start = time.perf_counter()
+    result = function(row, observation, store, pick, learn)
+    seconds = time.perf_counter() - start
     calls.append(None)
-    return first(*args) if len(calls) == 1 else later(*args)
-  return timed
+    if len(calls) == 1:
+      label = "first call (trace + XLA compile)"
+    elif bool(learn):
+      label = "store + action + update" if bool(pick) else (
+          "store + update (episode ends)")
+    else:
+      label = "store + action (warm-up)"
+    timers.add(label, seconds)
+    return result
+
+  agent._step_function = timed  # pylint: disable=protected-access
+  return function
 
 
-def instrument(agent, timers):
-  """Times the parts of an agent's `step`; first (tracing, compiling) calls
-  apart."""
-  # pylint: disable=protected-access
-  agent._store_and_explore = timers.wrap("store + action (warm-up)",
-                                         agent._store_and_explore)
-  agent._explore = timers.wrap("action at episode starts", agent._explore)
-  agent._store = timers.wrap("store at episode ends", agent._store)
-  agent._store_explore_and_learn = first_apart(
-      timers, "store + action + update", "first of those (trace + compile)",
-      agent._store_explore_and_learn)
-  # pylint: enable=protected-access
-  agent.train_step = first_apart(
-      timers, "updates at episode ends", "first of those (trace + compile)",
-      agent.train_step)
+def tracing_counts(agents, step_functions):
+  """{function name: traces summed over the agents} of the agents' traced
+  functions (`step_functions`: their compiled steps, instrumented away)."""
+  counts = collections.Counter(
+      {"_step_function": sum(function.experimental_get_tracing_count()
+                             for function in step_functions)})
+  for agent in agents:
+    for name, value in vars(agent).items():
+      if hasattr(value, "experimental_get_tracing_count"):
+        counts[name] += value.experimental_get_tracing_count()
+  for name in ("_deterministic_actions", "_sampled_actions"):
+    counts[name] += sum(getattr(agent, name).experimental_get_tracing_count()
+                        for agent in agents)
+  return {name: count for name, count in counts.items() if count}
 
 
 def main(argv):
   del argv
   tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
   tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
-  experiment = run_mai.Experiment(game="differential", algorithms=("mai",),
-                                  seeds=(_SEED.value,),
-                                  episodes=_EPISODES.value)
+  experiment = continuous_runs.Experiment(
+      game="differential", algorithms=("mai",), seeds=(_SEED.value,),
+      episodes=_EPISODES.value)
   timers = Timers()
   start, start_cpu = time.perf_counter(), time.process_time()
   game = experiment.load_game()
   environment = continuous_common.ContinuousEnvironment(game, _SEED.value)
-  agents = mai.make_agents(environment.spec,
-                           experiment.agent_settings("mai", game), _SEED.value)
+  agents = registry.get("mai", registry.CONTINUOUS).make(
+      environment.spec, experiment.agent_settings_of("mai", game),
+      _SEED.value)
   setup_seconds = time.perf_counter() - start
   environment.reset = timers.wrap("environment", environment.reset)
   environment.step = timers.wrap("environment", environment.step)
-  for agent in agents:
-    instrument(agent, timers)
+  step_functions = [instrument(agent, timers) for agent in agents]
   checkpoint = tf.train.Checkpoint(agents=agents)
   returns = []
   with tempfile.TemporaryDirectory() as directory:
@@ -115,16 +132,17 @@ def main(argv):
         write(os.path.join(directory, f"ckpt-{episode + 1}"))
   total = time.perf_counter() - start
   cpu = time.process_time() - start_cpu
-  final = run_mai.evaluate(environment, agents, experiment.evaluation_samples)
-  steps = experiment.episodes * experiment.steps
+  final = continuous_runs.evaluate(environment, agents,
+                                   experiment.evaluation_samples)
+  steps = experiment.episodes * game.horizon
   print(f"MAI, differential game, {experiment.episodes} episodes x "
-        f"{experiment.steps} steps = {steps} steps, 2 agents, seed "
+        f"{game.horizon} steps = {steps} steps, 2 agents, seed "
         f"{_SEED.value}, TensorFlow threads {_THREADS.value}, "
         f"{os.cpu_count()} CPUs")
   print(f"final deterministic joint action "
         f"{np.round(final['mean_joint_action'], 2).tolist()}, global optimum: "
         f"{final['global_optimum']}; mean reward per step of the last 10 "
-        f"episodes {sum(returns[-10:]) / 10 / experiment.steps:.2f}")
+        f"episodes {sum(returns[-10:]) / 10 / game.horizon:.2f}")
   print(f"wall time of the run: {total:.1f} s (CPU time of this process "
         f"{cpu:.1f} s; a wall time well above it means other work shared "
         f"the cores)")
@@ -138,6 +156,9 @@ def main(argv):
     per_call = f"{1e3 * seconds / calls:8.3f}" if calls else " " * 8
     print(f"{label:34s} {seconds:8.2f} {seconds / total:6.1%} {calls:7d} "
           f"{per_call}")
+  print("traces (XLA compilations) per tf.function, both agents: "
+        + ", ".join(f"{name} {count}" for name, count
+                    in tracing_counts(agents, step_functions).items()))
 
 
 if __name__ == "__main__":

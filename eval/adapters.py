@@ -32,8 +32,14 @@ VPG temperatures are in units of the game's stage-reward range
 MEAN_FIELD family (run_mfg): mf_bql (vsg_spiel's Algorithm 4) and OpenSpiel's
 MirrorDescent, FictitiousPlay, BoltzmannPolicyIteration and
 MunchausenMirrorDescent.
+
+CONTINUOUS family (run_mai, the report's Figure 2): mai (Algorithm 2),
+masql, maddpg and ddpg (vsg_spiel.algorithms), and MAI's ablations
+mai_empirical (opponent_model="empirical") and mai_marginal
+(policy_form="marginal"), not run by default.
 """
 
+import importlib
 import math
 import warnings
 
@@ -396,6 +402,7 @@ def zero_sum_unsupported(mgame):
 
 
 COMPARE_NASH, ZERO_SUM, RUN_MFG = "compare_nash", "zero_sum", "run_mfg"
+RUN_MAI = "run_mai"
 for _entry in (
     Entry("vpg_annealed", MARKOV, BranchAnnealedVPGAlgorithm, baseline=False,
           defaults=(COMPARE_NASH,)),
@@ -487,5 +494,46 @@ for _entry in (
     Entry("munchausen_mirror_descent", MEAN_FIELD, _openspiel_mean_field(
         munchausen_mirror_descent.MunchausenMirrorDescent, lr=True),
           label="MunchausenMirrorDescent", defaults=(RUN_MFG,)),
+):
+  registry.register(_entry)
+
+
+# ----------------------------------------------------------------------------
+# CONTINUOUS: the agents of vsg_spiel.algorithms, imported on first use (they
+# bring TensorFlow, which the other families do not need).
+
+
+def _continuous(name, module_name, baseline, label, **fixed):
+  """The entry of the algorithm module `module_name`; `fixed` are the
+  settings an ablation changes from the module's `Settings()`."""
+  def module():
+    return importlib.import_module(f"vsg_spiel.algorithms.{module_name}")
+
+  def settings():
+    return module().Settings(**fixed)
+
+  def make(spec, settings, seed):
+    return module().make_agents(spec, settings, seed)
+
+  def unsupported(game):
+    if hasattr(game, "continuous_interface"):
+      return None
+    return (f"{game.get_type().short_name} has no continuous_interface() "
+            "(see games/differential.py)")
+
+  return Entry(name, registry.CONTINUOUS, make, unsupported,
+               defaults=() if fixed else (RUN_MAI,), baseline=baseline,
+               label=label, settings=settings)
+
+
+for _entry in (
+    _continuous("mai", "mai", False, "MAI"),
+    _continuous("masql", "masql", True, "MASQL"),
+    _continuous("maddpg", "maddpg", True, "MADDPG"),
+    _continuous("ddpg", "ddpg", True, "DDPG"),
+    _continuous("mai_empirical", "mai", False, "MAI, empirical opponent model",
+                opponent_model="empirical"),
+    _continuous("mai_marginal", "mai", False, "MAI, marginal policy",
+                policy_form="marginal"),
 ):
   registry.register(_entry)

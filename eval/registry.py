@@ -1,7 +1,8 @@
 """The one registry of the algorithms the eval binaries run.
 
-Every binary (compare_nash, the zero-sum section of run_equilibria, run_mfg
-and the report's sections built on them) looks its algorithms up here, so
+Every binary (compare_nash, the zero-sum section of run_equilibria, run_mfg,
+run_mai and the report's sections built on them) looks its algorithms up
+here, so
 adding an algorithm to all of them is one `register(Entry(...))`:
 
   registry.register(registry.Entry(
@@ -26,7 +27,13 @@ MARKOV = "markov"
 # MEAN_FIELD: make(game, engine, settings) with a mean-field pyspiel game and
 #   its `mfg_engine.MeanFieldEngine`; NashConv is OpenSpiel's exploitability.
 MEAN_FIELD = "mean_field"
-FAMILIES = (MARKOV, MEAN_FIELD)
+# CONTINUOUS: make(spec, settings, seed) with the game's
+#   `continuous_common.EnvironmentSpec`, an instance of the class of the
+#   entry's `settings()` and the run's seed; returns one agent per player
+#   (`continuous_common.ReplayAgent`s, trained by their `step` protocol on a
+#   game's continuous interface).
+CONTINUOUS = "continuous"
+FAMILIES = (MARKOV, MEAN_FIELD, CONTINUOUS)
 
 
 class Unsupported(Exception):
@@ -74,17 +81,23 @@ class Entry:
   # MARKOV and the pyspiel game for MEAN_FIELD.
   unsupported: Callable[[Any], str | None] = _supports_every_game
   # The binaries (or report sections) that run it when no --algorithms is
-  # given: "compare_nash", "zero_sum", "run_mfg".
+  # given: "compare_nash", "zero_sum", "run_mfg", "run_mai".
   defaults: Sequence[str] = ()
   # True for OpenSpiel's algorithms (the baselines), False for ours.
   baseline: bool = True
   # The name in figures and tables (the name itself when empty).
   label: str = ""
+  # CONTINUOUS: () -> the agents' default settings, a frozen dataclass (an
+  # ablation's differ from its algorithm's in the fields it changes).
+  settings: Callable[[], Any] | None = None
 
   def __post_init__(self):
     if self.family not in FAMILIES:
       raise ValueError(f"family {self.family!r} of {self.name!r}: use one of "
                        f"{FAMILIES}")
+    if (self.settings is None) == (self.family == CONTINUOUS):
+      raise ValueError(f"{self.name!r}: settings is required of the "
+                       f"{CONTINUOUS} family and of no other")
 
   @property
   def title(self):

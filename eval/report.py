@@ -47,6 +47,9 @@ from vsg_spiel.eval import summary as summary_lib
 
 setting = settings_lib.setting
 SECTIONS = report_sections.SECTIONS
+# The flags that override sections' settings (an error for a selected
+# section that does not take one).
+OVERRIDES = ("games", "seeds", "iterations", "tensorboard_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,8 @@ class ReportFlags:
                          choices=cells_lib.BACKENDS)
   ray_address: str | None = setting(
       None, "Ray cluster address (default: a local instance).")
+  tensorboard_dir: str | None = setting(
+      None, "Figure 2's runs write TensorFlow summaries here.")
 
 
 def section_settings(flags, name):
@@ -84,7 +89,7 @@ def section_settings(flags, name):
 def validate(flags):
   """ValueError before any work: an override a selected section cannot use,
   a section setting it makes invalid, or Ray missing."""
-  for flag in ("games", "seeds", "iterations"):
+  for flag in OVERRIDES:
     if getattr(flags, flag) is None:
       continue
     unable = [name for name in flags.sections
@@ -97,8 +102,7 @@ def validate(flags):
     settings = section_settings(flags, name)
     try:
       settings_lib.validate(settings, names=[
-          SECTIONS[name].overrides[flag] for flag in ("games", "seeds",
-                                                      "iterations")
+          SECTIONS[name].overrides[flag] for flag in OVERRIDES
           if getattr(flags, flag) is not None])
     except ValueError as error:
       raise ValueError(f"{error} (section {name})") from error

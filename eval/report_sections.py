@@ -19,6 +19,7 @@ from vsg_spiel.eval import cells as cells_lib
 from vsg_spiel.eval import common
 from vsg_spiel.eval import comparison
 from vsg_spiel.eval import epsilon
+from vsg_spiel.eval import registry
 from vsg_spiel.eval import run_distancing
 from vsg_spiel.eval import run_equilibria
 from vsg_spiel.eval import run_mfg
@@ -164,12 +165,13 @@ def mai_cell(game, algorithm, seed, experiment):
   """One (algorithm, seed) run of run_mai: its progress record with the
   per-episode returns and the final evaluation. The report stores whole
   cells, so the run's own block checkpoints go to a scratch directory."""
-  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from vsg_spiel.eval import continuous_runs
   _one_tensorflow_thread()
-  settings = run_mai.Experiment(game=game, algorithms=(algorithm,),
-                                seeds=(seed,), **experiment)
+  settings = continuous_runs.Experiment(game=game, algorithms=(algorithm,),
+                                        seeds=(seed,), **experiment)
   with tempfile.TemporaryDirectory() as scratch:
-    record, _ = run_mai.run_one(settings, algorithm, seed, scratch)
+    record, _ = continuous_runs.run_one(settings, algorithm, seed, scratch)
   return record
 
 
@@ -184,11 +186,12 @@ def _one_tensorflow_thread():
 
 
 def _check_mai_games(games):
-  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
-  unknown = [game for game in games if game not in run_mai.GAMES]
+  # pylint: disable-next=g-import-not-at-top
+  from vsg_spiel.eval import continuous_runs
+  unknown = [game for game in games if game not in continuous_runs.GAMES]
   if unknown:
     raise ValueError(f"unknown games {unknown} for the mai section; valid: "
-                     f"{list(run_mai.GAMES)}")
+                     f"{list(continuous_runs.GAMES)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,10 +199,15 @@ class MaiSectionSettings:
   """Figure 2's runs: run_mai's experiments, one cell per seed."""
   games: tuple[str, ...] = setting(("differential", "routing"),
                                    "run_mai's games.", check=_check_mai_games)
-  algorithms: tuple[str, ...] = setting(("mai", "masql", "maddpg", "ddpg"),
-                                        "run_mai's algorithms.")
+  algorithms: tuple[str, ...] = setting(
+      registry.names(registry.CONTINUOUS, default_for="run_mai"),
+      "run_mai's algorithms.",
+      choices=lambda: registry.names(registry.CONTINUOUS))
   seeds: int = setting(2, "Seeds per algorithm and game.", at_least=1)
-  # Per game, the `run_mai.Experiment` fields that differ from its defaults.
+  tensorboard_dir: str | None = setting(
+      None, "The runs write TensorFlow summaries here (none when unset).")
+  # Per game, the `continuous_runs.Experiment` fields that differ from its
+  # defaults.
   # 125 episodes on the differential game (was 200): in the 10-seed runs of
   # 200 episodes MAI's curve reaches the global optimum by episode ~110 in
   # every seed and the baselines' curves are flat after ~100; training does
@@ -211,31 +219,33 @@ class MaiSectionSettings:
 
 
 def _mai_cells(settings):
+  recording = ({"tensorboard_dir": settings.tensorboard_dir}
+               if settings.tensorboard_dir else {})
   return [Cell("mai", (game, algorithm, seed),
                "vsg_spiel.eval.report_sections:mai_cell",
                dict(game=game, algorithm=algorithm, seed=seed,
-                    experiment=settings.experiments[game]))
+                    experiment={**settings.experiments[game], **recording}))
           for game in settings.games for algorithm in settings.algorithms
           for seed in range(settings.seeds)]
 
 
 def _mai_summary(results, settings, figures):
-  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from vsg_spiel.eval import continuous_runs
   parts, data = [], {}
   for game in settings.games:
-    experiment = run_mai.Experiment(game=game,
-                                    algorithms=tuple(settings.algorithms),
-                                    seeds=tuple(range(settings.seeds)),
-                                    **settings.experiments[game])
+    experiment = continuous_runs.Experiment(
+        game=game, algorithms=tuple(settings.algorithms),
+        seeds=tuple(range(settings.seeds)), **settings.experiments[game])
     records = {algorithm: [results[game, algorithm, seed]
                            for seed in range(settings.seeds)
                            if (game, algorithm, seed) in results]
                for algorithm in settings.algorithms}
-    summary = run_mai.summarize(experiment, records)
-    figure = run_mai.FIGURES[game]
-    run_mai.plot_learning_curves(experiment, records,
-                                 os.path.join(figures, figure))
-    parts.append(re.sub(r"\A# ", "### ", run_mai.markdown(
+    summary = continuous_runs.summarize(experiment, records)
+    figure = continuous_runs.figure_file(game)
+    continuous_runs.plot_learning_curves(experiment, records,
+                                         os.path.join(figures, figure))
+    parts.append(re.sub(r"\A# ", "### ", continuous_runs.markdown(
         experiment, summary).replace(f"]({figure})", f"](figures/{figure})")))
     data[game] = summary
   return "\n".join(parts), data
@@ -253,7 +263,8 @@ MAI = Section(
             "differential": dict(episodes=200, steps=25),
             "routing": dict(episodes=200, steps=25)}),
     },
-    overrides={"games": "games", "seeds": "seeds"},
+    overrides={"games": "games", "seeds": "seeds",
+               "tensorboard_dir": "tensorboard_dir"},
     cells=_mai_cells, summarize=_mai_summary)
 
 

@@ -260,14 +260,14 @@ def parse(settings_class, argv):
   return instance, remaining
 
 
-def run(settings_class, main, parser_function=None):
+def run(settings_class, main, parser_function=None, lock=True):
   """Runs `main(settings)` as an absl program whose flags are the fields of
   `settings_class` (absl's own logging flags work as usual), holding the
-  lock of the output directory `settings.out` meanwhile; `main` returns the
-  exit status. A bad flag exits with status 1 and a message before any work,
-  as does an output directory that another run holds. `parser_function`
-  (argv -> (settings, remaining), raising app.UsageError) replaces `parse`
-  where a binary checks more."""
+  lock of the output directory `settings.out` meanwhile unless `lock` is
+  False; `main` returns the exit status. A bad flag exits with status 1 and
+  a message before any work, as does an output directory that another run
+  holds. `parser_function` (argv -> (settings, remaining), raising
+  app.UsageError) replaces `parse` where a binary checks more."""
   def parser(argv):
     try:
       settings, remaining = (parser_function(argv) if parser_function else
@@ -282,6 +282,8 @@ def run(settings_class, main, parser_function=None):
       sys.exit(1)
     return settings
   def locked_main(settings):
+    if not lock:
+      return main(settings)
     try:
       with cells.output_lock(settings.out):
         return main(settings)

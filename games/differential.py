@@ -403,13 +403,7 @@ class DifferentialContinuous:
   # Rewards span about [-100, 10]; scaled by 0.1 for learning. The players'
   # rewards are identical (the GameType says so), so MAI's agents know their
   # opponent's reward: it is their own ("shared"). The other settings are
-  # the defaults, chosen for MAI on seeds 0-3 by the fraction of the 25 steps
-  # whose deterministic joint action ends within 1.0 of (5, 5), one change at
-  # a time: the reparameterised (reverse-KL) opponent-model fit settled at
-  # the local optimum in 15-50% of the steps at every temperature tried; the
-  # mode-covering fit of eq. 5 and training pi on prior predictions too made
-  # it 96-100%; a warm-up of 1000 uniform steps (500 before), with the
-  # annealing after it, left no step behind on seeds 0-9.
+  # the defaults (how they were chosen: docs/design.md, "Tuning notes").
   agent_settings = {"reward_scale": 0.1, "opponent_reward": "shared"}
   figure = {"file": "figure_2a_differential.png",
             "caption": "Figure 2a: differential game",

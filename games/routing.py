@@ -813,13 +813,8 @@ class RoutingContinuous:
 
   on the simplex of the P paths: a bijection onto the splits whose path
   shares lie within a factor exp(2 * SPLIT_LOGIT_RANGE) of each other (at 3,
-  a single path takes up to 91% of the demand with three paths).
-  SPLIT_LOGIT_RANGE is 3, not larger, because the box's uniform measure is
-  what the agents' warm-up explores and what the soft agents' entropy is
-  measured against: at 6 most of the box maps to nearly pure splits, and
-  MAI's policies stayed near-pure, as bad as uniformly random play; smaller
-  ranges cap a path's share below what equilibria reach (the measurements:
-  docs/design.md, "The routing game's continuous interface").
+  a single path takes up to 91% of the demand with three paths; why 3:
+  docs/design.md, "Tuning notes").
 
   The Markov state is (step, regime), one-hot. Episode k's regimes are drawn
   with a numpy Generator seeded by (seed, k). The evaluation samples
@@ -833,11 +828,9 @@ class RoutingContinuous:
 
   SPLIT_LOGIT_RANGE = 3.0
   # Stage costs are below 2.3, so rewards are scaled by 10, and the
-  # temperature runs from 0.3 to 0.01. The discount is 0.5: actions do not
-  # move the demand regimes, so it only scales the action-independent
-  # continuation, which at 0.95 drowned the stage differences between splits
-  # in every critic (docs/design.md). The game is general-sum, so MAI
-  # estimates the opponents' rewards (its default).
+  # temperature runs from 0.3 to 0.01. The discount is 0.5 (docs/design.md,
+  # "Tuning notes"). The game is general-sum, so MAI estimates the
+  # opponents' rewards (its default).
   agent_settings = {"reward_scale": 10.0, "discount": 0.5,
                     "initial_temperature": 0.3, "final_temperature": 0.01}
   figure = {"file": "figure_2b_routing.png",

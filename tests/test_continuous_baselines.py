@@ -12,7 +12,8 @@ from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.algorithms import ddpg
 from vsg_spiel.algorithms import maddpg
 from vsg_spiel.algorithms import masql
-from vsg_spiel.eval import run_mai
+from vsg_spiel.eval import continuous_runs
+from vsg_spiel.eval import registry
 from vsg_spiel.games import routing
 
 from continuous_helpers import SPEC, assert_checkpoints_restore, mlp, play
@@ -301,15 +302,15 @@ def test_a_new_game_needs_only_its_continuous_interface(name):
   and runner on a game defined by its interface alone."""
   environment = continuous_common.ContinuousEnvironment(DummyGame(), seed=0)
   assert environment.spec == continuous_common.EnvironmentSpec(3, 3, 1)
-  module = run_mai.ALGORITHMS[name]
-  agents = module.make_agents(environment.spec, dataclasses.replace(
-      module.Settings(), **{field.name: getattr(TINY, field.name)
-                            for field in dataclasses.fields(TINY)}), seed=0)
+  entry = registry.get(name, registry.CONTINUOUS)
+  agents = entry.make(environment.spec, dataclasses.replace(
+      entry.settings(), **{field.name: getattr(TINY, field.name)
+                           for field in dataclasses.fields(TINY)}), seed=0)
   returns = play(environment, agents, 4)
   assert returns.shape == (4, 3) and np.all(returns <= 0.0)
   first = environment.reset()
   assert np.array_equal(first.observations["info_state"][0], [1, 0, 0])
   step = environment.step(np.array([[1.0], [0.0], [-1.0]]))
   np.testing.assert_allclose(step.rewards, [-20.25, 0.0, -20.25])
-  final = run_mai.evaluate(environment, agents, samples=1)
+  final = continuous_runs.evaluate(environment, agents, samples=1)
   assert 0.0 <= final["spread"] <= 6.0

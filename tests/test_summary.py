@@ -189,22 +189,23 @@ def fake_differential_run(seed, final_return):
 
 
 def test_figure_2_tables_and_plots_give_bootstrap_intervals(tmp_path):
-  from vsg_spiel.eval import run_mai  # pylint: disable=g-import-not-at-top
-  experiment = run_mai.Experiment(game="differential", algorithms=("mai",
-                                                                   "ddpg"),
-                                  seeds=(0, 1), episodes=12, steps=1)
+  # pylint: disable-next=g-import-not-at-top
+  from vsg_spiel.eval import continuous_runs
+  experiment = continuous_runs.Experiment(
+      game="differential", algorithms=("mai", "ddpg"), seeds=(0, 1),
+      episodes=12, steps=1)
   records = {"mai": [fake_differential_run(0, 10.0),
                      fake_differential_run(1, 20.0)],
              "ddpg": [fake_differential_run(0, 3.0)]}
-  summary_data = run_mai.summarize(experiment, records)
+  summary_data = continuous_runs.summarize(experiment, records)
   interval = summary_data["mai"]["deterministic_return"]["interval"]
   assert (interval["low"], interval["high"]) == (10.0, 20.0)  # 2 seeds
   assert summary_data["ddpg"]["final_return"]["interval"]["note"] == (
       "1 seed: no interval")
-  text = run_mai.markdown(experiment, summary_data)
+  text = continuous_runs.markdown(experiment, summary_data)
   assert "| mai | 2 | 50% |" in text
   assert "15.000 [10.000, 20.000]" in text
   assert "3.000 (1 seed)" in text and "95% bootstrap interval" in text
-  run_mai.plot_learning_curves(experiment, records,
-                               str(tmp_path / "curves.png"))
+  continuous_runs.plot_learning_curves(experiment, records,
+                                       str(tmp_path / "curves.png"))
   assert (tmp_path / "curves.png").stat().st_size > 10_000
