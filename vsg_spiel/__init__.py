@@ -17,6 +17,7 @@ from vsg_spiel.exploitability import policy_values
 from vsg_spiel.exploitability import profile_deviation_gains
 from vsg_spiel.core import markov_game
 from vsg_spiel.core import MarkovGame
+from vsg_spiel.core import NonMarkovObservationError
 from vsg_spiel.profiles import from_policy
 from vsg_spiel.profiles import MarkovPolicy
 from vsg_spiel.profiles import NonMarkovPolicyError

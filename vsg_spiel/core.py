@@ -80,7 +80,11 @@ DENSE_TRANSITION_ENTRIES = 2**22
 # where the evaluation is dominated by per-call overhead.
 SMALL_VALUE_TENSOR_ENTRIES = 2**18
 _MARKOV_TOLERANCE = 1e-12
+# The Markov check of observation keys (`_Enumerator._check_markov`): other
+# histories expanded per key, in a stationary game and in a finite one (where
+# every key is checked this way, at about the cost of enumerating again).
 _HISTORIES_CHECKED = 4
+_HISTORIES_CHECKED_FINITE = 1
 
 
 class MarkovGame:
@@ -152,9 +156,11 @@ class MarkovGame:
         turn-based moves, perfect information (or one-shot) and finite plays.
       state_key: "observation" merges histories with the same move number and
         public observation string (the Markov state of a perfect-information
-        game), "history" keeps every history apart (needed only to evaluate
-        policies that depend on the history); "auto" takes "observation"
-        where the game provides observation strings.
+        game), "history" keeps every history apart (needed to evaluate
+        policies that depend on the history, and where the observation does
+        not show the whole state); "auto" takes "observation" where the game
+        provides observation strings and the check below finds it Markov,
+        else "history" (within the same max_states and max_bytes).
       discount: gamma per decision step; OpenSpiel's own tools evaluate
         undiscounted returns, so keep 1 when comparing with them.
       max_states: enumeration stops with an error past this many states.
@@ -165,18 +171,24 @@ class MarkovGame:
         as an infinite-horizon discounted game: needs observation strings and
         a discount in [0, 1). Each key's continuation is read from the first
         history that reaches it; a time limit that the observation does not
-        show is not part of the stationary model. Up to 4 other histories
-        reaching a key (one per distinct `str(state)` and move number) are
-        expanded one step and must agree with it (same mover, legal
-        actions, rewards and next-key distribution per joint action to
-        1e-12), else the observation is not Markov: a necessary check, not
-        a proof.
+        show is not part of the stationary model.
+
+    The Markov check (observation keys): the second history found reaching
+    a key (in a stationary game up to 4 others, one per distinct
+    `str(state)` and move number) is expanded one step and must agree with
+    the key's first history (same mover, legal actions, rewards, ends and
+    next-key distribution per joint action to 1e-12), else the observation
+    is not Markov: a necessary check, not a proof. Pig's turn limit, for
+    instance, is not in its observation.
 
     Raises:
       ValueError: the game is not a finite perfect-information Markov game,
         or it is larger than max_states or max_bytes, or (stationary) the
-        discount is not in [0, 1), the game provides no observation strings,
-        or its observation is not a Markov state.
+        discount is not in [0, 1) or the game provides no observation
+        strings.
+      NonMarkovObservationError (a ValueError): the observation is not a
+        Markov state (state_key "observation", or "auto" when stationary),
+        naming two histories that share a key and continue differently.
     """
     max_states = parameters.check_integer("max_states", max_states, 1)
     max_bytes = parameters.check_integer("max_bytes", max_bytes, 1)
@@ -197,6 +209,7 @@ class MarkovGame:
           f"{name} has imperfect information ({game_type.information}): its "
           "players' information states are not Markov states, so it is not a "
           "Markov game; use a perfect-information or one-shot game")
+    fallback = state_key == "auto" and not stationary
     if state_key == "auto":
       state_key = ("observation" if game_type.provides_observation_string
                    else "history")
@@ -210,8 +223,20 @@ class MarkovGame:
       raise ValueError(
           f"a stationary game keys states by the observation string; "
           f"{name} with state_key={state_key!r} cannot be stationary")
-    return _Enumerator(game, state_key, max_states, max_bytes,
-                       stationary).build(cls, discount)
+    try:
+      return _Enumerator(game, state_key, max_states, max_bytes,
+                         stationary).build(cls, discount)
+    except NonMarkovObservationError as not_markov:
+      if not fallback:
+        raise
+      reason = not_markov
+    try:
+      return _Enumerator(game, "history", max_states, max_bytes,
+                         False).build(cls, discount)
+    except ValueError as too_large:
+      raise ValueError(
+          f"{reason}. Keying by history instead failed: {too_large}") from (
+              too_large)
 
   # --------------------------------------------------------------------------
   # Vectorised Bellman pieces used by every solver.
@@ -538,9 +563,10 @@ class _Enumerator:
     self.max_states = max_states
     self.max_bytes = max_bytes
     self.stationary = stationary
-    # Stationary games: other histories reaching each Markov state, checked
-    # against the state's own continuation (`_check_markov`): one per
-    # distinct (state string, move number), up to _HISTORIES_CHECKED (the
+    # Observation keys: other histories reaching each Markov state, checked
+    # against the state's own continuation (`_check_markov`): the first
+    # _HISTORIES_CHECKED_FINITE found, or in a stationary game up to
+    # _HISTORIES_CHECKED, one per distinct (state string, move number) (the
     # string may show what the observation hides; the move number, a time
     # limit it does not show).
     self.other_histories = collections.defaultdict(list)
@@ -550,6 +576,9 @@ class _Enumerator:
     self.num_players = game.num_players()
     self.num_actions = (game.num_distinct_actions(),) * self.num_players
     self.num_joint_actions = game.num_distinct_actions()**self.num_players
+    # Flat index of a joint action (C order over num_actions).
+    self.strides = [game.num_distinct_actions()**(self.num_players - 1 - i)
+                    for i in range(self.num_players)]
     self.bytes_per_state = self.num_joint_actions * (
         _BYTES_PER_ENTRY + _BYTES_PER_ENTRY_PER_PLAYER * self.num_players)
     self.index = {}
@@ -588,13 +617,15 @@ class _Enumerator:
   def state_index(self, state):
     key = key_of(self.state_key, state, self.stationary)
     index = self.index.get(key)
-    if index is not None and self.stationary:
+    if index is not None and self.state_key == "observation":
       others = self.other_histories[index]
-      signature = (str(state), state.move_number())
-      if (len(others) < _HISTORIES_CHECKED and
-          signature not in self.signatures[index]):
-        others.append(state)
-        self.signatures[index].add(signature)
+      if not self.stationary:
+        if len(others) < _HISTORIES_CHECKED_FINITE:
+          others.append(state)  # every arrival is another history
+      elif len(others) < _HISTORIES_CHECKED:
+        if (str(state), state.move_number()) not in self.signatures[index]:
+          others.append(state)
+          self.signatures[index].add((str(state), state.move_number()))
     if index is None:
       if len(self.states) >= self.max_states:
         raise ValueError(
@@ -611,7 +642,9 @@ class _Enumerator:
     return index
 
   def joint_actions(self, state):
-    """Yields (joint action tuple padded for all players, child state)."""
+    """Yields (joint action's flat index in num_actions, child state); the
+    players not to move play 0."""
+    strides = self.strides
     if self.simultaneous:
       # A player with no legal action passes 0, as OpenSpiel asks.
       legal = [state.legal_actions(player) or [0] for player in
@@ -619,13 +652,11 @@ class _Enumerator:
       for joint in itertools.product(*legal):
         child = state.clone()
         child.apply_actions(list(joint))
-        yield joint, child
+        yield sum(a * b for a, b in zip(joint, strides)), child
     else:
-      mover = state.current_player()
+      stride = strides[state.current_player()]
       for action in state.legal_actions():
-        joint = [0] * self.num_players
-        joint[mover] = action
-        yield tuple(joint), state.child(action)
+        yield action * stride, state.child(action)
 
   def build(self, cls, discount):
     root = self.game.new_initial_state()
@@ -643,40 +674,26 @@ class _Enumerator:
                        "before any player acts")
 
     joint_shape = self.num_actions
+    joint = int(np.prod(joint_shape))
     rows, cols, probs = [], [], []
-    rewards, legal, movers = [], [], []
+    steps, rewards, legal, movers = [], [], [], []
     position = 0
     while position < len(self.states):
-      state = self.states[position]
-      returns = np.asarray(state.returns(), dtype=np.float64)
-      reward = np.zeros((self.num_players,) + joint_shape)
-      mask = [np.zeros(n, dtype=bool) for n in self.num_actions]
-      if self.simultaneous:
-        movers.append(pyspiel.PlayerId.SIMULTANEOUS)
-        for player in range(self.num_players):
-          mask[player][state.legal_actions(player) or [0]] = True
-      else:
-        mover = state.current_player()
-        movers.append(mover)
-        for player in range(self.num_players):
-          mask[player][state.legal_actions() if player == mover else [0]] = True
-      for joint, child in self.joint_actions(state):
-        row = position * int(np.prod(joint_shape)) + int(
-            np.ravel_multi_index(joint, joint_shape))
-        for probability, leaf in self.decision_outcomes(child):
-          reward[(slice(None),) + joint] += probability * (
-              np.asarray(leaf.returns()) - returns)
-          if not leaf.is_terminal():
-            rows.append(row)
-            cols.append(self.state_index(leaf))
-            probs.append(probability)
+      step = self._expand(self.states[position], self.state_index)
+      for flat, index, probability in step[3]:
+        rows.append(position * joint + flat)
+        cols.append(index)
+        probs.append(probability)
+      mask, reward = self.tensors(step)
+      steps.append(step)
+      movers.append(step[0])
       rewards.append(reward)
       legal.append(mask)
       position += 1
 
     num_states = len(self.states)
+    self._check_markov(steps)
     if self.stationary:
-      self._check_markov()
       # One layer in discovery order: cycles are allowed.
       move_numbers = np.zeros(num_states, dtype=np.int64)
     else:
@@ -684,7 +701,6 @@ class _Enumerator:
     order = np.argsort(move_numbers, kind="stable")
     new_index = np.empty(num_states, dtype=np.int64)
     new_index[order] = np.arange(num_states)
-    joint = int(np.prod(joint_shape))
     rows = np.asarray(rows, dtype=np.int64)
     rows = new_index[rows // joint] * joint + rows % joint
     transitions = sparse.csr_matrix(
@@ -714,68 +730,121 @@ class _Enumerator:
         current_player=np.asarray(movers)[order],
         stationary=self.stationary)
 
-  def _continuation(self, state):
-    """What a Markov state determines: mover, legal actions, and per joint
-    action the reward and the distribution of the next key."""
-    legal = (tuple(tuple(state.legal_actions(player))
-                   for player in range(self.num_players))
-             if self.simultaneous else tuple(state.legal_actions()))
-    returns = np.asarray(state.returns(), dtype=np.float64)
-    outcomes = {}
-    for joint, child in self.joint_actions(state):
-      reward = np.zeros(self.num_players)
-      next_keys = {}
+  def _expand(self, state, index_of):
+    """One step from a decision state, chance resolved: (mover, legal actions
+    per player, gains, outcomes), where gains lists (flat joint action,
+    probability x returns accrued) and outcomes (flat joint action,
+    index_of(next decision state), probability)."""
+    returns = state.returns()
+    if self.simultaneous:
+      mover = pyspiel.PlayerId.SIMULTANEOUS
+      legal = [state.legal_actions(player) or [0]
+               for player in range(self.num_players)]
+    else:
+      mover = state.current_player()
+      legal = [state.legal_actions() if player == mover else [0]
+               for player in range(self.num_players)]
+    gains, outcomes = [], []
+    for flat, child in self.joint_actions(state):
       for probability, leaf in self.decision_outcomes(child):
-        reward += probability * (np.asarray(leaf.returns()) - returns)
+        gains.append((flat, [probability * (a - b)
+                             for a, b in zip(leaf.returns(), returns)]))
         if not leaf.is_terminal():
-          key = key_of(self.state_key, leaf, True)
-          next_keys[key] = next_keys.get(key, 0.0) + probability
-      outcomes[joint] = (reward, next_keys)
-    return state.current_player(), legal, outcomes
+          outcomes.append((flat, index_of(leaf), probability))
+    return mover, legal, gains, outcomes
 
-  def _check_markov(self):
-    """Raises ValueError where two histories share an observation but not
-    their one-step continuation (see `MarkovGame.from_openspiel`)."""
+  def tensors(self, step):
+    """A step's legal mask per player and rewards [player, *joint]."""
+    _, legal, gains, _ = step
+    mask = [np.zeros(n, dtype=bool) for n in self.num_actions]
+    for player, actions in enumerate(legal):
+      mask[player][actions] = True
+    reward = np.zeros((self.num_players, self.num_joint_actions))
+    if gains:
+      flats, values = zip(*gains)
+      np.add.at(reward.T, list(flats), np.asarray(values, dtype=np.float64))
+    return mask, reward.reshape((self.num_players,) + self.num_actions)
+
+  def _known_index(self, state):
+    """The index of a state's key, or the key itself when it is unknown."""
+    key = key_of(self.state_key, state, self.stationary)
+    return self.index.get(key, key)
+
+  def _check_markov(self, steps):
+    """Raises NonMarkovObservationError where another history of a key
+    continues differently from the key's first history, whose `steps`
+    (`_expand`) the build kept (see `MarkovGame.from_openspiel`)."""
     for index, others in self.other_histories.items():
-      state = self.states[index]
-      continuation = self._continuation(state)
       for other in others:
-        _compare_continuations(self.game, state, continuation, other,
-                               self._continuation(other))
+        step = self._expand(other, self._known_index)
+        if step != steps[index]:  # else equal to the last bit
+          _compare_continuations(self, self.states[index], steps[index],
+                                 other, step)
 
 
-def _compare_continuations(game, state, continuation, other,
-                           other_continuation):
-  """Raises ValueError naming the difference of two histories' continuations
-  (see `_Enumerator._check_markov`)."""
-  mover, legal, outcomes = continuation
-  other_mover, other_legal, other_outcomes = other_continuation
+def _distributions(outcomes):
+  """{flat joint action: {next state: probability}} of (flat, next,
+  probability) triplets."""
+  result = collections.defaultdict(lambda: collections.defaultdict(float))
+  for flat, index, probability in outcomes:
+    result[flat][index] += probability
+  return result
+
+
+class NonMarkovObservationError(ValueError):
+  """Two histories share an observation key but continue differently, so
+  the observation-keyed game would be wrong; `histories` holds the two."""
+
+  def __init__(self, message, histories):
+    super().__init__(message)
+    self.histories = histories
+
+
+def _compare_continuations(enumerator, state, step, other, other_step):
+  """Raises NonMarkovObservationError naming the first difference, beyond
+  1e-12, of two histories' one-step continuations (`_Enumerator._expand`:
+  mover, legal actions, rewards, next-state distributions; see
+  `_Enumerator._check_markov`)."""
+  mover, legal = step[:2]
+  other_mover, other_legal = other_step[:2]
   difference = None
   if (mover, legal) != (other_mover, other_legal):
-    difference = (f"different movers or legal actions ({mover}, {legal} "
-                  f"vs {other_mover}, {other_legal})")
+    difference = (f"different movers or legal actions ({mover} {legal} vs "
+                  f"{other_mover} {other_legal})")
   else:
-    for joint, (reward, next_keys) in outcomes.items():
-      other_reward, other_next = other_outcomes[joint]
-      if np.abs(reward - other_reward).max() > _MARKOV_TOLERANCE:
-        difference = (f"rewards {reward.tolist()} vs "
-                      f"{other_reward.tolist()} after joint action {joint}")
-      elif next_keys.keys() != other_next.keys() or any(
-          abs(next_keys[key] - other_next[key]) > _MARKOV_TOLERANCE
-          for key in next_keys):
-        difference = (f"different next-state distributions after joint "
-                      f"action {joint}")
-      if difference:
-        break
+    _, reward = enumerator.tensors(step)
+    _, other_reward = enumerator.tensors(other_step)
+    next_states = _distributions(step[3])
+    other_next = _distributions(other_step[3])
+    gaps = np.abs(reward - other_reward).max(axis=0).ravel()
+    differ = set(np.flatnonzero(gaps > _MARKOV_TOLERANCE).tolist())
+    for flat in next_states.keys() | other_next.keys():
+      one, two = next_states.get(flat, {}), other_next.get(flat, {})
+      if one.keys() != two.keys() or any(
+          abs(one[key] - two[key]) > _MARKOV_TOLERANCE for key in one):
+        differ.add(flat)
+    if differ:
+      flat = min(differ)
+      what = ("different next-state distributions (or ends)"
+              if gaps[flat] <= _MARKOV_TOLERANCE else
+              f"rewards {reward.reshape(len(reward), -1)[:, flat]} vs "
+              f"{other_reward.reshape(len(reward), -1)[:, flat]}")
+      joint = tuple(int(a) for a in np.unravel_index(flat,
+                                                     enumerator.num_actions))
+      difference = f"{what} after joint action {joint}"
   if difference:
-    key = key_of("observation", state, True)
-    raise ValueError(
-        f"{game}: the observation is not a Markov state: the "
+    key = key_of("observation", state, enumerator.stationary)
+    remedy = ("load it with stationary=False (states keyed with the move "
+              "number) or give it an observation that identifies the state"
+              if enumerator.stationary else
+              "key its states by history: vsg_spiel.markov_game(game, "
+              "state_key=\"history\") or MarkovGame.from_openspiel(game, "
+              "state_key=\"history\")")
+    raise NonMarkovObservationError(
+        f"{enumerator.game}: the observation is not a Markov state: the "
         f"histories {state.history()} and {other.history()} share the "
-        f"observation {key!r} but have "
-        f"{difference}; load it with stationary=False (states keyed with "
-        "the move number) or give it an observation that identifies the "
-        "state")
+        f"key {key!r} but have {difference}; {remedy}",
+        (state.history(), other.history()))
 
 
 def _format_bytes(size):
