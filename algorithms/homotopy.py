@@ -94,6 +94,7 @@ from scipy.sparse import linalg as sparse_linalg
 
 from vsg_spiel import core
 from vsg_spiel import exploitability
+from vsg_spiel import parameters
 from vsg_spiel import profiles
 
 _GETRF, _GETRS = linalg.get_lapack_funcs(("getrf", "getrs"),
@@ -164,6 +165,32 @@ class Settings:
   """The limit found so is accepted only within this distance (max
   probability difference) of the branch point, and with regret <=
   maxregret."""
+
+  def __post_init__(self):
+    """Checks every field (ValueError naming `Settings.<field>` and its
+    allowed range), so that a bad value fails here, not as a trace that
+    never ends or gives up at once."""
+    inf = math.inf
+    for name, low, high, low_open, high_open in (
+        ("first_step", 0.0, inf, True, False),
+        ("max_step_growth", 1.0, inf, False, False),
+        ("min_step", 0.0, self.first_step, True, False),
+        ("max_distance", 0.0, inf, True, False),
+        ("target_distance", 0.0, inf, True, False),
+        ("min_cosine", 0.0, 1.0, False, True),
+        ("corrector_tolerance", 0.0, inf, True, False),
+        ("tolerance", 0.0, inf, False, False),
+        ("max_lambda", 0.0, inf, True, False),
+        ("bifurcation_perturbation", 0.0, 1.0, True, True),
+        ("bifurcation_jump_step", 0.0, inf, False, False),
+        ("polish_below", 0.0, inf, False, False),
+        ("polish_distance", 0.0, 1.0, False, False)):
+      setattr(self, name, parameters.check_real(
+          f"Settings.{name}", getattr(self, name), low, high,
+          low_open=low_open, high_open=high_open))
+    for name in ("max_corrector_iterations", "max_steps"):
+      setattr(self, name, parameters.check_integer(
+          f"Settings.{name}", getattr(self, name), 1))
 
 
 @dataclasses.dataclass
@@ -267,6 +294,8 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   if not isinstance(settings, Settings):
     raise ValueError(f"settings must be a homotopy.Settings; got "
                      f"{type(settings).__name__}")
+  # Re-checked: a field may have been assigned after construction.
+  settings = dataclasses.replace(settings)
   mgame = core.markov_game(game)
   start_time = time.perf_counter()
   # Built anew (not `_equations`): the time of a solve includes its set-up.
@@ -952,8 +981,11 @@ class _Tracer:
     while True:
       if self.steps >= settings.max_steps:
         return u, False, f"stopped after max_steps={settings.max_steps}"
-      if step < settings.min_step:
-        return u, False, f"step fell below {settings.min_step}"
+      if not step >= settings.min_step:  # also stops a NaN step
+        return u, False, (f"step fell below {settings.min_step}" if
+                          step < settings.min_step else f"step became {step}")
+      if not np.all(np.isfinite(u)):
+        return u, False, "the branch point became non-finite"
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
                           "before the regret reached maxregret")

@@ -127,8 +127,8 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
 
     Raises:
       ValueError: temperature is not a finite number > 0, initial_prior is
-        not an OpenSpiel policy, the engine was built for another game, or
-        game is not a mean-field game.
+        not an OpenSpiel policy of `game`, the engine was built for another
+        game, or game is not a mean-field game.
     """
     self._temperature = logit.check_temperature(temperature)
     if not (initial_prior is None or
@@ -137,6 +137,10 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
                        "(open_spiel.python.policy.Policy) or None; got "
                        f"{type(initial_prior).__name__}")
     super().__init__(game, engine)
+    prior_game = getattr(initial_prior, "game", game)
+    if str(prior_game) != str(self._engine.game):
+      raise ValueError(f"initial_prior must be a policy of the solver's game "
+                       f"{self._engine.game}; got one of {prior_game}")
     self._initial_prior = (initial_prior or
                            policy_lib.UniformRandomPolicy(game))
     self._initial_prior_rows = (

@@ -171,6 +171,10 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
 
   Returns:
     An `Outcome`.
+
+  Raises:
+    Interrupted: on Ctrl-C (a KeyboardInterrupt), after stopping the
+      workers; it counts the cells stored.
   """
   keys = [(cell.section, cell.key) for cell in cells]
   if len(set(keys)) != len(keys):
@@ -185,15 +189,31 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
   logging.info("%d cells: %d stored, %d to compute", len(cells),
                len(cells) - len(pending), len(pending))
   progress = _Progress(len(pending))
-  for cell, (result, error), seconds in _dispatch(
-      pending, workers, backend, ray_address, cell_verbosity(verbosity)):
-    if error is None:
-      store.save(cell, result, seconds)
-      results[cell.section, cell.key] = result
-    else:
-      failed[cell.section, cell.key] = error
-    progress.done(cell, seconds, error)
+  try:
+    for cell, (result, error), seconds in _dispatch(
+        pending, workers, backend, ray_address, cell_verbosity(verbosity)):
+      if error is None:
+        store.save(cell, result, seconds)
+        results[cell.section, cell.key] = result
+      else:
+        failed[cell.section, cell.key] = error
+      progress.done(cell, seconds, error)
+  except KeyboardInterrupt:
+    raise Interrupted(len(results)) from None
   return Outcome(results, failed)
+
+
+class Interrupted(KeyboardInterrupt):
+  """A run of cells was interrupted (Ctrl-C) after `stored` of its cells
+  were stored; the workers are stopped and the same command resumes."""
+
+  def __init__(self, stored):
+    super().__init__(stored)
+    self.stored = stored
+
+  def __str__(self):
+    return (f"interrupted: {self.stored} cells stored; rerun the same "
+            "command to resume")
 
 
 class _Progress:
@@ -300,7 +320,12 @@ def _dispatch(cells, workers, backend, ray_address, verbosity):
         for future in concurrent.futures.as_completed(futures):
           yield (futures[future],) + future.result()
       except BaseException:
+        # Running cells are stopped, not awaited (finished ones are stored).
+        # pylint: disable-next=protected-access
+        processes = list(pool._processes.values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+          process.terminate()
         raise
 
 
@@ -341,7 +366,8 @@ class LockedError(RuntimeError):
 @contextlib.contextmanager
 def output_lock(directory):
   """Holds DIR/.lock (an advisory lock, released when the process ends,
-  however it ends) while the body runs; creates DIR.
+  however it ends) while the body runs, and removes it after; creates
+  DIR.
 
   Raises:
     LockedError: another process holds it; the message names its pid.
@@ -360,12 +386,27 @@ def output_lock(directory):
           f"--out={directory} is in use by another run (pid {holder or '?'}"
           f", lock {path}): wait for it to finish or choose another "
           "--out") from None
+    if os.fstat(descriptor).st_ino != _inode(path):
+      # The holder finished and removed the file between our open and lock.
+      raise LockedError(f"--out={directory} was just released by another "
+                        "run; rerun to take it")
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
     _remove_partial_files(directory)
-    yield
+    try:
+      yield
+    finally:
+      with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # still locked: nobody else can have locked it
   finally:
     os.close(descriptor)
+
+
+def _inode(path):
+  try:
+    return os.stat(path).st_ino
+  except FileNotFoundError:
+    return None
 
 
 def exit_status(failures):

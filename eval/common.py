@@ -6,6 +6,7 @@ import tempfile
 
 from absl import flags
 import numpy as np
+import pyspiel
 
 
 def _umask():
@@ -153,6 +154,18 @@ class GameListParser(flags.ListParser):
         start = position + 1
     games.append(argument[start:])
     return [game.strip() for game in games if game.strip()]
+
+
+def check_game_name(game_string):
+  """ValueError unless the name of `game_string` (before its parameters) is
+  a registered game. Checked before `pyspiel.load_game`, whose error (also
+  printed on stderr) lists every registered game."""
+  name = game_string.split("(", 1)[0].strip()
+  if name not in pyspiel.registered_names():
+    raise ValueError(
+        f"unknown game {name!r}; allowed: a registered game (list them "
+        "with: python -c 'import vsg_spiel, pyspiel; "
+        "print(pyspiel.registered_names())')")
 
 
 def define_game_list(name, default, help_text):

@@ -140,8 +140,9 @@ def _check_game(game):
   if game in GAMES:
     return
   try:
+    common.check_game_name(game)  # before load_game prints every game
     loaded = pyspiel.load_game(game)
-  except (pyspiel.SpielError, RuntimeError) as error:
+  except (ValueError, pyspiel.SpielError, RuntimeError) as error:
     raise ValueError(f"unknown game {game!r}; allowed: "
                      f"{', '.join(GAMES)} or a registered game with a "
                      f"continuous interface") from error

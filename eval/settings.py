@@ -199,11 +199,14 @@ def validate(instance, names=None):
       if problem:
         raise ValueError(f"--{field.name}: {problem} is not allowed; "
                          f"allowed: {allowed(field)}")
-    if field.metadata["check"] is not None:
-      try:
+    try:
+      if field.metadata["games"]:
+        for item in values:
+          common.check_game_name(item)
+      if field.metadata["check"] is not None:
         field.metadata["check"](value)
-      except ValueError as error:
-        raise ValueError(f"--{field.name}: {error}") from error
+    except ValueError as error:
+      raise ValueError(f"--{field.name}: {error}") from error
 
 
 def check_output_directory(path):
@@ -290,4 +293,8 @@ def run(settings_class, main, parser_function=None, lock=True):
     except cells.LockedError as error:
       sys.stderr.write(f"FATAL {error}\n")
       return 1
+    except KeyboardInterrupt as interrupt:
+      sys.stderr.write(f"{interrupt}\n" if isinstance(
+          interrupt, cells.Interrupted) else "interrupted\n")
+      return 130
   app.run(locked_main, flags_parser=parser)

@@ -63,7 +63,7 @@ ROWS = [
     ("compare_nash", ["--games="], "non-empty"),
     ("compare_nash", ["--games=kuhn_poker"], "imperfect information"),
     ("compare_nash", ["--games=tic_tac_toe"], "simultaneous-move"),
-    ("compare_nash", ["--games=not_a_game"], "Valid games"),
+    ("compare_nash", ["--games=not_a_game"], "allowed: a registered game"),
     ("compare_nash", ["--out="], "directory"),
     ("compare_nash", [f"--out={A_FILE}"], "not a directory"),
     ("compare_nash", [f"--out={A_FILE}/below"], "not a directory"),
@@ -117,7 +117,7 @@ ROWS = [
     ("run_mfg", ["--learning_rate=0"], "> 0"),
     ("run_mfg", ["--algorithms=q_learning"], "mf_bql"),
     ("run_mfg", ["--games=matrix_rps"], "not a mean-field game"),
-    ("run_mfg", ["--games=no_such_game"], "mean-field games:"),
+    ("run_mfg", ["--games=no_such_game"], "unknown game 'no_such_game'"),
     ("run_mfg", ["--games="], "non-empty"),
     ("run_mfg", ["--out="], "directory"),
     # report
@@ -143,6 +143,8 @@ ROWS = [
     ("report", ["--sections=mai", "--games=matrix_rps"], "mai section"),
     ("report", ["--sections=nash", "--games=tic_tac_toe"],
      "simultaneous-move"),
+    ("report", ["--sections=nash", "--games=matrix_rps,no_such_game(x=1)"],
+     "unknown game 'no_such_game'; allowed: a registered game"),
     ("report", ["--out="], "directory"),
     ("report", [f"--out={A_FILE}"], "not a directory"),
 ]
@@ -182,8 +184,8 @@ def test_the_table_covers_every_flag_of_every_binary():
   missing = []
   for binary, settings_class in classes.items():
     for field in settings_lib.dataclasses.fields(settings_class):
-      if field.name in ("ray_address",):
-        continue  # any address; Ray says whether it answers
+      if field.name in ("ray_address", "tensorboard_dir"):
+        continue  # any address (Ray says whether it answers); any path
       if (binary, f"--{field.name}") not in covered:
         missing.append(f"{binary} --{field.name}")
   assert not missing
@@ -207,3 +209,17 @@ def test_binary_exits_with_the_message_and_writes_nothing(tmp_path, binary,
   assert _flag_name(argument) in result.stderr
   assert "allowed" in result.stderr
   assert not out.exists()
+
+
+def test_unknown_game_is_one_short_line_not_pyspiels_list(tmp_path):
+  # pyspiel.load_game prints every registered game on stderr (and in its
+  # exception): the name is checked before.
+  result = subprocess.run(
+      [sys.executable, "-m", "vsg_spiel.eval.report", f"--out={tmp_path}",
+       "--sections=nash", "--games=no_such_game"],
+      capture_output=True, text=True, check=False, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
+      "FATAL Flags parsing error: --games: unknown game 'no_such_game'; "
+      "allowed: a registered game (list them with: python -c 'import "
+      "vsg_spiel, pyspiel; print(pyspiel.registered_names())')")

@@ -7,11 +7,13 @@ that names the parameter (and, where there is one, the allowed range).
 
 import functools
 
+from open_spiel.python import policy as policy_lib
 import pyspiel
 import pytest
 
 from vsg_spiel import core
 from vsg_spiel.algorithms import correlated_vpg
+from vsg_spiel.algorithms import homotopy
 from vsg_spiel.algorithms import mf_bayesian_q
 from vsg_spiel.algorithms import mirror_descent
 from vsg_spiel.algorithms import vpg
@@ -55,6 +57,12 @@ def _mirror_descent(**kwargs):
 
 def _markov_game(**kwargs):
   return core.MarkovGame.from_openspiel("matrix_rps", **kwargs)
+
+
+def _homotopy(**fields):
+  """A maxregret solve of BoS with Settings(**fields)."""
+  return homotopy.solve("matrix_bos", maxregret=1e-6,
+                        settings=homotopy.Settings(**fields))
 
 
 def _routing(**params):
@@ -134,11 +142,49 @@ BAD_INPUTS = [
     (_mf_bql, {"temperature": -1.0}, ValueError, f"temperature {REAL}"),
     (_mf_bql, {"initial_prior": "uniform"}, ValueError,
      "initial_prior must be an OpenSpiel policy"),
+    (_mf_bql, {"initial_prior": policy_lib.TabularPolicy(_game("kuhn_poker"))},
+     ValueError, "initial_prior must be a policy of the solver's game "
+     r"mfg_crowd_modelling\(horizon=2,size=3\); got one of kuhn_poker"),
+    (_mf_bql, {"initial_prior": policy_lib.UniformRandomPolicy(
+        _game("mfg_crowd_modelling(size=4,horizon=2)"))},
+     ValueError, "initial_prior must be a policy of the solver's game"),
     (_mf_bql, {"engine": "cached"}, ValueError,
      "engine must be a MeanFieldEngine"),
     (_mirror_descent, {"lr": NAN}, ValueError, f"lr {REAL}"),
     (_mirror_descent, {"engine": "cached"}, ValueError,
      "engine must be a MeanFieldEngine"),
+    # homotopy.Settings (a NaN first step used to trace forever; a negative
+    # one, or max_steps=0, to return converged=False).
+    (_homotopy, {"first_step": NAN}, ValueError,
+     rf"Settings.first_step {REAL} \(0, inf\); got nan"),
+    (_homotopy, {"first_step": -1}, ValueError,
+     rf"Settings.first_step {REAL} \(0, inf\)"),
+    (_homotopy, {"max_steps": 0}, ValueError,
+     "Settings.max_steps must be an integer >= 1; got 0"),
+    (_homotopy, {"max_steps": 10.5}, ValueError,
+     "Settings.max_steps must be an integer >= 1"),
+    (_homotopy, {"max_corrector_iterations": 0}, ValueError,
+     "Settings.max_corrector_iterations must be an integer >= 1"),
+    (_homotopy, {"min_step": 1.0}, ValueError,
+     rf"Settings.min_step {REAL} \(0, 0.3\]"),
+    (_homotopy, {"max_step_growth": 0.5}, ValueError,
+     rf"Settings.max_step_growth {REAL} \[1, inf\)"),
+    (_homotopy, {"min_cosine": 1.0}, ValueError,
+     rf"Settings.min_cosine {REAL} \[0, 1\)"),
+    (_homotopy, {"corrector_tolerance": 0.0}, ValueError,
+     "Settings.corrector_tolerance"),
+    (_homotopy, {"tolerance": INF}, ValueError, "Settings.tolerance"),
+    (_homotopy, {"max_lambda": NAN}, ValueError, "Settings.max_lambda"),
+    (_homotopy, {"bifurcation_perturbation": 0.0}, ValueError,
+     rf"Settings.bifurcation_perturbation {REAL} \(0, 1\)"),
+    (_homotopy, {"bifurcation_jump_step": -1e-7}, ValueError,
+     "Settings.bifurcation_jump_step"),
+    (_homotopy, {"polish_below": "yes"}, ValueError, "Settings.polish_below"),
+    (_homotopy, {"polish_distance": 2.0}, ValueError,
+     rf"Settings.polish_distance {REAL} \[0, 1\]"),
+    (_homotopy, {"max_distance": 0.0}, ValueError, "Settings.max_distance"),
+    (_homotopy, {"target_distance": NAN}, ValueError,
+     "Settings.target_distance"),
     # Schedules.
     (vpg.geometric_annealing, {"initial": 0.0, "final": 0.1, "decay": 0.5},
      ValueError, f"initial {REAL}"),
@@ -188,8 +234,10 @@ BAD_INPUTS = [
 
 def _row_id(row):
   function, kwargs = row[0], row[1]
+  # Objects by type: a repr with an address would differ between workers.
   return f"{function.__name__.lstrip('_')}-" + "-".join(
-      f"{key}={value!r}" for key, value in kwargs.items())
+      f"{key}={value!r}" if isinstance(value, (int, float, str, list))
+      else f"{key}={type(value).__name__}" for key, value in kwargs.items())
 
 
 def test_bad_inputs_table_has_at_least_sixty_rows():
@@ -201,6 +249,25 @@ def test_bad_inputs_table_has_at_least_sixty_rows():
 def test_bad_input_is_a_clear_error(function, kwargs, error, message):
   with pytest.raises(error, match=message):
     function(**kwargs)
+
+
+def test_homotopy_settings_changed_after_construction_are_checked_too():
+  settings = homotopy.Settings()
+  settings.first_step = NAN
+  with pytest.raises(ValueError, match="Settings.first_step"):
+    homotopy.solve("matrix_bos", maxregret=1e-6, settings=settings)
+
+
+def test_a_nan_step_ends_the_homotopy_trace():
+  # Past the checks (as a NaN from the step adaptation would): the trace
+  # must stop with converged=False, not halve a NaN step forever.
+  settings = homotopy.Settings()
+  settings.first_step = NAN
+  tracer = homotopy._Tracer(homotopy._Equations(
+      core.markov_game("matrix_bos"), "soft"), settings)
+  _, _, converged, message = tracer.run(None, 1e-6)
+  assert not converged
+  assert "nan" in message
 
 
 def test_bad_temperature_names_itself_when_given_a_string():

@@ -219,7 +219,7 @@ def test_binary_writes_results_report_and_figure(tmp_path):
     ("--games=kuhn_poker", ["kuhn_poker", "imperfect information"]),
     ("--games=oshi_zumo(coins=4,size=1,horizon=3),tic_tac_toe",
      ["tic_tac_toe", "simultaneous-move"]),
-    ("--games=not_a_game", ["not_a_game", "Valid games"]),
+    ("--games=not_a_game", ["not_a_game", "allowed: a registered game"]),
     ("--time_budget=0", ["--time_budget", "> 0"]),
 ])
 def test_bad_flags_fail_before_any_work(tmp_path, flag, messages):

@@ -160,21 +160,35 @@ def stored_cells(out):
   return found
 
 
-def test_killed_run_resumes_without_recomputing(tmp_path):
+def test_interrupted_run_stops_promptly_and_resumes_without_recomputing(
+    tmp_path):
+  # Ctrl-C (SIGINT to the main process; the binaries' SIGKILL case is in
+  # test_resume.py): running cells are stopped, not awaited, the lock is
+  # released and one line says how to resume.
   interrupted, uninterrupted = tmp_path / "killed", tmp_path / "whole"
-  process = report(interrupted, *QUICK, "--sections=epsilon", wait=False)
+  process = subprocess.Popen(
+      [sys.executable, "-m", "vsg_spiel.eval.report", f"--out={interrupted}",
+       *QUICK, "--workers=2", "--sections=epsilon"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 300
   while len(stored_cells(interrupted)) < 3 and time.time() < deadline:
     time.sleep(0.05)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=30)
+  assert process.returncode == 130, stderr[-2000:]
   before = stored_cells(interrupted)
   assert len(before) >= 3
+  assert stderr.splitlines()[-1] == (
+      f"interrupted: {len(before)} cells stored; rerun the same command to "
+      "resume")
+  assert "Traceback" not in stderr
+  assert not (interrupted / cells_lib.LOCK_FILE).exists()
   for _, content in before.values():
     json.loads(content)  # every stored cell is complete JSON
   assert not (interrupted / "report.md").exists()
   resumed = report(interrupted, *QUICK, "--sections=epsilon")
   assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f"cells: {len(before)} stored, " in resumed.stderr
   after = stored_cells(interrupted)
   for path, stamp in before.items():
     assert after[path] == stamp, f"{path} was recomputed"

@@ -306,6 +306,10 @@ def test_bad_settings_fail_naming_the_valid_values():
 
 @pytest.mark.parametrize("flags, message", [
     (["--game=chess"], "differential, routing"),
+    # One line each: not OpenSpiel's list of every game, not the help.
+    (["--game=nowhere"], "--game: unknown game 'nowhere'; allowed: "
+     "differential, routing"),
+    (["--seeds=0,0"], "--seeds: (0, 0) repeats a seed"),
     (["--algorithms=mai,ppo"], "mai, masql, maddpg, ddpg"),
     # An override none of the algorithms can use, and a flag the binary
     # does not have, are errors.
@@ -320,4 +324,6 @@ def test_binary_rejects_bad_flags_at_once(flags, message, tmp_path):
       capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode != 0
   assert message in result.stderr, result.stderr[-2000:]
+  assert "Available games" not in result.stderr
+  assert "--episodes:" not in result.stderr  # absl's help
   assert not (tmp_path / "never_written").exists()

@@ -52,7 +52,7 @@ def test_binary_writes_json_markdown_and_figures(tmp_path):
 @pytest.mark.parametrize("flags, message", (
     (("--algorithms=mf_bql,q_learning",), "one of mf_bql, mirror_descent"),
     (("--games=matrix_rps",), "not a mean-field game"),
-    (("--games=no_such_game",), "mean-field games:"),
+    (("--games=no_such_game",), "unknown game 'no_such_game'"),
     (("--temperature=0",), "temperature"),
     (("--time_budget=-1",), "time_budget"),
 ))

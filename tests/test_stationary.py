@@ -452,6 +452,14 @@ BAD_ARRAYS = {
     "transitions state count": ({"transitions": np.ones((2, 2, 2, 2)) / 2},
                                 r"transitions must have shape "
                                 r".*\(3, 2, 2, 3\)"),
+    # rewards' own shape is consistent, but transitions (S first and last)
+    # and initial_distribution agree on another S: rewards is at fault.
+    "rewards state count": ({"rewards": np.zeros((2, 2, 2, 2))},
+                            r"rewards must have shape \(N, S, A_1, ..., "
+                            r"A_N\) = \(2, 3, 2, 2\) to match transitions"),
+    "rewards action count": ({"rewards": np.zeros((2, 3, 2, 3)),
+                              "legal": [np.ones((3, 2), bool)] * 2},
+                             r"rewards must have shape .* = \(2, 3, 2, 2\)"),
     "transitions action count": ({"transitions": np.ones((3, 2, 3, 3)) / 3},
                                  r"transitions must have shape"),
     "transitions missing next-state axis": ({"transitions": _P[..., 0]},

@@ -431,6 +431,28 @@ def _check_probabilities(name, array, rows, axis_names):
                      f"{PROBABILITY_TOLERANCE:g}")
 
 
+def _rewards_at_fault(rewards_shape, transitions_shape, initial_distribution,
+                      legal):
+  """Whether a mismatch of rewards and transitions is rewards' fault:
+  transitions is consistent in itself (the same S first and last, one
+  action axis per player) and initial_distribution's length and legal's
+  action counts (where given) side with it against rewards."""
+  if (len(transitions_shape) != len(rewards_shape) or
+      transitions_shape[0] != transitions_shape[-1]):
+    return False
+  num_states, num_actions = transitions_shape[0], transitions_shape[1:-1]
+  witnesses = [(np.shape(initial_distribution), (num_states,),
+                (rewards_shape[1],))]
+  if legal is not None and len(legal) == len(num_actions):
+    witnesses += [(np.shape(mask), (num_states, count),
+                   (rewards_shape[1], rewards_shape[2 + player]))
+                  for player, (mask, count) in
+                  enumerate(zip(legal, num_actions))]
+  return (all(shape == by_transitions for shape, by_transitions, _ in
+              witnesses) and
+          any(shape != by_rewards for shape, _, by_rewards in witnesses))
+
+
 def _validated_arrays(rewards, transitions, discount, initial_distribution,
                       legal):
   """Checks the arrays of `MarkovGame.from_arrays`; returns them as float
@@ -450,8 +472,16 @@ def _validated_arrays(rewards, transitions, discount, initial_distribution,
   transitions = _real_array("transitions", transitions)
   expected = (num_states,) + num_actions + (num_states,)
   if transitions.shape != expected:
+    if _rewards_at_fault(rewards.shape, transitions.shape,
+                         initial_distribution, legal):
+      raise ValueError(
+          f"rewards must have shape (N, S, A_1, ..., A_N) = "
+          f"{(len(transitions.shape) - 2,) + transitions.shape[:-1]} to "
+          f"match transitions and initial_distribution (and legal); got "
+          f"{rewards.shape}")
     raise ValueError(f"transitions must have shape (S, A_1, ..., A_N, S) = "
-                     f"{expected} to match rewards; got {transitions.shape}")
+                     f"{expected} to match rewards (shape {rewards.shape}); "
+                     f"got {transitions.shape}")
   if legal is None:
     legal = [np.ones((num_states, n), dtype=bool) for n in num_actions]
   else:
