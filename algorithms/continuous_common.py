@@ -458,8 +458,9 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   `time_step.observations["joint_action"]`, the agent's own reward, this
   observation, done), picks the next action (uniform in the box during the
   `warmup_steps`, then the policy's sample), then takes `updates_per_step`
-  gradient updates once the warm-up is over; one compiled call does all
-  three. It returns a `StepOutput` whose action is a box action of shape
+  gradient updates once the warm-up is over; one call of one graph function
+  does all three (the insertion in place, then one XLA computation). It
+  returns a `StepOutput` whose action is a box action of shape
   (action_size,) (None at the last step; probs is always None, the action
   space being continuous). With `is_evaluation=True` it stores and learns
   nothing and plays the policy's deterministic action.
