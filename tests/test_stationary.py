@@ -122,6 +122,37 @@ def test_values_best_responses_and_nash_conv_equal_value_iteration(
           best[:, player], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed, players, states, actions, discount, sparse",
+                         GAMES)
+def test_one_shot_deviation_gains_equal_a_one_step_look_ahead(
+    seed, players, states, actions, discount, sparse):
+  rewards, transitions, initial = random_arrays(seed, players, states,
+                                                actions, sparse)
+  mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, discount,
+                                           initial)
+  profile = vsg_spiel.random_profile(mgame, np.random.default_rng(seed))
+  values, best = value_iteration(rewards, transitions, discount, profile)
+  expected = np.empty_like(values)
+  for player in range(players):
+    others = joint_weights(profile, skip=player)
+    axes = tuple(1 + j for j in range(players) if j != player)
+    look_ahead = ((rewards[player] + discount * transitions @ values[:, player])
+                  * others).sum(axis=axes)  # (S, A_i)
+    expected[:, player] = look_ahead.max(axis=1) - values[:, player]
+  gains = vsg_spiel.one_shot_deviation_gains(mgame, profile)
+  np.testing.assert_allclose(gains, expected, rtol=0, atol=1e-12)
+  # The one-shot deviation principle's bracket of the best-response gains.
+  assert np.all(best - values >= gains - 1e-12)
+  assert np.all(best - values <= gains.max(axis=0) / (1 - discount) + 1e-12)
+
+
+def test_one_shot_deviation_gains_need_a_stationary_game():
+  mgame = vsg_spiel.markov_game("matrix_rps")
+  with pytest.raises(ValueError, match="needs a stationary game"):
+    vsg_spiel.one_shot_deviation_gains(mgame,
+                                       vsg_spiel.uniform_profile(mgame))
+
+
 def test_nash_conv_is_zero_at_a_known_stationary_equilibrium():
   """Matching pennies in every state; the state advances when the actions
   match. Against a uniform opponent each player's action changes neither its
@@ -140,6 +171,8 @@ def test_nash_conv_is_zero_at_a_known_stationary_equilibrium():
                                            np.eye(num_states)[0])
   assert vsg_spiel.nash_conv(mgame, vsg_spiel.uniform_profile(mgame)) == (
       pytest.approx(0.0, abs=1e-12))
+  np.testing.assert_allclose(vsg_spiel.one_shot_deviation_gains(
+      mgame, vsg_spiel.uniform_profile(mgame)), 0.0, rtol=0, atol=1e-12)
   # A pure profile is not: the loser deviates and gains.
   assert vsg_spiel.nash_conv(mgame, vsg_spiel.pure_profile(mgame, [0, 0])) > 1
 
@@ -156,6 +189,8 @@ def test_legal_masks_restrict_best_responses():
   profile = vsg_spiel.uniform_profile(mgame)
   _, responses = vsg_spiel.best_response_values(mgame, profile)
   assert not np.any(responses[0] == 2)
+  # The illegal action's reward is not a one-shot deviation either.
+  assert vsg_spiel.one_shot_deviation_gains(mgame, profile).max() < 1e3
   assert responses[1][1] == 1
   values, best = value_iteration(
       np.where(legal[0][None, :, :, None], rewards, -1e9), transitions, 0.9,
