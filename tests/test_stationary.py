@@ -11,6 +11,7 @@ import pyspiel
 import pytest
 
 import vsg_spiel
+from vsg_spiel import exploitability
 from vsg_spiel.algorithms import correlated_vpg
 from vsg_spiel.algorithms import zero_sum_vpg
 
@@ -91,6 +92,37 @@ GAMES = [  # seed, players, states, actions, discount, sparse transitions
                          GAMES)
 def test_values_best_responses_and_nash_conv_equal_value_iteration(
     seed, players, states, actions, discount, sparse):
+  assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                  sparse)
+
+
+@pytest.mark.parametrize("seed, players, states, actions, discount, sparse",
+                         GAMES[:4])
+def test_krylov_solves_equal_value_iteration(
+    monkeypatch, seed, players, states, actions, discount, sparse):
+  """Dense systems from `_KRYLOV_STATES` states are solved by GMRES first:
+  with the threshold lowered to 1 every solve here takes that path."""
+  monkeypatch.setattr(exploitability, "_KRYLOV_STATES", 1)
+  assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                  sparse)
+
+
+def test_krylov_solve_falls_back_to_lu_where_gmres_stalls():
+  """A deterministic cycle longer than GMRES's iteration budget: GMRES
+  cannot reach the residual, so the solve is LU's (exact)."""
+  num_states, discount = 60, 0.99
+  cycle = np.roll(np.eye(num_states), 1, axis=1)
+  stage = np.arange(num_states, dtype=np.float64)
+  assert exploitability._krylov_solve(  # pylint: disable=protected-access
+      discount, cycle, stage) is None
+  expected = np.linalg.solve(np.eye(num_states) - discount * cycle, stage)
+  np.testing.assert_allclose(
+      exploitability._solve_dense(  # pylint: disable=protected-access
+          discount, cycle, stage), expected, rtol=1e-14)
+
+
+def assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                    sparse):
   rewards, transitions, initial = random_arrays(seed, players, states,
                                                 actions, sparse)
   mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, discount,
