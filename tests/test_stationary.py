@@ -11,6 +11,7 @@ import pyspiel
 import pytest
 
 import vsg_spiel
+from vsg_spiel import core
 from vsg_spiel import exploitability
 from vsg_spiel.algorithms import correlated_vpg
 from vsg_spiel.algorithms import zero_sum_vpg
@@ -471,6 +472,27 @@ def test_markov_soccer_stationary_equals_long_finite_horizon():
       vsg_spiel.deviation_gains(finite, finite_profile), rtol=0,
       atol=truncation)
   assert vsg_spiel.nash_conv(stationary, profile) > 100 * truncation
+
+
+def test_games_without_a_dense_tensor_give_the_same_numbers(monkeypatch):
+  """Beyond core.DENSE_TRANSITION_ENTRIES a game from OpenSpiel keeps its
+  transitions sparse only: its solves and policy iteration then take the
+  sparse path, which must give the dense path's numbers."""
+  game = pyspiel.load_game("markov_soccer", {"grid": ".OB\nAO.",
+                                             "horizon": 1000})
+  dense = vsg_spiel.MarkovGame.from_openspiel(game, stationary=True,
+                                              discount=0.9)
+  assert dense.transition_tensor() is not None  # built now, then kept
+  monkeypatch.setattr(core, "DENSE_TRANSITION_ENTRIES", 0)
+  sparse = vsg_spiel.MarkovGame.from_openspiel(game, stationary=True,
+                                               discount=0.9)
+  assert sparse.transition_tensor() is None
+  profile = vsg_spiel.random_profile(dense, np.random.default_rng(5))
+  for function in (vsg_spiel.policy_values, vsg_spiel.profile_deviation_gains,
+                   vsg_spiel.one_shot_deviation_gains,
+                   lambda *args: vsg_spiel.best_response_values(*args)[0]):
+    np.testing.assert_allclose(function(sparse, profile),
+                               function(dense, profile), rtol=0, atol=1e-12)
 
 
 def test_finite_horizon_games_are_not_stationary():
