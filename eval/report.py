@@ -33,7 +33,6 @@ import platform
 import time
 import traceback
 
-from absl import app
 from absl import flags as absl_flags
 from absl import logging
 
@@ -127,16 +126,11 @@ def quiet_tensorflow(remaining):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def parse(argv):
-  """Validated `ReportFlags` from a command line; app.UsageError naming the
-  flag."""
-  flags, remaining = settings_lib.parse(ReportFlags, argv)
+def check(flags, remaining):
+  """The report's checks across flags (`settings.parse`'s `check`): quiets
+  TensorFlow first (`quiet_tensorflow`), since validation imports it."""
   quiet_tensorflow(remaining)
-  try:
-    validate(flags)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
-  return flags, remaining
+  validate(flags)
 
 
 def environment(flags, section_seconds, wall_seconds):
@@ -265,7 +259,7 @@ def main(flags):
 
 def run_main():
   """Console-script entry point (`vsg-report`)."""
-  settings_lib.run(ReportFlags, main, parse)
+  settings_lib.run(ReportFlags, main, check)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ PARSERS = {
     "run_equilibria": lambda argv: settings_lib.parse(
         run_equilibria.EquilibriaFlags, argv),
     "run_mfg": lambda argv: settings_lib.parse(run_mfg.RunMfgFlags, argv),
-    "report": report.parse,
-    "run_distancing": run_distancing.parse,
+    "report": lambda argv: settings_lib.parse(
+        report.ReportFlags, argv, report.check),
+    "run_distancing": lambda argv: settings_lib.parse(
+        run_distancing.DistancingFlags, argv, run_distancing.check),
 }
 
 # (binary, flags, what the message must contain besides the flag's name).
