@@ -48,7 +48,7 @@ setting = settings_lib.setting
 SECTIONS = report_sections.SECTIONS
 # The flags that override sections' settings (an error for a selected
 # section that does not take one).
-OVERRIDES = ("games", "seeds", "iterations", "tensorboard_dir")
+OVERRIDES = ("games", "num_seeds", "iterations", "tensorboard_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,8 @@ class ReportFlags:
   games: tuple[str, ...] | None = setting(
       None, "Games for every selected section (default: each section's "
       "own list).", games=True)
-  seeds: int | None = setting(None, "Seeds per seeded cell.", at_least=1)
+  num_seeds: int | None = setting(None, "Seeds per seeded cell.",
+                                  at_least=1)
   iterations: int | None = setting(
       None, "Iterations of the iterative solvers.", at_least=1)
   workers: int = setting(os.cpu_count() or 1, "Worker processes.",
