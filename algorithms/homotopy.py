@@ -193,6 +193,10 @@ class Settings:
           f"Settings.{name}", getattr(self, name), 1))
 
 
+# Validated once; the tracer never assigns to its settings.
+_DEFAULT_SETTINGS = Settings()
+
+
 @dataclasses.dataclass
 class BranchPoint:
   """A visited point of the branch."""
@@ -290,12 +294,14 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   if definition not in DEFINITIONS:
     raise ValueError(f"unknown definition {definition!r}; choose one of "
                      f"{DEFINITIONS}")
-  settings = Settings() if settings is None else settings
-  if not isinstance(settings, Settings):
+  if settings is None:
+    settings = _DEFAULT_SETTINGS
+  elif isinstance(settings, Settings):
+    # Re-checked: a field may have been assigned after construction.
+    settings = dataclasses.replace(settings)
+  else:
     raise ValueError(f"settings must be a homotopy.Settings; got "
                      f"{type(settings).__name__}")
-  # Re-checked: a field may have been assigned after construction.
-  settings = dataclasses.replace(settings)
   mgame = core.markov_game(game)
   start_time = time.perf_counter()
   # Built anew (not `_equations`): the time of a solve includes its set-up.
@@ -314,7 +320,7 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
       mgame=mgame, profile=profile, temperature=alpha, residual=residual,
       nash_conv=float(np.sum(gains)), max_regret=float(np.max(gains)),
       converged=converged, message=message, definition=definition,
-      branch=tracer.branch, steps=tracer.steps,
+      branch=tracer.branch_points(), steps=tracer.steps,
       newton_iterations=tracer.newton_iterations,
       seconds=time.perf_counter() - start_time)
 
@@ -389,12 +395,7 @@ def _deviation_gains(equations, profile):
   if equations.dynamic:
     return exploitability.profile_deviation_gains(mgame, profile)
   if equations.one_shot:
-    pi = equations.flat(profile)
-    values = equations.one_shot_rewards(pi)
-    starts = equations.group_starts
-    return (mgame.initial_distribution[0] * equations.scale) * (
-        np.maximum.reduceat(values, starts) -
-        np.add.reduceat(values * pi, starts))
+    return equations.one_shot_gains(equations.flat(profile))
   gains = []
   for i in range(mgame.num_players):
     values = _expect(mgame.rewards[i], profile, (i,))
@@ -492,6 +493,9 @@ class _Equations:
     # directly on its payoff tensors restricted to the legal actions.
     self.one_shot = not self.dynamic and num_states == 1
     if self.one_shot:
+      # Row i: 1 on player i's variables (the groups are the players).
+      self._player_rows = (self.player_of == np.arange(num_players)[:, None]
+                           ).astype(np.float64)
       tensors = self.rewards[:, 0]
       for k, positions in enumerate(self.positions):
         if len(positions) < self.num_actions[k]:  # drop illegal actions
@@ -562,10 +566,19 @@ class _Equations:
                            zip(tables, self.positions)])
 
   def probabilities(self, x):
-    """Flat normalised probabilities of the point y (softmax per group)."""
-    shifted = np.exp(x - np.maximum.reduceat(x, self.group_starts)[
-        self.group])
-    return shifted / np.add.reduceat(shifted, self.group_starts)[self.group]
+    """Flat normalised probabilities of the point y (softmax per group),
+    of each row if y is (n, K)."""
+    starts, group = self.group_starts, self.group
+    shifted = np.exp(x - np.maximum.reduceat(x, starts, axis=-1)[..., group])
+    return shifted / np.add.reduceat(shifted, starts, axis=-1)[..., group]
+
+  def split_rows(self, rows):
+    """(n, K) flat values -> per player (n, S, A_i), 0 off the legal set."""
+    buffer = np.zeros((len(rows), self._table_bounds[-1]))
+    buffer[:, self._buffer_positions] = rows
+    bounds = self._table_bounds
+    return [buffer[:, bounds[i]:bounds[i + 1]].reshape((-1,) + mask.shape)
+            for i, mask in enumerate(self.legal)]
 
   def profile(self, x):
     """Normalised per-player probabilities of the point y."""
@@ -591,6 +604,8 @@ class _Equations:
     `augmented` (K + 1, K + 1): rows [dH/dy, dH/dp] and a last row of zeros
     that the caller fills (the tangent of the augmented system).
     """
+    if self.one_shot:
+      return self._one_shot_evaluate(x, lam, jacobian)
     q = self.q_values(x, lam, mu, jacobian)
     if not jacobian:
       return x - self.log_softmax(q), q
@@ -677,6 +692,61 @@ class _Equations:
       dq_dmu = total[:, size + 1]
     return q, dq, dq_dlam, dq_dmu
 
+  def _one_shot_evaluate(self, x, lam, jacobian):
+    """`evaluate` for a one-shot game with one state (parameter lambda):
+    with u = u(pi) (K) and C (K, K) the payoffs of action pairs,
+    C[(i, a), (j, b)] = u_i(a, b; pi_-ij) (0 for i = j), q = lambda u,
+    dq/dy = lambda C diag(pi) and dq/dlambda = u."""
+    starts = self.group_starts
+    group = self.group
+    pi = np.exp(x)
+    if jacobian:
+      crosses = self._one_shot_crosses(pi)
+      rewards = crosses @ pi
+      if self.num_players > 2:  # every block row repeats u_i N - 1 times
+        rewards /= self.num_players - 1
+    else:
+      rewards = self.one_shot_rewards(pi)
+    q = lam * rewards
+    shifted = q - np.maximum.reduceat(q, starts)[group]
+    exps = np.exp(shifted)
+    sums = np.add.reduceat(exps, starts)
+    h = x - shifted + np.log(sums)[group]
+    if not jacobian:
+      return h, q
+    size = self.size
+    augmented = np.empty((size + 1, size + 1))
+    block = augmented[:size]
+    np.multiply(crosses, lam * pi, out=block[:, :size])
+    block[:, size] = rewards
+    # dH = I - (I - 1 sigma^T per group) d(q): the sigma-weighted sum of
+    # each player's rows, one product for all players.
+    block -= (self._player_rows * (exps / sums[group]) @ block)[group]
+    np.negative(block, out=block)
+    augmented.ravel()[:size * (size + 1):size + 2] += 1.0
+    augmented[size] = 0.0
+    return h, q, augmented
+
+  def _one_shot_crosses(self, pi):
+    """C (K, K) of `_one_shot_evaluate` at the flat policies pi."""
+    if self._payoff_matrix is not None:
+      return self._payoff_matrix
+    parts = [pi[part] for part in self.slices]
+    slices = self.slices
+    crosses = np.zeros((self.size, self.size))
+    for pair in self._one_shot_pairs:
+      crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
+    return crosses
+
+  def one_shot_gains(self, pi):
+    """Per player the deviation gain (payoff units) at the flat normalised
+    probabilities `pi` of a one-shot game with one state."""
+    values = self.one_shot_rewards(pi)
+    starts = self.group_starts
+    return (self.mgame.initial_distribution[0] * self.scale) * (
+        np.maximum.reduceat(values, starts) -
+        np.add.reduceat(values * pi, starts))
+
   def one_shot_rewards(self, pi):
     """Expected (scaled) reward of each player's legal actions at the flat
     probabilities `pi` of a one-shot game with one state (flat, K)."""
@@ -692,15 +762,7 @@ class _Equations:
     pi = np.exp(x)
     if not jacobian:
       return lam * self.one_shot_rewards(pi)
-    if self._payoff_matrix is not None:
-      reward_q = self._payoff_matrix @ pi
-      return lam * reward_q, (lam * self._payoff_matrix) * pi, reward_q, \
-          self._zeros
-    parts = [pi[part] for part in self.slices]
-    slices = self.slices
-    crosses = np.zeros((self.size, self.size))
-    for pair in self._one_shot_pairs:
-      crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
+    crosses = self._one_shot_crosses(pi)
     # Every block row i of crosses @ pi is u_i(pi_-i), N - 1 times.
     reward_q = (crosses @ pi) / (self.num_players - 1)
     return lam * reward_q, (lam * crosses) * pi, reward_q, self._zeros
@@ -810,7 +872,9 @@ class _Tracer:
   def __init__(self, equations, settings):
     self.equations = equations
     self.settings = settings
-    self.branch = []
+    # The visited points (y, lambda internal, residual), made into
+    # `BranchPoint`s once, by `branch_points`.
+    self.points = []
     self.steps = 0
     self.newton_iterations = 0
     self.endpoint = None
@@ -853,20 +917,33 @@ class _Tracer:
     return h, result[2] if jac else None
 
   def _record(self, x, lam, residual=None):
-    equations = self.equations
     if residual is None:
-      residual = np.abs(equations.evaluate(x, lam, 1.0, jacobian=False)[0]
-                        ).max()
-    self.branch.append(BranchPoint(
-        temperature=equations.scale / lam if lam > 0 else math.inf,
-        profile=equations.profile(x), residual=float(residual)))
+      residual = np.abs(self.equations.evaluate(
+          x, lam, 1.0, jacobian=False)[0]).max()
+    self.points.append((x, lam, float(residual)))
+
+  def branch_points(self):
+    """The recorded points as `BranchPoint`s (all profiles in one pass)."""
+    if not self.points:
+      return []
+    equations = self.equations
+    tables = equations.split_rows(equations.probabilities(
+        np.array([x for x, _, _ in self.points])))
+    scale = equations.scale
+    return [BranchPoint(temperature=scale / lam if lam > 0 else math.inf,
+                        profile=[table[row] for table in tables],
+                        residual=residual)
+            for row, (_, lam, residual) in enumerate(self.points)]
 
   def _tangent(self, augmented, previous):
     augmented[-1] = previous
     rhs = np.zeros(len(previous))
     rhs[-1] = 1.0
-    tangent = np.linalg.solve(augmented, rhs)
-    tangent /= np.linalg.norm(tangent)
+    lu, pivots, info = _GETRF(augmented, overwrite_a=True)
+    if info > 0:
+      raise np.linalg.LinAlgError("singular [DH; tangent]")
+    tangent = _GETRS(lu, pivots, rhs)[0]
+    tangent /= math.sqrt(tangent @ tangent)
     return tangent if tangent @ previous >= 0 else -tangent
 
   def _tangent_at(self, system, u, previous):
@@ -942,7 +1019,8 @@ class _Tracer:
             orientation)
 
   def _land(self, system, v, target):
-    """Newton in y at fixed parameter `target` from v; returns (u, ok)."""
+    """Newton in y at fixed parameter `target` from v; returns (u, ok,
+    |H(u)|)."""
     settings = self.settings
     self.perturbation = 0.0
     v = v.copy()
@@ -955,13 +1033,12 @@ class _Tracer:
       if norm <= settings.tolerance * (1.0 + target) or norm >= last:
         break
       last = norm
-      try:
-        delta = np.linalg.solve(jac[:-1, :-1], -h)
-      except np.linalg.LinAlgError:
-        return v, False
-      v[:-1] += delta
+      lu, pivots, info = _GETRF(jac[:-1, :-1])
+      if info > 0:  # singular
+        return v, False, norm
+      v[:-1] -= _GETRS(lu, pivots, h)[0]
     ok = norm <= 1e-7 * (1.0 + target)
-    return v, ok
+    return v, ok, norm
 
   def _trace(self, system, u, target, maxregret, record):
     """Follows the branch from u (parameter increasing at the start) until
@@ -1034,30 +1111,35 @@ class _Tracer:
           crossing = None
       if target is not None and u[-1] < target <= v[-1]:
         fraction = (target - u[-1]) / (v[-1] - u[-1])
-        landed, ok = self._land(system, u + fraction * (v - u), target)
+        landed, ok, residual = self._land(system, u + fraction * (v - u),
+                                          target)
         if not ok:
           step *= 0.5
           continue
         self.steps += 1
         if record:
-          self._record(landed[:-1], landed[-1])
+          self._record(landed[:-1], landed[-1], residual)
         return landed, True, "reached the requested temperature"
       self.steps += 1
       u, tangent = v, new_tangent
       if record:
         self._record(u[:-1], u[-1], residual)
       if maxregret is not None and u[-1] > 0:
-        profile = (self.branch[-1].profile if record else
-                   equations.profile(u[:-1]))
-        regret = np.max(_deviation_gains(equations, profile))
+        if equations.one_shot:
+          regret = np.max(equations.one_shot_gains(
+              equations.probabilities(u[:-1])))
+        else:
+          profile = equations.profile(u[:-1])
+          regret = np.max(_deviation_gains(equations, profile))
         if regret <= maxregret:
-          landed, _ = self._land(system, u, u[-1])
-          self.branch.pop()
-          self._record(landed[:-1], landed[-1])
+          landed, _, residual = self._land(system, u, u[-1])
+          if record:
+            self.points[-1] = landed[:-1], landed[-1], residual
           return landed, True, "max regret <= maxregret on the branch"
         if (regret < settings.polish_below * equations.scale and
             regret <= 0.1 * last_attempt):
           last_attempt = regret
+          profile = equations.profile(u[:-1])
           endpoint = equations.nash_endpoint(u[:-1])
           if endpoint is not None:
             end_profile = equations.profile(endpoint)
