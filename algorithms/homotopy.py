@@ -496,12 +496,14 @@ class _Equations:
       # Row i: 1 on player i's variables (the groups are the players).
       self._player_rows = (self.player_of == np.arange(num_players)[:, None]
                            ).astype(np.float64)
+      # The first K diagonal entries of a raveled (K + 1, K + 1) matrix.
+      self._diagonal = np.arange(size) * (size + 2)
       tensors = self.rewards[:, 0]
       for k, positions in enumerate(self.positions):
         if len(positions) < self.num_actions[k]:  # drop illegal actions
           tensors = tensors.take(positions, axis=k + 1)
       self._tensors = list(tensors)
-      self._payoff_matrix = None
+      self._payoff_matrix = self._stacked = None
       if num_players == 2:
         # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
         matrix = np.zeros((size, size))
@@ -525,6 +527,21 @@ class _Equations:
       self._first_pairs = [
           next(pair for pair in self._one_shot_pairs if pair[0] == i)
           for i in range(num_players)]
+      if num_players == 3:
+        # C of `_one_shot_evaluate` by one product: the rows of `stacked`
+        # are the pairs' (a_i, a_j) (then a zero row), its columns the
+        # third player's variables, and C = (stacked @ pi)[index].
+        rows = sum(counts[i] * counts[j] for i, j, *_ in self._one_shot_pairs)
+        stacked = np.zeros((rows + 1, size))
+        index = np.full((size, size), rows)
+        row = 0
+        for i, j, matrix, rest, shape in self._one_shot_pairs:
+          block = slice(row, row + matrix.shape[0])
+          stacked[block, self.slices[rest[0]]] = matrix
+          index[self.slices[i], self.slices[j]] = np.arange(
+              block.start, block.stop).reshape(shape)
+          row = block.stop
+        self._stacked, self._stacked_index = stacked, index
       return
     self.transitions = sparse.csr_matrix(mgame.transitions)
     self.index = []  # per player (S, A_i): the variable k, or -1
@@ -715,22 +732,23 @@ class _Equations:
     if not jacobian:
       return h, q
     size = self.size
-    augmented = np.empty((size + 1, size + 1))
-    block = augmented[:size]
-    np.multiply(crosses, lam * pi, out=block[:, :size])
-    block[:, size] = rewards
+    derivatives = np.empty((size, size + 1))  # [dq/dy, dq/dlambda]
+    np.multiply(crosses, lam * pi, out=derivatives[:, :size])
+    derivatives[:, size] = rewards
     # dH = I - (I - 1 sigma^T per group) d(q): the sigma-weighted sum of
     # each player's rows, one product for all players.
-    block -= (self._player_rows * (exps / sums[group]) @ block)[group]
-    np.negative(block, out=block)
-    augmented.ravel()[:size * (size + 1):size + 2] += 1.0
-    augmented[size] = 0.0
+    augmented = np.zeros((size + 1, size + 1))
+    np.subtract((self._player_rows * (exps / sums[group]) @ derivatives)[
+        group], derivatives, out=augmented[:size])
+    augmented.ravel()[self._diagonal] += 1.0
     return h, q, augmented
 
   def _one_shot_crosses(self, pi):
     """C (K, K) of `_one_shot_evaluate` at the flat policies pi."""
     if self._payoff_matrix is not None:
       return self._payoff_matrix
+    if self._stacked is not None:
+      return (self._stacked @ pi)[self._stacked_index]
     parts = [pi[part] for part in self.slices]
     slices = self.slices
     crosses = np.zeros((self.size, self.size))
@@ -752,6 +770,8 @@ class _Equations:
     probabilities `pi` of a one-shot game with one state (flat, K)."""
     if self._payoff_matrix is not None:
       return self._payoff_matrix @ pi
+    if self._stacked is not None:
+      return (self._one_shot_crosses(pi) @ pi) * 0.5
     parts = [pi[part] for part in self.slices]
     return np.concatenate([_cross(pair, parts) @ parts[pair[1]]
                            for pair in self._first_pairs])
@@ -885,6 +905,8 @@ class _Tracer:
     starts = equations.group_starts
     self._first_group_size = (int(starts[1]) if len(starts) > 1 else
                               equations.size)
+    # The pivots of an LU without row swaps (y and the parameter).
+    self._pivots = np.arange(equations.size + 1)
 
   def run(self, target_lam, maxregret):
     """Returns (y, lambda, converged, message), lambda internal."""
@@ -984,7 +1006,7 @@ class _Tracer:
     if not (math.isfinite(length) and math.isfinite(norm)):
       return v, math.inf, False, tangent, norm, 0
     # sign det [DH; tangent] = (-1)^(row swaps + negative pivots).
-    flips = (np.count_nonzero(pivots != np.arange(len(pivots))) +
+    flips = (np.count_nonzero(pivots != self._pivots) +
              np.count_nonzero(lu.diagonal() < 0))
     orientation = -1 if flips % 2 else 1
     new_tangent /= length
@@ -1026,16 +1048,25 @@ class _Tracer:
     v = v.copy()
     v[-1] = target
     last = math.inf
+    lu = None
     for _ in range(50):
-      h, jac = system(v)
+      # Chord steps (the last factored Jacobian) while they contract the
+      # residual tenfold, else Newton from the current point.
+      h, jac = system(v, lu is None)
       self.newton_iterations += 1
       norm = float(np.abs(h).max())
-      if norm <= settings.tolerance * (1.0 + target) or norm >= last:
+      if norm <= settings.tolerance * (1.0 + target):
+        break
+      if jac is None and norm > 0.1 * last:
+        jac = system(v)[1]
+        self.newton_iterations += 1
+      elif norm >= last:
         break
       last = norm
-      lu, pivots, info = _GETRF(jac[:-1, :-1])
-      if info > 0:  # singular
-        return v, False, norm
+      if jac is not None:
+        lu, pivots, info = _GETRF(jac[:-1, :-1])
+        if info > 0:  # singular
+          return v, False, norm
       v[:-1] -= _GETRS(lu, pivots, h)[0]
     ok = norm <= 1e-7 * (1.0 + target)
     return v, ok, norm
@@ -1061,7 +1092,7 @@ class _Tracer:
       if not step >= settings.min_step:  # also stops a NaN step
         return u, False, (f"step fell below {settings.min_step}" if
                           step < settings.min_step else f"step became {step}")
-      if not np.all(np.isfinite(u)):
+      if not math.isfinite(u @ u):
         return u, False, "the branch point became non-finite"
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
