@@ -73,12 +73,15 @@ whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
 The solver stores dense Jacobians of size K x (K + 1), K the number of
 (player, state, legal action) triples: it is meant for games with up to a few
 thousand such triples. A normal-form game (one state, no transitions) is
-evaluated directly on its payoff tensors restricted to the legal actions:
-with two players q = lambda M pi for the fixed block matrix
-M = [[0, R_1], [R_2^T, 0]] and dq/dy = lambda M diag(pi); with more, by
-matrix-vector products of each payoff tensor with the other players'
-policies. All per-game tensors are built once per `solve`, before the trace
-(and kept for the most recently used games by `fixed_point_residual`).
+evaluated directly on its payoff tensors restricted to the legal actions,
+H and its whole Jacobian in one pass without per-player loops: with C the
+matrix of u_i(a, b; pi_-ij) over pairs of variables (0 within a player),
+q = lambda u, u = C pi / (N - 1) and dq/dy = lambda C diag(pi). With two
+players C = [[0, R_1], [R_2^T, 0]] is fixed; with three it is one product
+of a fixed stacked matrix of the payoff tensors with pi; with more, it is
+built by matrix-vector products per pair of players. All per-game tensors
+are built once per `solve`, before the trace (and kept for the most recently
+used games by `fixed_point_residual`).
 """
 
 import collections
@@ -279,7 +282,10 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   Returns:
     A `HomotopyResult`; `converged` is False (with the reason in `message`)
     when the trace stopped before its goal, and then the result holds the
-    last point reached.
+    last point reached. Its `seconds` is the whole call after the game's
+    `MarkovGame` is had: building the equations (the payoff tensors of a
+    normal-form game), the trace, the landing and the certificate
+    (`residual`, `nash_conv`); `benchmarks/qre.py` times the same.
 
   Raises:
     ValueError: bad arguments (before any work), or a game the core rejects.
