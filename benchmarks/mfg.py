@@ -167,7 +167,7 @@ def benchmark_mfglib(name):
     return step, state
 
   row = {"game": f"mfglib:{name}", "nodes": engine.num_nodes,
-         "build_s": build_seconds, "static": engine.static_transitions}
+         "build_s": build_seconds}
   for key, ours, theirs in (
       ("bql", mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine),
        PriorDescent(eta=1.0, n_inner=1)),

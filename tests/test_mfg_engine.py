@@ -126,6 +126,18 @@ def test_policy_function_reads_openspiel_policies(engines):
   rows = np.arange(engine.num_rows)
   uniform = engine.policy_function(policy_lib.UniformRandomPolicy(engine.game))
   np.testing.assert_allclose(uniform(rows), engine.uniform_policy(rows))
+  # A TablePolicy is read from its table; rows it lacks go to its fallback.
+  weights = np.random.default_rng(0).uniform(0.1, 1.0, (len(rows) - 3,
+                                                        engine.num_actions))
+  weights *= engine.legal[:-3]
+  policy = engine.table_policy(weights / weights.sum(axis=1, keepdims=True))
+  queried = np.zeros((len(rows), engine.num_actions))
+  for row, state in enumerate(engine.row_states(rows)):
+    for action, probability in policy.action_probabilities(state).items():
+      queried[row, action] = probability
+  read = engine.policy_function(policy)
+  np.testing.assert_array_equal(read(rows), queried)
+  np.testing.assert_array_equal(read(rows[::-1]), queried[::-1])
 
 
 @pytest.mark.parametrize("game_string", ("matrix_rps", "kuhn_poker"))

@@ -358,14 +358,33 @@ class MeanFieldEngine:
     return probabilities
 
   def policy_function(self, policy: policy_lib.Policy) -> PolicyFunction:
-    """Adapts an OpenSpiel policy: queried at each row's representative."""
+    """Adapts an OpenSpiel policy: queried at each row's representative.
+
+    A `TablePolicy` of this engine is read from its table (the numbers its
+    `action_probabilities` gives, without a query per state); rows the
+    table does not cover are queried (they go to its fallback).
+    """
     def probabilities(rows):
       table = np.zeros((len(rows), self.num_actions))
       for index, state in enumerate(self.row_states(rows)):
         for action, probability in policy.action_probabilities(state).items():
           table[index, action] = probability
       return table
-    return probabilities
+
+    if not (isinstance(policy, TablePolicy) and
+            policy.row_of_string is self._row_of_string):
+      return probabilities
+
+    def table_rows(rows):
+      rows = np.asarray(rows)
+      covered = rows < len(policy.table)
+      if covered.all():
+        return np.where(self._legal[rows], policy.table[rows], 0.0)
+      result = np.empty((len(rows), self.num_actions))
+      result[covered] = table_rows(rows[covered])
+      result[~covered] = probabilities(rows[~covered])
+      return result
+    return table_rows
 
   def table_policy(self, table: np.ndarray,
                    fallback: policy_lib.Policy | None = None
@@ -862,6 +881,11 @@ class TablePolicy(policy_lib.Policy):
   @property
   def table(self) -> np.ndarray:
     return self._table
+
+  @property
+  def row_of_string(self) -> dict[str, int]:
+    """The engine's map from state strings to rows (shared, not a copy)."""
+    return self._row_of_string
 
   def action_probabilities(self, state, player_id=None):
     del player_id
