@@ -72,7 +72,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyspiel
-from scipy import linalg
+from scipy.linalg import lapack
 
 from open_spiel.python import policy as policy_lib
 from open_spiel.python.mfg import tabular_distribution
@@ -215,9 +215,10 @@ class _Edges:
     """(n,) the flow of `policy_table` at `nodes`."""
     sources = np.zeros(len(self.nodes))
     sources[self.roots] = 1.0
-    return linalg.solve_triangular(
-        -self.transition_matrix(policy_table), sources, lower=True,
-        unit_diagonal=True, check_finite=False)
+    # LAPACK directly (scipy.linalg's checks cost more than the solve here).
+    flow, _ = lapack.dtrtrs(-self.transition_matrix(policy_table), sources,
+                            lower=1, unitdiag=1)
+    return flow
 
   def policy_value(self, policy_table: np.ndarray,
                    rewards: np.ndarray) -> np.ndarray:
@@ -225,9 +226,9 @@ class _Edges:
     weighted = rewards[self.nodes]
     weighted[self.decision_positions] *= policy_table[
         self.decision_rows].sum(axis=1)
-    return linalg.solve_triangular(
-        -self.transition_matrix(policy_table).T, weighted, lower=False,
-        unit_diagonal=True, check_finite=False)
+    values, _ = lapack.dtrtrs(-self.transition_matrix(policy_table),
+                              weighted, lower=1, trans=1, unitdiag=1)
+    return values
 
 
 def _edges(layers, nodes, root_ids, num_nodes) -> _Edges:
