@@ -231,8 +231,9 @@ class _Edges:
     return values
 
 
-def _edges(layers, nodes, root_ids, num_nodes) -> _Edges:
-  """The `_Edges` of compiled layers; `nodes` their ids in layer order."""
+def _edges(layers, root_ids, num_nodes) -> _Edges:
+  """The `_Edges` of compiled layers."""
+  nodes = np.concatenate([layer.ids for layer in layers])
   position = np.zeros(num_nodes + 1, np.int64)
   position[nodes] = np.arange(len(nodes))
   parents, children, weights, entries = [], [], [], []
@@ -288,8 +289,7 @@ class _Structure:
     other chance probabilities, computes its own)."""
     if len(self.reachable_nodes) > _DENSE_SOLVE_NODES:
       return None
-    return _edges(self.layers, self.reachable_nodes, self.root_ids,
-                  self.num_nodes)
+    return _edges(self.layers, self.root_ids, self.num_nodes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -784,14 +784,19 @@ class MeanFieldEngine:
     states, replayed = self._root_states, []
     for depth, step in enumerate(structure.replay):
       if depth:
-        updated = [_registered_clone(states[parent], registered[group])
-                   for parent, group in zip(step.update_parents,
-                                            step.update_groups)]
-        if [state.observation_string(_DEFAULT_PLAYER)
-            for state in updated] != step.update_strings:
-          raise _StructureChanged()
-        states = [states[parent].child(action) for parent, action
-                  in zip(step.child_parents, step.child_actions)] + updated
+        # Depths are often all children or all updates (the routing games
+        # alternate): skip the empty half.
+        updated = []
+        if step.update_parents:
+          updated = [_registered_clone(states[parent], registered[group])
+                     for parent, group in zip(step.update_parents,
+                                              step.update_groups)]
+          if [state.observation_string(_DEFAULT_PLAYER)
+              for state in updated] != step.update_strings:
+            raise _StructureChanged()
+        states = updated if not step.child_parents else [
+            states[parent].child(action) for parent, action
+            in zip(step.child_parents, step.child_actions)] + updated
       rewards[step.reward_nodes] = [states[position].rewards()[population]
                                     for position, population
                                     in step.reward_items]

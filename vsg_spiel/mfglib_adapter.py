@@ -173,6 +173,10 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     self._forward_matrices = [None if matrix is None else
                               sparse.csr_matrix(matrix.T)
                               for matrix in transitions]
+    # E_{s' ~ P_t(. | s, a)} V(s') = P_t V, (|S| * |A|, |S|) sparse.
+    self._backward_matrices = [None if matrix is None else
+                               sparse.csr_matrix(matrix)
+                               for matrix in transitions]
     self._structure_template = self._structure(self._layers(
         [np.ones((pairs, self.num_states)) if matrix is None else matrix
          for matrix in transitions]))
@@ -354,6 +358,37 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
         dfs_rank=np.full(self._num_nodes + 1, self._num_nodes, np.int64),
         replay=(),
         support_groups=())
+
+  # ---------------------------------------------------- backward induction
+
+  def backward(self, mean_field, decision_value, values=None):
+    """The engine's backward induction, one step per t (same numbers).
+
+    Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a] with one (sparse) product
+    per t instead of the engine's gathers per layer; `decision_value` gets
+    the decision layer of t and Q_t, as `MeanFieldEngine.backward` gives.
+    """
+    pairs = self.num_states * self.num_actions
+    rewards, layers = mean_field.rewards, mean_field.structure.layers
+    values = np.zeros(len(rewards)) if values is None else values
+    next_values = None
+    for t in reversed(range(self.horizon + 1)):
+      start = self._reward_base + t * pairs
+      action_values = rewards[start:start + pairs].copy()
+      if t < self.horizon:
+        matrix = self._backward_matrices[t]
+        if matrix is None:  # the dense chance layer of this mean field
+          matrix = layers[3 + 3 * t].chance_probabilities
+        chance_start = self._chance_base + t * pairs
+        values[chance_start:chance_start + pairs] = matrix @ next_values
+        action_values += values[chance_start:chance_start + pairs]
+      values[start:start + pairs] = action_values
+      layer = layers[1 + 3 * t]
+      next_values = decision_value(
+          layer, action_values.reshape(self.num_states, self.num_actions))
+      values[layer.decision_ids] = next_values
+    values[0] = self._mu0 @ next_values
+    return values
 
   # --------------------------------------------------------- mean field
 
