@@ -13,7 +13,11 @@ gives every such string a node, and then runs
   * NashConv (best-response value minus policy value, summed over the
     populations' initial states, as `nash_conv.NashConv` computes it),
 
-with numpy over arrays, one layer (depth of the game tree) at a time.
+with numpy over arrays, one layer (depth of the game tree) at a time. On
+small graphs (at most `_DENSE_SOLVE_NODES` reachable nodes, e.g. the routing
+games, whose layers hold one to three nodes) the two linear recursions, the
+flow and the policy value, are one triangular solve each with the transition
+matrix of the policy instead.
 
 Nodes and arrays. A node is a state string; its kind is decision, chance,
 mean-field or terminal. Decision nodes also have a row: policies are arrays
