@@ -15,8 +15,8 @@ in the same run:
 checks that the numbers are equal (iterates' policies and NashConv to 1e-8)
 and prints OpenSpiel's time over ours as ratios. Times are medians of CPU
 time, ours and the peer's calls alternating in blocks (so that both run
-under the same load when the machine is shared); the engine's one-off construction
-(enumeration and probes) is shown separately. The engine reads a
+under the same load when the machine is shared); the engine's one-off
+construction (enumeration and probes) is shown separately. The engine reads a
 `TablePolicy` of its own from its table, where OpenSpiel's NashConv queries
 it state by state.
 

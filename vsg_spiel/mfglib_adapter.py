@@ -362,7 +362,8 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
   # ---------------------------------------------------- backward induction
 
   def backward(self, mean_field, decision_value, values=None):
-    """The engine's backward induction, one step per t (same numbers).
+    """The engine's backward induction, one step per t (the same values,
+    up to rounding).
 
     Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a] with one (sparse) product
     per t instead of the engine's gathers per layer; `decision_value` gets
