@@ -947,16 +947,17 @@ class _KernelTrace:
   def run(self, target_lam, maxregret):
     """Returns (y, lambda, converged, message), lambda internal."""
     equations, settings = self.equations, self.settings
-    payoffs, actions = self._game = equations.profile_payoffs()
+    self._game = equations.profile_payoffs() + (
+        equations.group_starts_with_end,)
     kernel = homotopy_kernel
     values = np.array([float(getattr(settings, name))
                        for name in kernel.SETTINGS])
     u, status, self.steps, self.newton_iterations, step, self.points = (
-        kernel.trace(payoffs, actions, equations.group_starts_with_end,
-                     math.nan if target_lam is None else target_lam,
-                     math.nan if maxregret is None else maxregret,
+        kernel.trace(self._game, math.nan if target_lam is None else
+                     target_lam, math.nan if maxregret is None else maxregret,
                      equations.mgame.initial_distribution[0] *
-                     equations.scale, values))
+                     equations.scale, values,
+                     kernel.workspace(equations.size)))
     if status == kernel.SINGULAR_START:
       raise np.linalg.LinAlgError("singular [DH; tangent]")
     message = {
@@ -978,10 +979,8 @@ class _KernelTrace:
     """(`fixed_point_residual`, per-player deviation gains) at the point y
     (internal lambda), compiled."""
     equations = self.equations
-    payoffs, actions = self._game
     return homotopy_kernel.certificate(
-        equations.probabilities(x), lam, payoffs, actions,
-        equations.group_starts_with_end,
+        equations.probabilities(x), lam, *self._game,
         equations.mgame.initial_distribution[0] * equations.scale)
 
   def branch_points(self):

@@ -57,6 +57,27 @@ def _max_abs(values):
 
 
 @numba.njit(cache=True)
+def _dot(a, b):
+  total = 0.0
+  for k in range(a.shape[0]):
+    total += a[k] * b[k]
+  return total
+
+
+@numba.njit(cache=True)
+def _combine(x, a, y, z):
+  """A new array x + a (y - z), or x + a y if z is x."""
+  out = np.empty(x.shape[0])
+  if z is x:
+    for k in range(x.shape[0]):
+      out[k] = x[k] + a * y[k]
+  else:
+    for k in range(x.shape[0]):
+      out[k] = x[k] + a * (y[k] - z[k])
+  return out
+
+
+@numba.njit(cache=True)
 def _lu(matrix, pivots):
   """In-place LU with partial pivoting of a square matrix (row swaps
   recorded in `pivots`, 0-based as scipy's getrf); returns LAPACK's info
@@ -143,59 +164,84 @@ def _crosses(pi, payoffs, actions, out):
         out[row, actions[p, j]] += weight
 
 
+def workspace(size):
+  """Scratch arrays of the compiled functions for K = `size` variables:
+  h (K), augmented (K + 1, K + 1), factors (K, K), crosses (K, K), values
+  (K), pi (K), sigma (K), pivots (K + 1), rhs (K + 1)."""
+  return (np.empty(size), np.empty((size + 1, size + 1)),
+          np.empty((size, size)), np.empty((size, size)), np.empty(size),
+          np.empty(size), np.empty(size), np.empty(size + 1, dtype=np.int64),
+          np.empty(size + 1))
+
+
 @numba.njit(cache=True)
-def _evaluate(u, payoffs, actions, starts, perturbation, jacobian, h,
-              augmented, crosses, values, pi, exps):
-  """H(y, lambda) into h (plus `perturbation` on the first player's
-  equations) and, with `jacobian`, [DH, dH/dlambda; 0] into `augmented`
-  (K + 1, K + 1); as `homotopy._Equations._one_shot_evaluate`."""
+def _log_softmax_equations(u, starts, perturbation, work):
+  """H = y - lambda u + logsumexp(lambda u) per player into h, plus
+  `perturbation` on the first player's equations, from work's `values`
+  (u); the softmax of lambda u into `sigma`."""
+  h, _, _, _, values, _, sigma, _, _ = work
   size = u.shape[0] - 1
-  num_players = actions.shape[1]
   lam = u[size]
-  for k in range(size):
-    pi[k] = math.exp(u[k])
-  if jacobian:
-    _crosses(pi, payoffs, actions, crosses)
-    for k in range(size):
-      total = 0.0
-      for l in range(size):
-        total += crosses[k, l] * pi[l]
-      values[k] = total / (num_players - 1)
-  else:
-    rewards(pi, payoffs, actions, values)
-  for g in range(num_players):
+  for g in range(len(starts) - 1):
     start, stop = starts[g], starts[g + 1]
     largest = -math.inf
     for k in range(start, stop):
       largest = max(largest, lam * values[k])
     total = 0.0
     for k in range(start, stop):
-      shifted = lam * values[k] - largest
-      exps[k] = math.exp(shifted)
-      total += exps[k]
+      sigma[k] = math.exp(lam * values[k] - largest)
+      total += sigma[k]
     log_total = math.log(total)
     for k in range(start, stop):
       h[k] = u[k] - (lam * values[k] - largest) + log_total
-      exps[k] /= total  # sigma
+      sigma[k] /= total
   if perturbation != 0.0:
     for k in range(starts[1]):
       h[k] += perturbation
-  if not jacobian:
-    return
-  # Rows [dq/dy, dq/dlambda] = [lambda C diag(pi), u]; then
-  # dH = I - (I - 1 sigma^T per player) d(q).
+
+
+@numba.njit(cache=True)
+def _equations(u, game, perturbation, work):
+  """H(y, lambda) into work's h (`_log_softmax_equations`)."""
+  payoffs, actions, starts = game
+  pi, values = work[5], work[4]
+  for k in range(u.shape[0] - 1):
+    pi[k] = math.exp(u[k])
+  rewards(pi, payoffs, actions, values)
+  _log_softmax_equations(u, starts, perturbation, work)
+
+
+@numba.njit(cache=True)
+def _jacobian(u, game, perturbation, work):
+  """H into h as `_equations` (u = C pi / (N - 1)), and
+  [DH, dH/dlambda; 0] into `augmented`
+  (K + 1, K + 1), as `homotopy._Equations._one_shot_evaluate`: rows
+  [dq/dy, dq/dlambda] = [lambda C diag(pi), u], then
+  dH = I - (I - 1 sigma^T per player) d(q)."""
+  payoffs, actions, starts = game
+  _, augmented, _, crosses, values, pi, sigma, _, rhs = work
+  size = u.shape[0] - 1
+  lam = u[size]
+  for k in range(size):
+    pi[k] = math.exp(u[k])
+  _crosses(pi, payoffs, actions, crosses)
+  for k in range(size):
+    total = 0.0
+    for l in range(size):
+      total += crosses[k, l] * pi[l]
+    values[k] = total / (actions.shape[1] - 1)  # N - 1 pairs per player
+  _log_softmax_equations(u, starts, perturbation, work)
   for k in range(size):
     for l in range(size):
       augmented[k, l] = crosses[k, l] * (lam * pi[l])
     augmented[k, size] = values[k]
-  mean = np.empty(size + 1)
-  for g in range(num_players):
+  mean = rhs  # scratch
+  for g in range(len(starts) - 1):
     start, stop = starts[g], starts[g + 1]
     mean[:] = 0.0
     for k in range(start, stop):
-      weight = exps[k]
       for l in range(size + 1):
-        mean[l] += weight * augmented[k, l]
+        mean[l] += sigma[k] * augmented[k, l]
     for k in range(start, stop):
       for l in range(size + 1):
         augmented[k, l] = mean[l] - augmented[k, l]
@@ -204,10 +250,11 @@ def _evaluate(u, payoffs, actions, starts, perturbation, jacobian, h,
 
 
 @numba.njit(cache=True)
-def regret(u, payoffs, actions, starts, scale, values, pi):
+def regret(u, game, scale, work):
   """The largest deviation gain (payoff units: `scale` converts) at the
   normalised probabilities of y = u[:-1]."""
-  size = u.shape[0] - 1
+  payoffs, actions, starts = game
+  _, _, _, _, values, pi, _, _, _ = work
   num_players = actions.shape[1]
   for g in range(num_players):
     start, stop = starts[g], starts[g + 1]
@@ -220,7 +267,7 @@ def regret(u, payoffs, actions, starts, scale, values, pi):
       total += pi[k]
     for k in range(start, stop):
       pi[k] /= total
-  rewards(pi[:size], payoffs, actions, values)
+  rewards(pi, payoffs, actions, values)
   worst = -math.inf
   for g in range(num_players):
     start, stop = starts[g], starts[g + 1]
@@ -236,17 +283,84 @@ def regret(u, payoffs, actions, starts, scale, values, pi):
 @numba.njit(cache=True)
 def _tangent(augmented, previous, pivots, rhs):
   """The unit tangent (null vector of DH) oriented as `previous`; the last
-  row of `augmented` is overwritten. Returns (tangent, info)."""
+  row of `augmented` is overwritten by `previous` and the matrix by its
+  LU factors. Returns (tangent, info of the LU)."""
   n = augmented.shape[0]
   augmented[n - 1, :] = previous
   info = _lu(augmented, pivots)
   rhs[:] = 0.0
   rhs[n - 1] = 1.0
   _lu_solve(augmented, pivots, rhs)
-  tangent = rhs / math.sqrt(rhs @ rhs)
-  if tangent @ previous < 0:
-    tangent = -tangent
+  length = math.sqrt(_dot(rhs, rhs))
+  tangent = np.empty(n)
+  for k in range(n):
+    tangent[k] = rhs[k] / length
+  if _dot(tangent, previous) < 0:
+    for k in range(n):
+      tangent[k] = -tangent[k]
   return tangent, info
+
+
+@numba.njit(cache=True)
+def _correct(v, tangent, max_first, tolerance, min_cosine, max_iterations,
+             game, perturbation, work):
+  """Chord Newton on {H = 0, tangent . (u - v) = 0} from the predicted
+  point v, as `homotopy._Tracer._correct`.
+
+  Returns (u, ok, first step length, |H(u)|, orientation, tangent at u,
+  evaluations).
+  """
+  h, augmented, _, _, _, _, _, pivots, rhs = work
+  size = v.shape[0] - 1
+  _jacobian(v, game, perturbation, work)
+  norm = _max_abs(h)
+  new_tangent, _ = _tangent(augmented, tangent, pivots, rhs)
+  length = 0.0
+  # `_tangent` normalised and oriented it; its raw length is
+  # recomputed for the finiteness test.
+  for k in range(size + 1):
+    length += rhs[k] * rhs[k]
+  if not (math.isfinite(length) and math.isfinite(norm)):
+    return v, False, math.inf, norm, 0, tangent, 1
+  # sign det [DH; tangent] = (-1)^(row swaps + negative pivots).
+  flips = 0
+  for k in range(size + 1):
+    if pivots[k] != k:
+      flips += 1
+    if augmented[k, k] < 0:
+      flips += 1
+  orientation = -1 if flips % 2 else 1
+  if abs(_dot(new_tangent, tangent)) < min_cosine:
+    return v, False, math.inf, norm, orientation, tangent, 1
+  first = -1.0
+  evaluations = 1
+  for _ in range(max_iterations):
+    for k in range(size):
+      rhs[k] = -h[k]
+    rhs[size] = 0.0
+    _lu_solve(augmented, pivots, rhs)
+    v = _combine(v, 1.0, rhs, v)
+    if first < 0:
+      first = _max_abs(rhs)
+      if first > max_first:
+        return v, False, first, norm, orientation, tangent, evaluations
+    _equations(v, game, perturbation, work)
+    evaluations += 1
+    previous = norm
+    norm = _max_abs(h)
+    # In probability units (homotopy._Tracer._correct).
+    if norm <= tolerance * (1.0 + abs(v[size])):
+      weighted = 0.0
+      if norm > tolerance:
+        for k in range(size):
+          term = abs(h[k]) * math.exp(min(v[k], 0.0))
+          if term != term or term > weighted:
+            weighted = term
+      if weighted <= tolerance:
+        return v, True, first, norm, orientation, new_tangent, evaluations
+    if not math.isfinite(norm) or norm > 0.5 * previous:
+      break
+  return v, False, first, norm, orientation, tangent, evaluations
 
 
 @numba.njit(cache=True)
@@ -262,13 +376,14 @@ def _record(points, num_points, u, residual):
 
 
 @numba.njit(cache=True)
-def _land(v, lam, payoffs, actions, starts, tolerance, h, augmented,
-          factors, crosses, values, pi, exps, pivots, rhs):
+def _land(v, lam, game, tolerance, work):
   """Newton in y at fixed lambda from v, chord steps (the last factored
   Jacobian) while they contract the residual tenfold, as
   `homotopy._Tracer._land`; returns (u, ok, |H(u)|, evaluations)."""
+  h, augmented, factors, _, _, _, _, pivots, rhs = work
   size = v.shape[0] - 1
-  w = v.copy()
+  w = np.empty(size + 1)
+  w[:] = v
   w[size] = lam
   last = math.inf
   factored = False
@@ -276,15 +391,16 @@ def _land(v, lam, payoffs, actions, starts, tolerance, h, augmented,
   evaluations = 0
   for _ in range(50):
     jacobian = not factored
-    _evaluate(w, payoffs, actions, starts, 0.0, jacobian, h, augmented,
-              crosses, values, pi, exps)
+    if jacobian:
+      _jacobian(w, game, 0.0, work)
+    else:
+      _equations(w, game, 0.0, work)
     evaluations += 1
     norm = _max_abs(h)
     if norm <= tolerance * (1.0 + lam):
       break
     if not jacobian and norm > 0.1 * last:
-      _evaluate(w, payoffs, actions, starts, 0.0, True, h, augmented,
-                crosses, values, pi, exps)
+      _jacobian(w, game, 0.0, work)
       evaluations += 1
       jacobian = True
     elif norm >= last:
@@ -303,11 +419,12 @@ def _land(v, lam, payoffs, actions, starts, tolerance, h, augmented,
 
 
 @numba.njit(cache=True)
-def trace(payoffs, actions, starts, target, maxregret, scale, settings):
-  """Follows the branch from the uniform profile (lambda = 0).
+def trace(game, target, maxregret, scale, settings, work):
+  """Follows the branch from the uniform profile (lambda = 0), as
+  `homotopy._Tracer.run` and `_trace`.
 
   Args:
-    payoffs, actions, starts: the game (module docstring).
+    game: (payoffs, actions, starts) (module docstring).
     target: internal lambda to stop at, or NaN.
     maxregret: stop at the first accepted point with regret <= this
       (payoff units), or NaN.
@@ -315,11 +432,13 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
       payoff units).
     settings: the `homotopy.Settings` fields named in `SETTINGS`, in
       that order (float array).
+    work: `workspace(K)`.
 
   Returns:
     (u (K + 1), status, accepted steps, Newton iterations, step, points
     (n, K + 2): the recorded (y, lambda, residual) in order).
   """
+  starts = game[2]
   size = starts[-1]
   first_step = settings[FIRST_STEP]
   max_step_growth = settings[MAX_STEP_GROWTH]
@@ -332,22 +451,11 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
   max_lambda = settings[MAX_LAMBDA_SETTING]
   bifurcation_perturbation = settings[BIFURCATION_PERTURBATION]
   bifurcation_jump_step = settings[BIFURCATION_JUMP_STEP]
-  max_corrector_iterations = int(settings[MAX_CORRECTOR_ITERATIONS])
+  max_iterations = int(settings[MAX_CORRECTOR_ITERATIONS])
   max_steps = int(settings[MAX_STEPS_SETTING])
   has_target = not math.isnan(target)
   has_regret = not math.isnan(maxregret)
-
-  # Scratch.
-  h = np.empty(size)
-  augmented = np.empty((size + 1, size + 1))
-  factors = np.empty((size, size))
-  crosses = np.empty((size, size))
-  values = np.empty(size)
-  pi = np.empty(size + 1)
-  exps = np.empty(size)
-  pivots = np.empty(size + 1, dtype=np.int64)
-  rhs = np.empty(size + 1)
-  points = np.empty((64, size + 2))
+  h, augmented, _, _, _, _, _, pivots, rhs = work
   newton = 0
   steps = 0
 
@@ -356,12 +464,10 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
   for g in range(len(starts) - 1):
     for k in range(starts[g], starts[g + 1]):
       u[k] = -math.log(starts[g + 1] - starts[g])
-  _evaluate(u, payoffs, actions, starts, 0.0, False, h, augmented, crosses,
-            values, pi, exps)
-  points, num_points = _record(points, 0, u, _max_abs(h))
-
-  _evaluate(u, payoffs, actions, starts, 0.0, True, h, augmented, crosses,
-            values, pi, exps)
+  _equations(u, game, 0.0, work)
+  points, num_points = _record(np.empty((64, size + 2)), 0, u,
+                               _max_abs(h))
+  _jacobian(u, game, 0.0, work)
   start = np.zeros(size + 1)
   start[size] = 1.0
   tangent, info = _tangent(augmented, start, pivots, rhs)
@@ -371,35 +477,31 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
   orientation = 0
   perturbation = 0.0
   countdown = 0.0
-  # The point u has an identity (for "the tangent was retaken at u").
+  # Identities of points, for "the tangent was retaken at u".
   u_id = 0
   next_id = 1
   retangent_id = -1
+  # Where a crossing was first seen: u, its id, tangent, step and the
+  # corrected point (v, first, residual, orientation, tangent at v).
   has_crossing = False
-  crossing_u = u
-  crossing_id = 0
-  crossing_tangent = tangent
-  crossing_step = 0.0
-  crossing_v = u
-  crossing_first = 0.0
-  crossing_new_tangent = tangent
-  crossing_residual = 0.0
-  crossing_orientation = 0
+  crossing_u = crossing_v = u
+  crossing_tangent = crossing_new_tangent = tangent
+  crossing_id = crossing_orientation = 0
+  crossing_step = crossing_first = crossing_residual = 0.0
   while True:
     if steps >= max_steps:
       return u, MAX_STEPS, steps, newton, step, points[:num_points]
     if not step >= min_step:
       return u, STEP_TOO_SMALL, steps, newton, step, points[:num_points]
-    if not math.isfinite(u @ u):
+    if not math.isfinite(_dot(u, u)):
       return u, NON_FINITE, steps, newton, step, points[:num_points]
     if u[size] > max_lambda:
       return u, MAX_LAMBDA, steps, newton, step, points[:num_points]
     if (has_crossing and step < bifurcation_jump_step
         and retangent_id != u_id):
-      # Retry from u with the tangent at u (homotopy._Tracer._trace).
+      # Retry from u with the tangent at u.
       newton += 1
-      _evaluate(u, payoffs, actions, starts, perturbation, True, h,
-                augmented, crosses, values, pi, exps)
+      _jacobian(u, game, perturbation, work)
       tangent, info = _tangent(augmented, tangent, pivots, rhs)
       if info > 0:
         return u, SINGULAR_START, steps, newton, step, points[:num_points]
@@ -408,99 +510,34 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
       continue
     if has_crossing and step < bifurcation_jump_step:
       # Step across the crossing from where it was seen.
-      u = crossing_u
-      u_id = crossing_id
-      tangent = crossing_tangent
-      step = crossing_step
-      v = crossing_v
-      first = crossing_first
-      new_tangent = crossing_new_tangent
-      residual = crossing_residual
-      orientation = crossing_orientation
+      u, u_id, tangent, step = (crossing_u, crossing_id, crossing_tangent,
+                                crossing_step)
+      v, first, residual = crossing_v, crossing_first, crossing_residual
+      orientation, new_tangent = crossing_orientation, crossing_new_tangent
       has_crossing = False
       perturbation = 0.0
     else:
-      # The corrector (homotopy._Tracer._correct).
       tolerance_now = corrector_tolerance
       if perturbation != 0.0:
         tolerance_now = min(tolerance_now, 1e-3 * perturbation)
-      max_first = max_distance * max(1.0, step)
-      v = u + step * tangent
-      _evaluate(v, payoffs, actions, starts, perturbation, True, h,
-                augmented, crosses, values, pi, exps)
-      newton += 1
-      augmented[size, :] = tangent
-      _lu(augmented, pivots)
-      rhs[:] = 0.0
-      rhs[size] = 1.0
-      _lu_solve(augmented, pivots, rhs)
-      norm = _max_abs(h)
-      length = math.sqrt(rhs @ rhs)
-      ok = False
-      new_orientation = 0
-      first = math.inf
-      new_tangent = tangent
-      if math.isfinite(length) and math.isfinite(norm):
-        flips = 0
-        for k in range(size + 1):
-          if pivots[k] != k:
-            flips += 1
-          if augmented[k, k] < 0:
-            flips += 1
-        new_orientation = -1 if flips % 2 else 1
-        new_tangent = rhs / length
-        cosine = new_tangent @ tangent
-        if cosine < 0:
-          new_tangent = -new_tangent
-        if abs(cosine) >= min_cosine:
-          first = -1.0
-          for _ in range(max_corrector_iterations):
-            for k in range(size):
-              rhs[k] = -h[k]
-            rhs[size] = 0.0
-            _lu_solve(augmented, pivots, rhs)
-            v = v + rhs
-            if first < 0:
-              first = _max_abs(rhs)
-              if first > max_first:
-                break
-            _evaluate(v, payoffs, actions, starts, perturbation, False, h,
-                      augmented, crosses, values, pi, exps)
-            newton += 1
-            previous = norm
-            norm = _max_abs(h)
-            if norm <= tolerance_now * (1.0 + abs(v[size])):
-              accept = norm <= tolerance_now
-              if not accept:
-                weighted = 0.0
-                for k in range(size):
-                  term = abs(h[k]) * math.exp(min(v[k], 0.0))
-                  if term != term or term > weighted:
-                    weighted = term
-                accept = weighted <= tolerance_now
-              if accept:
-                ok = True
-                break
-            if not math.isfinite(norm) or norm > 0.5 * previous:
-              break
+      v, ok, first, residual, new_orientation, new_tangent, evaluations = (
+          _correct(_combine(u, step, tangent, u), tangent,
+                   max_distance * max(1.0, step), tolerance_now, min_cosine,
+                   max_iterations, game, perturbation, work))
+      newton += evaluations
       if not ok:
         step *= 0.5
         continue
-      residual = norm
       if orientation != 0 and new_orientation != orientation:
         # A bifurcation between u and v: retry shorter on the unfolded
         # curves.
         if not has_crossing:
           has_crossing = True
-          crossing_u = u
-          crossing_id = u_id
-          crossing_tangent = tangent
-          crossing_step = step
-          crossing_v = v
-          crossing_first = first
-          crossing_new_tangent = new_tangent
-          crossing_residual = residual
+          crossing_u, crossing_id, crossing_tangent, crossing_step = (
+              u, u_id, tangent, step)
+          crossing_v, crossing_first, crossing_residual = v, first, residual
           crossing_orientation = new_orientation
+          crossing_new_tangent = new_tangent
         if perturbation == 0.0:
           perturbation = bifurcation_perturbation
           countdown = 2.0 * step
@@ -515,9 +552,7 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
     if has_target and u[size] < target <= v[size]:
       fraction = (target - u[size]) / (v[size] - u[size])
       landed, ok, land_norm, evaluations = _land(
-          u + fraction * (v - u), target, payoffs, actions, starts,
-          tolerance, h, augmented, factors, crosses, values, pi, exps,
-          pivots, rhs)
+          _combine(u, fraction, v, u), target, game, tolerance, work)
       newton += evaluations
       perturbation = 0.0
       if not ok:
@@ -533,11 +568,10 @@ def trace(payoffs, actions, starts, target, maxregret, scale, settings):
     next_id += 1
     tangent = new_tangent
     points, num_points = _record(points, num_points, u, residual)
-    if has_regret and u[size] > 0 and regret(
-        u, payoffs, actions, starts, scale, values, pi) <= maxregret:
-      landed, _, land_norm, evaluations = _land(
-          u, u[size], payoffs, actions, starts, tolerance, h, augmented,
-          factors, crosses, values, pi, exps, pivots, rhs)
+    if has_regret and u[size] > 0 and regret(u, game, scale,
+                                               work) <= maxregret:
+      landed, _, land_norm, evaluations = _land(u, u[size], game, tolerance,
+                                                work)
       newton += evaluations
       points, num_points = _record(points, num_points - 1, landed,
                                    land_norm)
