@@ -953,11 +953,10 @@ class _KernelTrace:
     values = np.array([float(getattr(settings, name))
                        for name in kernel.SETTINGS])
     u, status, self.steps, self.newton_iterations, step, self.points = (
-        kernel.trace(self._game, math.nan if target_lam is None else
+        kernel.trace(*self._game, math.nan if target_lam is None else
                      target_lam, math.nan if maxregret is None else maxregret,
                      equations.mgame.initial_distribution[0] *
-                     equations.scale, values,
-                     kernel.workspace(equations.size)))
+                     equations.scale, values))
     if status == kernel.SINGULAR_START:
       raise np.linalg.LinAlgError("singular [DH; tangent]")
     message = {

@@ -164,6 +164,7 @@ def _crosses(pi, payoffs, actions, out):
         out[row, actions[p, j]] += weight
 
 
+@numba.njit(cache=True)
 def workspace(size):
   """Scratch arrays of the compiled functions for K = `size` variables:
   h (K), augmented (K + 1, K + 1), factors (K, K), crosses (K, K), values
@@ -419,12 +420,13 @@ def _land(v, lam, game, tolerance, work):
 
 
 @numba.njit(cache=True)
-def trace(game, target, maxregret, scale, settings, work):
+def trace(payoffs, actions, starts, target, maxregret, scale, settings):
   """Follows the branch from the uniform profile (lambda = 0), as
   `homotopy._Tracer.run` and `_trace`.
 
   Args:
-    game: (payoffs, actions, starts) (module docstring).
+    payoffs, actions, starts: the game (module docstring; arrays, not a
+      tuple: numba types a tuple argument slowly at every call).
     target: internal lambda to stop at, or NaN.
     maxregret: stop at the first accepted point with regret <= this
       (payoff units), or NaN.
@@ -432,14 +434,14 @@ def trace(game, target, maxregret, scale, settings, work):
       payoff units).
     settings: the `homotopy.Settings` fields named in `SETTINGS`, in
       that order (float array).
-    work: `workspace(K)`.
 
   Returns:
     (u (K + 1), status, accepted steps, Newton iterations, step, points
     (n, K + 2): the recorded (y, lambda, residual) in order).
   """
-  starts = game[2]
+  game = payoffs, actions, starts
   size = starts[-1]
+  work = workspace(size)
   first_step = settings[FIRST_STEP]
   max_step_growth = settings[MAX_STEP_GROWTH]
   min_step = settings[MIN_STEP]
