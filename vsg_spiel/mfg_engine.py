@@ -286,7 +286,7 @@ class _Structure:
   support_groups: tuple[tuple[np.ndarray, np.ndarray], ...]
 
   @functools.cached_property
-  def edges(self) -> Optional[_Edges]:
+  def edges(self) -> _Edges | None:
     """The edges for dense solves; None above _DENSE_SOLVE_NODES nodes.
 
     Computed on first use (a structure made by `dataclasses.replace`, with

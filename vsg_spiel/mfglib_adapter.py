@@ -31,6 +31,11 @@ random, concentrated on one pair); where the three results are identical they
 are kept (P_t as a sparse array), the others are read at every `mean_field`
 call (P_t kept dense). MFGLib's own algorithms call both functions at every
 step; `benchmarks/mfg.py` says which of its timings this cache affects.
+The probe is necessary, not sufficient: a function that reads L_t only where
+all three probes agree (e.g. a threshold no probe crosses) would be cached
+wrongly. MFGLib's ten environments are checked against MFGLib per iteration
+(tests/test_mfglib.py); for an environment of your own, compare
+`static_rewards`/`static_transitions` with what you know of it.
 
 MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
 imported when an engine is built from an environment.
