@@ -251,6 +251,20 @@ def _jacobian(u, game, perturbation, work):
 
 
 @numba.njit(cache=True)
+def _gains(pi, values, starts, scale, gains):
+  """gains[i] = scale x (max_a values(i, a) - sum_a values(i, a) pi(i, a)),
+  the deviation gains when `values` are u_i(a; pi_-i)."""
+  for g in range(len(starts) - 1):
+    start, stop = starts[g], starts[g + 1]
+    best = -math.inf
+    mean = 0.0
+    for k in range(start, stop):
+      best = max(best, values[k])
+      mean += values[k] * pi[k]
+    gains[g] = scale * (best - mean)
+
+
+@numba.njit(cache=True)
 def regret(u, game, scale, work):
   """The largest deviation gain (payoff units: `scale` converts) at the
   normalised probabilities of y = u[:-1]."""
@@ -269,15 +283,11 @@ def regret(u, game, scale, work):
     for k in range(start, stop):
       pi[k] /= total
   rewards(pi, payoffs, actions, values)
+  gains = np.empty(num_players)
+  _gains(pi, values, starts, scale, gains)
   worst = -math.inf
-  for g in range(num_players):
-    start, stop = starts[g], starts[g + 1]
-    best = -math.inf
-    mean = 0.0
-    for k in range(start, stop):
-      best = max(best, values[k])
-      mean += values[k] * pi[k]
-    worst = max(worst, scale * (best - mean))
+  for gain in gains:
+    worst = max(worst, gain)
   return worst
 
 
@@ -590,26 +600,18 @@ def certificate(pi, lam, payoffs, actions, starts, scale):
   players' actions (probability units; NaN at lambda = 0) and per player
   `scale` x (max_a u_i(a; pi_-i) - u_i(pi)) (payoff units), as
   `homotopy.fixed_point_residual` and `homotopy._deviation_gains`."""
-  num_players = actions.shape[1]
-  values = np.empty(pi.shape[0])
+  size = pi.shape[0]
+  work = workspace(size)
+  values, sigma = work[4], work[6]
   rewards(pi, payoffs, actions, values)
-  gains = np.empty(num_players)
+  gains = np.empty(actions.shape[1])
+  _gains(pi, values, starts, scale, gains)
+  u = np.zeros(size + 1)  # y = 0: only the softmax is used
+  u[size] = lam
+  _log_softmax_equations(u, starts, 0.0, work)
   residual = 0.0
-  for g in range(num_players):
-    start, stop = starts[g], starts[g + 1]
-    best = -math.inf
-    mean = 0.0
-    for k in range(start, stop):
-      best = max(best, values[k])
-      mean += values[k] * pi[k]
-    gains[g] = scale * (best - mean)
-    largest = lam * best
-    total = 0.0
-    for k in range(start, stop):
-      total += math.exp(lam * values[k] - largest)
-    for k in range(start, stop):
-      residual = max(residual, abs(
-          pi[k] - math.exp(lam * values[k] - largest) / total))
+  for k in range(size):
+    residual = max(residual, abs(pi[k] - sigma[k]))
   if not lam > 0:
     residual = math.nan
   return residual, gains
