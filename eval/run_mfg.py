@@ -9,7 +9,9 @@ on the tabular engine) and OpenSpiel's own MirrorDescent, FictitiousPlay,
 BoltzmannPolicyIteration and MunchausenMirrorDescent, each until it has done
 --iterations iterations or spent --time_budget seconds in them. An
 algorithm's clock counts its constructor and its iteration() calls only
-(for MF-BQL the constructor includes building the engine). Exploitability
+(for MF-BQL the constructor includes building the engine); a constructor or
+first iteration that does not finish within the budget is interrupted and
+the algorithm recorded as skipped on that game. Exploitability
 (NashConv) is measured by the engine at checkpoints (equal to OpenSpiel's
 NashConv to 1e-8) and by OpenSpiel's `NashConv` at every final iterate.
 
@@ -108,17 +110,23 @@ def checkpoints(iterations: int) -> list[int]:
 def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
                   engine_seconds: float, settings: MeanFieldSettings) -> dict:
   """Runs one registry algorithm (MEAN_FIELD); exploitability curve by
-  iteration and seconds, or {"skipped": reason}."""
+  iteration and seconds, or {"skipped": reason} (unsupported, or its
+  construction or first step did not finish within the time budget: see
+  `runner`)."""
   algorithm, setup_seconds = runner.build(
-      registry.get(name, registry.MEAN_FIELD), game, engine, settings)
+      registry.get(name, registry.MEAN_FIELD), game, engine, settings,
+      time_budget=settings.time_budget)
   if algorithm is None:
     return setup_seconds
   if algorithm.counts_engine_build:
     setup_seconds += engine_seconds
-  curve, iteration, seconds = runner.run_timed(
-      algorithm, setup_seconds, runner.DecadeSchedule(settings.iterations),
-      settings.time_budget, settings.iterations, value_name="exploitability",
-      evaluate_start=True)
+  try:
+    curve, iteration, seconds = runner.run_timed(
+        algorithm, setup_seconds, runner.DecadeSchedule(settings.iterations),
+        settings.time_budget, settings.iterations,
+        value_name="exploitability", evaluate_start=True)
+  except runner.OverBudget as error:
+    return {"skipped": str(error)}
   start = time.perf_counter()
   openspiel_value = nash_conv.NashConv(game, algorithm.policy()).nash_conv()
   return {
@@ -271,7 +279,10 @@ def markdown(results, settings_json):
            "Exploitability is OpenSpiel's NashConv (the engine's value at "
            "checkpoints; `OpenSpiel NashConv` is OpenSpiel's own value at "
            "the final iterate). Seconds count constructors and iteration() "
-           "calls only; MF-BQL's include building the engine.", "",
+           "calls only; MF-BQL's include building the engine. A "
+           "constructor or first iteration that does not finish within the "
+           "time budget is interrupted and the algorithm listed as "
+           "skipped.", "",
            f"Settings: `{settings_json}`", ""]
   for result in results:
     dependence = ("; its structure depends on the distribution"
