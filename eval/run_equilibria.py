@@ -194,6 +194,25 @@ def jpsro_device(game_string, iterations, seed):
           "seconds": seconds}
 
 
+class _SameGameSolvedOnce:
+  """A joint-action solver (stage-game payoffs (N, A_1, ..., A_N) ->
+  (mixtures, values)) that solves each stage game once: the correlated
+  Q-learners all hold the same Q tables (each updates every player's from
+  the same joint actions and rewards), so every agent asks OpenSpiel's
+  solver (a quadratic program) for the same stage game in a step, and the
+  terminal state's all-zero game in every episode. Returns the stored
+  answer, which the learners only read."""
+
+  def __init__(self, solver):
+    self._solver, self._solved = solver, {}
+
+  def __call__(self, payoffs_array):
+    key = (payoffs_array.shape, payoffs_array.tobytes())
+    if key not in self._solved:
+      self._solved[key] = self._solver(payoffs_array)
+    return self._solved[key]
+
+
 def correlated_q_device(game_string, episodes, seed):
   """Correlated Q-learning: joint-action learners whose one-step games are
   solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
@@ -204,9 +223,10 @@ def correlated_q_device(game_string, episodes, seed):
   np.random.seed(seed)
   num_players = environment.num_players
   num_actions = [environment.action_spec()["num_actions"]] * num_players
+  solver = _SameGameSolvedOnce(
+      tabular_multiagent_qlearner.CorrelatedEqSolver(is_cce=False))
   agents = [tabular_multiagent_qlearner.MultiagentQLearner(
-      player, num_players, num_actions,
-      tabular_multiagent_qlearner.CorrelatedEqSolver(is_cce=False),
+      player, num_players, num_actions, solver,
       epsilon_schedule=rl_tools.ConstantSchedule(0.2))
             for player in range(num_players)]
   start = time.perf_counter()
