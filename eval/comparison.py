@@ -19,10 +19,10 @@ Time is each algorithm's own work, cumulative: its construction (for VPG the
 enumeration of the game's tensors) and its steps, never the NashConv
 evaluations. A run stops after `time_budget` seconds of that time, after
 `max_iterations` steps, or at a checkpoint with NashConv <= 1e-6 x payoff
-range. A construction or first step that does not finish within the budget
-is interrupted and the algorithm recorded as skipped on that game with the
-reason; later steps are not interrupted, so a run can overrun the budget by
-about a step.
+range. A construction or first step still running after 3 x the budget
+(`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
+skipped on that game with the reason; later steps are not interrupted, so a
+run can overrun the budget by about a step.
 Where the game's turn-based tree is small enough, the final policy is also
 evaluated by OpenSpiel's `exploitability.nash_conv` and both numbers are
 recorded. An algorithm that cannot run on a game is recorded as skipped with
@@ -62,10 +62,11 @@ SAMPLED_OPPONENT_MODELS = ("empirical", "variational")
 # A run stops once NashConv <= this fraction of the payoff range.
 CONVERGED_FRACTION = 1e-6
 # How the time budget is enforced (runner.run_timed), in the reports.
-BUDGET_RULE = ("A construction or first step that does not finish within "
-               "the budget is interrupted and the algorithm is listed as "
-               "skipped on that game; later steps are not interrupted, so a "
-               "run can overrun the budget by about one step.")
+BUDGET_RULE = (f"A construction or first step still running after "
+               f"{runner.INTERRUPT_FACTOR} x the budget is interrupted and "
+               "the algorithm is listed as skipped on that game; later steps "
+               "are not interrupted, so a run can overrun the budget by "
+               "about one step.")
 # Figures draw NashConv below this fraction of the payoff range (0 included)
 # at it, so that a log scale can show it.
 PLOT_FLOOR_FRACTION = 1e-8

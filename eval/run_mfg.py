@@ -10,8 +10,9 @@ BoltzmannPolicyIteration and MunchausenMirrorDescent, each until it has done
 --iterations iterations or spent --time_budget seconds in them. An
 algorithm's clock counts its constructor and its iteration() calls only
 (for MF-BQL the constructor includes building the engine); a constructor or
-first iteration that does not finish within the budget is interrupted and
-the algorithm recorded as skipped on that game. Exploitability
+first iteration still running after 3 x the budget
+(`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
+skipped on that game. Exploitability
 (NashConv) is measured by the engine at checkpoints (equal to OpenSpiel's
 NashConv to 1e-8) and by OpenSpiel's `NashConv` at every final iterate.
 
@@ -112,8 +113,7 @@ def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
                   engine_seconds: float, settings: MeanFieldSettings) -> dict:
   """Runs one registry algorithm (MEAN_FIELD); exploitability curve by
   iteration and seconds, or {"skipped": reason} (unsupported, or its
-  construction or first step did not finish within the time budget: see
-  `runner`)."""
+  construction or first step was interrupted: see `runner`)."""
   algorithm, setup_seconds = runner.build(
       registry.get(name, registry.MEAN_FIELD), game, engine, settings,
       time_budget=settings.time_budget)
@@ -291,9 +291,9 @@ def markdown(results, settings_json):
            "checkpoints; `OpenSpiel NashConv` is OpenSpiel's own value at "
            "the final iterate). Seconds count constructors and iteration() "
            "calls only; MF-BQL's include building the engine. A "
-           "constructor or first iteration that does not finish within the "
-           "time budget is interrupted and the algorithm listed as "
-           "skipped.", "",
+           "constructor or first iteration still running after "
+           f"{runner.INTERRUPT_FACTOR} x the time budget is interrupted and "
+           "the algorithm listed as skipped.", "",
            f"Settings: `{settings_json}`", ""]
   for result in results:
     dependence = ("; its structure depends on the distribution"

@@ -3,12 +3,14 @@ isolation (a failure becomes a recorded reason, never a lost run).
 
 Time is the algorithm's own work, cumulative: its construction and its
 steps, never the evaluations at checkpoints. The budget is enforced on the
-construction and the first step: either, if it does not finish within the
-whole budget, is interrupted and raises `OverBudget` (the callers record
-the algorithm as skipped on that game, with the reason), so an algorithm
-that cannot take one step within the budget costs at most twice the budget,
-not its step. Later steps are never interrupted, so a run can overrun its
-budget by about one step.
+construction and the first step: either, if it is still running after
+`INTERRUPT_FACTOR` times the budget, is interrupted and raises `OverBudget`
+(the callers record the algorithm as skipped on that game, with the
+reason), so an algorithm whose one step is far beyond the budget costs a
+few budgets, not its step. The margin keeps an algorithm whose step is
+about the budget (or slowed down by a shared machine) running as before.
+Later steps are never interrupted, so a run can overrun its budget by about
+one step.
 """
 
 import contextlib
@@ -25,6 +27,9 @@ from vsg_spiel.eval import registry
 
 # Checkpoints in seconds run from this fraction of the budget to the budget.
 FIRST_CHECKPOINT_FRACTION = 1e-4
+# A construction or first step still running after this many time budgets
+# is interrupted (see the module docstring).
+INTERRUPT_FACTOR = 3
 
 
 class LogSchedule:
@@ -73,12 +78,13 @@ class OverBudget(Exception):
 
 
 @contextlib.contextmanager
-def interrupt_after(seconds, what):
-  """Raises `OverBudget` ("`what` did not finish ...") inside the body once
-  `seconds` of wall time have passed, by SIGALRM: Python code is interrupted
-  at once, C++ code at its next call into Python (OpenSpiel's C++ solvers on
-  a Python game) or when it returns. Only in a process's main thread where
-  SIGALRM exists; elsewhere the body runs unlimited.
+def interrupt_after(seconds, what, budget):
+  """Raises `OverBudget` ("`what` took more than `seconds` s", relative to
+  `budget`) inside the body once `seconds` of wall time have passed, by
+  SIGALRM: Python code is interrupted at once, C++ code at its next call
+  into Python (OpenSpiel's C++ solvers on a Python game) or when it
+  returns. Only in a process's main thread where SIGALRM exists; elsewhere
+  the body runs unlimited.
 
   Raises:
     OverBudget: the body was still running after `seconds`.
@@ -89,8 +95,9 @@ def interrupt_after(seconds, what):
     return
   def alarm(signum, frame):
     del signum, frame
-    raise OverBudget(f"{what} did not finish within the {seconds:g} s "
-                     "budget (interrupted)")
+    factor = seconds / budget
+    raise OverBudget(f"{what} took more than {seconds:g} s ({factor:g} x "
+                     f"the {budget:g} s budget; interrupted)")
   previous = signal.signal(signal.SIGALRM, alarm)
   signal.setitimer(signal.ITIMER_REAL, seconds)
   try:
@@ -123,8 +130,8 @@ def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
     (checkpoints [{"iteration", "seconds", value_name}], iterations, seconds).
 
   Raises:
-    OverBudget: the first step did not finish within `time_budget` seconds
-      (it is interrupted then).
+    OverBudget: the first step did not finish within `INTERRUPT_FACTOR` x
+      `time_budget` seconds (it is interrupted then).
   """
   seconds, iteration, checkpoints = setup_seconds, 0, []
   def checkpoint():
@@ -140,7 +147,8 @@ def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
   while not (evaluate_start and spent()):
     start = time.perf_counter()
     if iteration == 0:
-      with interrupt_after(time_budget, "its first step"):
+      with interrupt_after(INTERRUPT_FACTOR * time_budget, "its first step",
+                           time_budget):
         algorithm.step()
     else:
       algorithm.step()
@@ -165,13 +173,13 @@ def failure(error):
 
 def build(entry, game, *arguments, time_budget=None):
   """Builds `entry`'s algorithm on `game` (the registry game for its
-  family), timing the construction, interrupted after `time_budget`
-  seconds (None: never).
+  family), timing the construction, interrupted after `INTERRUPT_FACTOR`
+  x `time_budget` seconds (None: never).
 
   Returns:
     (algorithm, seconds), or (None, {"skipped": reason}) when the entry does
     not support the game (its `unsupported` check or `Unsupported` raised by
-    `make`) or its construction did not finish within `time_budget`.
+    `make`) or its construction did not finish in time.
   """
   reason = entry.unsupported(game)
   if reason:
@@ -181,7 +189,8 @@ def build(entry, game, *arguments, time_budget=None):
     if time_budget is None:
       algorithm = entry.make(game, *arguments)
     else:
-      with interrupt_after(time_budget, "its construction"):
+      with interrupt_after(INTERRUPT_FACTOR * time_budget,
+                           "its construction", time_budget):
         algorithm = entry.make(game, *arguments)
   except (registry.Unsupported, OverBudget) as error:
     return None, {"skipped": str(error)}
