@@ -73,12 +73,15 @@ whose largest deviation gain is <= maxregret, as Gambit's `logit_solve`.
 The solver stores dense Jacobians of size K x (K + 1), K the number of
 (player, state, legal action) triples: it is meant for games with up to a few
 thousand such triples. A normal-form game (one state, no transitions) is
-evaluated directly on its payoff tensors restricted to the legal actions:
-with two players q = lambda M pi for the fixed block matrix
-M = [[0, R_1], [R_2^T, 0]] and dq/dy = lambda M diag(pi); with more, by
-matrix-vector products of each payoff tensor with the other players'
-policies. All per-game tensors are built once per `solve`, before the trace
-(and kept for the most recently used games by `fixed_point_residual`).
+evaluated directly on its payoff tensors restricted to the legal actions,
+H and its whole Jacobian in one pass without per-player loops: with C the
+matrix of u_i(a, b; pi_-ij) over pairs of variables (0 within a player),
+q = lambda u, u = C pi / (N - 1) and dq/dy = lambda C diag(pi). With two
+players C = [[0, R_1], [R_2^T, 0]] is fixed; with three it is one product
+of a fixed stacked matrix of the payoff tensors with pi; with more, it is
+built by matrix-vector products per pair of players. All per-game tensors
+are built once per `solve`, before the trace (and kept for the most recently
+used games by `fixed_point_residual`).
 """
 
 import collections
@@ -193,6 +196,10 @@ class Settings:
           f"Settings.{name}", getattr(self, name), 1))
 
 
+# Validated once; the tracer never assigns to its settings.
+_DEFAULT_SETTINGS = Settings()
+
+
 @dataclasses.dataclass
 class BranchPoint:
   """A visited point of the branch."""
@@ -275,7 +282,10 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   Returns:
     A `HomotopyResult`; `converged` is False (with the reason in `message`)
     when the trace stopped before its goal, and then the result holds the
-    last point reached.
+    last point reached. Its `seconds` is the whole call after the game's
+    `MarkovGame` is had: building the equations (the payoff tensors of a
+    normal-form game), the trace, the landing and the certificate
+    (`residual`, `nash_conv`); `benchmarks/qre.py` times the same.
 
   Raises:
     ValueError: bad arguments (before any work), or a game the core rejects.
@@ -290,12 +300,14 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   if definition not in DEFINITIONS:
     raise ValueError(f"unknown definition {definition!r}; choose one of "
                      f"{DEFINITIONS}")
-  settings = Settings() if settings is None else settings
-  if not isinstance(settings, Settings):
+  if settings is None:
+    settings = _DEFAULT_SETTINGS
+  elif isinstance(settings, Settings):
+    # Re-checked: a field may have been assigned after construction.
+    settings = dataclasses.replace(settings)
+  else:
     raise ValueError(f"settings must be a homotopy.Settings; got "
                      f"{type(settings).__name__}")
-  # Re-checked: a field may have been assigned after construction.
-  settings = dataclasses.replace(settings)
   mgame = core.markov_game(game)
   start_time = time.perf_counter()
   # Built anew (not `_equations`): the time of a solve includes its set-up.
@@ -314,7 +326,7 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
       mgame=mgame, profile=profile, temperature=alpha, residual=residual,
       nash_conv=float(np.sum(gains)), max_regret=float(np.max(gains)),
       converged=converged, message=message, definition=definition,
-      branch=tracer.branch, steps=tracer.steps,
+      branch=tracer.branch_points(), steps=tracer.steps,
       newton_iterations=tracer.newton_iterations,
       seconds=time.perf_counter() - start_time)
 
@@ -389,12 +401,7 @@ def _deviation_gains(equations, profile):
   if equations.dynamic:
     return exploitability.profile_deviation_gains(mgame, profile)
   if equations.one_shot:
-    pi = equations.flat(profile)
-    values = equations.one_shot_rewards(pi)
-    starts = equations.group_starts
-    return (mgame.initial_distribution[0] * equations.scale) * (
-        np.maximum.reduceat(values, starts) -
-        np.add.reduceat(values * pi, starts))
+    return equations.one_shot_gains(equations.flat(profile))
   gains = []
   for i in range(mgame.num_players):
     values = _expect(mgame.rewards[i], profile, (i,))
@@ -492,12 +499,17 @@ class _Equations:
     # directly on its payoff tensors restricted to the legal actions.
     self.one_shot = not self.dynamic and num_states == 1
     if self.one_shot:
+      # Row i: 1 on player i's variables (the groups are the players).
+      self._player_rows = (self.player_of == np.arange(num_players)[:, None]
+                           ).astype(np.float64)
+      # The first K diagonal entries of a raveled (K + 1, K + 1) matrix.
+      self._diagonal = np.arange(size) * (size + 2)
       tensors = self.rewards[:, 0]
       for k, positions in enumerate(self.positions):
         if len(positions) < self.num_actions[k]:  # drop illegal actions
           tensors = tensors.take(positions, axis=k + 1)
       self._tensors = list(tensors)
-      self._payoff_matrix = None
+      self._payoff_matrix = self._stacked = None
       if num_players == 2:
         # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
         matrix = np.zeros((size, size))
@@ -521,6 +533,21 @@ class _Equations:
       self._first_pairs = [
           next(pair for pair in self._one_shot_pairs if pair[0] == i)
           for i in range(num_players)]
+      if num_players == 3:
+        # C of `_one_shot_evaluate` by one product: the rows of `stacked`
+        # are the pairs' (a_i, a_j) (then a zero row), its columns the
+        # third player's variables, and C = (stacked @ pi)[index].
+        rows = sum(counts[i] * counts[j] for i, j, *_ in self._one_shot_pairs)
+        stacked = np.zeros((rows + 1, size))
+        index = np.full((size, size), rows)
+        row = 0
+        for i, j, matrix, rest, shape in self._one_shot_pairs:
+          block = slice(row, row + matrix.shape[0])
+          stacked[block, self.slices[rest[0]]] = matrix
+          index[self.slices[i], self.slices[j]] = np.arange(
+              block.start, block.stop).reshape(shape)
+          row = block.stop
+        self._stacked, self._stacked_index = stacked, index
       return
     self.transitions = sparse.csr_matrix(mgame.transitions)
     self.index = []  # per player (S, A_i): the variable k, or -1
@@ -562,10 +589,19 @@ class _Equations:
                            zip(tables, self.positions)])
 
   def probabilities(self, x):
-    """Flat normalised probabilities of the point y (softmax per group)."""
-    shifted = np.exp(x - np.maximum.reduceat(x, self.group_starts)[
-        self.group])
-    return shifted / np.add.reduceat(shifted, self.group_starts)[self.group]
+    """Flat normalised probabilities of the point y (softmax per group),
+    of each row if y is (n, K)."""
+    starts, group = self.group_starts, self.group
+    shifted = np.exp(x - np.maximum.reduceat(x, starts, axis=-1)[..., group])
+    return shifted / np.add.reduceat(shifted, starts, axis=-1)[..., group]
+
+  def split_rows(self, rows):
+    """(n, K) flat values -> per player (n, S, A_i), 0 off the legal set."""
+    buffer = np.zeros((len(rows), self._table_bounds[-1]))
+    buffer[:, self._buffer_positions] = rows
+    bounds = self._table_bounds
+    return [buffer[:, bounds[i]:bounds[i + 1]].reshape((-1,) + mask.shape)
+            for i, mask in enumerate(self.legal)]
 
   def profile(self, x):
     """Normalised per-player probabilities of the point y."""
@@ -591,6 +627,8 @@ class _Equations:
     `augmented` (K + 1, K + 1): rows [dH/dy, dH/dp] and a last row of zeros
     that the caller fills (the tangent of the augmented system).
     """
+    if self.one_shot:
+      return self._one_shot_evaluate(x, lam, jacobian)
     q = self.q_values(x, lam, mu, jacobian)
     if not jacobian:
       return x - self.log_softmax(q), q
@@ -677,11 +715,69 @@ class _Equations:
       dq_dmu = total[:, size + 1]
     return q, dq, dq_dlam, dq_dmu
 
+  def _one_shot_evaluate(self, x, lam, jacobian):
+    """`evaluate` for a one-shot game with one state (parameter lambda):
+    with u = u(pi) (K) and C (K, K) the payoffs of action pairs,
+    C[(i, a), (j, b)] = u_i(a, b; pi_-ij) (0 for i = j), q = lambda u,
+    dq/dy = lambda C diag(pi) and dq/dlambda = u."""
+    starts = self.group_starts
+    group = self.group
+    pi = np.exp(x)
+    if jacobian:
+      crosses = self._one_shot_crosses(pi)
+      rewards = crosses @ pi
+      if self.num_players > 2:  # every block row repeats u_i N - 1 times
+        rewards /= self.num_players - 1
+    else:
+      rewards = self.one_shot_rewards(pi)
+    q = lam * rewards
+    shifted = q - np.maximum.reduceat(q, starts)[group]
+    exps = np.exp(shifted)
+    sums = np.add.reduceat(exps, starts)
+    h = x - shifted + np.log(sums)[group]
+    if not jacobian:
+      return h, q
+    size = self.size
+    derivatives = np.empty((size, size + 1))  # [dq/dy, dq/dlambda]
+    np.multiply(crosses, lam * pi, out=derivatives[:, :size])
+    derivatives[:, size] = rewards
+    # dH = I - (I - 1 sigma^T per group) d(q): the sigma-weighted sum of
+    # each player's rows, one product for all players.
+    augmented = np.zeros((size + 1, size + 1))
+    np.subtract((self._player_rows * (exps / sums[group]) @ derivatives)[
+        group], derivatives, out=augmented[:size])
+    augmented.ravel()[self._diagonal] += 1.0
+    return h, q, augmented
+
+  def _one_shot_crosses(self, pi):
+    """C (K, K) of `_one_shot_evaluate` at the flat policies pi."""
+    if self._payoff_matrix is not None:
+      return self._payoff_matrix
+    if self._stacked is not None:
+      return (self._stacked @ pi)[self._stacked_index]
+    parts = [pi[part] for part in self.slices]
+    slices = self.slices
+    crosses = np.zeros((self.size, self.size))
+    for pair in self._one_shot_pairs:
+      crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
+    return crosses
+
+  def one_shot_gains(self, pi):
+    """Per player the deviation gain (payoff units) at the flat normalised
+    probabilities `pi` of a one-shot game with one state."""
+    values = self.one_shot_rewards(pi)
+    starts = self.group_starts
+    return (self.mgame.initial_distribution[0] * self.scale) * (
+        np.maximum.reduceat(values, starts) -
+        np.add.reduceat(values * pi, starts))
+
   def one_shot_rewards(self, pi):
     """Expected (scaled) reward of each player's legal actions at the flat
     probabilities `pi` of a one-shot game with one state (flat, K)."""
     if self._payoff_matrix is not None:
       return self._payoff_matrix @ pi
+    if self._stacked is not None:
+      return (self._one_shot_crosses(pi) @ pi) * 0.5
     parts = [pi[part] for part in self.slices]
     return np.concatenate([_cross(pair, parts) @ parts[pair[1]]
                            for pair in self._first_pairs])
@@ -692,15 +788,7 @@ class _Equations:
     pi = np.exp(x)
     if not jacobian:
       return lam * self.one_shot_rewards(pi)
-    if self._payoff_matrix is not None:
-      reward_q = self._payoff_matrix @ pi
-      return lam * reward_q, (lam * self._payoff_matrix) * pi, reward_q, \
-          self._zeros
-    parts = [pi[part] for part in self.slices]
-    slices = self.slices
-    crosses = np.zeros((self.size, self.size))
-    for pair in self._one_shot_pairs:
-      crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
+    crosses = self._one_shot_crosses(pi)
     # Every block row i of crosses @ pi is u_i(pi_-i), N - 1 times.
     reward_q = (crosses @ pi) / (self.num_players - 1)
     return lam * reward_q, (lam * crosses) * pi, reward_q, self._zeros
@@ -810,7 +898,9 @@ class _Tracer:
   def __init__(self, equations, settings):
     self.equations = equations
     self.settings = settings
-    self.branch = []
+    # The visited points (y, lambda internal, residual), made into
+    # `BranchPoint`s once, by `branch_points`.
+    self.points = []
     self.steps = 0
     self.newton_iterations = 0
     self.endpoint = None
@@ -821,6 +911,8 @@ class _Tracer:
     starts = equations.group_starts
     self._first_group_size = (int(starts[1]) if len(starts) > 1 else
                               equations.size)
+    # The pivots of an LU without row swaps (y and the parameter).
+    self._pivots = np.arange(equations.size + 1)
 
   def run(self, target_lam, maxregret):
     """Returns (y, lambda, converged, message), lambda internal."""
@@ -853,20 +945,33 @@ class _Tracer:
     return h, result[2] if jac else None
 
   def _record(self, x, lam, residual=None):
-    equations = self.equations
     if residual is None:
-      residual = np.abs(equations.evaluate(x, lam, 1.0, jacobian=False)[0]
-                        ).max()
-    self.branch.append(BranchPoint(
-        temperature=equations.scale / lam if lam > 0 else math.inf,
-        profile=equations.profile(x), residual=float(residual)))
+      residual = np.abs(self.equations.evaluate(
+          x, lam, 1.0, jacobian=False)[0]).max()
+    self.points.append((x, lam, float(residual)))
+
+  def branch_points(self):
+    """The recorded points as `BranchPoint`s (all profiles in one pass)."""
+    if not self.points:
+      return []
+    equations = self.equations
+    tables = equations.split_rows(equations.probabilities(
+        np.array([x for x, _, _ in self.points])))
+    scale = equations.scale
+    return [BranchPoint(temperature=scale / lam if lam > 0 else math.inf,
+                        profile=[table[row] for table in tables],
+                        residual=residual)
+            for row, (_, lam, residual) in enumerate(self.points)]
 
   def _tangent(self, augmented, previous):
     augmented[-1] = previous
     rhs = np.zeros(len(previous))
     rhs[-1] = 1.0
-    tangent = np.linalg.solve(augmented, rhs)
-    tangent /= np.linalg.norm(tangent)
+    lu, pivots, info = _GETRF(augmented, overwrite_a=True)
+    if info > 0:
+      raise np.linalg.LinAlgError("singular [DH; tangent]")
+    tangent = _GETRS(lu, pivots, rhs)[0]
+    tangent /= math.sqrt(tangent @ tangent)
     return tangent if tangent @ previous >= 0 else -tangent
 
   def _tangent_at(self, system, u, previous):
@@ -907,7 +1012,7 @@ class _Tracer:
     if not (math.isfinite(length) and math.isfinite(norm)):
       return v, math.inf, False, tangent, norm, 0
     # sign det [DH; tangent] = (-1)^(row swaps + negative pivots).
-    flips = (np.count_nonzero(pivots != np.arange(len(pivots))) +
+    flips = (np.count_nonzero(pivots != self._pivots) +
              np.count_nonzero(lu.diagonal() < 0))
     orientation = -1 if flips % 2 else 1
     new_tangent /= length
@@ -942,26 +1047,35 @@ class _Tracer:
             orientation)
 
   def _land(self, system, v, target):
-    """Newton in y at fixed parameter `target` from v; returns (u, ok)."""
+    """Newton in y at fixed parameter `target` from v; returns (u, ok,
+    |H(u)|)."""
     settings = self.settings
     self.perturbation = 0.0
     v = v.copy()
     v[-1] = target
     last = math.inf
+    lu = None
     for _ in range(50):
-      h, jac = system(v)
+      # Chord steps (the last factored Jacobian) while they contract the
+      # residual tenfold, else Newton from the current point.
+      h, jac = system(v, lu is None)
       self.newton_iterations += 1
       norm = float(np.abs(h).max())
-      if norm <= settings.tolerance * (1.0 + target) or norm >= last:
+      if norm <= settings.tolerance * (1.0 + target):
+        break
+      if jac is None and norm > 0.1 * last:
+        jac = system(v)[1]
+        self.newton_iterations += 1
+      elif norm >= last:
         break
       last = norm
-      try:
-        delta = np.linalg.solve(jac[:-1, :-1], -h)
-      except np.linalg.LinAlgError:
-        return v, False
-      v[:-1] += delta
+      if jac is not None:
+        lu, pivots, info = _GETRF(jac[:-1, :-1])
+        if info > 0:  # singular
+          return v, False, norm
+      v[:-1] -= _GETRS(lu, pivots, h)[0]
     ok = norm <= 1e-7 * (1.0 + target)
-    return v, ok
+    return v, ok, norm
 
   def _trace(self, system, u, target, maxregret, record):
     """Follows the branch from u (parameter increasing at the start) until
@@ -984,7 +1098,7 @@ class _Tracer:
       if not step >= settings.min_step:  # also stops a NaN step
         return u, False, (f"step fell below {settings.min_step}" if
                           step < settings.min_step else f"step became {step}")
-      if not np.all(np.isfinite(u)):
+      if not math.isfinite(u @ u):
         return u, False, "the branch point became non-finite"
       if u[-1] > settings.max_lambda:
         return u, False, (f"lambda x range passed {settings.max_lambda} "
@@ -1034,30 +1148,35 @@ class _Tracer:
           crossing = None
       if target is not None and u[-1] < target <= v[-1]:
         fraction = (target - u[-1]) / (v[-1] - u[-1])
-        landed, ok = self._land(system, u + fraction * (v - u), target)
+        landed, ok, residual = self._land(system, u + fraction * (v - u),
+                                          target)
         if not ok:
           step *= 0.5
           continue
         self.steps += 1
         if record:
-          self._record(landed[:-1], landed[-1])
+          self._record(landed[:-1], landed[-1], residual)
         return landed, True, "reached the requested temperature"
       self.steps += 1
       u, tangent = v, new_tangent
       if record:
         self._record(u[:-1], u[-1], residual)
       if maxregret is not None and u[-1] > 0:
-        profile = (self.branch[-1].profile if record else
-                   equations.profile(u[:-1]))
-        regret = np.max(_deviation_gains(equations, profile))
+        if equations.one_shot:
+          regret = np.max(equations.one_shot_gains(
+              equations.probabilities(u[:-1])))
+        else:
+          profile = equations.profile(u[:-1])
+          regret = np.max(_deviation_gains(equations, profile))
         if regret <= maxregret:
-          landed, _ = self._land(system, u, u[-1])
-          self.branch.pop()
-          self._record(landed[:-1], landed[-1])
+          landed, _, residual = self._land(system, u, u[-1])
+          if record:
+            self.points[-1] = landed[:-1], landed[-1], residual
           return landed, True, "max regret <= maxregret on the branch"
         if (regret < settings.polish_below * equations.scale and
             regret <= 0.1 * last_attempt):
           last_attempt = regret
+          profile = equations.profile(u[:-1])
           endpoint = equations.nash_endpoint(u[:-1])
           if endpoint is not None:
             end_profile = equations.profile(endpoint)

@@ -44,6 +44,7 @@ class MirrorDescent(mfg_engine.EngineSolver):
     self._lr = parameters.check_real("lr", lr, 0.0, low_open=True)
     super().__init__(game, engine)
     self._cumulative_value = np.zeros(self._engine.num_nodes + 1)
+    self._walk = None  # (structure, lr, _walk_steps), reused while they last
     self._mean_field = self._engine.mean_field(self._engine.uniform_policy)
 
   def _grow_cumulative_value(self):
@@ -67,18 +68,30 @@ class MirrorDescent(mfg_engine.EngineSolver):
     if first:
       return self._engine.policy_value(mean_field)
     values = np.zeros(len(mean_field.rewards))
-    rank = mean_field.structure.dfs_rank
     cumulative = self._cumulative_value
+    steps = iter(self._walk_steps(mean_field.structure, learning_rate))
 
     def walked_policy_value(layer, q_values):
-      children = layer.decision_children
-      finished = rank[children] < rank[layer.decision_ids, None]
-      logits = cumulative[children] + np.where(
-          finished, learning_rate * values[children], 0.0)
-      return np.sum(logit.softmax(logits, layer.legal, axis=1) * q_values,
-                    axis=1)
+      # `backward` visits the decision layers last to first.
+      children, finished_step = next(steps)
+      logits = cumulative[children] + finished_step * values[children]
+      return (logit.softmax(logits, layer.legal, axis=1) *
+              q_values).sum(axis=1)
 
     return self._engine.backward(mean_field, walked_policy_value, values)
+
+  def _walk_steps(self, structure, learning_rate):
+    """Per decision layer, last to first: its children and lr where the
+    depth-first walk finished the child before the state, else 0."""
+    if (self._walk is None or self._walk[0] is not structure or
+        self._walk[1] != learning_rate):
+      rank = structure.dfs_rank
+      steps = [(layer.decision_children, learning_rate * (
+          rank[layer.decision_children] < rank[layer.decision_ids, None]))
+               for layer in reversed(structure.layers)
+               if len(layer.decision_ids)]
+      self._walk = (structure, learning_rate, steps)
+    return self._walk[2]
 
   def iteration(self, learning_rate: float | None = None):
     """One mirror-descent step: evaluate, accumulate, project, propagate."""

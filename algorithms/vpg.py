@@ -80,7 +80,25 @@ def sample_rows(probabilities, rng):
                     probabilities.shape[1] - 1)
 
 
-class VPGSolver:
+class AnnealedHyperparameters:
+  """The VPG family's alpha and beta, each a number or a callable of the
+  iteration number (an annealing schedule). Subclasses set `mgame`,
+  `temperature`, `step` and `_iteration`."""
+
+  def current_temperature(self):
+    """alpha of this iteration (checked: > 0 and large enough that the
+    game's returns divided by it stay finite)."""
+    alpha = (self.temperature(self._iteration) if callable(self.temperature)
+             else self.temperature)
+    return logit.check_temperature(alpha, self.mgame.return_bound)
+
+  def current_step(self):
+    """beta of this iteration, checked to be in (0, 1]."""
+    return logit.check_step(self.step(self._iteration) if callable(self.step)
+                            else self.step)
+
+
+class VPGSolver(AnnealedHyperparameters):
   """Variational policy gradient on the tensors of a `MarkovGame`.
 
   Args:
@@ -202,18 +220,6 @@ class VPGSolver:
   @property
   def iteration_count(self):
     return self._iteration
-
-  def current_temperature(self):
-    """alpha of this iteration (checked: > 0 and large enough that the
-    game's returns divided by it stay finite)."""
-    alpha = (self.temperature(self._iteration) if callable(self.temperature)
-             else self.temperature)
-    return logit.check_temperature(alpha, self.mgame.return_bound)
-
-  def current_step(self):
-    """beta of this iteration, checked to be in (0, 1]."""
-    return logit.check_step(self.step(self._iteration) if callable(self.step)
-                            else self.step)
 
   def iteration(self):
     """One VPG iteration (Algorithm 1): models, soft Q, eq. 4 step."""

@@ -32,7 +32,7 @@ OPPONENT_PRIORS = ("uniform", "previous")
 _ZERO_SUM_TOLERANCE = 1e-9
 
 
-class ZeroSumVPGSolver:
+class ZeroSumVPGSolver(vpg.AnnealedHyperparameters):
   """Zero-sum VPG; `iteration()`, `policy()`, `profile()`, `nash_conv()`.
 
   Args:
@@ -94,18 +94,6 @@ class ZeroSumVPGSolver:
   @property
   def iteration_count(self):
     return self._iteration
-
-  def current_temperature(self):
-    """alpha of this iteration (checked: > 0 and large enough that the
-    game's returns divided by it stay finite)."""
-    alpha = (self.temperature(self._iteration) if callable(self.temperature)
-             else self.temperature)
-    return logit.check_temperature(alpha, self.mgame.return_bound)
-
-  def current_step(self):
-    """beta of this iteration, checked to be in (0, 1]."""
-    step = (self.step(self._iteration) if callable(self.step) else self.step)
-    return logit.check_step(step)
 
   def iteration(self):
     """Soft Q and closed-form opponent per agent, then the eq. 4 step."""

@@ -14,8 +14,11 @@ in the same run:
     querying it through a `TablePolicy` (a dict lookup per state);
 checks that the numbers are equal (iterates' policies and NashConv to 1e-8)
 and prints OpenSpiel's time over ours as ratios. Times are medians of CPU
-time (the machine may be shared); the engine's one-off construction
-(enumeration and probes) is shown separately.
+time, ours and the peer's calls alternating in blocks (so that both run
+under the same load when the machine is shared); the engine's one-off
+construction (enumeration and probes) is shown separately. The engine reads a
+`TablePolicy` of its own from its table, where OpenSpiel's NashConv queries
+it state by state.
 
 MFGLib's environments (when the peer libraries are installed, or asked for
 by name as `mfglib` or `mfglib:<environment>`), default sizes, in the same
@@ -28,7 +31,16 @@ run, PyTorch on one thread and numpy single-threaded, both in float64:
   * the engine's `MirrorDescent` versus MFGLib's `OnlineMirrorDescent` (the
     same iteration: iterates checked to 1e-8);
   * exploitability: `engine.nash_conv` of the mean field versus
-    `mfglib.scoring.exploitability_score` of the same policy (checked).
+    `mfglib.scoring.exploitability_score` of the same policy (checked);
+  * env: the seconds per iteration MFGLib's own reward and transition
+    functions take at the t where they read the mean field, which both
+    libraries call every iteration (torch, not ours to speed up), and bound:
+    MFGLib's PriorDescent step over env, the ratio our iteration could
+    reach if everything else took no time.
+Not like for like, and said here: the adapter reads r_t and P_t once
+where they do not depend on the mean field (every static transition, and
+e.g. susceptible_infected's rewards; MFGLib's steps call them every time),
+so its advantage there comes from a cache MFGLib does not keep.
 """
 
 import os
@@ -62,12 +74,43 @@ OTHER_GAMES = ("python_mfg_dynamic_routing", "mean_field_lin_quad")
 GOALS = ({name: 30.0 for name in PYTHON_GAMES} |
          {name: 3.0 for name in CPP_GAMES})
 LEARNING_RATE = 0.1
-# OpenSpiel's iterations are timed until this many seconds have passed (at
-# least two); ours at least ten times and for a quarter of that.
+# Seconds of wall-clock time over which an OpenSpiel iteration (and ours,
+# alternating) is timed; MF-BQL alone for a quarter of that.
 THEIR_SECONDS = 12.0
-# MFGLib's steps are timed for this many seconds (at least three), ours for
-# a quarter of that (at least ten).
+# The same for MFGLib's steps (the environment's calls: a quarter).
 MFGLIB_SECONDS = 4.0
+# Ours and the peer's calls alternate in blocks of about this many seconds.
+BLOCK_SECONDS = 0.25
+
+
+def paired_calls(ours, theirs, min_calls, min_seconds):
+  """Median CPU seconds of `ours()` and `theirs()`, in alternating blocks.
+
+  Blocks of about BLOCK_SECONDS of `theirs()` calls, each followed by as
+  many `ours()` calls: both run under the same load when the machine is
+  shared, and each runs warm (back to back, as in a solver's loop). CPU
+  time of this process (one thread everywhere); at least `min_calls` calls
+  of each and `min_seconds` of wall-clock time.
+
+  Returns:
+    (our median, their median, number of calls of each).
+  """
+  our_times, their_times = [], []
+  start = time.perf_counter()
+  while (len(our_times) < min_calls or
+         time.perf_counter() - start < min_seconds):
+    block_start, calls = time.perf_counter(), 0
+    while calls < 1 or time.perf_counter() - block_start < BLOCK_SECONDS:
+      tick = time.process_time()
+      theirs()
+      their_times.append(time.process_time() - tick)
+      calls += 1
+    for _ in range(calls):
+      tick = time.process_time()
+      ours()
+      our_times.append(time.process_time() - tick)
+  return (statistics.median(our_times), statistics.median(their_times),
+          len(our_times))
 
 
 def timed_calls(function, min_calls, min_seconds):
@@ -102,24 +145,19 @@ def benchmark(name):
   ours_md = vsg_mirror_descent.MirrorDescent(game, lr=LEARNING_RATE,
                                              engine=engine)
   theirs_md = mirror_descent.MirrorDescent(game, lr=LEARNING_RATE)
-  theirs_seconds, theirs_calls = timed_calls(theirs_md.iteration, 2,
-                                             THEIR_SECONDS)
-  for _ in range(theirs_calls):
-    ours_md.iteration()
+  ours_seconds, theirs_seconds, _ = paired_calls(
+      ours_md.iteration, theirs_md.iteration, 2, THEIR_SECONDS)
   policy_difference = max_policy_difference(
       engine, ours_md.mean_field.structure.reachable_rows,
       ours_md.policy(), theirs_md.get_policy())
-  ours_seconds, _ = timed_calls(ours_md.iteration, 10, THEIR_SECONDS / 4)
 
   bql = mf_bayesian_q.MFBayesianQLearning(game, engine=engine)
   bql_seconds, _ = timed_calls(bql.iteration, 10, THEIR_SECONDS / 4)
 
   policy = engine.table_policy(ours_md.mean_field.policy)
   policy_rows = engine.policy_function(policy)
-  ours_nash_conv_seconds, _ = timed_calls(
-      lambda: engine.nash_conv(engine.mean_field(policy_rows)), 10,
-      THEIR_SECONDS / 4)
-  theirs_nash_conv_seconds, _ = timed_calls(
+  ours_nash_conv_seconds, theirs_nash_conv_seconds, _ = paired_calls(
+      lambda: engine.nash_conv(engine.mean_field(policy_rows)),
       lambda: nash_conv.NashConv(game, policy).nash_conv(), 2,
       THEIR_SECONDS / 2)
   nash_conv_difference = abs(
@@ -167,7 +205,7 @@ def benchmark_mfglib(name):
     return step, state
 
   row = {"game": f"mfglib:{name}", "nodes": engine.num_nodes,
-         "build_s": build_seconds, "static": engine.static_transitions}
+         "build_s": build_seconds}
   for key, ours, theirs in (
       ("bql", mf_bayesian_q.MFBayesianQLearning(engine.game, engine=engine),
        PriorDescent(eta=1.0, n_inner=1)),
@@ -175,23 +213,30 @@ def benchmark_mfglib(name):
                                               engine=engine),
        OnlineMirrorDescent(alpha=LEARNING_RATE))):
     step, state = their_steps(theirs)
-    theirs_seconds, theirs_calls = timed_calls(step, 3, MFGLIB_SECONDS)
-    for _ in range(theirs_calls):
-      ours.iteration()
+    ours_seconds, theirs_seconds, _ = paired_calls(ours.iteration, step, 3,
+                                                   MFGLIB_SECONDS)
     row[f"{key}_diff"] = float(np.max(np.abs(
         ours.mean_field.policy - engine.policy_table(state[0].pi))))
-    ours_seconds, _ = timed_calls(ours.iteration, 10, MFGLIB_SECONDS / 4)
     row[f"{key}_ours_ms"] = 1e3 * ours_seconds
     row[f"{key}_theirs_ms"] = 1e3 * theirs_seconds
     row[f"{key}_ratio"] = theirs_seconds / ours_seconds
 
   table = ours.mean_field.policy
   pi = engine.policy_tensor(table)
-  ours_nash_conv_seconds, _ = timed_calls(
+  ours_nash_conv_seconds, theirs_nash_conv_seconds, _ = paired_calls(
       lambda: engine.nash_conv(engine.mean_field(lambda rows: table[rows])),
-      10, MFGLIB_SECONDS / 4)
-  theirs_nash_conv_seconds, _ = timed_calls(
       lambda: exploitability_score(env, pi), 3, MFGLIB_SECONDS / 2)
+  # The environment's own share of our iteration: its calls at the t where
+  # r_t or P_t read the mean field (a floor for our time per iteration).
+  flow = torch.as_tensor(engine.state_action_mean_field(
+      engine.mean_field(lambda rows: table[rows])))
+  calls = ([(env.reward, t) for t, static in enumerate(engine.static_rewards)
+            if not static] +
+           [(env.prob, t) for t, static
+            in enumerate(engine.static_transitions) if not static])
+  row["env_ms"] = 1e3 * timed_calls(
+      lambda: [function(t, flow[t]).numpy() for function, t in calls], 10,
+      MFGLIB_SECONDS / 4)[0]
   row["nc_ours_ms"] = 1e3 * ours_nash_conv_seconds
   row["nc_theirs_ms"] = 1e3 * theirs_nash_conv_seconds
   row["nc_ratio"] = theirs_nash_conv_seconds / ours_nash_conv_seconds
@@ -207,6 +252,7 @@ def main_mfglib(names):
         f"{'MF-BQL':>8s} {'PriorDesc':>9s} {'ratio':>6s} | "
         f"{'MD ours':>8s} {'OMD':>8s} {'ratio':>6s} | "
         f"{'NC ours':>8s} {'NC MFGLib':>9s} {'ratio':>6s} | "
+        f"{'env':>7s} {'bound':>6s} | "
         f"{'goal':>4s} {'|MD-OMD|':>8s} {'|NC diff|':>9s} {'|BQL-PD|':>8s}")
   failures = []
   for name in names:
@@ -219,6 +265,8 @@ def main_mfglib(names):
           f"{row['md_ratio']:5.1f}x | "
           f"{row['nc_ours_ms']:6.2f}ms {row['nc_theirs_ms']:7.2f}ms "
           f"{row['nc_ratio']:5.1f}x | "
+          f"{row['env_ms']:5.2f}ms "
+          f"{row['bql_theirs_ms'] / max(row['env_ms'], 1e-6):5.0f}x | "
           f"{'30x':>3s}{'' if met else '!'} {row['md_diff']:8.1e} "
           f"{row['nash_conv_diff']:9.1e} {row['bql_diff']:8.1e}", flush=True)
     if max(row["md_diff"], row["nash_conv_diff"]) > 1e-8:

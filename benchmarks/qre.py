@@ -15,7 +15,9 @@ slower), and for random 2-player n x n (n = 4..64) and 3-player n x n x n
     relative to the payoff range, ours in payoff units);
 checks that the profiles agree (1e-8 at lambda, 1e-6 at the endpoint) and
 prints Gambit's time over ours (> 1: ours is faster), our accepted steps and
-Newton iterations, and the medians. Our solver gets the game's `MarkovGame`
+Newton iterations, Gambit's accepted steps (the points of its
+`logit_solve_branch` up to lambda and up to the Nash endpoint, an untimed
+extra call), and the medians. Our solver gets the game's `MarkovGame`
 (built once, as Gambit gets its `Game`). Times are the best of `REPEATS`
 runs after a warm-up run; the machine may be shared, so only the ratios are
 meaningful.
@@ -69,6 +71,8 @@ def compare(label, game, arrays, lam):
       lambda: pygambit.nash.logit_solve(game, maxregret=NASH_TOLERANCE))
   ours_nash_seconds, ours_nash = best_time(
       lambda: homotopy.solve(mgame, maxregret=NASH_TOLERANCE * spread))
+  branch = pygambit.qre.logit_solve_branch(game, maxregret=NASH_TOLERANCE)
+  their_lam_steps = sum(1 for point in branch[1:] if point.lam < landed) + 1
   row = {
       "label": label,
       "profiles": arrays[0].size,
@@ -80,15 +84,19 @@ def compare(label, game, arrays, lam):
                                     theirs_nash.equilibria[0]),
       "converged": ours_lam.converged and ours_nash.converged,
       "regret": ours_nash.max_regret / spread,
+      "step_ratios": (their_lam_steps / ours_lam.steps,
+                      (len(branch) - 1) / max(1, ours_nash.steps)),
   }
   print(f"{label:46s} {arrays[0].size:5d}  "
         f"lam: gambit {theirs_lam_seconds * 1e3:8.2f} ms ours "
         f"{ours_lam_seconds * 1e3:8.2f} ms ({row['lam_ratio']:6.2f}x, "
-        f"{ours_lam.steps:3d} steps, {ours_lam.newton_iterations:4d} Newton) "
+        f"{ours_lam.steps:3d} steps, {ours_lam.newton_iterations:4d} Newton; "
+        f"gambit {their_lam_steps:4d} steps) "
         f"|diff| {row['lam_difference']:.1e}  "
         f"nash: gambit {theirs_nash_seconds * 1e3:8.2f} ms ours "
         f"{ours_nash_seconds * 1e3:8.2f} ms ({row['nash_ratio']:6.2f}x, "
-        f"{ours_nash.steps:3d} steps) |diff| {row['nash_difference']:.1e} "
+        f"{ours_nash.steps:3d} steps; gambit {len(branch) - 1:5d} steps) "
+        f"|diff| {row['nash_difference']:.1e} "
         f"regret/range {row['regret']:.1e}", flush=True)
   return row
 
@@ -130,6 +138,9 @@ def summarise(name, rows):
         f"{max(r['lam_difference'] for r in rows):.1e}, nash |diff| max "
         f"{max(r['nash_difference'] for r in rows):.1e}, all converged: "
         f"{all(r['converged'] for r in rows)}")
+  print("  Gambit's steps / ours, median: to lambda "
+        f"{statistics.median(r['step_ratios'][0] for r in rows):.1f}, to Nash "
+        f"{statistics.median(r['step_ratios'][1] for r in rows):.1f}")
   for key in ("lam_ratio", "nash_ratio"):
     ratios = [r[key] for r in rows]
     large = [r[key] for r in rows if r["profiles"] >= 64]

@@ -10,19 +10,29 @@ timed), in one process, best of `--repeats`:
     ours (`vsg_spiel.policy_values`: the profile validated, then one dense
     solve of (I - gamma P_pi) V = r_pi for all players at once) vs
     `SGame.get_values` (no validation, one dense solve per player);
-  * the equilibrium check of a random profile, not the same computation:
-    our NashConv (the profile validated, its values, then each player's
-    exact best-response values by policy iteration: one solve per round
-    for every player, usually 2 rounds, so 1 + 2 N solves of S x S in all)
-    vs `SGame.check_equilibrium` (its values, N solves, then one-shot
-    deviation gains: a one-step look-ahead, no best-response values); it
-    computes less than we do, so a ratio below 1 here is not like for like;
+  * the equilibrium check of a random profile, the same (S, N) array on
+    both sides: each player's largest one-shot deviation gain at each state,
+    max_a Q_i(s, a) - V_i(s) with Q_i the one-step look-ahead on the
+    profile's values: ours (`vsg_spiel.one_shot_deviation_gains`: the
+    profile validated, its values, one contraction of the transition tensor
+    per player) vs `SGame.check_equilibrium` (its values, then one einsum
+    per player over the look-ahead tensor of every joint action);
+  * NashConv of the same profile (ours: `vsg_spiel.nash_conv`, the profile
+    validated, its values, then each player's exact best-response values by
+    policy iteration started from the profile itself: 1 + k N linear solves
+    of S x S, k the improvement rounds, usually 2) against the same
+    `SGame.check_equilibrium`: sgamesolver has no NashConv and its one-shot
+    check is its cheapest equilibrium certificate, so this ratio sets our
+    exact best responses against less work on their side (the one-shot gains
+    only bound NashConv: best-response gains lie between them and their
+    maximum / (1 - delta));
   * the Markov logit QRE at lambda = 2: ours
     (`vsg_spiel.algorithms.homotopy.solve(..., definition="markov_logit")`,
     when that module is present) vs `sgamesolver.homotopy.QRE`, on games
     of at most 1024 (state, joint action) pairs (one run each).
 
-Ratios are sgamesolver's time over ours (> 1: we are faster). The machine
+Both sides' arrays are checked equal (to 1e-9) before timing. Ratios are
+sgamesolver's time over ours (> 1: we are faster). The machine
 may be shared: compare ratios of one run, not seconds across runs.
 """
 
@@ -82,12 +92,14 @@ def main(argv):
     homotopy = None
   repeats = _REPEATS.value
   print(f"best of {repeats}; ratio = sgamesolver time / ours; delta "
-        f"{_DELTA}; QRE at lambda {_LAMBDA}"
+        f"{_DELTA}; QRE at lambda {_LAMBDA}; NashConv's ratio is against "
+        f"their one-shot check (them)"
         + ("" if homotopy else " (ours: vsg_spiel.algorithms.homotopy "
            "missing, not timed)"))
-  header = (f"{'S x N x A':>12} {'values us':>10} {'them':>10} {'ratio':>7} "
-            f"{'NashConv us':>12} {'check them':>11} {'ratio':>7} "
-            f"{'QRE us':>9} {'them':>9} {'ratio':>7}")
+  header = (f"{'S x N x A':>12} {'values us':>10} {'them':>10} {'ratio':>6} "
+            f"{'one-shot us':>11} {'them':>10} {'ratio':>6} "
+            f"{'NashConv us':>11} {'ratio':>6} "
+            f"{'QRE us':>8} {'them':>8} {'ratio':>6}")
   print(header)
   for seed, (states, players, actions) in enumerate(SIZES):
     sgame = sgamesolver.SGame.random_game(states, players, actions, _DELTA,
@@ -95,27 +107,37 @@ def main(argv):
     mgame = markov_game_of(sgame)
     strategies = sgame.random_strategy(seed=seed)
     profile = [np.nan_to_num(strategies[:, i]) for i in range(players)]
+    np.testing.assert_allclose(vsg_spiel.policy_values(mgame, profile),
+                               sgame.get_values(strategies), rtol=0,
+                               atol=1e-9)
+    np.testing.assert_allclose(
+        vsg_spiel.one_shot_deviation_gains(mgame, profile),
+        sgame.check_equilibrium(strategies), rtol=0, atol=1e-9)
     ours_values = best_time(lambda: vsg_spiel.policy_values(mgame, profile),
                             repeats)
     their_values = best_time(lambda: sgame.get_values(strategies), repeats)
-    ours_check = best_time(lambda: vsg_spiel.nash_conv(mgame, profile),
-                           repeats)
+    ours_one_shot = best_time(
+        lambda: vsg_spiel.one_shot_deviation_gains(mgame, profile), repeats)
     their_check = best_time(lambda: sgame.check_equilibrium(strategies),
                             repeats)
+    ours_nash_conv = best_time(lambda: vsg_spiel.nash_conv(mgame, profile),
+                               repeats)
     if states * actions**players > _QRE_MAX_ROWS:
-      qre = f"{'-':>9} {'-':>9} {'-':>7}"
+      qre = f"{'-':>8} {'-':>8} {'-':>6}"
     elif homotopy is not None:
       their_qre = best_time(lambda: sgamesolver_qre(sgame), 1)
       ours_qre = best_time(lambda: homotopy.solve(
           mgame, temperature=1 / _LAMBDA, definition="markov_logit"), 1)
-      qre = f"{ours_qre:9.4f} {their_qre:9.4f} {their_qre / ours_qre:7.1f}"
+      qre = f"{ours_qre:8.4f} {their_qre:8.4f} {their_qre / ours_qre:6.1f}"
     else:
       their_qre = best_time(lambda: sgamesolver_qre(sgame), 1)
-      qre = f"{'-':>9} {their_qre:9.4f} {'-':>7}"
+      qre = f"{'-':>8} {their_qre:8.4f} {'-':>6}"
     print(f"{states:>4} x {players} x {actions} "
           f"{ours_values:10.5f} {their_values:10.5f} "
-          f"{their_values / ours_values:7.1f} {ours_check:12.5f} "
-          f"{their_check:11.5f} {their_check / ours_check:7.1f} {qre}",
+          f"{their_values / ours_values:6.1f} "
+          f"{ours_one_shot:11.5f} {their_check:10.5f} "
+          f"{their_check / ours_one_shot:6.1f} "
+          f"{ours_nash_conv:11.5f} {their_check / ours_nash_conv:6.1f} {qre}",
           flush=True)
 
 

@@ -32,6 +32,7 @@ import hashlib
 import importlib
 import json
 import logging as std_logging
+import multiprocessing
 import os
 import re
 import signal
@@ -311,6 +312,8 @@ def _dispatch(cells, workers, backend, ray_address, verbosity):
       yield (cell,) + _isolated_execute(cell.function, cell.config,
                                         verbosity)
   else:
+    # The pool's workers are the children started after this point.
+    others = set(multiprocessing.active_children())
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, initializer=_exit_with_parent,
         initargs=(os.getpid(),)) as pool:
@@ -321,10 +324,8 @@ def _dispatch(cells, workers, backend, ray_address, verbosity):
           yield (futures[future],) + future.result()
       except BaseException:
         # Running cells are stopped, not awaited (finished ones are stored).
-        # pylint: disable-next=protected-access
-        processes = list(pool._processes.values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
+        for process in set(multiprocessing.active_children()) - others:
           process.terminate()
         raise
 

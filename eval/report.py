@@ -33,7 +33,6 @@ import platform
 import time
 import traceback
 
-from absl import app
 from absl import flags as absl_flags
 from absl import logging
 
@@ -49,7 +48,7 @@ setting = settings_lib.setting
 SECTIONS = report_sections.SECTIONS
 # The flags that override sections' settings (an error for a selected
 # section that does not take one).
-OVERRIDES = ("games", "seeds", "iterations", "tensorboard_dir")
+OVERRIDES = ("games", "num_seeds", "iterations", "tensorboard_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +63,8 @@ class ReportFlags:
   games: tuple[str, ...] | None = setting(
       None, "Games for every selected section (default: each section's "
       "own list).", games=True)
-  seeds: int | None = setting(None, "Seeds per seeded cell.", at_least=1)
+  num_seeds: int | None = setting(None, "Seeds per seeded cell.",
+                                  at_least=1)
   iterations: int | None = setting(
       None, "Iterations of the iterative solvers.", at_least=1)
   workers: int = setting(os.cpu_count() or 1, "Worker processes.",
@@ -127,16 +127,11 @@ def quiet_tensorflow(remaining):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def parse(argv):
-  """Validated `ReportFlags` from a command line; app.UsageError naming the
-  flag."""
-  flags, remaining = settings_lib.parse(ReportFlags, argv)
+def check(flags, remaining):
+  """The report's checks across flags (`settings.parse`'s `check`): quiets
+  TensorFlow first (`quiet_tensorflow`), since validation imports it."""
   quiet_tensorflow(remaining)
-  try:
-    validate(flags)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
-  return flags, remaining
+  validate(flags)
 
 
 def environment(flags, section_seconds, wall_seconds):
@@ -265,7 +260,7 @@ def main(flags):
 
 def run_main():
   """Console-script entry point (`vsg-report`)."""
-  settings_lib.run(ReportFlags, main, parse)
+  settings_lib.run(ReportFlags, main, check)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Each section's settings are its binary's settings dataclass (eval/settings.py
 says how fields are declared); the suites (quick, default, full) are
 `dataclasses.replace` of its defaults. A section splits its work into cells
 (eval/cells.py) and turns the results of the cells that completed, keyed by
-cell key, into markdown, figures and JSON data. The report's --games, --seeds
-and --iterations map to one field of each section that takes them
+cell key, into markdown, figures and JSON data. The report's --games,
+--num_seeds and --iterations map to one field of each section that takes them
 (`Section.overrides`).
 """
 
@@ -43,7 +43,7 @@ class Section:
   title: str
   # Suite ("quick", "default", "full") -> the section's settings.
   suites: dict
-  # Report flag ("games", "seeds", "iterations") -> the field it sets.
+  # Report flag ("games", "num_seeds", "iterations") -> the field it sets.
   overrides: dict
   # settings -> [Cell].
   cells: Callable
@@ -91,8 +91,8 @@ EPSILON = Section(
 
 @dataclasses.dataclass(frozen=True)
 class NashSectionSettings(comparison.Comparison):
-  """A comparison run with seeds 0..seeds-1 (the `seed` field unused)."""
-  seeds: int = setting(1, "Seeds per algorithm and game.", at_least=1)
+  """A comparison run with seeds 0..num_seeds-1 (the `seed` field unused)."""
+  num_seeds: int = setting(1, "Seeds per algorithm and game.", at_least=1)
 
 
 def _nash_cells(settings):
@@ -103,7 +103,7 @@ def _nash_cells(settings):
                     settings=dict(run, seed=seed)))
           for game in settings.games
           for algorithm in dict.fromkeys(settings.algorithms)
-          for seed in range(settings.seeds)]
+          for seed in range(settings.num_seeds)]
 
 
 def _nash_summary(results, settings, figures):
@@ -151,10 +151,10 @@ NASH = Section(
         "quick": replace(_NASH_DEFAULT, games=(
             "matrix_bos", "python_vsg_differential(horizon=1,num_actions=11)"),
                          time_budget=0.5, checkpoints=10),
-        "full": replace(_NASH_DEFAULT, seeds=5, time_budget=30.0,
+        "full": replace(_NASH_DEFAULT, num_seeds=5, time_budget=30.0,
                         openspiel_check_max_histories=200_000),
     },
-    overrides={"games": "games", "seeds": "seeds"},
+    overrides={"games": "games", "num_seeds": "num_seeds"},
     cells=_nash_cells, summarize=_nash_summary)
 
 
@@ -203,7 +203,7 @@ class MaiSectionSettings:
       registry.names(registry.CONTINUOUS, default_for="run_mai"),
       "run_mai's algorithms.",
       choices=lambda: registry.names(registry.CONTINUOUS))
-  seeds: int = setting(2, "Seeds per algorithm and game.", at_least=1)
+  num_seeds: int = setting(2, "Seeds per algorithm and game.", at_least=1)
   tensorboard_dir: str | None = setting(
       None, "The runs write TensorFlow summaries here (none when unset).")
   # Per game, the `continuous_runs.Experiment` fields that differ from its
@@ -226,7 +226,7 @@ def _mai_cells(settings):
                dict(game=game, algorithm=algorithm, seed=seed,
                     experiment={**settings.experiments[game], **recording}))
           for game in settings.games for algorithm in settings.algorithms
-          for seed in range(settings.seeds)]
+          for seed in range(settings.num_seeds)]
 
 
 def _mai_summary(results, settings, figures):
@@ -236,9 +236,9 @@ def _mai_summary(results, settings, figures):
   for game in settings.games:
     experiment = continuous_runs.Experiment(
         game=game, algorithms=tuple(settings.algorithms),
-        seeds=tuple(range(settings.seeds)), **settings.experiments[game])
+        seeds=tuple(range(settings.num_seeds)), **settings.experiments[game])
     records = {algorithm: [results[game, algorithm, seed]
-                           for seed in range(settings.seeds)
+                           for seed in range(settings.num_seeds)
                            if (game, algorithm, seed) in results]
                for algorithm in settings.algorithms}
     summary = continuous_runs.summarize(experiment, records)
@@ -256,14 +256,14 @@ MAI = Section(
     title="Figure 2: MAI versus MADDPG, MASQL and independent DDPG",
     suites={
         "default": _MAI_DEFAULT,
-        "quick": replace(_MAI_DEFAULT, seeds=1, experiments={
+        "quick": replace(_MAI_DEFAULT, num_seeds=1, experiments={
             "differential": dict(episodes=4, steps=5),
             "routing": dict(episodes=2, steps=3, evaluation_samples=16)}),
-        "full": replace(_MAI_DEFAULT, seeds=10, experiments={
+        "full": replace(_MAI_DEFAULT, num_seeds=10, experiments={
             "differential": dict(episodes=200, steps=25),
             "routing": dict(episodes=200, steps=25)}),
     },
-    overrides={"games": "games", "seeds": "seeds",
+    overrides={"games": "games", "num_seeds": "num_seeds",
                "tensorboard_dir": "tensorboard_dir"},
     cells=_mai_cells, summarize=_mai_summary)
 
@@ -356,15 +356,16 @@ EQUILIBRIA = Section(
         "default": _EQUILIBRIA_DEFAULT,
         "quick": replace(_EQUILIBRIA_DEFAULT, ce_games=("matrix_cd",),
                          signals=(1, 2), ce_temperatures=(0.1,),
-                         ce_iterations=200, ce_seeds=1, jpsro_iterations=2,
+                         ce_iterations=200, ce_num_seeds=1, jpsro_iterations=2,
                          cq_episodes=20, zero_sum_games=("matrix_brps",),
                          time_budget=60.0, max_iterations=300),
         "full": replace(_EQUILIBRIA_DEFAULT, signals=(1, 2, 3, 4),
                         ce_temperatures=(0.01, 0.02, 0.1, 0.5),
-                        ce_iterations=3000, ce_seeds=10, jpsro_iterations=20,
+                        ce_iterations=3000, ce_num_seeds=10,
+                        jpsro_iterations=20,
                         cq_episodes=2000, time_budget=60.0),
     },
-    overrides={"games": "ce_games", "seeds": "ce_seeds",
+    overrides={"games": "ce_games", "num_seeds": "ce_num_seeds",
                "iterations": "ce_iterations"},
     cells=run_equilibria.cells, summarize=_equilibria_summary)
 

@@ -39,7 +39,6 @@ import dataclasses
 import os
 import time
 
-from absl import app
 import numpy as np
 
 import vsg_spiel
@@ -281,8 +280,9 @@ def plot(records, path):
   common.save_figure(figure, path)
 
 
-def check(settings):
-  """ValueError unless the annealing schedule is valid."""
+def check(settings, unused_remaining=None):
+  """ValueError unless the annealing schedule is valid (`settings.parse`'s
+  `check`)."""
   vpg.geometric_annealing(settings.initial_temperature,
                           settings.final_temperature, settings.decay)
 
@@ -290,16 +290,6 @@ def check(settings):
 @dataclasses.dataclass(frozen=True)
 class DistancingFlags(DistancingSettings):
   out: str = settings_lib.output("distancing_out")
-
-
-def parse(argv):
-  """Validated `DistancingFlags`; app.UsageError naming the problem."""
-  flags, remaining = settings_lib.parse(DistancingFlags, argv)
-  try:
-    check(flags)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
-  return flags, remaining
 
 
 def write_outputs(settings, records, out):
@@ -325,4 +315,4 @@ def main(flags):
 
 
 if __name__ == "__main__":
-  settings_lib.run(DistancingFlags, main, parse)
+  settings_lib.run(DistancingFlags, main, check)

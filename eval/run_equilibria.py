@@ -522,7 +522,7 @@ class EquilibriaSettings:
       above=0)
   ce_iterations: int = setting(1000, "Iterations of the CE solver.",
                                at_least=1)
-  ce_seeds: int = setting(3, "Seeds of the random initialisation.",
+  ce_num_seeds: int = setting(3, "Seeds of the random initialisation.",
                           at_least=1)
   jpsro_iterations: int = setting(8, "JPSRO iterations.", at_least=1)
   cq_episodes: int = setting(300, "Correlated Q-learning episodes.",
@@ -556,7 +556,7 @@ def cells(settings, section="equilibria"):
                        dict(game_string=game, signals=list(settings.signals),
                             temperatures=list(settings.ce_temperatures),
                             iterations=settings.ce_iterations,
-                            seeds=settings.ce_seeds)),
+                            seeds=settings.ce_num_seeds)),
         cells_lib.Cell(section, ("jpsro", game),
                        "vsg_spiel.eval.run_equilibria:jpsro_device",
                        dict(game_string=game,

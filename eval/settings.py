@@ -239,8 +239,12 @@ def output(default):
                  check=check_output_directory)
 
 
-def parse(settings_class, argv):
+def parse(settings_class, argv, check=None):
   """Parses a command line into a validated `settings_class` instance.
+
+  `check(settings, remaining)`, when given, runs after each field is
+  validated: a binary's checks across fields (raising ValueError), with the
+  arguments the settings do not define (absl's own flags) at hand.
 
   Returns:
     (settings, remaining arguments): the arguments `settings_class` does not
@@ -258,23 +262,23 @@ def parse(settings_class, argv):
     remaining = flag_values(argv, known_only=True)
     instance = from_flags(settings_class, flag_values)
     validate(instance)
+    if check is not None:
+      check(instance, remaining)
   except (flags.Error, ValueError) as error:
     raise app.UsageError(str(error)) from error
   return instance, remaining
 
 
-def run(settings_class, main, parser_function=None, lock=True):
+def run(settings_class, main, check=None, lock=True):
   """Runs `main(settings)` as an absl program whose flags are the fields of
   `settings_class` (absl's own logging flags work as usual), holding the
   lock of the output directory `settings.out` meanwhile unless `lock` is
   False; `main` returns the exit status. A bad flag exits with status 1 and
   a message before any work, as does an output directory that another run
-  holds. `parser_function` (argv -> (settings, remaining), raising
-  app.UsageError) replaces `parse` where a binary checks more."""
+  holds. `check` is `parse`'s: a binary's checks across fields."""
   def parser(argv):
     try:
-      settings, remaining = (parser_function(argv) if parser_function else
-                             parse(settings_class, argv))
+      settings, remaining = parse(settings_class, argv, check)
     except app.UsageError as error:
       sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
       sys.exit(1)

@@ -31,8 +31,10 @@ PARSERS = {
     "run_equilibria": lambda argv: settings_lib.parse(
         run_equilibria.EquilibriaFlags, argv),
     "run_mfg": lambda argv: settings_lib.parse(run_mfg.RunMfgFlags, argv),
-    "report": report.parse,
-    "run_distancing": run_distancing.parse,
+    "report": lambda argv: settings_lib.parse(
+        report.ReportFlags, argv, report.check),
+    "run_distancing": lambda argv: settings_lib.parse(
+        run_distancing.DistancingFlags, argv, run_distancing.check),
 }
 
 # (binary, flags, what the message must contain besides the flag's name).
@@ -91,7 +93,7 @@ ROWS = [
     ("run_equilibria", ["--time_budget=-1"], "> 0"),
     ("run_equilibria", ["--time_budget=0"], "> 0"),
     ("run_equilibria", ["--ce_iterations=0"], ">= 1"),
-    ("run_equilibria", ["--ce_seeds=0"], ">= 1"),
+    ("run_equilibria", ["--ce_num_seeds=0"], ">= 1"),
     ("run_equilibria", ["--signals=abc"], "integer"),
     ("run_equilibria", ["--signals=0"], ">= 1"),
     ("run_equilibria", ["--ce_temperatures=0"], "> 0"),
@@ -124,8 +126,8 @@ ROWS = [
     ("report", ["--sections="], "non-empty"),
     ("report", ["--sections=epsilon,bogus"], "epsilon, nash, mai"),
     ("report", ["--suite=huge"], "quick, default, full"),
-    ("report", ["--seeds=0"], ">= 1"),
-    ("report", ["--seeds=abc"], "integer"),
+    ("report", ["--num_seeds=0"], ">= 1"),
+    ("report", ["--num_seeds=abc"], "integer"),
     ("report", ["--iterations=0"], ">= 1"),
     ("report", ["--workers=0"], ">= 1"),
     # run_distancing
@@ -135,7 +137,7 @@ ROWS = [
     ("run_distancing", ["--start_seed=-1"], ">= 0"),
     ("run_distancing", ["--target_nash_conv=nan"], "finite"),
     ("report", ["--backend=spark"], "process, ray"),
-    ("report", ["--seeds=2"], "do not take it"),
+    ("report", ["--num_seeds=2"], "do not take it"),
     ("report", ["--sections=nash", "--iterations=5"], "do not take it"),
     ("report", ["--sections=epsilon", "--games=kuhn_poker"],
      "imperfect information"),

@@ -159,6 +159,42 @@ def test_fixed_point_residual_builds_the_equations_once(monkeypatch):
   assert built == [(mgame, "markov_logit")]
 
 
+@pytest.mark.parametrize("shape", [(3, 2), (2, 3, 2), (2, 2, 3, 2)])
+def test_one_shot_jacobian_is_the_derivative_of_the_equations(shape):
+  # A normal-form game's H and [dH/dy, dH/dlambda] come from one pass (two
+  # players: a fixed payoff matrix; three: one stacked product; more: per
+  # pair): against central differences of H.
+  rng = np.random.default_rng(len(shape))
+  tables = [rng.normal(size=shape) for _ in shape]
+  game = (pyspiel.create_matrix_game(*tables) if len(shape) == 2 else
+          pyspiel.create_tensor_game(tables))
+  equations = homotopy._Equations(  # pylint: disable=protected-access
+      core.markov_game(game), "soft")
+  point = np.append(rng.normal(size=equations.size), 1.7)
+
+  def equations_at(u):
+    return equations.evaluate(u[:-1], u[-1], 1.0, jacobian=False)[0]
+
+  h, _, augmented = equations.evaluate(point[:-1], point[-1], 1.0)
+  step = 1e-6
+  numeric = np.stack([
+      (equations_at(point + step * e) - equations_at(point - step * e)) /
+      (2 * step) for e in np.eye(len(point))], axis=1)
+  np.testing.assert_allclose(augmented[:-1], numeric, rtol=0, atol=1e-7)
+  assert not augmented[-1].any()  # the tangent's row, for the caller
+  np.testing.assert_allclose(h, equations_at(point), rtol=0, atol=1e-12)
+  # The expected payoffs themselves, u_i(a) = E_{a_-i ~ pi_-i} R_i(a, a_-i).
+  pi = equations.probabilities(point[:-1])
+  parts = np.split(pi, np.cumsum(shape)[:-1])
+  axes = "abcd"[:len(shape)]
+  expected = np.concatenate([np.einsum(
+      ",".join([axes] + [axes[j] for j in range(len(shape)) if j != i]) +
+      "->" + axes[i], table, *(parts[j] for j in range(len(shape)) if j != i))
+                             for i, table in enumerate(tables)])
+  np.testing.assert_allclose(equations.one_shot_rewards(pi) * equations.scale,
+                             expected, rtol=0, atol=1e-12)
+
+
 def test_one_shot_definitions_coincide():
   game = pyspiel.load_game("matrix_bos")
   soft = homotopy.solve(game, temperature=0.7)

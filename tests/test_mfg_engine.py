@@ -126,6 +126,18 @@ def test_policy_function_reads_openspiel_policies(engines):
   rows = np.arange(engine.num_rows)
   uniform = engine.policy_function(policy_lib.UniformRandomPolicy(engine.game))
   np.testing.assert_allclose(uniform(rows), engine.uniform_policy(rows))
+  # A TablePolicy is read from its table; rows it lacks go to its fallback.
+  weights = np.random.default_rng(0).uniform(0.1, 1.0, (len(rows) - 3,
+                                                        engine.num_actions))
+  weights *= engine.legal[:-3]
+  policy = engine.table_policy(weights / weights.sum(axis=1, keepdims=True))
+  queried = np.zeros((len(rows), engine.num_actions))
+  for row, state in enumerate(engine.row_states(rows)):
+    for action, probability in policy.action_probabilities(state).items():
+      queried[row, action] = probability
+  read = engine.policy_function(policy)
+  np.testing.assert_array_equal(read(rows), queried)
+  np.testing.assert_array_equal(read(rows[::-1]), queried[::-1])
 
 
 @pytest.mark.parametrize("game_string", ("matrix_rps", "kuhn_poker"))
@@ -138,3 +150,29 @@ def test_rejects_objects_that_are_not_games():
   with pytest.raises(ValueError, match="pyspiel.Game"):
     mfg_engine.MeanFieldEngine("mfg_crowd_modelling")
 
+
+
+@pytest.mark.parametrize("name", ("mfg_dynamic_routing",
+                                  "mfg_garnet(size=5,horizon=4)",
+                                  "mfg_crowd_modelling(size=5,horizon=4)"))
+def test_dense_solves_equal_layer_by_layer_loops(engines, name, monkeypatch):
+  """Small structures' flows and policy values come from one triangular
+  solve; an engine that propagates layer by layer gives the same numbers
+  (chance nodes, distribution-dependent structure)."""
+  dense = engines[name]
+  results = []
+  for seed in (0, 1):
+    mean_field = dense.mean_field(random_policy(dense, seed))
+    assert mean_field.structure.edges is not None
+    results.append((mean_field.flow, dense.policy_value(mean_field),
+                    dense.nash_conv(mean_field)))
+  monkeypatch.setattr(mfg_engine, "_DENSE_SOLVE_NODES", 0)
+  layered = mfg_engine.MeanFieldEngine(pyspiel.load_game(name))
+  for seed, (flow, value, nash_conv_value) in zip((0, 1), results):
+    mean_field = layered.mean_field(random_policy(layered, seed))
+    assert mean_field.structure.edges is None
+    np.testing.assert_allclose(mean_field.flow, flow, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(layered.policy_value(mean_field), value,
+                               rtol=1e-13, atol=1e-13)
+    assert layered.nash_conv(mean_field) == pytest.approx(
+        nash_conv_value, rel=1e-12, abs=1e-13)

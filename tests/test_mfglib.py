@@ -211,12 +211,37 @@ def test_mirror_descent_iterates_equal_online_mirror_descent(name):
       exploitability_score(env, state.pi), abs=1e-9)
 
 
-def test_transitions_that_read_the_mean_field_are_re_read():
-  """random_linear's P_t depends on L_t: the engine must not freeze it."""
-  _, engine = _environment_and_engine("random_linear")
-  assert not engine.static_transitions
-  _, engine = _environment_and_engine("crowd_motion")
-  assert engine.static_transitions
+def test_functions_that_read_the_mean_field_are_re_read():
+  """r_t and P_t are read once only where they ignore L_t.
+
+  Per t: conservative_treasure_hunting's r_0 and P_0 ignore L_0, its later
+  ones read it; susceptible_infected's rewards are constant, its
+  transitions read L_t; random_linear reads it everywhere. Under policies
+  whose mean fields differ, L and the exploitability (the rewards and
+  transitions under L) still equal MFGLib's (as the iterates do,
+  test_mf_bql_iterates_equal_prior_descent_with_soft_q).
+  """
+  expected = {
+      "conservative_treasure_hunting": (lambda t: t == 0, lambda t: t == 0),
+      "susceptible_infected": (lambda t: True, lambda t: False),
+      "random_linear": (lambda t: False, lambda t: False),
+      "crowd_motion": (lambda t: False, lambda t: True),
+  }
+  for name, (static_reward, static_transition) in expected.items():
+    env, engine = _environment_and_engine(name)
+    assert engine.static_rewards == tuple(
+        static_reward(t) for t in range(env.T + 1)), name
+    assert engine.static_transitions == tuple(
+        static_transition(t) for t in range(env.T)), name
+    for seed in (3, 4):
+      table = random_table(engine, seed)
+      mean_field = engine.mean_field(lambda rows, t=table: t[rows])
+      pi = engine.policy_tensor(table)
+      np.testing.assert_allclose(
+          engine.state_action_mean_field(mean_field),
+          mean_field_from_policy(pi, env=env).numpy(), rtol=0, atol=1e-12)
+      assert engine.nash_conv(mean_field) == pytest.approx(
+          exploitability_score(env, pi), rel=1e-10, abs=1e-9)
 
 
 def test_bad_input():

@@ -221,7 +221,7 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--sections=epsilon,bogus"], "--sections: 'bogus' is not allowed"),
-    (["--seeds=0"], "--seeds: 0 is not allowed"),
+    (["--num_seeds=0"], "--num_seeds: 0 is not allowed"),
     (["--sections=epsilon", "--games=kuhn_poker"], "imperfect information"),
     (["--games=matrix_rps"], "the sections ['distancing'] do not take it"),
     (["--backend=spark"], "spark"),

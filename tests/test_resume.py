@@ -47,7 +47,7 @@ CASES = {
                       for game in data["games"]]),
     "run_equilibria": (
         ["--ce_games=matrix_cd", "--signals=1", "--ce_temperatures=0.1",
-         "--ce_iterations=100", "--ce_seeds=1", "--jpsro_iterations=1",
+         "--ce_iterations=100", "--ce_num_seeds=1", "--jpsro_iterations=1",
          "--cq_episodes=5", "--zero_sum_games=matrix_mp",
          "--zero_sum_algorithms=zero_sum_vpg,cfr", "--time_budget=100",
          "--max_iterations=30"],

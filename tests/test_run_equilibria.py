@@ -35,7 +35,7 @@ def test_binary_writes_tables_and_figures(tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "vsg_spiel.eval.run_equilibria",
        f"--out={tmp_path}", "--ce_games=matrix_cd", "--signals=1,2",
-       "--ce_temperatures=0.1", "--ce_iterations=300", "--ce_seeds=1",
+       "--ce_temperatures=0.1", "--ce_iterations=300", "--ce_num_seeds=1",
        "--jpsro_iterations=2", "--cq_episodes=10",
        "--zero_sum_games=matrix_mp", "--time_budget=0.5"],
       capture_output=True, text=True, check=False)
@@ -63,7 +63,7 @@ def test_binary_writes_tables_and_figures(tmp_path):
     ("--zero_sum_algorithms=minimax", "'minimax' is not allowed"),
     ("--signals=abc", "--signals: 'abc' is not allowed"),
     ("--ce_iterations=0", "--ce_iterations: 0 is not allowed"),
-    ("--ce_seeds=0", "--ce_seeds: 0 is not allowed"),
+    ("--ce_num_seeds=0", "--ce_num_seeds: 0 is not allowed"),
     ("--time_budget=-1", "--time_budget: -1.0 is not allowed"),
 ])
 def test_bad_flags_fail_before_work(tmp_path, flag, message):

@@ -11,6 +11,8 @@ import pyspiel
 import pytest
 
 import vsg_spiel
+from vsg_spiel import core
+from vsg_spiel import exploitability
 from vsg_spiel.algorithms import correlated_vpg
 from vsg_spiel.algorithms import zero_sum_vpg
 
@@ -91,6 +93,37 @@ GAMES = [  # seed, players, states, actions, discount, sparse transitions
                          GAMES)
 def test_values_best_responses_and_nash_conv_equal_value_iteration(
     seed, players, states, actions, discount, sparse):
+  assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                  sparse)
+
+
+@pytest.mark.parametrize("seed, players, states, actions, discount, sparse",
+                         GAMES[:4])
+def test_krylov_solves_equal_value_iteration(
+    monkeypatch, seed, players, states, actions, discount, sparse):
+  """Dense systems from `_KRYLOV_STATES` states are solved by GMRES first:
+  with the threshold lowered to 1 every solve here takes that path."""
+  monkeypatch.setattr(exploitability, "_KRYLOV_STATES", 1)
+  assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                  sparse)
+
+
+def test_krylov_solve_falls_back_to_lu_where_gmres_stalls():
+  """A deterministic cycle longer than GMRES's iteration budget: GMRES
+  cannot reach the residual, so the solve is LU's (exact)."""
+  num_states, discount = 60, 0.99
+  cycle = np.roll(np.eye(num_states), 1, axis=1)
+  stage = np.arange(num_states, dtype=np.float64)
+  assert exploitability._krylov_solve(  # pylint: disable=protected-access
+      discount, cycle, stage) is None
+  expected = np.linalg.solve(np.eye(num_states) - discount * cycle, stage)
+  np.testing.assert_allclose(
+      exploitability._solve_dense(  # pylint: disable=protected-access
+          discount, cycle, stage), expected, rtol=1e-14)
+
+
+def assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                    sparse):
   rewards, transitions, initial = random_arrays(seed, players, states,
                                                 actions, sparse)
   mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, discount,
@@ -122,6 +155,37 @@ def test_values_best_responses_and_nash_conv_equal_value_iteration(
           best[:, player], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed, players, states, actions, discount, sparse",
+                         GAMES)
+def test_one_shot_deviation_gains_equal_a_one_step_look_ahead(
+    seed, players, states, actions, discount, sparse):
+  rewards, transitions, initial = random_arrays(seed, players, states,
+                                                actions, sparse)
+  mgame = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, discount,
+                                           initial)
+  profile = vsg_spiel.random_profile(mgame, np.random.default_rng(seed))
+  values, best = value_iteration(rewards, transitions, discount, profile)
+  expected = np.empty_like(values)
+  for player in range(players):
+    others = joint_weights(profile, skip=player)
+    axes = tuple(1 + j for j in range(players) if j != player)
+    look_ahead = ((rewards[player] + discount * transitions @ values[:, player])
+                  * others).sum(axis=axes)  # (S, A_i)
+    expected[:, player] = look_ahead.max(axis=1) - values[:, player]
+  gains = vsg_spiel.one_shot_deviation_gains(mgame, profile)
+  np.testing.assert_allclose(gains, expected, rtol=0, atol=1e-12)
+  # The one-shot deviation principle's bracket of the best-response gains.
+  assert np.all(best - values >= gains - 1e-12)
+  assert np.all(best - values <= gains.max(axis=0) / (1 - discount) + 1e-12)
+
+
+def test_one_shot_deviation_gains_need_a_stationary_game():
+  mgame = vsg_spiel.markov_game("matrix_rps")
+  with pytest.raises(ValueError, match="needs a stationary game"):
+    vsg_spiel.one_shot_deviation_gains(mgame,
+                                       vsg_spiel.uniform_profile(mgame))
+
+
 def test_nash_conv_is_zero_at_a_known_stationary_equilibrium():
   """Matching pennies in every state; the state advances when the actions
   match. Against a uniform opponent each player's action changes neither its
@@ -140,6 +204,8 @@ def test_nash_conv_is_zero_at_a_known_stationary_equilibrium():
                                            np.eye(num_states)[0])
   assert vsg_spiel.nash_conv(mgame, vsg_spiel.uniform_profile(mgame)) == (
       pytest.approx(0.0, abs=1e-12))
+  np.testing.assert_allclose(vsg_spiel.one_shot_deviation_gains(
+      mgame, vsg_spiel.uniform_profile(mgame)), 0.0, rtol=0, atol=1e-12)
   # A pure profile is not: the loser deviates and gains.
   assert vsg_spiel.nash_conv(mgame, vsg_spiel.pure_profile(mgame, [0, 0])) > 1
 
@@ -156,6 +222,8 @@ def test_legal_masks_restrict_best_responses():
   profile = vsg_spiel.uniform_profile(mgame)
   _, responses = vsg_spiel.best_response_values(mgame, profile)
   assert not np.any(responses[0] == 2)
+  # The illegal action's reward is not a one-shot deviation either.
+  assert vsg_spiel.one_shot_deviation_gains(mgame, profile).max() < 1e3
   assert responses[1][1] == 1
   values, best = value_iteration(
       np.where(legal[0][None, :, :, None], rewards, -1e9), transitions, 0.9,
@@ -404,6 +472,27 @@ def test_markov_soccer_stationary_equals_long_finite_horizon():
       vsg_spiel.deviation_gains(finite, finite_profile), rtol=0,
       atol=truncation)
   assert vsg_spiel.nash_conv(stationary, profile) > 100 * truncation
+
+
+def test_games_without_a_dense_tensor_give_the_same_numbers(monkeypatch):
+  """Beyond core.DENSE_TRANSITION_ENTRIES a game from OpenSpiel keeps its
+  transitions sparse only: its solves and policy iteration then take the
+  sparse path, which must give the dense path's numbers."""
+  game = pyspiel.load_game("markov_soccer", {"grid": ".OB\nAO.",
+                                             "horizon": 1000})
+  dense = vsg_spiel.MarkovGame.from_openspiel(game, stationary=True,
+                                              discount=0.9)
+  assert dense.transition_tensor() is not None  # built now, then kept
+  monkeypatch.setattr(core, "DENSE_TRANSITION_ENTRIES", 0)
+  sparse = vsg_spiel.MarkovGame.from_openspiel(game, stationary=True,
+                                               discount=0.9)
+  assert sparse.transition_tensor() is None
+  profile = vsg_spiel.random_profile(dense, np.random.default_rng(5))
+  for function in (vsg_spiel.policy_values, vsg_spiel.profile_deviation_gains,
+                   vsg_spiel.one_shot_deviation_gains,
+                   lambda *args: vsg_spiel.best_response_values(*args)[0]):
+    np.testing.assert_allclose(function(sparse, profile),
+                               function(dense, profile), rtol=0, atol=1e-12)
 
 
 def test_finite_horizon_games_are_not_stationary():

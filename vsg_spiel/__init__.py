@@ -13,6 +13,7 @@ from vsg_spiel.exploitability import best_response_values
 from vsg_spiel.exploitability import deviation_gains
 from vsg_spiel.exploitability import epsilon_bound
 from vsg_spiel.exploitability import nash_conv
+from vsg_spiel.exploitability import one_shot_deviation_gains
 from vsg_spiel.exploitability import policy_values
 from vsg_spiel.exploitability import profile_deviation_gains
 from vsg_spiel.core import markov_game

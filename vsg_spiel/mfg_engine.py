@@ -13,7 +13,11 @@ gives every such string a node, and then runs
   * NashConv (best-response value minus policy value, summed over the
     populations' initial states, as `nash_conv.NashConv` computes it),
 
-with numpy over arrays, one layer (depth of the game tree) at a time.
+with numpy over arrays, one layer (depth of the game tree) at a time. On
+small graphs (at most `_DENSE_SOLVE_NODES` reachable nodes, e.g. the routing
+games, whose layers hold one to three nodes) the two linear recursions, the
+flow and the policy value, are one triangular solve each with the transition
+matrix of the policy instead.
 
 Nodes and arrays. A node is a state string; its kind is decision, chance,
 mean-field or terminal. Decision nodes also have a row: policies are arrays
@@ -72,6 +76,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyspiel
+from scipy.linalg import lapack
 
 from open_spiel.python import policy as policy_lib
 from open_spiel.python.mfg import tabular_distribution
@@ -86,6 +91,11 @@ _KIND_OF_TYPE = {
 }
 _DEFAULT_PLAYER = pyspiel.PlayerId.DEFAULT_PLAYER_ID
 _PROBE_SEED = 20250307
+# Structures with at most this many reachable nodes propagate flows and
+# policy values by one dense triangular solve rather than layer by layer
+# (on small games, such as the routing games, numpy's per-call overhead on
+# each tiny layer is most of the time).
+_DENSE_SOLVE_NODES = 256
 
 # A policy maps decision rows (int array) to action probabilities
 # (len(rows), num_distinct_actions), zero at illegal actions.
@@ -176,6 +186,89 @@ class _ReplayStep:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Edges:
+  """A structure's edges between positions in `nodes` (layer order, so a
+  parent comes before its children), for dense solves.
+
+  The transition matrix M (n, n) of a policy has M[child, parent] = the
+  policy's probability of the action (decision), the outcome's probability
+  (chance) or 1 (mean field); a flow solves (I - M) flow = 1 at the initial
+  states, a policy value (I - M^T) V = r (the reward of a decision state
+  weighted by its row's total probability, as `backward` sums it).
+  """
+  nodes: np.ndarray  # (n,) reachable node ids
+  roots: np.ndarray  # positions of the initial states
+  parents: np.ndarray  # (num_edges,) positions
+  children: np.ndarray
+  weights: np.ndarray  # chance and mean-field weights, 0 at decision edges
+  decisions: np.ndarray  # indices of the decision edges
+  policy_entries: np.ndarray  # their entries of the flattened policy table
+  decision_positions: np.ndarray  # positions of the decision nodes
+  decision_rows: np.ndarray  # and their rows
+
+  def transition_matrix(self, policy_table: np.ndarray) -> np.ndarray:
+    """M of `policy_table` (num_rows, num_actions), shape (n, n)."""
+    weights = self.weights.copy()
+    weights[self.decisions] = policy_table.ravel()[self.policy_entries]
+    size = len(self.nodes)
+    # bincount: several actions may lead to the same child.
+    return np.bincount(self.children * size + self.parents, weights,
+                       minlength=size * size).reshape(size, size)
+
+  def flow(self, policy_table: np.ndarray) -> np.ndarray:
+    """(n,) the flow of `policy_table` at `nodes`."""
+    sources = np.zeros(len(self.nodes))
+    sources[self.roots] = 1.0
+    # LAPACK directly (scipy.linalg's checks cost more than the solve here).
+    flow, _ = lapack.dtrtrs(-self.transition_matrix(policy_table), sources,
+                            lower=1, unitdiag=1)
+    return flow
+
+  def policy_value(self, policy_table: np.ndarray,
+                   rewards: np.ndarray) -> np.ndarray:
+    """(n,) the value of `policy_table` at `nodes`, `rewards` per node."""
+    weighted = rewards[self.nodes]
+    weighted[self.decision_positions] *= policy_table[
+        self.decision_rows].sum(axis=1)
+    values, _ = lapack.dtrtrs(-self.transition_matrix(policy_table),
+                              weighted, lower=1, trans=1, unitdiag=1)
+    return values
+
+
+def _edges(layers, root_ids, num_nodes) -> _Edges:
+  """The `_Edges` of compiled layers."""
+  nodes = np.concatenate([layer.ids for layer in layers])
+  position = np.zeros(num_nodes + 1, np.int64)
+  position[nodes] = np.arange(len(nodes))
+  parents, children, weights, entries = [], [], [], []
+  for layer in layers:
+    node, action = np.nonzero(layer.legal)
+    entries.append(layer.decision_rows[node] * layer.legal.shape[1] + action)
+    parents.append(layer.decision_ids[node])
+    children.append(layer.decision_children[node, action])
+  num_decisions = sum(len(entry) for entry in entries)
+  weights.append(np.zeros(num_decisions))
+  for layer in layers:
+    node, outcome = np.nonzero(layer.chance_children < num_nodes)
+    parents += [layer.chance_ids[node], layer.mean_field_ids]
+    children += [layer.chance_children[node, outcome],
+                 layer.mean_field_children]
+    weights += [layer.chance_probabilities[node, outcome],
+                np.ones(len(layer.mean_field_ids))]
+  decision_ids = np.concatenate([layer.decision_ids for layer in layers])
+  return _Edges(
+      nodes=nodes,
+      roots=position[root_ids],
+      parents=position[np.concatenate(parents)],
+      children=position[np.concatenate(children)],
+      weights=np.concatenate(weights),
+      decisions=np.arange(num_decisions),
+      policy_entries=np.concatenate(entries),
+      decision_positions=position[decision_ids],
+      decision_rows=np.concatenate([layer.decision_rows for layer in layers]))
+
+
+@dataclasses.dataclass(frozen=True)
 class _Structure:
   """The game graph one exploration found, compiled to arrays."""
   layers: tuple[Layer, ...]
@@ -191,6 +284,16 @@ class _Structure:
   # Mean-field nodes grouped by identical distribution support:
   # (support node ids, mean-field node ids) pairs.
   support_groups: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+  @functools.cached_property
+  def edges(self) -> _Edges | None:
+    """The edges for dense solves; None above _DENSE_SOLVE_NODES nodes.
+
+    Computed on first use (a structure made by `dataclasses.replace`, with
+    other chance probabilities, computes its own)."""
+    if len(self.reachable_nodes) > _DENSE_SOLVE_NODES:
+      return None
+    return _edges(self.layers, self.root_ids, self.num_nodes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,14 +461,33 @@ class MeanFieldEngine:
     return probabilities
 
   def policy_function(self, policy: policy_lib.Policy) -> PolicyFunction:
-    """Adapts an OpenSpiel policy: queried at each row's representative."""
+    """Adapts an OpenSpiel policy: queried at each row's representative.
+
+    A `TablePolicy` of this engine is read from its table (the numbers its
+    `action_probabilities` gives, without a query per state); rows the
+    table does not cover are queried (they go to its fallback).
+    """
     def probabilities(rows):
       table = np.zeros((len(rows), self.num_actions))
       for index, state in enumerate(self.row_states(rows)):
         for action, probability in policy.action_probabilities(state).items():
           table[index, action] = probability
       return table
-    return probabilities
+
+    if not (isinstance(policy, TablePolicy) and
+            policy.row_of_string is self._row_of_string):
+      return probabilities
+
+    def table_rows(rows):
+      rows = np.asarray(rows)
+      covered = rows < len(policy.table)
+      if covered.all():
+        return np.where(self._legal[rows], policy.table[rows], 0.0)
+      result = np.empty((len(rows), self.num_actions))
+      result[covered] = table_rows(rows[covered])
+      result[~covered] = probabilities(rows[~covered])
+      return result
+    return table_rows
 
   def table_policy(self, table: np.ndarray,
                    fallback: policy_lib.Policy | None = None
@@ -666,14 +788,19 @@ class MeanFieldEngine:
     states, replayed = self._root_states, []
     for depth, step in enumerate(structure.replay):
       if depth:
-        updated = [_registered_clone(states[parent], registered[group])
-                   for parent, group in zip(step.update_parents,
-                                            step.update_groups)]
-        if [state.observation_string(_DEFAULT_PLAYER)
-            for state in updated] != step.update_strings:
-          raise _StructureChanged()
-        states = [states[parent].child(action) for parent, action
-                  in zip(step.child_parents, step.child_actions)] + updated
+        # Depths are often all children or all updates (the routing games
+        # alternate): skip the empty half.
+        updated = []
+        if step.update_parents:
+          updated = [_registered_clone(states[parent], registered[group])
+                     for parent, group in zip(step.update_parents,
+                                              step.update_groups)]
+          if [state.observation_string(_DEFAULT_PLAYER)
+              for state in updated] != step.update_strings:
+            raise _StructureChanged()
+        states = updated if not step.child_parents else [
+            states[parent].child(action) for parent, action
+            in zip(step.child_parents, step.child_actions)] + updated
       rewards[step.reward_nodes] = [states[position].rewards()[population]
                                     for position, population
                                     in step.reward_items]
@@ -716,8 +843,12 @@ class MeanFieldEngine:
   # --------------------------------------------------------- mean field
 
   def _forward(self, structure, policy_table):
-    """The flow of a policy (DistributionPolicy), layer by layer."""
+    """The flow of a policy (DistributionPolicy), layer by layer (by one
+    solve on small structures)."""
     flow = np.zeros(structure.num_nodes + 1)
+    if structure.edges is not None:
+      flow[structure.edges.nodes] = structure.edges.flow(policy_table)
+      return flow
     flow[structure.root_ids] = 1.0
     layers = structure.layers
     for layer, next_layer in zip(layers[:-1], layers[1:]):
@@ -827,6 +958,11 @@ class MeanFieldEngine:
   def policy_value(self, mean_field: MeanField) -> np.ndarray:
     """Values of the mean field's own policy (PolicyValue)."""
     policy = mean_field.policy
+    edges = mean_field.structure.edges
+    if edges is not None:
+      values = np.zeros(len(mean_field.rewards))
+      values[edges.nodes] = edges.policy_value(policy, mean_field.rewards)
+      return values
     return self.backward(
         mean_field,
         lambda layer, q: (policy[layer.decision_rows] * q).sum(axis=1))
@@ -862,6 +998,11 @@ class TablePolicy(policy_lib.Policy):
   @property
   def table(self) -> np.ndarray:
     return self._table
+
+  @property
+  def row_of_string(self) -> dict[str, int]:
+    """The engine's map from state strings to rows (shared, not a copy)."""
+    return self._row_of_string
 
   def action_probabilities(self, state, player_id=None):
     del player_id

@@ -25,10 +25,17 @@ sum_a pi_0(a|s) Q^pi_0(s, a)). `mean_field` propagates mu_{t+1}(s') =
 sum_{s, a} P_t[s', s, a] L_t[s, a], L_t = mu_t pi_t, as MFGLib's
 `mean_field_from_policy` does, calling the environment's functions once per t.
 
-Transitions that do not depend on the mean field (probed when the engine is
-built: P_t under three different L_t must be identical) are read once and kept
-as sparse arrays; the others are read at every `mean_field` call and kept
-dense. Rewards are always read at every call.
+Functions that do not depend on the mean field are read once: when the engine
+is built, r_t and P_t are probed, per t, under three different L_t (uniform,
+random, concentrated on one pair); where the three results are identical they
+are kept (P_t as a sparse array), the others are read at every `mean_field`
+call (P_t kept dense). MFGLib's own algorithms call both functions at every
+step; `benchmarks/mfg.py` says which of its timings this cache affects.
+The probe is necessary, not sufficient: a function that reads L_t only where
+all three probes agree (e.g. a threshold no probe crosses) would be cached
+wrongly. MFGLib's ten environments are checked against MFGLib per iteration
+(tests/test_mfglib.py); for an environment of your own, compare
+`static_rewards`/`static_transitions` with what you know of it.
 
 MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
 imported when an engine is built from an environment.
@@ -113,7 +120,9 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     environment: the MFGLib environment.
     game: an EnvironmentGame, to hand to the engine's solvers.
     num_states, num_actions, horizon: |S|, |A| (flattened) and T.
-    static_transitions: whether P_t was found not to depend on L_t.
+    static_rewards: per t = 0..T, whether r_t was found not to depend on L_t
+      (then it is read once).
+    static_transitions: per t = 0..T - 1, the same for P_t.
   """
 
   def __init__(self, env):  # pylint: disable=super-init-not-called
@@ -155,18 +164,27 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
                           num_steps * self.num_states, self.num_actions))
     self._legal_rows = np.ones((num_steps * self.num_states,
                                 self.num_actions), bool)
-    transitions = self._probe_transitions()
-    self.static_transitions = transitions is not None
-    if self.static_transitions:
-      self._static_structure = self._structure(self._layers(transitions))
-      # mu_{t+1} = P_t^T L_t, as sparse (|S|, |S| * |A|) matrices.
-      self._forward_matrices = [sparse.csr_matrix(matrix.T)
-                                for matrix in transitions]
-    else:
-      # Dense chance layers (every s' an outcome), whose probabilities each
-      # mean_field call replaces.
-      self._dense_structure = self._structure(self._layers(
-          [np.ones((pairs, self.num_states))] * self.horizon))
+    self._rewards = [self._probe(self._reward, t)
+                     for t in range(num_steps)]
+    transitions = [self._probe(self._transition_matrix, t)
+                   for t in range(self.horizon)]
+    self.static_rewards = tuple(reward is not None
+                                for reward in self._rewards)
+    self.static_transitions = tuple(matrix is not None
+                                    for matrix in transitions)
+    # mu_{t+1} = P_t^T L_t, as sparse (|S|, |S| * |A|) matrices where P_t is
+    # static; dense chance layers (every s' an outcome) elsewhere, whose
+    # probabilities each mean_field call replaces.
+    self._forward_matrices = [None if matrix is None else
+                              sparse.csr_matrix(matrix.T)
+                              for matrix in transitions]
+    # E_{s' ~ P_t(. | s, a)} V(s') = P_t V, (|S| * |A|, |S|) sparse.
+    self._backward_matrices = [None if matrix is None else
+                               sparse.csr_matrix(matrix)
+                               for matrix in transitions]
+    self._structure_template = self._structure(self._layers(
+        [np.ones((pairs, self.num_states)) if matrix is None else matrix
+         for matrix in transitions]))
 
   # --------------------------------------------------------------- sizes
 
@@ -242,14 +260,19 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       argument = argument.to(self._dtype)
     return np.asarray(function(t, argument).detach().cpu().numpy(), float)
 
+  def _reward(self, t: int, state_action: np.ndarray) -> np.ndarray:
+    """r_t as (|S| * |A|,)."""
+    return self._call(self.environment.reward, t, state_action).ravel()
+
   def _transition_matrix(self, t: int, state_action: np.ndarray
                          ) -> np.ndarray:
     """P_t as (|S| * |A|, |S|): row (s, a), column s'."""
     probabilities = self._call(self.environment.prob, t, state_action)
     return probabilities.reshape(self.num_states, -1).T
 
-  def _probe_transitions(self) -> Sequence[np.ndarray] | None:
-    """P_t for every t if three different mean fields give the same, else None.
+  def _probe(self, function, t: int) -> np.ndarray | None:
+    """`function(t, L)` (`_reward` or `_transition_matrix`) if three
+    different L give the same array, else None.
 
     Probes: the uniform L, a random L and one concentrated on a single
     state-action pair.
@@ -259,14 +282,12 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     random = np.random.default_rng(_PROBE_SEED).uniform(0.05, 1.0, pairs)
     concentrated = np.zeros(pairs)
     concentrated[pairs // 2] = 1.0
-    transitions = []
-    for t in range(self.horizon):
-      matrices = [self._transition_matrix(t, probe / probe.sum())
-                  for probe in (uniform, random, concentrated)]
-      if any(not np.array_equal(matrices[0], other) for other in matrices[1:]):
-        return None
-      transitions.append(matrices[0])
-    return transitions
+    # Copies: the environment may return (and later change) its own tensor.
+    results = [np.array(function(t, probe / probe.sum()))
+               for probe in (uniform, random, concentrated)]
+    if any(not np.array_equal(results[0], other) for other in results[1:]):
+      return None
+    return results[0]
 
   # ------------------------------------------------------------- layers
 
@@ -343,6 +364,38 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
         replay=(),
         support_groups=())
 
+  # ---------------------------------------------------- backward induction
+
+  def backward(self, mean_field, decision_value, values=None):
+    """The engine's backward induction, one step per t (the same values,
+    up to rounding).
+
+    Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a] with one (sparse) product
+    per t instead of the engine's gathers per layer; `decision_value` gets
+    the decision layer of t and Q_t, as `MeanFieldEngine.backward` gives.
+    """
+    pairs = self.num_states * self.num_actions
+    rewards, layers = mean_field.rewards, mean_field.structure.layers
+    values = np.zeros(len(rewards)) if values is None else values
+    next_values = None
+    for t in reversed(range(self.horizon + 1)):
+      start = self._reward_base + t * pairs
+      action_values = rewards[start:start + pairs].copy()
+      if t < self.horizon:
+        matrix = self._backward_matrices[t]
+        if matrix is None:  # the dense chance layer of this mean field
+          matrix = layers[3 + 3 * t].chance_probabilities
+        chance_start = self._chance_base + t * pairs
+        values[chance_start:chance_start + pairs] = matrix @ next_values
+        action_values += values[chance_start:chance_start + pairs]
+      values[start:start + pairs] = action_values
+      layer = layers[1 + 3 * t]
+      next_values = decision_value(
+          layer, action_values.reshape(self.num_states, self.num_actions))
+      values[layer.decision_ids] = next_values
+    values[0] = self._mu0 @ next_values
+    return values
+
   # --------------------------------------------------------- mean field
 
   def mean_field(self, policy: mfg_engine.PolicyFunction
@@ -350,8 +403,8 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     """The flow of `policy` and the rewards under it.
 
     Forward: L_t = mu_t pi_t, mu_{t+1} = sum_{s, a} P_t(L_t)[., s, a] L_t,
-    mu_0 = mu0; rewards r_t(L_t). One env.reward call per t, and one
-    env.prob call per t < T unless the transitions are static.
+    mu_0 = mu0; rewards r_t(L_t). One env.reward call per t and one
+    env.prob call per t < T, except where they are static.
 
     Args:
       policy: a PolicyFunction over rows (e.g. `uniform_policy`, or
@@ -367,35 +420,34 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     state_flow = np.empty((self.horizon + 1, num_states))
     state_action = np.empty((self.horizon + 1, pairs))
     rewards = np.zeros(self._num_nodes + 1)
-    transitions = []
+    transitions = {}
     mu = self._mu0
     for t in range(self.horizon + 1):
       state_flow[t] = mu
       state_action[t] = (mu[:, None] * steps[t]).ravel()
       start = self._reward_base + t * pairs
-      rewards[start:start + pairs] = self._call(
-          self.environment.reward, t, state_action[t]).ravel()
+      static_reward = self._rewards[t]
+      rewards[start:start + pairs] = (
+          self._reward(t, state_action[t]) if static_reward is None
+          else static_reward)
       if t < self.horizon:
-        if self.static_transitions:
+        if self._forward_matrices[t] is not None:
           mu = self._forward_matrices[t] @ state_action[t]
         else:
           # A copy: the layers keep it, the environment may reuse its tensor.
-          transitions.append(
-              self._transition_matrix(t, state_action[t]).copy())
-          mu = state_action[t] @ transitions[-1]
+          transitions[t] = self._transition_matrix(t, state_action[t]).copy()
+          mu = state_action[t] @ transitions[t]
     flow = np.zeros(self._num_nodes + 1)
     flow[0] = 1.0
     flow[self._decision_base:self._reward_base] = state_flow.ravel()
     flow[self._reward_base:self._chance_base] = state_action.ravel()
     flow[self._chance_base:self._num_nodes] = state_action[:-1].ravel()
-    if self.static_transitions:
-      structure = self._static_structure
-    else:
-      layers = list(self._dense_structure.layers)
-      for t, matrix in enumerate(transitions):
+    structure = self._structure_template
+    if transitions:
+      layers = list(structure.layers)
+      for t, matrix in transitions.items():
         # Layers: root, then (decisions, rewards, chance) per t < T.
         layers[3 + 3 * t] = dataclasses.replace(layers[3 + 3 * t],
                                                 chance_probabilities=matrix)
-      structure = dataclasses.replace(self._dense_structure,
-                                      layers=tuple(layers))
+      structure = dataclasses.replace(structure, layers=tuple(layers))
     return mfg_engine.MeanField(structure, table, flow, rewards)
