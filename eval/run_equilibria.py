@@ -426,8 +426,9 @@ def distances_sentence(results):
   our normal-form gaps and pyspiel's on the VPG devices measured by both."""
   checked = [row["openspiel_abs_difference"] for result in results
              for row in result["rows"] if "openspiel_abs_difference" in row]
-  difference = (f"the largest difference on the {len(checked)} VPG devices "
-                f"measured by both (one per game): {max(checked):.1e}"
+  difference = (f"the largest difference over the VPG devices measured by "
+                f"both (one per game, {len(checked)} here): "
+                f"{max(checked):.1e}"
                 if checked else "no VPG device was measured by both")
   return ("ce_dist and cce_dist: `pyspiel.ce_dist` / `pyspiel.cce_dist` for "
           "JPSRO; our normal-form gaps of the joint distribution "
