@@ -24,6 +24,7 @@ Writes DIR/equilibria.md, DIR/equilibria.json and DIR/figures/*.png.
 """
 
 import dataclasses
+import functools
 import itertools
 import os
 import time
@@ -302,10 +303,13 @@ def zero_sum_game(game_string, algorithms, time_budget, max_iterations):
   return result
 
 
+@functools.lru_cache(maxsize=8)
 def exact_solution(game_string):
   """The game's value for player 0 by OpenSpiel's exact solvers: the
   zero-sum LP on a one-shot game, value iteration (an LP per simultaneous
-  node) on a multi-stage one; with the seconds they took."""
+  node) on a multi-stage one; with the seconds they took. Computed once per
+  process (the game's cells, one per algorithm, share it); the caller only
+  reads the returned dict."""
   start = time.perf_counter()
   mgame = vsg_spiel.markov_game(game_string)
   if mgame.num_states == 1:
