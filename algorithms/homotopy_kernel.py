@@ -228,24 +228,24 @@ def _jacobian(u, game, perturbation, work):
   _crosses(pi, payoffs, actions, crosses)
   for k in range(size):
     total = 0.0
-    for l in range(size):
-      total += crosses[k, l] * pi[l]
+    for j in range(size):
+      total += crosses[k, j] * pi[j]
     values[k] = total / (actions.shape[1] - 1)  # N - 1 pairs per player
   _log_softmax_equations(u, starts, perturbation, work)
   for k in range(size):
-    for l in range(size):
-      augmented[k, l] = crosses[k, l] * (lam * pi[l])
+    for j in range(size):
+      augmented[k, j] = crosses[k, j] * (lam * pi[j])
     augmented[k, size] = values[k]
   mean = rhs  # scratch
   for g in range(len(starts) - 1):
     start, stop = starts[g], starts[g + 1]
     mean[:] = 0.0
     for k in range(start, stop):
-      for l in range(size + 1):
-        mean[l] += sigma[k] * augmented[k, l]
+      for j in range(size + 1):
+        mean[j] += sigma[k] * augmented[k, j]
     for k in range(start, stop):
-      for l in range(size + 1):
-        augmented[k, l] = mean[l] - augmented[k, l]
+      for j in range(size + 1):
+        augmented[k, j] = mean[j] - augmented[k, j]
       augmented[k, k] += 1.0
   augmented[size, :] = 0.0
 
