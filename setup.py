@@ -35,6 +35,12 @@ setuptools.setup(
         # Sparse transition matrices of the Markov-game core, the convex
         # equilibrium problem of the routing game and linear programs.
         "scipy>=1.17",
+        # The compiled path-following kernel of the logit QRE on normal-form
+        # games (homotopy_kernel): numpy's per-call interpreter overhead
+        # (10-25 calls per step) made our trace 2-3x slower than Gambit's
+        # C++ on the catalog's small games; compiled it is faster (ratios
+        # in the README).
+        "numba>=0.68",
         "tensorflow>=2.21",
         "absl-py>=2.5",
         "matplotlib>=3.11",

@@ -81,7 +81,14 @@ players C = [[0, R_1], [R_2^T, 0]] is fixed; with three it is one product
 of a fixed stacked matrix of the payoff tensors with pi; with more, it is
 built by matrix-vector products per pair of players. All per-game tensors
 are built once per `solve`, before the trace (and kept for the most recently
-used games by `fixed_point_residual`).
+used games by `fixed_point_residual`). `solve` runs this trace of a
+normal-form game compiled (`homotopy_kernel`, numba: the same equations,
+steps, corrector and stopping rules, without numpy's per-call overhead,
+which dominated on games of a few actions), except with
+`Settings.polish_below` > 0; the numpy tracer stays the reference it is
+tested against and traces every other game. The first compiled solve in a
+process loads the compiled code from numba's disk cache, or compiles it
+once (tens of seconds; `benchmarks/qre.py` prints both).
 """
 
 import collections
@@ -99,6 +106,7 @@ from vsg_spiel import core
 from vsg_spiel import exploitability
 from vsg_spiel import parameters
 from vsg_spiel import profiles
+from vsg_spiel.algorithms import homotopy_kernel
 
 _GETRF, _GETRS = linalg.get_lapack_funcs(("getrf", "getrs"),
                                          dtype=np.float64)
@@ -312,16 +320,20 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
   start_time = time.perf_counter()
   # Built anew (not `_equations`): the time of a solve includes its set-up.
   equations = _Equations(mgame, definition)
-  tracer = _Tracer(equations, settings)
-  x, lam, converged, message = tracer.run(
-      None if temperature is None else equations.scale / temperature,
-      maxregret)
+  target = None if temperature is None else equations.scale / temperature
+  if equations.one_shot and not settings.polish_below:
+    tracer = _KernelTrace(equations, settings)
+  else:
+    tracer = _Tracer(equations, settings)
+  x, lam, converged, message = tracer.run(target, maxregret)
   profile = equations.profile(x)
   alpha = equations.scale / lam if lam > 0 else math.inf
-  residual = _residual(equations, profile, alpha) if lam > 0 else math.nan
-  if tracer.endpoint is not None:
+  if tracer.endpoint is not None:  # `_Tracer` only
+    residual = _residual(equations, profile, alpha)
     profile = tracer.endpoint
-  gains = _deviation_gains(equations, profile)
+    gains = _deviation_gains(equations, profile)
+  else:
+    residual, gains = tracer.certificate(x, lam)
   return HomotopyResult(
       mgame=mgame, profile=profile, temperature=alpha, residual=residual,
       nash_conv=float(np.sum(gains)), max_regret=float(np.max(gains)),
@@ -487,6 +499,7 @@ class _Equations:
     starts = np.ones(size, dtype=bool)
     np.not_equal(self.group[1:], self.group[:-1], out=starts[1:])
     self.group_starts = starts.nonzero()[0]
+    self.group_starts_with_end = np.append(self.group_starts, size)
     # Profiles: the players' (S, A_i) tables are views of one buffer.
     table_bounds = list(itertools.accumulate(
         (mask.size for mask in self.legal), initial=0))
@@ -499,55 +512,14 @@ class _Equations:
     # directly on its payoff tensors restricted to the legal actions.
     self.one_shot = not self.dynamic and num_states == 1
     if self.one_shot:
-      # Row i: 1 on player i's variables (the groups are the players).
-      self._player_rows = (self.player_of == np.arange(num_players)[:, None]
-                           ).astype(np.float64)
-      # The first K diagonal entries of a raveled (K + 1, K + 1) matrix.
-      self._diagonal = np.arange(size) * (size + 2)
       tensors = self.rewards[:, 0]
       for k, positions in enumerate(self.positions):
         if len(positions) < self.num_actions[k]:  # drop illegal actions
           tensors = tensors.take(positions, axis=k + 1)
       self._tensors = list(tensors)
-      self._payoff_matrix = self._stacked = None
-      if num_players == 2:
-        # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
-        matrix = np.zeros((size, size))
-        matrix[self.slices[0], self.slices[1]] = self._tensors[0]
-        matrix[self.slices[1], self.slices[0]] = self._tensors[1].T
-        self._payoff_matrix = matrix
-        return
-      # Per ordered pair (i, j): R_i with axes (i, j, the others in order)
-      # as a matrix over the last axis, and the others from the last: its
-      # contraction by matrix-vector products is u_i(a_i, a_j; pi_-ij).
-      self._one_shot_pairs = []
-      for i, tensor in enumerate(self._tensors):
-        for j in range(num_players):
-          if j != i:
-            rest = [k for k in range(num_players) if k not in (i, j)]
-            moved = np.ascontiguousarray(np.moveaxis(tensor, (i, j), (0, 1)))
-            self._one_shot_pairs.append((
-                i, j, moved.reshape(-1, counts[rest[-1]]), rest[::-1],
-                (counts[i], counts[j])))
-      # The pair of each player i with the first other player.
-      self._first_pairs = [
-          next(pair for pair in self._one_shot_pairs if pair[0] == i)
-          for i in range(num_players)]
-      if num_players == 3:
-        # C of `_one_shot_evaluate` by one product: the rows of `stacked`
-        # are the pairs' (a_i, a_j) (then a zero row), its columns the
-        # third player's variables, and C = (stacked @ pi)[index].
-        rows = sum(counts[i] * counts[j] for i, j, *_ in self._one_shot_pairs)
-        stacked = np.zeros((rows + 1, size))
-        index = np.full((size, size), rows)
-        row = 0
-        for i, j, matrix, rest, shape in self._one_shot_pairs:
-          block = slice(row, row + matrix.shape[0])
-          stacked[block, self.slices[rest[0]]] = matrix
-          index[self.slices[i], self.slices[j]] = np.arange(
-              block.start, block.stop).reshape(shape)
-          row = block.stop
-        self._stacked, self._stacked_index = stacked, index
+      # The products of the numpy evaluation, built at its first use
+      # (`_one_shot_products`; the compiled trace does not use them).
+      self._player_rows = None
       return
     self.transitions = sparse.csr_matrix(mgame.transitions)
     self.index = []  # per player (S, A_i): the variable k, or -1
@@ -715,11 +687,64 @@ class _Equations:
       dq_dmu = total[:, size + 1]
     return q, dq, dq_dlam, dq_dmu
 
+  def _one_shot_products(self):
+    """Builds, once, the fixed products of the numpy evaluation of a
+    one-shot game with one state (`_one_shot_evaluate`)."""
+    if self._player_rows is not None:
+      return
+    num_players, size = self.num_players, self.size
+    counts = [len(positions) for positions in self.positions]
+    # Row i: 1 on player i's variables (the groups are the players).
+    self._player_rows = (self.player_of == np.arange(num_players)[:, None]
+                         ).astype(np.float64)
+    # The first K diagonal entries of a raveled (K + 1, K + 1) matrix.
+    self._diagonal = np.arange(size) * (size + 2)
+    self._payoff_matrix = self._stacked = None
+    if num_players == 2:
+      # q = lambda M pi with M = [[0, R_1], [R_2^T, 0]].
+      matrix = np.zeros((size, size))
+      matrix[self.slices[0], self.slices[1]] = self._tensors[0]
+      matrix[self.slices[1], self.slices[0]] = self._tensors[1].T
+      self._payoff_matrix = matrix
+      return
+    # Per ordered pair (i, j): R_i with axes (i, j, the others in order)
+    # as a matrix over the last axis, and the others from the last: its
+    # contraction by matrix-vector products is u_i(a_i, a_j; pi_-ij).
+    self._one_shot_pairs = []
+    for i, tensor in enumerate(self._tensors):
+      for j in range(num_players):
+        if j != i:
+          rest = [k for k in range(num_players) if k not in (i, j)]
+          moved = np.ascontiguousarray(np.moveaxis(tensor, (i, j), (0, 1)))
+          self._one_shot_pairs.append((
+              i, j, moved.reshape(-1, counts[rest[-1]]), rest[::-1],
+              (counts[i], counts[j])))
+    # The pair of each player i with the first other player.
+    self._first_pairs = [
+        next(pair for pair in self._one_shot_pairs if pair[0] == i)
+        for i in range(num_players)]
+    if num_players == 3:
+      # C of `_one_shot_evaluate` by one product: the rows of `stacked`
+      # are the pairs' (a_i, a_j) (then a zero row), its columns the
+      # third player's variables, and C = (stacked @ pi)[index].
+      rows = sum(counts[i] * counts[j] for i, j, *_ in self._one_shot_pairs)
+      stacked = np.zeros((rows + 1, size))
+      index = np.full((size, size), rows)
+      row = 0
+      for i, j, matrix, rest, shape in self._one_shot_pairs:
+        block = slice(row, row + matrix.shape[0])
+        stacked[block, self.slices[rest[0]]] = matrix
+        index[self.slices[i], self.slices[j]] = np.arange(
+            block.start, block.stop).reshape(shape)
+        row = block.stop
+      self._stacked, self._stacked_index = stacked, index
+
   def _one_shot_evaluate(self, x, lam, jacobian):
     """`evaluate` for a one-shot game with one state (parameter lambda):
     with u = u(pi) (K) and C (K, K) the payoffs of action pairs,
     C[(i, a), (j, b)] = u_i(a, b; pi_-ij) (0 for i = j), q = lambda u,
     dq/dy = lambda C diag(pi) and dq/dlambda = u."""
+    self._one_shot_products()
     starts = self.group_starts
     group = self.group
     pi = np.exp(x)
@@ -751,6 +776,7 @@ class _Equations:
 
   def _one_shot_crosses(self, pi):
     """C (K, K) of `_one_shot_evaluate` at the flat policies pi."""
+    self._one_shot_products()
     if self._payoff_matrix is not None:
       return self._payoff_matrix
     if self._stacked is not None:
@@ -761,6 +787,16 @@ class _Equations:
     for pair in self._one_shot_pairs:
       crosses[slices[pair[0]], slices[pair[1]]] = _cross(pair, parts)
     return crosses
+
+  def profile_payoffs(self):
+    """A one-shot game with one state as (payoffs (N, P), actions (P, N)):
+    the scaled payoffs of its P pure profiles over legal actions and the
+    variable of each player's action in each (`homotopy_kernel`)."""
+    counts = [len(positions) for positions in self.positions]
+    payoffs = np.stack([tensor.ravel() for tensor in self._tensors])
+    actions = (np.indices(counts).reshape(self.num_players, -1).T +
+               self.group_starts)
+    return payoffs, np.ascontiguousarray(actions)
 
   def one_shot_gains(self, pi):
     """Per player the deviation gain (payoff units) at the flat normalised
@@ -774,6 +810,7 @@ class _Equations:
   def one_shot_rewards(self, pi):
     """Expected (scaled) reward of each player's legal actions at the flat
     probabilities `pi` of a one-shot game with one state (flat, K)."""
+    self._one_shot_products()
     if self._payoff_matrix is not None:
       return self._payoff_matrix @ pi
     if self._stacked is not None:
@@ -892,6 +929,70 @@ class _Equations:
     return factor, factor(lam * reward - entropy_weight * entropy)
 
 
+def _branch_points(equations, points):
+  """`BranchPoint`s of the rows (y, lambda internal, residual) of
+  `points` (n, K + 2)."""
+  tables = equations.split_rows(equations.probabilities(points[:, :-2]))
+  scale = equations.scale
+  return [BranchPoint(temperature=scale / lam if lam > 0 else math.inf,
+                      profile=list(profile), residual=residual)
+          for (lam, residual), profile in zip(points[:, -2:].tolist(),
+                                              zip(*tables))]
+
+
+class _KernelTrace:
+  """`_Tracer`'s trace of a normal-form game (one state, no transitions),
+  compiled (`homotopy_kernel.trace`: the same equations, steps, corrector
+  and stopping rules, without per-call interpreter overhead); not the Nash
+  polish of `Settings.polish_below`."""
+
+  def __init__(self, equations, settings):
+    self.equations = equations
+    self.settings = settings
+    self.endpoint = None
+
+  def run(self, target_lam, maxregret):
+    """Returns (y, lambda, converged, message), lambda internal."""
+    equations, settings = self.equations, self.settings
+    self._game = equations.profile_payoffs() + (
+        equations.group_starts_with_end,)
+    kernel = homotopy_kernel
+    values = np.array([float(getattr(settings, name))
+                       for name in kernel.SETTINGS])
+    u, status, self.steps, self.newton_iterations, step, self.points = (
+        kernel.trace(*self._game, math.nan if target_lam is None else
+                     target_lam, math.nan if maxregret is None else maxregret,
+                     equations.mgame.initial_distribution[0] *
+                     equations.scale, values))
+    if status == kernel.SINGULAR_START:
+      raise np.linalg.LinAlgError("singular [DH; tangent]")
+    message = {
+        kernel.REACHED_TEMPERATURE: "reached the requested temperature",
+        kernel.REACHED_REGRET: "max regret <= maxregret on the branch",
+        kernel.MAX_STEPS: f"stopped after max_steps={settings.max_steps}",
+        kernel.STEP_TOO_SMALL: (
+            f"step fell below {settings.min_step}"
+            if step < settings.min_step else f"step became {step}"),
+        kernel.NON_FINITE: "the branch point became non-finite",
+        kernel.MAX_LAMBDA: (f"lambda x range passed {settings.max_lambda} "
+                            "before the regret reached maxregret"),
+    }[status]
+    converged = status in (kernel.REACHED_TEMPERATURE,
+                           kernel.REACHED_REGRET)
+    return u[:-1], u[-1], converged, message
+
+  def certificate(self, x, lam):
+    """(`fixed_point_residual`, per-player deviation gains) at the point y
+    (internal lambda), compiled."""
+    equations = self.equations
+    return homotopy_kernel.certificate(
+        equations.probabilities(x), lam, *self._game,
+        equations.mgame.initial_distribution[0] * equations.scale)
+
+  def branch_points(self):
+    return _branch_points(self.equations, self.points)
+
+
 class _Tracer:
   """Predictor-corrector continuation of H(y, p) = 0 in one parameter p."""
 
@@ -950,18 +1051,20 @@ class _Tracer:
           x, lam, 1.0, jacobian=False)[0]).max()
     self.points.append((x, lam, float(residual)))
 
+  def certificate(self, x, lam):
+    """(`fixed_point_residual`, per-player deviation gains) at the point y
+    (internal lambda)."""
+    profile = self.equations.profile(x)
+    residual = (_residual(self.equations, profile, self.equations.scale / lam)
+                if lam > 0 else math.nan)
+    return residual, _deviation_gains(self.equations, profile)
+
   def branch_points(self):
     """The recorded points as `BranchPoint`s (all profiles in one pass)."""
     if not self.points:
       return []
-    equations = self.equations
-    tables = equations.split_rows(equations.probabilities(
-        np.array([x for x, _, _ in self.points])))
-    scale = equations.scale
-    return [BranchPoint(temperature=scale / lam if lam > 0 else math.inf,
-                        profile=[table[row] for table in tables],
-                        residual=residual)
-            for row, (_, lam, residual) in enumerate(self.points)]
+    return _branch_points(self.equations, np.array(
+        [np.append(x, (lam, residual)) for x, lam, residual in self.points]))
 
   def _tangent(self, augmented, previous):
     augmented[-1] = previous

@@ -19,7 +19,10 @@ Time is each algorithm's own work, cumulative: its construction (for VPG the
 enumeration of the game's tensors) and its steps, never the NashConv
 evaluations. A run stops after `time_budget` seconds of that time, after
 `max_iterations` steps, or at a checkpoint with NashConv <= 1e-6 x payoff
-range; a step is never interrupted, so a slow step can overrun the budget.
+range. A construction or first step still running after 3 x the budget
+(`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
+skipped on that game with the reason; later steps are not interrupted, so a
+run can overrun the budget by about a step.
 Where the game's turn-based tree is small enough, the final policy is also
 evaluated by OpenSpiel's `exploitability.nash_conv` and both numbers are
 recorded. An algorithm that cannot run on a game is recorded as skipped with
@@ -58,6 +61,12 @@ DEFAULT_GAMES = (
 SAMPLED_OPPONENT_MODELS = ("empirical", "variational")
 # A run stops once NashConv <= this fraction of the payoff range.
 CONVERGED_FRACTION = 1e-6
+# How the time budget is enforced (runner.run_timed), in the reports.
+BUDGET_RULE = (f"A construction or first step still running after "
+               f"{runner.INTERRUPT_FACTOR} x the budget is interrupted and "
+               "the algorithm is listed as skipped on that game; later steps "
+               "are not interrupted, so a run can overrun the budget by "
+               "about one step.")
 # Figures draw NashConv below this fraction of the payoff range (0 included)
 # at it, so that a log scale can show it.
 PLOT_FLOOR_FRACTION = 1e-8
@@ -207,23 +216,30 @@ def run_algorithm(name, mgame, settings, reward_scale, openspiel_game=None):
     1e-6 x payoff range; "nash_conv_below_stop" instead where the solver's
     residual says it has not converged; "time_budget"; "max_iterations")
     and the seconds of construction (included in every time);
-    {"skipped": reason} if the algorithm cannot run on the game. Raises
+    {"skipped": reason} if the algorithm cannot run on the game or its
+    construction or first step does not fit the time budget (see
+    `runner`). Raises
     what the algorithm raises (see `runner.isolated`).
   """
   payoff_range = reward_scale * mgame.horizon
   threshold = settings.threshold * payoff_range
   algorithm, setup_seconds = runner.build(
-      registry.get(name, registry.MARKOV), mgame, settings, reward_scale)
+      registry.get(name, registry.MARKOV), mgame, settings, reward_scale,
+      time_budget=settings.time_budget)
   if algorithm is None:
     logging.warning("%s skipped on %s: %s", name, mgame.game,
                     setup_seconds["skipped"])
     return setup_seconds
-  checkpoints, iteration, seconds = runner.run_timed(
-      algorithm, setup_seconds,
-      runner.LogSchedule(settings.checkpoints, settings.max_iterations,
-                         settings.time_budget),
-      settings.time_budget, settings.max_iterations,
-      stop_at=CONVERGED_FRACTION * payoff_range)
+  try:
+    checkpoints, iteration, seconds = runner.run_timed(
+        algorithm, setup_seconds,
+        runner.LogSchedule(settings.checkpoints, settings.max_iterations,
+                           settings.time_budget),
+        settings.time_budget, settings.max_iterations,
+        stop_at=CONVERGED_FRACTION * payoff_range)
+  except runner.OverBudget as error:
+    logging.warning("%s skipped on %s: %s", name, mgame.game, error)
+    return {"skipped": str(error)}
   reached = next((checkpoint for checkpoint in checkpoints
                   if checkpoint["nash_conv"] <= threshold), None)
   final = checkpoints[-1]["nash_conv"]
@@ -415,7 +431,8 @@ def game_markdown(game_result, out_dir):
       f"{game_result['stage_reward_range']:.4g} x horizon). Threshold: "
       f"NashConv <= {settings['threshold']:g} x payoff range = "
       f"{game_result['threshold_nash_conv']:.4g}. Budget per algorithm: "
-      f"{settings['time_budget']:g} s or {settings['max_iterations']} steps.",
+      f"{settings['time_budget']:g} s or {settings['max_iterations']} steps "
+      f"({BUDGET_RULE[0].lower()}{BUDGET_RULE[1:-1]}).",
       "",
   ]
   runs = game_result["algorithms"]
@@ -484,8 +501,8 @@ def markdown_report(results, out_dir):
       "- Time: each algorithm's own work, cumulative: its construction "
       "(\"setup\"; for VPG the enumeration of the game's tensors) and its "
       "steps, not the NashConv evaluations. A step is an iteration, or for "
-      f"the RL baselines a batch of {first['rl_episodes']} episodes; a step "
-      "is never interrupted, so a slow one can overrun the budget.",
+      f"the RL baselines a batch of {first['rl_episodes']} episodes. " +
+      BUDGET_RULE,
       "- NashConv: exact (`vsg_spiel.nash_conv`), at checkpoints spaced "
       f"logarithmically in steps and in seconds ({first['checkpoints']} "
       f"marks each, over 1..max steps and "

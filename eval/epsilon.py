@@ -127,9 +127,9 @@ def profile_summary(solver):
 def epsilon_row(game_string, temperature, policy_form, opponent_model,
                 settings):
   """One row of the Theorem 4.2 table."""
-  game = pyspiel.load_game(game_string)
-  mgame = vsg_spiel.markov_game(game)
-  solver = make_solver(game, temperature, policy_form, opponent_model,
+  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
+  game = mgame.game
+  solver = make_solver(mgame, temperature, policy_form, opponent_model,
                        settings["step"])
   start = time.perf_counter()
   iterations, stopped = run_to_convergence(
@@ -168,11 +168,10 @@ def potential_run(game_string, step, temperature, iterations):
   """Theorem 5.8: E[sum_t Phi_t] and the regularised potential objective
   F = E[sum_t (-Phi_t + alpha sum_i H(pi_i(.|s_t)))] along VPG (marginal
   form, exact models: natural policy gradient on F by Prop. 5.6)."""
-  game = pyspiel.load_game(game_string)
-  mgame = vsg_spiel.markov_game(game)
+  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
   regimes = np.array([state.regime for state in mgame.states])
-  potentials = game.stage_potentials()[regimes]  # (S, A, ..., A)
-  solver = vpg.VPGSolver(game, temperature=temperature, step=step,
+  potentials = mgame.game.stage_potentials()[regimes]  # (S, A, ..., A)
+  solver = vpg.VPGSolver(mgame, temperature=temperature, step=step,
                          policy_form="marginal")
   expected_potential, objective = [], []
   for _ in range(iterations + 1):

@@ -7,9 +7,11 @@ VPG device (`CorrelatedVPGSolver`) for each number of signals, temperature
 and initialisation, beside OpenSpiel's own correlated-equilibrium solvers on
 the same game: JPSRO with a CE meta-solver (max-Gini CE to train, max-welfare
 CE to evaluate) and correlated Q-learning (`MultiagentQLearner` with its
-`CorrelatedEqSolver`). Each device is measured by `pyspiel.ce_dist` and
-`pyspiel.cce_dist` (correlated Q-learning's joint distribution by our
-normal-form gaps, equal to those to 1e-9), with its per-player values and
+`CorrelatedEqSolver`). JPSRO's device is measured by `pyspiel.ce_dist` and
+`pyspiel.cce_dist`, the VPG devices' and correlated Q-learning's joint
+distributions by our normal-form gaps (equal to those; one VPG device per
+game is measured by both, and the difference is reported), with its
+per-player values and
 social welfare next to the game's Nash equilibria and the welfare-maximising
 CE (a linear program). A public signal only mixes equilibria of the
 signal-conditioned games, so the gap to the best CE is expected; it is shown.
@@ -22,6 +24,7 @@ Writes DIR/equilibria.md, DIR/equilibria.json and DIR/figures/*.png.
 """
 
 import dataclasses
+import functools
 import itertools
 import os
 import time
@@ -123,22 +126,37 @@ def max_welfare_ce(payoffs):
 # The devices.
 
 def vpg_device(game_string, num_signals, temperature, initialisation, seed,
-               iterations):
-  """The public-signal VPG device after `iterations`."""
+               iterations, check_openspiel=False):
+  """The public-signal VPG device after `iterations`, measured by the
+  normal-form CE and CCE gaps of its joint distribution
+  (`correlated_vpg.normal_form_ce_gaps`, equal to `pyspiel.ce_dist` and
+  `pyspiel.cce_dist`, whose tree walk on a Python game is most of a
+  device's time); with `check_openspiel`, also by pyspiel, with the largest
+  absolute difference."""
+  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
   solver = correlated_vpg.CorrelatedVPGSolver(
-      pyspiel.load_game(game_string), num_signals=num_signals,
-      temperature=temperature, initialisation=initialisation, seed=seed)
+      mgame, num_signals=num_signals, temperature=temperature,
+      initialisation=initialisation, seed=seed)
   start = time.perf_counter()
   for _ in range(iterations):
     solver.iteration()
   seconds = time.perf_counter() - start
   values = solver.player_values()
-  return {"method": "vpg", "num_signals": num_signals,
-          "temperature": temperature, "initialisation": initialisation,
-          "seed": seed, "ce_dist": solver.ce_dist().dist_value,
-          "cce_dist": solver.cce_dist().dist_value, "values": values,
-          "welfare": float(values.sum()), "seconds": seconds,
-          "joint": solver.joint_distribution()[0]}
+  joint = solver.joint_distribution()[0]
+  ce_gaps, cce_gaps = correlated_vpg.normal_form_ce_gaps(
+      joint, normal_form(game_string))
+  device = {"method": "vpg", "num_signals": num_signals,
+            "temperature": temperature, "initialisation": initialisation,
+            "seed": seed, "ce_dist": float(ce_gaps.sum()),
+            "cce_dist": float(cce_gaps.sum()), "values": values,
+            "welfare": float(values.sum()), "seconds": seconds,
+            "joint": joint}
+  if check_openspiel:
+    theirs = (solver.ce_dist().dist_value, solver.cce_dist().dist_value)
+    device["openspiel_abs_difference"] = max(
+        abs(theirs[0] - device["ce_dist"]),
+        abs(theirs[1] - device["cce_dist"]))
+  return device
 
 
 def jpsro_device(game_string, iterations, seed):
@@ -177,6 +195,25 @@ def jpsro_device(game_string, iterations, seed):
           "seconds": seconds}
 
 
+class _SameGameSolvedOnce:
+  """A joint-action solver (stage-game payoffs (N, A_1, ..., A_N) ->
+  (mixtures, values)) that solves each stage game once: the correlated
+  Q-learners all hold the same Q tables (each updates every player's from
+  the same joint actions and rewards), so every agent asks OpenSpiel's
+  solver (a quadratic program) for the same stage game in a step, and the
+  terminal state's all-zero game in every episode. Returns the stored
+  answer, which the learners only read."""
+
+  def __init__(self, solver):
+    self._solver, self._solved = solver, {}
+
+  def __call__(self, payoffs_array):
+    key = (payoffs_array.shape, payoffs_array.tobytes())
+    if key not in self._solved:
+      self._solved[key] = self._solver(payoffs_array)
+    return self._solved[key]
+
+
 def correlated_q_device(game_string, episodes, seed):
   """Correlated Q-learning: joint-action learners whose one-step games are
   solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
@@ -187,9 +224,10 @@ def correlated_q_device(game_string, episodes, seed):
   np.random.seed(seed)
   num_players = environment.num_players
   num_actions = [environment.action_spec()["num_actions"]] * num_players
+  solver = _SameGameSolvedOnce(
+      tabular_multiagent_qlearner.CorrelatedEqSolver(is_cce=False))
   agents = [tabular_multiagent_qlearner.MultiagentQLearner(
-      player, num_players, num_actions,
-      tabular_multiagent_qlearner.CorrelatedEqSolver(is_cce=False),
+      player, num_players, num_actions, solver,
       epsilon_schedule=rl_tools.ConstantSchedule(0.2))
             for player in range(num_players)]
   start = time.perf_counter()
@@ -220,10 +258,13 @@ def vpg_devices(game_string, signals, temperatures, iterations, seeds):
   """VPG devices for every number of signals, temperature and start."""
   starts = [("distinct", 0), ("shared", 0)] + [("random", seed)
                                                for seed in range(seeds)]
-  return [vpg_device(game_string, num_signals, temperature, initialisation,
-                     seed, iterations)
+  runs = [(num_signals, temperature, initialisation, seed)
           for num_signals in signals for temperature in temperatures
           for initialisation, seed in starts]
+  last = len(runs) - 1  # the most signals, a random start
+  return [vpg_device(game_string, *run, iterations,
+                     check_openspiel=index == last)
+          for index, run in enumerate(runs)]
 
 
 def references(game_string):
@@ -262,10 +303,13 @@ def zero_sum_game(game_string, algorithms, time_budget, max_iterations):
   return result
 
 
+@functools.lru_cache(maxsize=8)
 def exact_solution(game_string):
   """The game's value for player 0 by OpenSpiel's exact solvers: the
   zero-sum LP on a one-shot game, value iteration (an LP per simultaneous
-  node) on a multi-stage one; with the seconds they took."""
+  node) on a multi-stage one; with the seconds they took. Computed once per
+  process (the game's cells, one per algorithm, share it); the caller only
+  reads the returned dict."""
   start = time.perf_counter()
   mgame = vsg_spiel.markov_game(game_string)
   if mgame.num_states == 1:
@@ -321,8 +365,8 @@ def ce_markdown(results):
            "for each number of signals and temperature; `distinct`/`shared` "
            "start the signals at different/common recommendations, `random` "
            "from seeded noise) beside OpenSpiel's JPSRO (CE) and correlated "
-           "Q-learning. Distances by `pyspiel.ce_dist` / `pyspiel.cce_dist`; "
-           "values are expected payoffs under the device.", ""]
+           "Q-learning. " + distances_sentence(results) + " Values are "
+           "expected payoffs under the device.", ""]
   for result in results:
     lines += [f"### `{result['game']}`", ""]
     references = [f"Nash equilibrium: values {np.round(ne['values'], 3)}, "
@@ -377,7 +421,23 @@ def ce_summary_markdown(results):
       table.append([f"`{result['game']}`", "Nash equilibrium", 0.0, 0.0,
                     str(np.round(ne["values"], 3).tolist()), ne["welfare"]])
   return common.markdown_table(
-      ["game", "device", "ce_dist", "cce_dist", "values", "welfare"], table)
+      ["game", "device", "ce_dist", "cce_dist", "values", "welfare"],
+      table) + "\n\n" + distances_sentence(results)
+
+
+def distances_sentence(results):
+  """How the distances were measured, with the largest difference between
+  our normal-form gaps and pyspiel's on the VPG devices measured by both."""
+  checked = [row["openspiel_abs_difference"] for result in results
+             for row in result["rows"] if "openspiel_abs_difference" in row]
+  difference = (f"the largest difference over the VPG devices measured by "
+                f"both (one per game, {len(checked)} here): "
+                f"{max(checked):.1e}"
+                if checked else "no VPG device was measured by both")
+  return ("ce_dist and cce_dist: `pyspiel.ce_dist` / `pyspiel.cce_dist` for "
+          "JPSRO; our normal-form gaps of the joint distribution "
+          "(`correlated_vpg.normal_form_ce_gaps`) for the VPG devices and "
+          f"correlated Q-learning; {difference}.")
 
 
 def plot_ce(results, path):

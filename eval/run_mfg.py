@@ -9,7 +9,10 @@ on the tabular engine) and OpenSpiel's own MirrorDescent, FictitiousPlay,
 BoltzmannPolicyIteration and MunchausenMirrorDescent, each until it has done
 --iterations iterations or spent --time_budget seconds in them. An
 algorithm's clock counts its constructor and its iteration() calls only
-(for MF-BQL the constructor includes building the engine). Exploitability
+(for MF-BQL the constructor includes building the engine); a constructor or
+first iteration still running after 3 x the budget
+(`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
+skipped on that game. Exploitability
 (NashConv) is measured by the engine at checkpoints (equal to OpenSpiel's
 NashConv to 1e-8) and by OpenSpiel's `NashConv` at every final iterate.
 
@@ -21,6 +24,7 @@ Writes, under --out:
 """
 
 import dataclasses
+import functools
 import os
 import re
 import time
@@ -108,17 +112,22 @@ def checkpoints(iterations: int) -> list[int]:
 def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
                   engine_seconds: float, settings: MeanFieldSettings) -> dict:
   """Runs one registry algorithm (MEAN_FIELD); exploitability curve by
-  iteration and seconds, or {"skipped": reason}."""
+  iteration and seconds, or {"skipped": reason} (unsupported, or its
+  construction or first step was interrupted: see `runner`)."""
   algorithm, setup_seconds = runner.build(
-      registry.get(name, registry.MEAN_FIELD), game, engine, settings)
+      registry.get(name, registry.MEAN_FIELD), game, engine, settings,
+      time_budget=settings.time_budget)
   if algorithm is None:
     return setup_seconds
   if algorithm.counts_engine_build:
     setup_seconds += engine_seconds
-  curve, iteration, seconds = runner.run_timed(
-      algorithm, setup_seconds, runner.DecadeSchedule(settings.iterations),
-      settings.time_budget, settings.iterations, value_name="exploitability",
-      evaluate_start=True)
+  try:
+    curve, iteration, seconds = runner.run_timed(
+        algorithm, setup_seconds, runner.DecadeSchedule(settings.iterations),
+        settings.time_budget, settings.iterations,
+        value_name="exploitability", evaluate_start=True)
+  except runner.OverBudget as error:
+    return {"skipped": str(error)}
   start = time.perf_counter()
   openspiel_value = nash_conv.NashConv(game, algorithm.policy()).nash_conv()
   return {
@@ -143,6 +152,20 @@ def _value_at_seconds(run, seconds):
   return earlier[-1]["exploitability"] if earlier else None
 
 
+@functools.lru_cache(maxsize=2)
+def game_and_engine(game_name: str):
+  """(game, its `MeanFieldEngine`, the seconds the engine took to build),
+  built once per process: the report's cells of one game (one per
+  algorithm, and the temperature sweep) share them in a worker. The engine
+  holds the game's structure, not an algorithm's state, so sharing leaves
+  every result as it was; MF-BQL's time still includes the build, as
+  measured when it was built."""
+  game = pyspiel.load_game(game_name)
+  start = time.perf_counter()
+  engine = mfg_engine.MeanFieldEngine(game)
+  return game, engine, time.perf_counter() - start
+
+
 def run_game(game_name: str, algorithms, settings: MeanFieldSettings) -> dict:
   """Runs `algorithms` (MEAN_FIELD names of the registry) on one game, each
   isolated: a failure is recorded in "errors" with its reason, an
@@ -153,10 +176,7 @@ def run_game(game_name: str, algorithms, settings: MeanFieldSettings) -> dict:
     refresh path), each algorithm's run and the two comparisons of
     `compare`.
   """
-  game = pyspiel.load_game(game_name)
-  start = time.perf_counter()
-  engine = mfg_engine.MeanFieldEngine(game)
-  engine_seconds = time.perf_counter() - start
+  game, engine, engine_seconds = game_and_engine(game_name)
   runs, errors, skipped = {}, {}, {}
   for name in algorithms:
     logging.info("%s on %s", name, game_name)
@@ -225,8 +245,7 @@ def merge_games(partial_results):
 def temperature_sweep(game_name, temperatures, iterations):
   """MF-BQL's exploitability after `iterations` at each temperature (one
   engine for all)."""
-  game = pyspiel.load_game(game_name)
-  engine = mfg_engine.MeanFieldEngine(game)
+  game, engine, _ = game_and_engine(game_name)
   final = {}
   for temperature in temperatures:
     solver = mf_bayesian_q.MFBayesianQLearning(game, temperature=temperature,
@@ -271,7 +290,10 @@ def markdown(results, settings_json):
            "Exploitability is OpenSpiel's NashConv (the engine's value at "
            "checkpoints; `OpenSpiel NashConv` is OpenSpiel's own value at "
            "the final iterate). Seconds count constructors and iteration() "
-           "calls only; MF-BQL's include building the engine.", "",
+           "calls only; MF-BQL's include building the engine. A "
+           "constructor or first iteration still running after "
+           f"{runner.INTERRUPT_FACTOR} x the time budget is interrupted and "
+           "the algorithm listed as skipped.", "",
            f"Settings: `{settings_json}`", ""]
   for result in results:
     dependence = ("; its structure depends on the distribution"

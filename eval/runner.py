@@ -2,11 +2,21 @@
 isolation (a failure becomes a recorded reason, never a lost run).
 
 Time is the algorithm's own work, cumulative: its construction and its
-steps, never the evaluations at checkpoints. A step is never interrupted, so
-a slow step can overrun the budget.
+steps, never the evaluations at checkpoints. The budget is enforced on the
+construction and the first step: either, if it is still running after
+`INTERRUPT_FACTOR` times the budget, is interrupted and raises `OverBudget`
+(the callers record the algorithm as skipped on that game, with the
+reason), so an algorithm whose one step is far beyond the budget costs a
+few budgets, not its step. The margin keeps an algorithm whose step is
+about the budget (or slowed down by a shared machine) running as before.
+Later steps are never interrupted, so a run can overrun its budget by about
+one step.
 """
 
+import contextlib
 import math
+import signal
+import threading
 import time
 import traceback
 
@@ -17,6 +27,9 @@ from vsg_spiel.eval import registry
 
 # Checkpoints in seconds run from this fraction of the budget to the budget.
 FIRST_CHECKPOINT_FRACTION = 1e-4
+# A construction or first step still running after this many time budgets
+# is interrupted (see the module docstring).
+INTERRUPT_FACTOR = 3
 
 
 class LogSchedule:
@@ -59,6 +72,43 @@ class DecadeSchedule:
     return iteration in self._due
 
 
+class OverBudget(Exception):
+  """An algorithm's construction or first step did not finish within its
+  time budget; the message says which, with the budget."""
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds, what, budget):
+  """Raises `OverBudget` ("`what` took more than `seconds` s", relative to
+  `budget`) inside the body once `seconds` of wall time have passed, by
+  SIGALRM: Python code is interrupted at once, C++ code at its next call
+  into Python (OpenSpiel's C++ solvers on a Python game) or when it
+  returns. Only in a process's main thread where SIGALRM exists; elsewhere
+  the body runs unlimited.
+
+  Raises:
+    OverBudget: the body was still running after `seconds`.
+  """
+  if (not hasattr(signal, "setitimer") or
+      threading.current_thread() is not threading.main_thread()):
+    yield
+    return
+  def alarm(signum, frame):
+    del signum, frame
+    factor = seconds / budget
+    raise OverBudget(f"{what} took more than {seconds:g} s ({factor:g} x "
+                     f"the {budget:g} s budget; interrupted)")
+  previous = signal.signal(signal.SIGALRM, alarm)
+  signal.setitimer(signal.ITIMER_REAL, seconds)
+  try:
+    yield
+  finally:
+    try:
+      signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+      signal.signal(signal.SIGALRM, previous)
+
+
 def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
               value_name="nash_conv", stop_at=None, evaluate_start=False):
   """Steps `algorithm` within the budgets, evaluating `nash_conv()` at the
@@ -78,6 +128,10 @@ def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
 
   Returns:
     (checkpoints [{"iteration", "seconds", value_name}], iterations, seconds).
+
+  Raises:
+    OverBudget: the first step did not finish within `INTERRUPT_FACTOR` x
+      `time_budget` seconds (it is interrupted then).
   """
   seconds, iteration, checkpoints = setup_seconds, 0, []
   def checkpoint():
@@ -92,7 +146,12 @@ def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
   last_log = time.perf_counter()
   while not (evaluate_start and spent()):
     start = time.perf_counter()
-    algorithm.step()
+    if iteration == 0:
+      with interrupt_after(INTERRUPT_FACTOR * time_budget, "its first step",
+                           time_budget):
+        algorithm.step()
+    else:
+      algorithm.step()
     seconds += time.perf_counter() - start
     iteration += 1
     if time.perf_counter() - last_log > 10:
@@ -112,22 +171,28 @@ def failure(error):
   return {"failed": f"{type(error).__name__}: {error}".strip()}
 
 
-def build(entry, game, *arguments):
+def build(entry, game, *arguments, time_budget=None):
   """Builds `entry`'s algorithm on `game` (the registry game for its
-  family), timing the construction.
+  family), timing the construction, interrupted after `INTERRUPT_FACTOR`
+  x `time_budget` seconds (None: never).
 
   Returns:
     (algorithm, seconds), or (None, {"skipped": reason}) when the entry does
     not support the game (its `unsupported` check or `Unsupported` raised by
-    `make`).
+    `make`) or its construction did not finish in time.
   """
   reason = entry.unsupported(game)
   if reason:
     return None, {"skipped": reason}
   start = time.perf_counter()
   try:
-    algorithm = entry.make(game, *arguments)
-  except registry.Unsupported as error:
+    if time_budget is None:
+      algorithm = entry.make(game, *arguments)
+    else:
+      with interrupt_after(INTERRUPT_FACTOR * time_budget,
+                           "its construction", time_budget):
+        algorithm = entry.make(game, *arguments)
+  except (registry.Unsupported, OverBudget) as error:
     return None, {"skipped": str(error)}
   return algorithm, time.perf_counter() - start
 

@@ -3,8 +3,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyspiel
@@ -241,3 +243,48 @@ def test_homotopy_entry_reaches_the_threshold(game_string):
   assert "failed" not in run, run
   assert run["final_nash_conv"] <= result["threshold_nash_conv"]
   assert run["time_to_threshold"] is not None
+
+
+class _Slow:
+  """A uniform player whose construction or step takes `seconds` (sleeps)."""
+
+  def __init__(self, mgame, construction=0.0, step=0.0):
+    time.sleep(construction)
+    self._mgame, self._step = mgame, step
+
+  def step(self):
+    time.sleep(self._step)
+
+  def policy(self):
+    return vsg_spiel.to_policy(self._mgame,
+                               vsg_spiel.uniform_profile(self._mgame))
+
+  def nash_conv(self):
+    return vsg_spiel.nash_conv(self._mgame, self.policy())
+
+
+@pytest.mark.parametrize("slow_part, construction, step", [
+    ("its construction", 600.0, 0.0), ("its first step", 0.0, 600.0)])
+def test_a_step_longer_than_the_budget_is_interrupted_and_skipped(
+    slow_part, construction, step):
+  """A construction or first step that would take 10 minutes is interrupted
+  at 3 x the 0.2 s budget: the algorithm is recorded as skipped on the game
+  with the reason, and the alarm handler is restored."""
+  name = "test_slow_algorithm"
+  registry.register(registry.Entry(
+      name, registry.MARKOV,
+      lambda mgame, settings, scale: _Slow(mgame, construction, step)))
+  handler = signal.getsignal(signal.SIGALRM)
+  try:
+    result = comparison.run_game(RPS, [name], QUICK)
+  finally:
+    registry.unregister(name)
+  assert runner.INTERRUPT_FACTOR == 3
+  assert result["algorithms"][name] == {
+      "skipped": f"{slow_part} took more than 0.6 s (3 x the 0.2 s budget; "
+                 "interrupted)"}
+  assert signal.getsignal(signal.SIGALRM) == handler
+  markdown = comparison.game_markdown(comparison.merge_games([result])[0],
+                                      "out")
+  assert "a construction or first step still running after 3 x" in markdown
+  assert f"- {name}: skipped, {slow_part} took more than 0.6 s" in markdown

@@ -14,6 +14,7 @@ import vsg_spiel
 from vsg_spiel import core
 from vsg_spiel import logit
 from vsg_spiel.algorithms import homotopy
+from vsg_spiel.algorithms import homotopy_kernel
 from vsg_spiel.algorithms import vpg
 
 MULTI_STAGE = [
@@ -193,6 +194,72 @@ def test_one_shot_jacobian_is_the_derivative_of_the_equations(shape):
                              for i, table in enumerate(tables)])
   np.testing.assert_allclose(equations.one_shot_rewards(pi) * equations.scale,
                              expected, rtol=0, atol=1e-12)
+  # The compiled evaluation (homotopy_kernel) gives the same H, Jacobian
+  # and rewards.
+  payoffs, actions = equations.profile_payoffs()
+  work = homotopy_kernel.workspace(equations.size)
+  homotopy_kernel._jacobian(  # pylint: disable=protected-access
+      point, (payoffs, actions, equations.group_starts_with_end), 0.0, work)
+  np.testing.assert_allclose(work[0], h, rtol=0, atol=1e-13)
+  np.testing.assert_allclose(work[1], augmented, rtol=0, atol=1e-13)
+  values = np.empty(equations.size)
+  homotopy_kernel.rewards(pi, payoffs, actions, values)
+  np.testing.assert_allclose(values * equations.scale, expected, rtol=0,
+                             atol=1e-12)
+
+
+# Random games with 2 to 4 players and small games with branch crossings
+# (rock-paper-scissors; the symmetric pitchfork of a stag hunt, passed by
+# stepping across it; Shapley's game).
+@pytest.mark.parametrize("game", [
+    (3, 3), (2, 5), (4, 4), (2, 3, 2), (3, 3, 3), (2, 2, 2, 2),
+    "matrix_rps", "matrix_sh", "matrix_shapleys_game", "matrix_pd"])
+def test_compiled_trace_equals_the_numpy_trace(game):
+  # The compiled trace of a normal-form game (what `solve` runs) against
+  # the numpy tracer it reproduces: the same steps and stop, and the same
+  # branch points to rounding. (Where a crossing is not unfolded robustly
+  # the two may leave it on different branches: rounding decides there;
+  # docs/design.md.)
+  if isinstance(game, tuple):
+    rng = np.random.default_rng(len(game) * 10 + game[0])
+    tables = [rng.integers(0, 10, size=game).astype(float) for _ in game]
+    game = (pyspiel.create_matrix_game(*tables) if len(game) == 2 else
+            pyspiel.create_tensor_game(tables))
+  equations = homotopy._Equations(  # pylint: disable=protected-access
+      core.markov_game(game), "soft")
+  settings = homotopy.Settings()
+  for target, maxregret in ((equations.scale / 0.05, None),
+                            (None, 1e-8 * equations.scale)):
+    numpy_trace = homotopy._Tracer(  # pylint: disable=protected-access
+        equations, settings)
+    compiled = homotopy._KernelTrace(  # pylint: disable=protected-access
+        equations, settings)
+    x, lam, converged, message = numpy_trace.run(target, maxregret)
+    kernel_x, kernel_lam, kernel_converged, kernel_message = compiled.run(
+        target, maxregret)
+    assert (kernel_converged, kernel_message) == (converged, message)
+    assert converged, message
+    # (Newton iterations may differ in the landing, which polishes to
+    # 1e-13 x (1 + lambda), at the rounding of the equations.)
+    assert compiled.steps == numpy_trace.steps
+    np.testing.assert_allclose(kernel_lam, lam, rtol=1e-10)
+    np.testing.assert_allclose(equations.probabilities(kernel_x),
+                               equations.probabilities(x), rtol=0,
+                               atol=1e-10)
+    branch, kernel_branch = (numpy_trace.branch_points(),
+                             compiled.branch_points())
+    assert len(kernel_branch) == len(branch)
+    np.testing.assert_allclose(
+        [point.temperature for point in kernel_branch],
+        [point.temperature for point in branch], rtol=1e-10)
+    for point, kernel_point in zip(branch, kernel_branch):
+      for table, kernel_table in zip(point.profile, kernel_point.profile):
+        np.testing.assert_allclose(kernel_table, table, rtol=0, atol=1e-10)
+      assert abs(kernel_point.residual - point.residual) <= 1e-10
+    residual, gains = compiled.certificate(x, lam)
+    numpy_residual, numpy_gains = numpy_trace.certificate(x, lam)
+    np.testing.assert_allclose(residual, numpy_residual, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(gains, numpy_gains, rtol=0, atol=1e-12)
 
 
 def test_one_shot_definitions_coincide():

@@ -92,3 +92,26 @@ def test_zero_sum_comparison_reaches_the_exact_value():
 def test_non_zero_sum_games_are_rejected():
   with pytest.raises(ValueError, match="not zero-sum"):
     run_equilibria.validate_zero_sum(["matrix_pd"])
+
+
+def test_correlated_q_solving_each_stage_game_once_changes_nothing(
+    monkeypatch):
+  """The learners share one memoised CE solver: the device equals the one
+  learned with a solver per learner that solves every call afresh."""
+  shared = run_equilibria.correlated_q_device("matrix_bos", 8, seed=3)
+  monkeypatch.setattr(run_equilibria, "_SameGameSolvedOnce",
+                      lambda solver: solver)
+  afresh = run_equilibria.correlated_q_device("matrix_bos", 8, seed=3)
+  np.testing.assert_array_equal(shared["joint"], afresh["joint"])
+  assert shared["ce_dist"] == afresh["ce_dist"]
+
+
+def test_vpg_devices_gaps_equal_pyspiel_on_the_checked_device():
+  devices = run_equilibria.vpg_devices("matrix_cd", signals=[1, 2],
+                                       temperatures=[0.1], iterations=30,
+                                       seeds=1)
+  checked = [device for device in devices
+             if "openspiel_abs_difference" in device]
+  assert len(checked) == 1 and checked[0] is devices[-1]
+  assert checked[0]["num_signals"] == 2
+  assert checked[0]["openspiel_abs_difference"] <= 1e-9
