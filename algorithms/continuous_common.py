@@ -221,31 +221,63 @@ class MLP(tf.Module):
   """A ReLU multilayer perceptron with a linear output layer.
 
   Weights are Glorot-uniform from the numpy Generator `rng`, biases zero.
+  All of them live in one flat float32 variable (`variable`: the weights in
+  layer order, then the biases), so that a compiled step captures one
+  variable per network instead of two per layer: the per-call cost of a
+  `tf.function` grows with its captured variables, and at these sizes it
+  was a third of a training step (docs/design.md, "Tuning notes").
+  `weights` and `biases` are views of it; a view of the biases can be
+  assigned to.
   """
 
   def __init__(self, input_size, hidden_sizes, output_size, rng, name):
     super().__init__(name=name)
     sizes = [input_size, *hidden_sizes, output_size]
-    self.weights = []
-    self.biases = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    self._weight_shapes = list(zip(sizes[:-1], sizes[1:]))
+    weights = []
+    for fan_in, fan_out in self._weight_shapes:
       limit = np.sqrt(6.0 / (fan_in + fan_out))
-      self.weights.append(tf.Variable(
-          rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)))
-      self.biases.append(tf.Variable(np.zeros(fan_out, np.float32)))
+      weights.append(rng.uniform(-limit, limit, (fan_in, fan_out)))
+    self._sizes = ([fan_in * fan_out for fan_in, fan_out in
+                    self._weight_shapes] + sizes[1:])
+    self.variable = tf.Variable(np.concatenate(
+        [weight.ravel() for weight in weights]
+        + [np.zeros(sum(sizes[1:]))]).astype(np.float32))
+
+  def _split(self, flat):
+    """(weights, biases) lists of the flat parameter vector."""
+    pieces = tf.split(flat, self._sizes)
+    layers = len(self._weight_shapes)
+    return ([tf.reshape(piece, shape) for piece, shape in
+             zip(pieces[:layers], self._weight_shapes)], pieces[layers:])
 
   def __call__(self, inputs):
+    weights, biases = self._split(tf.convert_to_tensor(self.variable))
     hidden = inputs
-    for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+    for layer, (weight, bias) in enumerate(zip(weights, biases)):
       hidden = tf.matmul(hidden, weight) + bias
-      if layer < len(self.weights) - 1:
+      if layer < len(weights) - 1:
         hidden = tf.nn.relu(hidden)
     return hidden
 
   @property
+  def weights(self):
+    """The weight matrices (fan_in, fan_out), in layer order."""
+    return self._split(self.variable)[0]
+
+  @property
+  def biases(self):
+    """Views of the bias vectors (fan_out,) in layer order; each has an
+    `assign` that writes into `variable`."""
+    ends = np.cumsum(self._sizes)
+    layers = len(self._weight_shapes)
+    return [self.variable[end - size:end] for end, size in
+            zip(ends[layers:], self._sizes[layers:])]
+
+  @property
   def parameters(self):
-    """The weights and biases, in layer order."""
-    return [*self.weights, *self.biases]
+    """The variables holding the weights and biases (one)."""
+    return [self.variable]
 
 
 class Adam(tf.Module):
@@ -255,6 +287,10 @@ class Adam(tf.Module):
   automatic control dependencies order every read of a variable by the
   losses before the update's write (Keras' optimiser escapes them, which
   makes non-XLA updates racy), and `tf.train.Checkpoint` saves the moments.
+  The moments of all the variables are two flat vectors (`first_moments`,
+  `second_moments`, the variables' entries in order): the update is
+  elementwise, so this changes no number and keeps the captured variables
+  of a compiled step few.
   """
 
   def __init__(self, variables, learning_rate, beta_1=0.9, beta_2=0.999,
@@ -263,10 +299,11 @@ class Adam(tf.Module):
     self.trained = list(variables)
     self.learning_rate = learning_rate
     self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-    self.first_moments = [tf.Variable(tf.zeros_like(v), trainable=False)
-                          for v in self.trained]
-    self.second_moments = [tf.Variable(tf.zeros_like(v), trainable=False)
-                           for v in self.trained]
+    self._sizes = [int(np.prod(v.shape)) for v in self.trained]
+    self.first_moments = tf.Variable(tf.zeros(sum(self._sizes)),
+                                     trainable=False)
+    self.second_moments = tf.Variable(tf.zeros(sum(self._sizes)),
+                                      trainable=False)
     self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
 
   def apply(self, gradients):
@@ -275,13 +312,16 @@ class Adam(tf.Module):
     step = tf.cast(self.iterations, tf.float32)
     step_size = (self.learning_rate * tf.sqrt(1.0 - self.beta_2**step)
                  / (1.0 - self.beta_1**step))
-    for gradient, variable, first, second in zip(
-        gradients, self.trained, self.first_moments, self.second_moments):
-      first.assign(self.beta_1 * first + (1.0 - self.beta_1) * gradient)
-      second.assign(self.beta_2 * second
-                    + (1.0 - self.beta_2) * tf.square(gradient))
-      variable.assign_sub(step_size * first / (tf.sqrt(second)
-                                               + self.epsilon))
+    gradient = tf.concat([tf.reshape(g, (-1,)) for g in gradients], axis=0)
+    first = self.first_moments.assign(
+        self.beta_1 * self.first_moments + (1.0 - self.beta_1) * gradient)
+    second = self.second_moments.assign(
+        self.beta_2 * self.second_moments
+        + (1.0 - self.beta_2) * tf.square(gradient))
+    steps = tf.split(step_size * first / (tf.sqrt(second) + self.epsilon),
+                     self._sizes)
+    for variable, variable_step in zip(self.trained, steps):
+      variable.assign_sub(tf.reshape(variable_step, variable.shape))
 
 
 def polyak_update(target, source, rate):
@@ -418,8 +458,9 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   `time_step.observations["joint_action"]`, the agent's own reward, this
   observation, done), picks the next action (uniform in the box during the
   `warmup_steps`, then the policy's sample), then takes `updates_per_step`
-  gradient updates once the warm-up is over; one compiled call does all
-  three. It returns a `StepOutput` whose action is a box action of shape
+  gradient updates once the warm-up is over; one call of one graph function
+  does all three (the insertion in place, then one XLA computation). It
+  returns a `StepOutput` whose action is a box action of shape
   (action_size,) (None at the last step; probs is always None, the action
   space being continuous). With `is_evaluation=True` it stores and learns
   nothing and plays the policy's deterministic action.
@@ -462,15 +503,22 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
                  tf.TensorSpec((), tf.bool), tf.TensorSpec((), tf.bool),
                  tf.TensorSpec((), tf.bool)]
     self.train_step = tf.function(self.update, jit_compile=jit)
-    # Every training step is one call of one compiled function (one trace,
-    # one XLA compilation per agent); the second, which also returns the
-    # losses, is traced only by a run that records them.
+    # Every training step is one call of one graph function (one trace per
+    # agent): the replay insertion runs in place in the graph, then one XLA
+    # computation (one compilation per agent) picks the action and learns.
+    # Inserting inside XLA would copy the whole replay buffer at every step.
+    # The second function, which also returns the losses, is traced only by
+    # a run that records them.
+    self._pick_and_learn_function = tf.function(self._pick_and_learn,
+                                                jit_compile=jit)
     self._step_function = tf.function(
         lambda *arguments: self._store_pick_and_learn(*arguments)[0],
-        jit_compile=jit, input_signature=signature)
-    self._step_and_report_function = tf.function(
-        self._store_pick_and_learn, jit_compile=jit,
         input_signature=signature)
+    self._step_and_report_function = tf.function(
+        self._store_pick_and_learn, input_signature=signature)
+    # The traced graph of _step_function, called directly: it skips
+    # tf.function's argument matching, a third of a call's Python cost.
+    self._concrete_step = None
     # Called with every update's losses dict when set (a run that records
     # training summaries); None keeps the losses inside the compiled step.
     self.on_losses = None
@@ -555,7 +603,9 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
       action, losses = self._step_and_report_function(*arguments)
       self.on_losses(losses)
     else:
-      action = self._step_function(*arguments)
+      if self._concrete_step is None:
+        self._concrete_step = self._step_function.get_concrete_function()
+      action = self._concrete_step(*arguments)
     if time_step.last():
       self._previous_observation = None
       return rl_agent.StepOutput(action=None, probs=None)
@@ -574,13 +624,17 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
 
   def _store_pick_and_learn(self, row, observations, store, pick, learn):
     """One training step: stores the packed transition `row` if `store`,
-    picks the next actions (B, action_size) if `pick` (else zeros), then
-    takes `updates_per_step` updates if `learn`. Returns (actions, the last
-    update's losses; zeros without `learn`)."""
+    then `_pick_and_learn`. Returns (actions, losses) as that does."""
     def add():
       self.replay.add(row)
 
     tf.cond(store, add, lambda: None)
+    return self._pick_and_learn_function(observations, pick, learn)
+
+  def _pick_and_learn(self, observations, pick, learn):
+    """Picks the next actions (B, action_size) if `pick` (else zeros), then
+    takes `updates_per_step` updates if `learn`. Returns (actions, the last
+    update's losses; zeros without `learn`)."""
     actions = tf.cond(
         pick, lambda: self._exploration_actions(observations),
         lambda: tf.zeros((tf.shape(observations)[0], self.spec.action_size)))

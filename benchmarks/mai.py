@@ -64,16 +64,17 @@ class Timers:
 
 def instrument(agent, timers):
   """Times the agent's compiled step by what it does; the first call
-  (tracing, compiling) apart. Returns the compiled step."""
-  function = agent._step_function  # pylint: disable=protected-access
+  (tracing, compiling) apart."""
   calls = []
 
   def timed(row, observation, store, pick, learn):
     start = time.perf_counter()
-    result = function(row, observation, store, pick, learn)
+    if not calls:
+      calls.append(agent._step_function.get_concrete_function())  # pylint: disable=protected-access
+    result = calls[0](row, observation, store, pick, learn)
     seconds = time.perf_counter() - start
     calls.append(None)
-    if len(calls) == 1:
+    if len(calls) == 2:
       label = "first call (trace + XLA compile)"
     elif bool(learn):
       label = "store + action + update" if bool(pick) else (
@@ -83,16 +84,13 @@ def instrument(agent, timers):
     timers.add(label, seconds)
     return result
 
-  agent._step_function = timed  # pylint: disable=protected-access
-  return function
+  agent._concrete_step = timed  # pylint: disable=protected-access
 
 
-def tracing_counts(agents, step_functions):
+def tracing_counts(agents):
   """{function name: traces summed over the agents} of the agents' traced
-  functions (`step_functions`: their compiled steps, instrumented away)."""
-  counts = collections.Counter(
-      {"_step_function": sum(function.experimental_get_tracing_count()
-                             for function in step_functions)})
+  functions."""
+  counts = collections.Counter()
   for agent in agents:
     for name, value in vars(agent).items():
       if hasattr(value, "experimental_get_tracing_count"):
@@ -120,7 +118,8 @@ def main(argv):
   setup_seconds = time.perf_counter() - start
   environment.reset = timers.wrap("environment", environment.reset)
   environment.step = timers.wrap("environment", environment.step)
-  step_functions = [instrument(agent, timers) for agent in agents]
+  for agent in agents:
+    instrument(agent, timers)
   checkpoint = tf.train.Checkpoint(agents=agents)
   returns = []
   with tempfile.TemporaryDirectory() as directory:
@@ -158,7 +157,7 @@ def main(argv):
           f"{per_call}")
   print("traces (XLA compilations) per tf.function, both agents: "
         + ", ".join(f"{name} {count}" for name, count
-                    in tracing_counts(agents, step_functions).items()))
+                    in tracing_counts(agents).items()))
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def test_opponent_model_kl_is_the_cross_entropy_of_the_played_actions():
 def test_report_cells_record_only_when_asked():
   """The Figure 2 cells' configuration (and so the stored cells) is
   unchanged unless --tensorboard_dir is given."""
-  settings = report_sections.MaiSectionSettings(seeds=1)
+  settings = report_sections.MaiSectionSettings(num_seeds=1)
   assert all("tensorboard_dir" not in cell.config["experiment"]
              for cell in report_sections._mai_cells(settings))  # pylint: disable=protected-access
   recording = dataclasses.replace(settings, tensorboard_dir="/tmp/x")
