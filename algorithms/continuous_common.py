@@ -26,6 +26,9 @@ from open_spiel.python import rl_environment
 import pyspiel
 import tensorflow as tf
 
+# The agents' checkpoint layout (one flat variable per network, flat Adam
+# moments since 2). A run checkpointed in another layout cannot resume.
+CHECKPOINT_FORMAT = 2
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
 

@@ -443,6 +443,14 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
   progress = _read_progress(progress_path, config, run_dir)
   if progress and progress["finished"]:
     return progress, 0
+  if progress and progress.get("checkpoint_format") != (
+      continuous_common.CHECKPOINT_FORMAT):
+    raise ValueError(
+        f"{run_dir} holds an unfinished run checkpointed by another version "
+        f"of the agents (checkpoint format "
+        f"{progress.get('checkpoint_format', 1)}, this version writes "
+        f"{continuous_common.CHECKPOINT_FORMAT}); remove that directory to "
+        f"train the run again (finished runs are read as they are)")
   environment = continuous_common.ContinuousEnvironment(
       game, seed, first_episode=progress["episodes_done"] if progress else 0)
   agents = registry.get(algorithm, CONTINUOUS).make(
@@ -452,7 +460,9 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
     checkpoint.read(os.path.join(run_dir, progress["checkpoint"])
                     ).assert_existing_objects_matched()
   else:
-    progress = {"config": json.loads(config), "episodes_done": 0,
+    progress = {"config": json.loads(config),
+                "checkpoint_format": continuous_common.CHECKPOINT_FORMAT,
+                "episodes_done": 0,
                 "episode_returns": [], "sessions": [], "train_seconds": 0.0,
                 "checkpoint": None, "finished": False}
   summaries = None

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.eval import continuous_runs
 from vsg_spiel.eval import registry
 from vsg_spiel.eval import report_sections
@@ -69,6 +70,23 @@ def test_resumed_run_repeats_nothing_and_equals_an_uninterrupted_one(
   with pytest.raises(ValueError, match="another configuration"):
     continuous_runs.run_one(tiny(game="routing", algorithms=("mai",),
                                  episodes=5), "mai", 0, interrupted)
+
+
+def test_unfinished_run_of_another_checkpoint_format_is_refused(tmp_path):
+  experiment = tiny(game="differential", algorithms=("mai",))
+  out = str(tmp_path)
+  continuous_runs.run_experiment(experiment, out, episode_budget=2)
+  path = os.path.join(continuous_runs.run_directory(
+      out, "differential", "mai", 0), continuous_runs.PROGRESS_FILE)
+  progress = read_progress(out, experiment, "mai")
+  assert progress["checkpoint_format"] == (
+      continuous_common.CHECKPOINT_FORMAT)
+  del progress["checkpoint_format"]  # as the runs of format 1 wrote it
+  with open(path, "w", encoding="utf-8") as stream:
+    json.dump(progress, stream)
+  with pytest.raises(ValueError, match="checkpoint format 1, this version "
+                     "writes 2.*remove that directory"):
+    continuous_runs.run_one(experiment, "mai", 0, out)
 
 
 @pytest.mark.parametrize("game", continuous_runs.GAMES)
