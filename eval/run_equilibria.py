@@ -28,6 +28,7 @@ import functools
 import itertools
 import os
 import time
+import warnings
 
 import nashpy
 import numpy as np
@@ -159,6 +160,20 @@ def vpg_device(game_string, num_signals, temperature, initialisation, seed,
   return device
 
 
+def _quiet_int_repeats(function):
+  """Runs `function` without the FutureWarning scipy.sparse.diags gives for
+  the integer repeat counts OpenSpiel's JPSRO passes it (the output is float64
+  as before); it would print among the progress lines once per worker."""
+  @functools.wraps(function)
+  def quiet(*args, **kwargs):
+    with warnings.catch_warnings():
+      warnings.filterwarnings("ignore", message="Input has data type int64",
+                              category=FutureWarning)
+      return function(*args, **kwargs)
+  return quiet
+
+
+@_quiet_int_repeats
 def jpsro_device(game_string, iterations, seed):
   """JPSRO (target CE, max-Gini CE meta-solver to train, max-welfare CE to
   evaluate): its final evaluation device, measured by pyspiel."""
@@ -214,6 +229,7 @@ class _SameGameSolvedOnce:
     return self._solved[key]
 
 
+@_quiet_int_repeats
 def correlated_q_device(game_string, episodes, seed):
   """Correlated Q-learning: joint-action learners whose one-step games are
   solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
