@@ -44,6 +44,7 @@ def cells(flags):
 def main(flags):
   start = time.perf_counter()
   work = cells(flags)
+  runner.compile_solvers()
   outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
   results = comparison.merge_games(
       outcome.results[cell.section, cell.key] for cell in work

@@ -432,6 +432,7 @@ class EpsilonFlags(EpsilonSettings):
 
 def main(flags):
   work = cells(flags)
+  runner.compile_solvers()
   outcome = cells_lib.run_cells(work, cells_lib.CellStore(flags.out))
   rows, potential_runs = assemble(outcome.section("epsilon"), work)
   common.atomic_write_json(

@@ -235,6 +235,7 @@ def main(flags):
   for name in flags.sections:
     logging.info("section %s: %d cells, %s", name, len(work[name]),
                  settings[name])
+  runner.compile_solvers()
   outcome = cells_lib.run_cells(schedule(work), store, flags.workers,
                                 flags.backend, flags.ray_address)
   parts, results, seconds, failures = [], {}, {}, {}

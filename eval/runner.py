@@ -77,6 +77,17 @@ class OverBudget(Exception):
   time budget; the message says which, with the budget."""
 
 
+def compile_solvers():
+  """Compiles the homotopy's numba kernel (`homotopy.compile_kernel`) before
+  any cell runs: a timed cell would otherwise pay numba's first compilation
+  (about 35 s of CPU on a fresh install) inside its budget, and workers
+  forked afterwards inherit the compiled code."""
+  # pylint: disable-next=g-import-not-at-top
+  from vsg_spiel.algorithms import homotopy
+  logging.info("homotopy kernel ready in %.1f s (compiled once per install, "
+               "then loaded from numba's cache)", homotopy.compile_kernel())
+
+
 @contextlib.contextmanager
 def interrupt_after(seconds, what, budget):
   """Raises `OverBudget` ("`what` took more than `seconds` s", relative to
