@@ -201,6 +201,10 @@ def test_binary_writes_results_report_and_figure(tmp_path):
   result = run_binary("--games=matrix_rps", "--time_budget=1",
                       f"--out={out}")
   assert result.returncode == 0, result.stderr
+  # The homotopy's kernel is compiled before the cells, not inside the
+  # budget of vpg_annealed's or homotopy's first call.
+  assert result.stderr.index("homotopy kernel ready") < result.stderr.index(
+      "nash/matrix_rps/")
   with open(out / "results.json", encoding="utf-8") as stream:
     results = json.load(stream)
   (game_result,) = results["games"]
