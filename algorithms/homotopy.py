@@ -527,9 +527,11 @@ class _Equations:
         zip(self.positions, table_bounds)])
     self._table_bounds = table_bounds
     self._zeros = np.zeros(self.size)
-    # A one-shot game with one state (a normal-form game) is evaluated
-    # directly on its payoff tensors restricted to the legal actions.
-    self.one_shot = not self.dynamic and num_states == 1
+    # A one-shot game with one state (a normal-form game) of two or more
+    # players is evaluated directly on its payoff tensors restricted to the
+    # legal actions (one player takes the general path, as an MDP does).
+    self.one_shot = (not self.dynamic and num_states == 1
+                     and self.num_players >= 2)
     if self.one_shot:
       tensors = self.rewards[:, 0]
       for k, positions in enumerate(self.positions):
@@ -993,8 +995,9 @@ class _KernelTrace:
             f"step fell below {settings.min_step}"
             if step < settings.min_step else f"step became {step}"),
         kernel.NON_FINITE: "the branch point became non-finite",
-        kernel.MAX_LAMBDA: (f"lambda x range passed {settings.max_lambda} "
-                            "before the regret reached maxregret"),
+        kernel.MAX_LAMBDA: (f"lambda x range passed Settings.max_lambda="
+                            f"{settings.max_lambda} before the stop (the "
+                            "temperature or maxregret) was reached"),
     }[status]
     converged = status in (kernel.REACHED_TEMPERATURE,
                            kernel.REACHED_REGRET)
@@ -1223,8 +1226,9 @@ class _Tracer:
       if not math.isfinite(u @ u):
         return u, False, "the branch point became non-finite"
       if u[-1] > settings.max_lambda:
-        return u, False, (f"lambda x range passed {settings.max_lambda} "
-                          "before the regret reached maxregret")
+        return u, False, (f"lambda x range passed Settings.max_lambda="
+                          f"{settings.max_lambda} before the stop (the "
+                          "temperature or maxregret) was reached")
       if (crossing is not None and step < settings.bifurcation_jump_step
           and retangent is not u):
         # The unfolded crossing turns within a distance of the order of

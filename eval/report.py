@@ -229,17 +229,20 @@ def summarize_section(flags, name, settings, work, outcome, store):
 def main(flags):
   start = time.perf_counter()
   store = cells_lib.CellStore(flags.out)
-  settings = {name: section_settings(flags, name) for name in flags.sections}
+  # The report keeps the sections' own order (and numbers), whatever the
+  # order of --sections.
+  selected = [name for name in SECTIONS if name in flags.sections]
+  settings = {name: section_settings(flags, name) for name in selected}
   work = {name: SECTIONS[name].cells(settings[name])
-          for name in flags.sections}
-  for name in flags.sections:
+          for name in selected}
+  for name in selected:
     logging.info("section %s: %d cells, %s", name, len(work[name]),
                  settings[name])
   runner.compile_solvers()
   outcome = cells_lib.run_cells(schedule(work), store, flags.workers,
                                 flags.backend, flags.ray_address)
   parts, results, seconds, failures = [], {}, {}, {}
-  for name in flags.sections:
+  for name in selected:
     number = list(SECTIONS).index(name) + 1
     markdown, results[name], failed, seconds[name] = summarize_section(
         flags, name, settings[name], work[name], outcome, store)

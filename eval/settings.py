@@ -289,9 +289,9 @@ def run(settings_class, main, check=None, lock=True):
       sys.exit(1)
     return settings
   def locked_main(settings):
-    if not lock:
-      return main(settings)
     try:
+      if not lock:
+        return main(settings)
       with cells.output_lock(settings.out):
         return main(settings)
     except cells.LockedError as error:

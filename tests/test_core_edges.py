@@ -165,3 +165,15 @@ def test_edges_joint_action_width_limit_can_be_raised():
 def test_edges_bad_enumeration_limits_raise(kwargs, message):
   with pytest.raises(ValueError, match=message):
     core.MarkovGame.from_openspiel("matrix_rps", **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_payoffs_of_an_openspiel_game_are_an_error(bad):
+  # from_arrays rejected them; a pyspiel game's were taken in silently and
+  # NashConv came out NaN.
+  game = pyspiel.create_matrix_game([[1.0, 0.0], [0.0, 1.0]],
+                                    [[0.0, 1.0], [bad, 0.0]])
+  uniform = [np.full((1, 2), 0.5), np.full((1, 2), 0.5)]
+  with pytest.raises(ValueError, match="player 1's reward or return is not "
+                     "finite.*must be finite"):
+    vsg_spiel.nash_conv(game, uniform)

@@ -384,3 +384,16 @@ def test_stationary_discounted_branch_point_by_value_iteration(definition):
          ).sum(axis=1) for i in range(2)])
   response = logit_response(mgame, q_values, alpha)
   assert max(np.abs(a - b).max() for a, b in zip(response, profile)) <= 1e-10
+
+
+def test_one_player_normal_form_game_is_a_softmax_of_its_payoffs():
+  # One player at one state: the QRE is softmax(u / alpha), the endpoint
+  # the best action (the one-shot path divided by N - 1 = 0).
+  payoffs = np.array([1.0, 3.0, 2.0])
+  game = pyspiel.create_tensor_game([payoffs])
+  result = homotopy.solve(game, temperature=0.5)
+  expected = np.exp(payoffs / 0.5) / np.exp(payoffs / 0.5).sum()
+  np.testing.assert_allclose(result.profile[0][0], expected, atol=1e-12)
+  nash = homotopy.solve(game, maxregret=1e-8)
+  assert nash.converged and nash.nash_conv <= 1e-8
+  assert np.argmax(nash.profile[0][0]) == 1

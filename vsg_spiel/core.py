@@ -714,9 +714,19 @@ class _Enumerator:
     boundaries = np.flatnonzero(np.diff(sorted_moves)) + 1
     layers = np.split(np.arange(num_states), boundaries)
     keys = list(self.index)  # insertion order == discovery index
+    stacked = np.stack(rewards, axis=1)
+    bad = np.argwhere(~np.isfinite(stacked))
+    if bad.size or not np.isfinite(initial_rewards).all():
+      player, state = (int(bad[0][0]), int(bad[0][1])) if bad.size else (
+          int(np.flatnonzero(~np.isfinite(initial_rewards))[0]), None)
+      where = (f"after the history {self.states[state].history()}"
+               if state is not None else "before the first decision")
+      raise ValueError(
+          f"player {player}'s reward or return is not finite {where} in the "
+          f"game {self.game}; rewards and returns must be finite")
     return cls(
         initial_rewards=initial_rewards,
-        rewards=np.stack(rewards, axis=1)[:, order],
+        rewards=stacked[:, order],
         transitions=transitions,
         legal_mask=[np.array([legal[i][player] for i in order])
                     for player in range(self.num_players)],
