@@ -61,12 +61,6 @@ DEFAULT_GAMES = (
 SAMPLED_OPPONENT_MODELS = ("empirical", "variational")
 # A run stops once NashConv <= this fraction of the payoff range.
 CONVERGED_FRACTION = 1e-6
-# How the time budget is enforced (runner.run_timed), in the reports.
-BUDGET_RULE = (f"A construction or first step still running after "
-               f"{runner.INTERRUPT_FACTOR} x the budget is interrupted and "
-               "the algorithm is listed as skipped on that game; later steps "
-               "are not interrupted, so a run can overrun the budget by "
-               "about one step.")
 # Figures draw NashConv below this fraction of the payoff range (0 included)
 # at it, so that a log scale can show it.
 PLOT_FLOOR_FRACTION = 1e-8
@@ -432,7 +426,7 @@ def game_markdown(game_result, out_dir):
       f"NashConv <= {settings['threshold']:g} x payoff range = "
       f"{game_result['threshold_nash_conv']:.4g}. Budget per algorithm: "
       f"{settings['time_budget']:g} s or {settings['max_iterations']} steps "
-      f"({BUDGET_RULE[0].lower()}{BUDGET_RULE[1:-1]}).",
+      f"({runner.BUDGET_RULE[0].lower()}{runner.BUDGET_RULE[1:-1]}).",
       "",
   ]
   runs = game_result["algorithms"]
@@ -502,7 +496,7 @@ def markdown_report(results, out_dir):
       "(\"setup\"; for VPG the enumeration of the game's tensors) and its "
       "steps, not the NashConv evaluations. A step is an iteration, or for "
       f"the RL baselines a batch of {first['rl_episodes']} episodes. " +
-      BUDGET_RULE,
+      runner.BUDGET_RULE,
       "- NashConv: exact (`vsg_spiel.nash_conv`), at checkpoints spaced "
       f"logarithmically in steps and in seconds ({first['checkpoints']} "
       f"marks each, over 1..max steps and "

@@ -290,10 +290,8 @@ def markdown(results, settings_json):
            "Exploitability is OpenSpiel's NashConv (the engine's value at "
            "checkpoints; `OpenSpiel NashConv` is OpenSpiel's own value at "
            "the final iterate). Seconds count constructors and iteration() "
-           "calls only; MF-BQL's include building the engine. A "
-           "constructor or first iteration still running after "
-           f"{runner.INTERRUPT_FACTOR} x the time budget is interrupted and "
-           "the algorithm listed as skipped.", "",
+           "calls only; MF-BQL's include building the engine. " +
+           runner.BUDGET_RULE, "",
            f"Settings: `{settings_json}`", ""]
   for result in results:
     dependence = ("; its structure depends on the distribution"

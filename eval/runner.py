@@ -30,6 +30,12 @@ FIRST_CHECKPOINT_FRACTION = 1e-4
 # A construction or first step still running after this many time budgets
 # is interrupted (see the module docstring).
 INTERRUPT_FACTOR = 3
+# The rule above, as the reports state it.
+BUDGET_RULE = (f"A construction or first step still running after "
+               f"{INTERRUPT_FACTOR} x the budget is interrupted and the "
+               "algorithm is listed as skipped on that game; later steps are "
+               "not interrupted, so a run can overrun the budget by about one "
+               "step.")
 
 
 class LogSchedule:
