@@ -18,7 +18,9 @@ of a tanh-squashed Gaussian; the game's continuous interface
 maps box actions to the game's actions.
 """
 
+import contextlib
 import dataclasses
+import types
 
 import numpy as np
 from open_spiel.python import rl_agent
@@ -31,6 +33,9 @@ import tensorflow as tf
 CHECKPOINT_FORMAT = 2
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
+# (agent class, spec, settings, report) -> (the shared training step's
+# tf.function, [the agent tracing it]); see `ReplayAgent._shared_step`.
+_SHARED_STEPS = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,18 +388,37 @@ def annealed_temperature(settings, step):
   return settings.initial_temperature * tf.pow(ratio, progress)
 
 
+def _columns(player, num_players, action_size):
+  """(own, others) column indices of a joint box action (N d) in player
+  order, of static sizes d and (N - 1) d; `player` a Python int or an int32
+  scalar tensor (the shared training step passes it as an argument)."""
+  own = player * action_size + tf.range(action_size)
+  others = tf.range((num_players - 1) * action_size)
+  others += action_size * tf.cast(others >= player * action_size, tf.int32)
+  return own, others
+
+
 def insert_own(own, others, player, action_size):
   """The joint box action (B, N d) in player order from the player's own
-  (B, d) and the others' (B, (N-1) d)."""
-  split = player * action_size
-  return tf.concat([others[:, :split], own, others[:, split:]], axis=-1)
+  (B, d) and the others' (B, (N-1) d); `player` an int or an int32 scalar
+  tensor. A gather, so the values are exactly the inputs'."""
+  # Joint column c is column c - player d of own if it is the player's,
+  # else column c (c < player d) or c - d of others, after own's d columns.
+  columns = tf.range(own.shape[-1] + others.shape[-1])
+  begin = player * action_size
+  order = tf.where(columns < begin, columns + action_size,
+                   tf.where(columns < begin + action_size, columns - begin,
+                            columns))
+  return tf.gather(tf.concat([own, others], axis=-1), order, axis=-1)
 
 
 def split_own(joint, player, action_size):
-  """(own (B, d), others (B, (N-1) d)) of a joint box action (B, N d)."""
-  begin, end = player * action_size, (player + 1) * action_size
-  return joint[:, begin:end], tf.concat([joint[:, :begin], joint[:, end:]],
-                                        axis=-1)
+  """(own (B, d), others (B, (N-1) d)) of a joint box action (B, N d);
+  `player` an int or an int32 scalar tensor."""
+  own_columns, other_columns = _columns(player, joint.shape[-1] // action_size,
+                                        action_size)
+  return (tf.gather(joint, own_columns, axis=-1),
+          tf.gather(joint, other_columns, axis=-1))
 
 
 # ---------------------------------------------------------------------------
@@ -500,31 +524,19 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     self.init_rng = np.random.default_rng(seeds)
     self.replay = ReplayBuffer(settings.replay_capacity, spec)
     self.acting_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
-    jit = settings.jit_compile
-    signature = [tf.TensorSpec((None,), tf.float32),
-                 tf.TensorSpec((None, spec.observation_size), tf.float32),
-                 tf.TensorSpec((), tf.bool), tf.TensorSpec((), tf.bool),
-                 tf.TensorSpec((), tf.bool)]
-    self.train_step = tf.function(self.update, jit_compile=jit)
-    # Every training step is one call of one graph function (one trace per
-    # agent): the replay insertion runs in place in the graph, then one XLA
-    # computation (one compilation per agent) picks the action and learns.
-    # Inserting inside XLA would copy the whole replay buffer at every step.
-    # The second function, which also returns the losses, is traced only by
-    # a run that records them.
-    self._pick_and_learn_function = tf.function(self._pick_and_learn,
-                                                jit_compile=jit)
-    self._step_function = tf.function(
-        lambda *arguments: self._store_pick_and_learn(*arguments)[0],
-        input_signature=signature)
-    self._step_and_report_function = tf.function(
-        self._store_pick_and_learn, input_signature=signature)
-    # The traced graph of _step_function, called directly: it skips
-    # tf.function's argument matching, a third of a call's Python cost.
+    self.train_step = tf.function(self.update,
+                                  jit_compile=settings.jit_compile)
+    # The training step's graph: the shared function of `_shared_step`,
+    # traced once per (class, spec, settings) in a process; see there.
     self._concrete_step = None
     # Called with every update's losses dict when set (a run that records
     # training summaries); None keeps the losses inside the compiled step.
     self.on_losses = None
+    # The player the training step's graph computes for: the Python int,
+    # or while `_shared_step` traces, its int32 argument.
+    self._player = self.player_id
+    self._player_tensor = tf.constant(self.player_id, tf.int32)
+    self._step_state = types.SimpleNamespace(variables=None)
     self._no_row = tf.zeros((self.replay.row_size,))
     self._bools = (tf.constant(False), tf.constant(True))
     self._learning_starts = max(settings.warmup_steps, settings.batch_size)
@@ -600,20 +612,123 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     # the warm-up.
     self._steps_taken += pick
     learn = store and self._steps_taken >= self._learning_starts
-    arguments = (row, observation, self._bools[store], self._bools[pick],
-                 self._bools[learn])
+    arguments = (self._step_variables, self._player_tensor, row, observation,
+                 self._bools[store], self._bools[pick], self._bools[learn])
     if learn and self.on_losses is not None:
-      action, losses = self._step_and_report_function(*arguments)
+      action, losses = self._shared_step(report=True)(*arguments)
       self.on_losses(losses)
     else:
       if self._concrete_step is None:
-        self._concrete_step = self._step_function.get_concrete_function()
-      action = self._concrete_step(*arguments)
+        self._concrete_step = self._shared_step(report=False)
+      action = self._concrete_step(*arguments)[0]
     if time_step.last():
       self._previous_observation = None
       return rl_agent.StepOutput(action=None, probs=None)
     self._previous_observation = observation
     return rl_agent.StepOutput(action=action[0].numpy(), probs=None)
+
+  def _networks(self):
+    """Every network the training step uses, each once, in an order that is
+    the same for every agent of a class: the agent's own networks in the
+    order its constructor set them (lists in order), then the networks of
+    team lists (other agents' networks, e.g. MASQL's `team_policies`) that
+    are not its own, in player order."""
+    networks = []
+    for value in vars(self).values():
+      for network in (value if isinstance(value, (list, tuple)) else
+                      [value]):
+        if isinstance(network, MLP) and all(network is not known
+                                            for known in networks):
+          networks.append(network)
+    return networks
+
+  def _variable_slots(self):
+    """(owner, attribute) of every variable the training step reads or
+    writes, except the generator's state; the order of `_step_variables`."""
+    return ([(self, "acting_steps"), (self.replay, "rows"),
+             (self.replay, "size"), (self.replay, "next_index"),
+             (self.optimizer, "first_moments"),
+             (self.optimizer, "second_moments"),
+             (self.optimizer, "iterations")]
+            + [(network, "variable") for network in self._networks()])
+
+  @property
+  def _step_variables(self):
+    """The variables the training step reads or writes: the generator's
+    state, then those of `_variable_slots`, in that order."""
+    # Cached at the first step (the team lists are complete by then), in a
+    # holder that checkpoints and `tf.Module.variables` do not walk.
+    if self._step_state.variables is None:
+      self._step_state.variables = tuple(
+          [self.generator.state]
+          + [getattr(owner, name) for owner, name in self._variable_slots()])
+    return self._step_state.variables
+
+  @contextlib.contextmanager
+  def _bound(self, variables, player):
+    """While a shared step traces: the agent computes with `variables` (the
+    graph's arguments, in `_step_variables` order) for `player` instead of
+    its own variables and player_id; restored after."""
+    slots = self._variable_slots()
+    saved = ([getattr(owner, name) for owner, name in slots],
+             self.generator, self.optimizer.trained)
+    replacement = {id(mine): theirs for mine, theirs in
+                   zip(self._step_variables, variables)}
+    try:
+      for (owner, name), variable in zip(slots, variables[1:]):
+        setattr(owner, name, variable)
+      self.generator = tf.random.Generator(state=variables[0],
+                                           alg=saved[1].algorithm)
+      self.optimizer.trained = [replacement[id(variable)]
+                                for variable in saved[2]]
+      self._player = player
+      yield
+    finally:
+      for (owner, name), variable in zip(slots, saved[0]):
+        setattr(owner, name, variable)
+      self.generator, self.optimizer.trained = saved[1], saved[2]
+      self._player = self.player_id
+
+  def _shared_step(self, report):
+    """The training step's concrete function, shared by every agent of this
+    class, spec and settings in the process.
+
+    Its arguments are the agent's `_step_variables` (tf.Variables passed as
+    arguments: another agent's of the same shapes reuse the trace), its
+    player as an int32 scalar, and those of `_store_pick_and_learn`; it
+    returns (actions, losses; the losses zeros unless `report`). So the
+    tracing and the XLA compilation (seconds each) happen once per process,
+    not once per agent and run. The replay insertion runs in place in the
+    graph, then one XLA computation picks the action and learns: inserting
+    inside XLA would copy the whole replay buffer at every step.
+    """
+    key = (type(self), self.spec, self.settings, report)
+    if key not in _SHARED_STEPS:
+      jit = self.settings.jit_compile
+
+      def step(variables, player, row, observations, store, pick, learn):
+        agent = tracing[0]
+        with agent._bound(variables, player):  # pylint: disable=protected-access
+          def add():
+            agent.replay.add(row)
+          tf.cond(store, add, lambda: None)
+          actions, losses = tf.function(
+              agent._pick_and_learn, jit_compile=jit,  # pylint: disable=protected-access
+              autograph=False)(observations, pick, learn)
+        return actions, (losses if report else {})
+
+      tracing = [None]
+      _SHARED_STEPS[key] = (tf.function(step, autograph=False), tracing)
+    function, tracing = _SHARED_STEPS[key]
+    tracing[0] = self
+    try:
+      return function.get_concrete_function(
+          self._step_variables, self._player_tensor,
+          tf.TensorSpec((None,), tf.float32),
+          tf.TensorSpec((None, self.spec.observation_size), tf.float32),
+          *[tf.TensorSpec((), tf.bool)] * 3)
+    finally:
+      tracing[0] = None
 
   def _exploration_actions(self, observations):
     """Training actions: uniform during warm-up, then the policy's sample."""
@@ -624,15 +739,6 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
                       lambda: self._policy_actions(observations, False))
     self.acting_steps.assign_add(1)
     return actions
-
-  def _store_pick_and_learn(self, row, observations, store, pick, learn):
-    """One training step: stores the packed transition `row` if `store`,
-    then `_pick_and_learn`. Returns (actions, losses) as that does."""
-    def add():
-      self.replay.add(row)
-
-    tf.cond(store, add, lambda: None)
-    return self._pick_and_learn_function(observations, pick, learn)
 
   def _pick_and_learn(self, observations, pick, learn):
     """Picks the next actions (B, action_size) if `pick` (else zeros), then

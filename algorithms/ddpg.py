@@ -40,7 +40,7 @@ class DDPGAgent(continuous_common.DeterministicPolicyAgent):
         [next_observations, tf.tanh(self.target_policy(next_observations))],
         axis=-1))[:, 0]
     own, _ = continuous_common.split_own(
-        batch["joint_action"], self.player_id, self.spec.action_size)
+        batch["joint_action"], self._player, self.spec.action_size)
     q_values = self.critic(tf.concat([batch["observation"], own],
                                      axis=-1))[:, 0]
     policy_q = self.critic(tf.concat(

@@ -40,16 +40,22 @@ class MADDPGAgent(continuous_common.DeterministicPolicyAgent):
   def losses(self, batch):
     """The critic and policy losses of the module docstring, by name."""
     next_observations = batch["next_observation"]
-    next_joint = tf.concat([tf.tanh(policy(next_observations))
-                            for policy in self.team_target_policies], axis=-1)
+    # Own action, then the others' in player order (a graph that is the same
+    # for every player; see `ReplayAgent._shared_step`).
+    next_joint = continuous_common.insert_own(
+        tf.tanh(self.target_policy(next_observations)),
+        tf.concat([tf.tanh(policy(next_observations)) for policy in
+                   self.team_target_policies if policy is not
+                   self.target_policy], axis=-1),
+        self._player, self.spec.action_size)
     next_q = self.target_critic(tf.concat([next_observations, next_joint],
                                           axis=-1))[:, 0]
     q_values = self.critic(tf.concat(
         [batch["observation"], batch["joint_action"]], axis=-1))[:, 0]
     _, others = continuous_common.split_own(
-        batch["joint_action"], self.player_id, self.spec.action_size)
+        batch["joint_action"], self._player, self.spec.action_size)
     joint = continuous_common.insert_own(
-        tf.tanh(self.policy(batch["observation"])), others, self.player_id,
+        tf.tanh(self.policy(batch["observation"])), others, self._player,
         self.spec.action_size)
     policy_q = self.critic(tf.concat([batch["observation"], joint],
                                      axis=-1))[:, 0]

@@ -225,7 +225,7 @@ class MAIAgent(continuous_common.ReplayAgent):
 
   def joint_value(self, network, observations, own, others):
     """A critic-shaped network at (s, joint action in player order): (B,)."""
-    joint = continuous_common.insert_own(own, others, self.player_id,
+    joint = continuous_common.insert_own(own, others, self._player,
                                          self.spec.action_size)
     return network(tf.concat([observations, joint], axis=-1))[:, 0]
 
@@ -273,7 +273,7 @@ class MAIAgent(continuous_common.ReplayAgent):
     trains). `batch` is a replay batch, `noise` as from `sample_noise`."""
     observations = batch["observation"]
     own, others = continuous_common.split_own(
-        batch["joint_action"], self.player_id, self.spec.action_size)
+        batch["joint_action"], self._player, self.spec.action_size)
     next_predicted, next_log_rho = self.predict_opponents(
         batch["next_observation"], noise["next_opponents"])
     next_own, next_log_pi = self.own_action(

@@ -62,18 +62,25 @@ class MASQLAgent(continuous_common.ReplayAgent):
 
   def joint_sample(self, observations, noise):
     """a^j ~ pi_j(.|s) for every player j: the joint box action (B, N d)
-    with gradients through the own sample only, and log pi_i (B,)."""
-    actions = []
-    for player, policy in enumerate(self.team_policies):
+    with gradients through the own sample only, and log pi_i (B,). Written
+    own sample first, then the others' in player order, so that the graph
+    is the same for every player (`ReplayAgent._shared_step`)."""
+    num_players, d = self.spec.num_players, self.spec.action_size
+    own_noise, other_noise = continuous_common.split_own(
+        tf.reshape(noise, (-1, num_players * d)), self._player, d)
+    mean, log_std = continuous_common.gaussian_head(self.policy(observations))
+    own, own_log_density = continuous_common.squashed_gaussian(
+        mean, log_std, own_noise)
+    others = []
+    teammates = [policy for policy in self.team_policies
+                 if policy is not self.policy]
+    for index, policy in enumerate(teammates):
       mean, log_std = continuous_common.gaussian_head(policy(observations))
-      action, log_density = continuous_common.squashed_gaussian(
-          mean, log_std, noise[:, player])
-      if player == self.player_id:
-        own_log_density = log_density
-      else:
-        action = tf.stop_gradient(action)
-      actions.append(action)
-    return tf.concat(actions, axis=-1), own_log_density
+      action, _ = continuous_common.squashed_gaussian(
+          mean, log_std, other_noise[:, index * d:(index + 1) * d])
+      others.append(tf.stop_gradient(action))
+    return (continuous_common.insert_own(own, tf.concat(others, axis=-1),
+                                         self._player, d), own_log_density)
 
   def losses(self, batch, noise, alpha):
     """The critic and policy losses of the module docstring, by name."""

@@ -13,11 +13,12 @@ warm-up) with the settings of `vsg_spiel.eval.run_mai` and reports:
     environment (reset and step, including the time-step dicts); the
     agents' compiled step (one call per agent and step: store the last
     transition, pick the next action and, after the warm-up, take the
-    gradient update), its first call, which traces and compiles with XLA,
+    gradient update; both agents call one shared graph), with the trace
+    of that graph and the process's first call (the XLA compilation)
     apart; the checkpoints; and the rest (the agents' `step` bookkeeping
     and the loop);
-  * how many times each of the agents' `tf.function`s was traced (each
-    trace of a jit-compiled function is one XLA compilation).
+  * how many times the shared step and each agent's action functions were
+    traced (each trace of the shared step is one XLA compilation).
 """
 
 import collections
@@ -62,20 +63,24 @@ class Timers:
     return timed
 
 
-def instrument(agent, timers):
-  """Times the agent's compiled step by what it does; the first call
-  (tracing, compiling) apart."""
-  calls = []
+def instrument(agent, timers, first_call):
+  """Times the agent's compiled step by what it does: getting the shared
+  step's graph (traced by the first agent, reused by the second) and the
+  process's first call (the XLA compilation) apart."""
+  concrete = []
 
-  def timed(row, observation, store, pick, learn):
+  def timed(*arguments):
+    if not concrete:
+      start = time.perf_counter()
+      concrete.append(agent._shared_step(report=False))  # pylint: disable=protected-access
+      timers.add("trace (shared step's graph)", time.perf_counter() - start)
     start = time.perf_counter()
-    if not calls:
-      calls.append(agent._step_function.get_concrete_function())  # pylint: disable=protected-access
-    result = calls[0](row, observation, store, pick, learn)
+    result = concrete[0](*arguments)
     seconds = time.perf_counter() - start
-    calls.append(None)
-    if len(calls) == 2:
-      label = "first call (trace + XLA compile)"
+    _, pick, learn = arguments[-3:]
+    if not first_call:
+      first_call.append(True)
+      label = "first call (XLA compile)"
     elif bool(learn):
       label = "store + action + update" if bool(pick) else (
           "store + update (episode ends)")
@@ -88,13 +93,11 @@ def instrument(agent, timers):
 
 
 def tracing_counts(agents):
-  """{function name: traces summed over the agents} of the agents' traced
-  functions."""
+  """{function name: traces} of the shared training step and the agents'
+  own action functions (summed over the agents)."""
   counts = collections.Counter()
-  for agent in agents:
-    for name, value in vars(agent).items():
-      if hasattr(value, "experimental_get_tracing_count"):
-        counts[name] += value.experimental_get_tracing_count()
+  for function, _ in continuous_common._SHARED_STEPS.values():  # pylint: disable=protected-access
+    counts["shared training step"] += function.experimental_get_tracing_count()
   for name in ("_deterministic_actions", "_sampled_actions"):
     counts[name] += sum(getattr(agent, name).experimental_get_tracing_count()
                         for agent in agents)
@@ -118,8 +121,9 @@ def main(argv):
   setup_seconds = time.perf_counter() - start
   environment.reset = timers.wrap("environment", environment.reset)
   environment.step = timers.wrap("environment", environment.step)
+  first_call = []
   for agent in agents:
-    instrument(agent, timers)
+    instrument(agent, timers, first_call)
   checkpoint = tf.train.Checkpoint(agents=agents)
   returns = []
   with tempfile.TemporaryDirectory() as directory:
@@ -155,7 +159,8 @@ def main(argv):
     per_call = f"{1e3 * seconds / calls:8.3f}" if calls else " " * 8
     print(f"{label:34s} {seconds:8.2f} {seconds / total:6.1%} {calls:7d} "
           f"{per_call}")
-  print("traces (XLA compilations) per tf.function, both agents: "
+  print("traces per tf.function (each trace of the shared step is one XLA "
+        "compilation): "
         + ", ".join(f"{name} {count}" for name, count
                     in tracing_counts(agents).items()))
 
