@@ -314,3 +314,46 @@ def test_a_new_game_needs_only_its_continuous_interface(name):
   np.testing.assert_allclose(step.rewards, [-20.25, 0.0, -20.25])
   final = continuous_runs.evaluate(environment, agents, samples=1)
   assert 0.0 <= final["spread"] <= 6.0
+
+
+@pytest.mark.parametrize("player", [0, 1, 2])
+def test_split_and_insert_own_columns_for_int_and_tensor_players(player):
+  """The shared training graph passes the player as a tensor: the columns
+  must be those of slicing, for an int and a tensor player alike."""
+  joint = tf.constant(np.arange(12, dtype=np.float32).reshape(2, 6))
+  begin, end = 2 * player, 2 * player + 2
+  for who in (player, tf.constant(player)):
+    own, others = continuous_common.split_own(joint, who, 2)
+    np.testing.assert_array_equal(own, joint[:, begin:end])
+    np.testing.assert_array_equal(others, np.concatenate(
+        [joint[:, :begin], joint[:, end:]], -1))
+    np.testing.assert_array_equal(
+        continuous_common.insert_own(own, others, who, 2), joint)
+
+
+@pytest.mark.parametrize("name", ["mai", *MODULES])
+def test_one_training_graph_serves_every_agent_and_run(name, monkeypatch):
+  """The training step is traced once per class, spec and settings in a
+  process and called with each agent's own variables: a run whose agents
+  use the graph another run traced has the returns it has alone (a graph
+  bound to the tracing agent's variables would train those instead)."""
+  from vsg_spiel.algorithms import mai  # pylint: disable=g-import-not-at-top
+  settings = (mai.Settings(**{
+      field.name: getattr(TINY, field.name)
+      for field in dataclasses.fields(TINY)}, importance_samples=2,
+                           importance_states=2) if name == "mai" else TINY)
+  game = pyspiel.load_game("python_vsg_differential(horizon=3)")
+  make = registry.get(name, registry.CONTINUOUS).make
+
+  def run(seed):
+    environment = continuous_common.ContinuousEnvironment(game, seed)
+    return play(environment, make(environment.spec, settings, seed), 3)
+
+  monkeypatch.setattr(continuous_common, "_SHARED_STEPS", {})
+  alone = run(1)
+  monkeypatch.setattr(continuous_common, "_SHARED_STEPS", {})
+  run(0)
+  shared = run(1)
+  (function, _), = continuous_common._SHARED_STEPS.values()  # pylint: disable=protected-access
+  assert function.experimental_get_tracing_count() == 1
+  np.testing.assert_array_equal(shared, alone)
