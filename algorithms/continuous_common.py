@@ -536,7 +536,7 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     # or while `_shared_step` traces, its int32 argument.
     self._player = self.player_id
     self._player_tensor = tf.constant(self.player_id, tf.int32)
-    self._step_state = types.SimpleNamespace(variables=None)
+    self._step_state = types.SimpleNamespace(variables=None, agent_steps={})
     self._no_row = tf.zeros((self.replay.row_size,))
     self._bools = (tf.constant(False), tf.constant(True))
     self._learning_starts = max(settings.warmup_steps, settings.batch_size)
@@ -612,20 +612,20 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     # the warm-up.
     self._steps_taken += pick
     learn = store and self._steps_taken >= self._learning_starts
-    arguments = (self._step_variables, self._player_tensor, row, observation,
-                 self._bools[store], self._bools[pick], self._bools[learn])
+    arguments = (row, observation, self._bools[store], self._bools[pick],
+                 self._bools[learn])
     if learn and self.on_losses is not None:
-      action, losses = self._shared_step(report=True)(*arguments)
+      action, losses = self._agent_step(report=True)(*arguments)
       self.on_losses(losses)
     else:
       if self._concrete_step is None:
-        self._concrete_step = self._shared_step(report=False)
+        self._concrete_step = self._agent_step(report=False)
       action = self._concrete_step(*arguments)[0]
     if time_step.last():
       self._previous_observation = None
       return rl_agent.StepOutput(action=None, probs=None)
     self._previous_observation = observation
-    return rl_agent.StepOutput(action=action[0].numpy(), probs=None)
+    return rl_agent.StepOutput(action=action.numpy()[0], probs=None)
 
   def _networks(self):
     """Every network the training step uses, each once, in an order that is
@@ -723,12 +723,30 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
     tracing[0] = self
     try:
       return function.get_concrete_function(
-          self._step_variables, self._player_tensor,
-          tf.TensorSpec((None,), tf.float32),
-          tf.TensorSpec((None, self.spec.observation_size), tf.float32),
-          *[tf.TensorSpec((), tf.bool)] * 3)
+          self._step_variables, self._player_tensor, *self._step_signature())
     finally:
       tracing[0] = None
+
+  def _agent_step(self, report):
+    """This agent's training step: a concrete function of the arguments of
+    `_store_pick_and_learn`, returning (actions, losses; {} unless
+    `report`). A small graph that calls the shared one (`_shared_step`)
+    with this agent's variables and player as captures, so that a call
+    passes five arguments, not every variable (argument matching is most
+    of a call's Python cost); tracing it takes milliseconds."""
+    if report not in self._step_state.agent_steps:
+      shared = self._shared_step(report)
+      variables, player = self._step_variables, self._player_tensor
+      self._step_state.agent_steps[report] = tf.function(
+          lambda *arguments: shared(variables, player, *arguments),
+          autograph=False).get_concrete_function(*self._step_signature())
+    return self._step_state.agent_steps[report]
+
+  def _step_signature(self):
+    """The specs of (row, observations, store, pick, learn)."""
+    return (tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None, self.spec.observation_size), tf.float32),
+            *[tf.TensorSpec((), tf.bool)] * 3)
 
   def _exploration_actions(self, observations):
     """Training actions: uniform during warm-up, then the policy's sample."""

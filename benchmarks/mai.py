@@ -72,7 +72,7 @@ def instrument(agent, timers, first_call):
   def timed(*arguments):
     if not concrete:
       start = time.perf_counter()
-      concrete.append(agent._shared_step(report=False))  # pylint: disable=protected-access
+      concrete.append(agent._agent_step(report=False))  # pylint: disable=protected-access
       timers.add("trace (shared step's graph)", time.perf_counter() - start)
     start = time.perf_counter()
     result = concrete[0](*arguments)
