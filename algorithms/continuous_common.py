@@ -66,9 +66,10 @@ class Settings:
       stays; 0 keeps the initial one.
     exploration_noise: MADDPG, DDPG: standard deviation of the Gaussian noise
       added to the deterministic box action while training.
-    jit_compile: compile each agent's update and action selection with XLA:
-      faster steps, at a few seconds of compilation per agent on its first
-      update (the tests turn it off).
+    jit_compile: compile the training step (action selection and update)
+      with XLA: faster steps, at seconds of compilation on the first step,
+      once per process for each agent class, spec and settings (the agents
+      share the compiled step; the tests turn it off).
 
   The defaults are the differential game's; each game's continuous
   interface overrides a few (its `agent_settings`), with the reasons.
@@ -486,7 +487,9 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
   observation, done), picks the next action (uniform in the box during the
   `warmup_steps`, then the policy's sample), then takes `updates_per_step`
   gradient updates once the warm-up is over; one call of one graph function
-  does all three (the insertion in place, then one XLA computation). It
+  does all three (the insertion in place, then one XLA computation), and
+  every agent of the same class, spec and settings in the process shares
+  that graph and its compilation (`_shared_step`). It
   returns a `StepOutput` whose action is a box action of shape
   (action_size,) (None at the last step; probs is always None, the action
   space being continuous). With `is_evaluation=True` it stores and learns
