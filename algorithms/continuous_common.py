@@ -34,7 +34,8 @@ CHECKPOINT_FORMAT = 2
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
 # (agent class, spec, settings, report) -> (the shared training step's
-# tf.function, [the agent tracing it]); see `ReplayAgent._shared_step`.
+# tf.function, [the agent tracing it], the variables it was traced with);
+# see `ReplayAgent._shared_step`.
 _SHARED_STEPS = {}
 
 
@@ -721,8 +722,12 @@ class ReplayAgent(rl_agent.AbstractAgent, tf.Module):
         return actions, (losses if report else {})
 
       tracing = [None]
-      _SHARED_STEPS[key] = (tf.function(step, autograph=False), tracing)
-    function, tracing = _SHARED_STEPS[key]
+      # The traced graph refers weakly to the variables it was traced with
+      # (this agent's) and cannot be called once they are deleted: the
+      # entry keeps them.
+      _SHARED_STEPS[key] = (tf.function(step, autograph=False), tracing,
+                            self._step_variables)
+    function, tracing, _ = _SHARED_STEPS[key]
     tracing[0] = self
     try:
       return function.get_concrete_function(

@@ -96,7 +96,7 @@ def tracing_counts(agents):
   """{function name: traces} of the shared training step and the agents'
   own action functions (summed over the agents)."""
   counts = collections.Counter()
-  for function, _ in continuous_common._SHARED_STEPS.values():  # pylint: disable=protected-access
+  for function, *_ in continuous_common._SHARED_STEPS.values():  # pylint: disable=protected-access
     counts["shared training step"] += function.experimental_get_tracing_count()
   for name in ("_deterministic_actions", "_sampled_actions"):
     counts[name] += sum(getattr(agent, name).experimental_get_tracing_count()

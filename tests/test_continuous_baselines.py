@@ -1,6 +1,7 @@
 """The paper's baselines: MASQL, MADDPG and independent DDPG."""
 
 import dataclasses
+import gc
 
 import numpy as np
 import pyspiel
@@ -336,7 +337,8 @@ def test_one_training_graph_serves_every_agent_and_run(name, monkeypatch):
   """The training step is traced once per class, spec and settings in a
   process and called with each agent's own variables: a run whose agents
   use the graph another run traced has the returns it has alone (a graph
-  bound to the tracing agent's variables would train those instead)."""
+  bound to the tracing agent's variables would train those instead), also
+  once the tracing run's agents are deleted."""
   from vsg_spiel.algorithms import mai  # pylint: disable=g-import-not-at-top
   settings = (mai.Settings(**{
       field.name: getattr(TINY, field.name)
@@ -353,7 +355,8 @@ def test_one_training_graph_serves_every_agent_and_run(name, monkeypatch):
   alone = run(1)
   monkeypatch.setattr(continuous_common, "_SHARED_STEPS", {})
   run(0)
+  gc.collect()  # The tracing run's agents are gone; their graph must work.
   shared = run(1)
-  (function, _), = continuous_common._SHARED_STEPS.values()  # pylint: disable=protected-access
+  (function, *_), = continuous_common._SHARED_STEPS.values()  # pylint: disable=protected-access
   assert function.experimental_get_tracing_count() == 1
   np.testing.assert_array_equal(shared, alone)
