@@ -76,8 +76,9 @@ _BYTES_PER_ENTRY = 160
 PROBABILITY_TOLERANCE = 1e-9
 # MarkovGame.transition_tensor: dense P up to this many entries (32 MiB).
 DENSE_TRANSITION_ENTRIES = 2**22
-# MarkovGame.value_tensor: built up to this many transition entries (2 MiB),
-# where the evaluation is dominated by per-call overhead.
+# MarkovGame.value_tensor: built up to this many (padded) transition entries
+# (2 MiB), where the evaluation is dominated by per-call overhead; the
+# stationary evaluation of such games is compiled (`stationary_kernel`).
 SMALL_VALUE_TENSOR_ENTRIES = 2**18
 _MARKOV_TOLERANCE = 1e-12
 # The Markov check of observation keys (`_Enumerator._check_markov`): other

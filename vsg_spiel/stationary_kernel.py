@@ -1,0 +1,169 @@
+"""Compiled evaluation of small stationary games: the MDPs a profile leaves
+each player, and their exact best responses by policy iteration.
+
+The same math as the numpy path of `exploitability` (`_stationary_mdps`,
+`_policy_iteration`; see its module docstring and `docs/design.md`, the
+discounted evaluation), compiled with numba for the games whose
+`MarkovGame.value_tensor` exists: there a NashConv call of the numpy path is
+about 60 numpy calls of interpreter overhead (a few hundred microseconds
+whatever the size), which this removes. The linear solves are LAPACK's LU
+(`np.linalg.solve`), as on the numpy path. `tests/test_stationary.py`
+checks that both paths give the same numbers to 1e-12.
+
+Shapes: N players, S states, A = max_i A_i actions (padded), T = S + N.
+"""
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def profile_values(stacked, combined, discount):
+  """V_i^pi(s) of every player: (S, N), solving (I - gamma P_pi) V = r_pi
+  with P_pi and r_pi averaged over the joint actions.
+
+  Args: as `own_action_mdps`.
+  """
+  num_players, num_states, num_actions = stacked.shape
+  num_joint, width = combined.shape[1], combined.shape[2]
+  system = np.eye(num_states)
+  stage = np.zeros((num_states, num_players))
+  for state in range(num_states):
+    for joint in range(num_joint):
+      weight = 1.0
+      rest = joint
+      for player in range(num_players - 1, -1, -1):
+        weight *= stacked[player, state, rest % num_actions]
+        rest //= num_actions
+      if weight != 0.0:
+        for column in range(num_states):
+          system[state, column] -= discount * weight * combined[state, joint,
+                                                                column]
+        for column in range(num_states, width):
+          stage[state, column - num_states] += weight * combined[state, joint,
+                                                                 column]
+  return np.linalg.solve(system, stage)
+
+
+@numba.njit(cache=True)
+def own_action_mdps(stacked, combined, legal, discount):
+  """Each player's MDP against the others' policies, and the profile's values.
+
+  Args:
+    stacked: (N, S, A) policies, zero at padded actions.
+    combined: (S, A^N, T) `MarkovGame.value_tensor`: per state and joint
+      action (row-major), P(. | s, a) then every player's reward.
+    legal: (N, S, A) bool, False at padded actions.
+    discount: gamma in [0, 1).
+
+  Returns:
+    (values, rewards, transitions): values (N, S) V_i^pi
+    (`profile_values`); rewards (N, S, A) player i's expected reward of each
+    own action against the others' policies, -inf at illegal and padded
+    actions; transitions (N, S, A, S), zero rows at padded actions.
+  """
+  num_players, num_states, num_actions = stacked.shape
+  num_joint, width = combined.shape[1], combined.shape[2]
+  own = np.zeros((num_players, num_states, num_actions, width))
+  digits = np.empty(num_players, np.int64)
+  for state in range(num_states):
+    for joint in range(num_joint):
+      rest = joint
+      for player in range(num_players - 1, -1, -1):
+        digits[player] = rest % num_actions
+        rest //= num_actions
+      for player in range(num_players):
+        weight = 1.0
+        for other in range(num_players):
+          if other != player:
+            weight *= stacked[other, state, digits[other]]
+        if weight != 0.0:
+          row = own[player, state, digits[player]]
+          for column in range(width):
+            row[column] += weight * combined[state, joint, column]
+  values = profile_values(stacked, combined, discount).T.copy()
+  rewards = np.empty((num_players, num_states, num_actions))
+  for player in range(num_players):
+    for state in range(num_states):
+      for action in range(num_actions):
+        rewards[player, state, action] = (
+            own[player, state, action, num_states + player]
+            if legal[player, state, action] else -np.inf)
+  return values, rewards, np.ascontiguousarray(own[..., :num_states])
+
+
+@numba.njit(cache=True)
+def _action_values(rewards, transitions, discount, values, out):
+  """out[s, a] = r(s, a) + gamma sum_s' P(s' | s, a) V(s') of one MDP."""
+  num_states, num_actions = rewards.shape
+  for state in range(num_states):
+    for action in range(num_actions):
+      continuation = 0.0
+      for column in range(num_states):
+        continuation += transitions[state, action, column] * values[column]
+      out[state, action] = rewards[state, action] + discount * continuation
+
+
+@numba.njit(cache=True)
+def policy_iteration(rewards, transitions, values, discount, tolerance,
+                     max_iterations):
+  """Optimal values of N MDPs started from the values of any policy, as
+  `exploitability._policy_iteration`: the first step greedy at every state,
+  then a state's action changes only where it improves the value by more
+  than tolerance x max(1, max |V|), and the MDP stops when none does.
+
+  Args:
+    rewards: (N, S, A), -inf at illegal actions.
+    transitions: (N, S, A, S).
+    values: (N, S) the starting policy's values.
+    discount: gamma in [0, 1).
+    tolerance: the relative Bellman residual at which to stop.
+    max_iterations: improvement rounds per MDP before giving up.
+
+  Returns:
+    (best, actions, converged): best (N, S) values, actions (N, S) one
+    greedy action per state, converged False if an MDP still improved after
+    `max_iterations` rounds.
+  """
+  num_mdps, num_states, num_actions = rewards.shape
+  best = values.copy()
+  actions = np.zeros((num_mdps, num_states), np.int64)
+  action_values = np.empty((num_states, num_actions))
+  current = np.empty(num_states)
+  for mdp in range(num_mdps):
+    own_values = best[mdp]
+    chosen = actions[mdp]
+    current[:] = own_values
+    stopped = False
+    for iteration in range(max_iterations):
+      _action_values(rewards[mdp], transitions[mdp], discount, own_values,
+                     action_values)
+      if iteration > 0:
+        for state in range(num_states):
+          current[state] = action_values[state, chosen[state]]
+      largest = 1.0
+      for state in range(num_states):
+        largest = max(largest, abs(own_values[state]))
+      threshold = tolerance * largest
+      improved = False
+      for state in range(num_states):
+        greedy = np.argmax(action_values[state])
+        if action_values[state, greedy] - current[state] > threshold:
+          chosen[state] = greedy
+          improved = True
+        elif iteration == 0:
+          chosen[state] = greedy
+      if not improved:
+        stopped = True
+        break
+      system = np.eye(num_states)
+      stage = np.empty(num_states)
+      for state in range(num_states):
+        row = transitions[mdp, state, chosen[state]]
+        for column in range(num_states):
+          system[state, column] -= discount * row[column]
+        stage[state] = rewards[mdp, state, chosen[state]]
+      own_values[:] = np.linalg.solve(system, stage)
+    if not stopped:
+      return best, actions, False
+  return best, actions, True
