@@ -18,6 +18,17 @@ import numpy as np
 
 
 @numba.njit(cache=True)
+def _next_joint_action(digits, num_actions):
+  """Advances the joint action `digits` (each in 0..num_actions-1) to the
+  next one in row-major order (the last player's action fastest)."""
+  for player in range(len(digits) - 1, -1, -1):
+    digits[player] += 1
+    if digits[player] < num_actions:
+      return
+    digits[player] = 0
+
+
+@numba.njit(cache=True)
 def profile_values(stacked, combined, discount):
   """V_i^pi(s) of every player: (S, N), solving (I - gamma P_pi) V = r_pi
   with P_pi and r_pi averaged over the joint actions.
@@ -28,13 +39,14 @@ def profile_values(stacked, combined, discount):
   num_joint, width = combined.shape[1], combined.shape[2]
   system = np.eye(num_states)
   stage = np.zeros((num_states, num_players))
+  digits = np.empty(num_players, np.int64)
   for state in range(num_states):
+    digits[:] = 0
     for joint in range(num_joint):
       weight = 1.0
-      rest = joint
-      for player in range(num_players - 1, -1, -1):
-        weight *= stacked[player, state, rest % num_actions]
-        rest //= num_actions
+      for player in range(num_players):
+        weight *= stacked[player, state, digits[player]]
+      _next_joint_action(digits, num_actions)
       if weight != 0.0:
         for column in range(num_states):
           system[state, column] -= discount * weight * combined[state, joint,
@@ -66,21 +78,25 @@ def own_action_mdps(stacked, combined, legal, discount):
   num_joint, width = combined.shape[1], combined.shape[2]
   own = np.zeros((num_players, num_states, num_actions, width))
   digits = np.empty(num_players, np.int64)
+  before = np.empty(num_players + 1)  # prod_{j < i} pi_j(a_j | s)
+  after = np.empty(num_players + 1)  # prod_{j >= i} pi_j(a_j | s)
   for state in range(num_states):
+    digits[:] = 0
     for joint in range(num_joint):
-      rest = joint
-      for player in range(num_players - 1, -1, -1):
-        digits[player] = rest % num_actions
-        rest //= num_actions
+      before[0] = after[num_players] = 1.0
       for player in range(num_players):
-        weight = 1.0
-        for other in range(num_players):
-          if other != player:
-            weight *= stacked[other, state, digits[other]]
+        before[player + 1] = before[player] * stacked[player, state,
+                                                      digits[player]]
+        back = num_players - 1 - player
+        after[back] = after[back + 1] * stacked[back, state, digits[back]]
+      for player in range(num_players):
+        weight = before[player] * after[player + 1]
         if weight != 0.0:
-          row = own[player, state, digits[player]]
+          action = digits[player]
           for column in range(width):
-            row[column] += weight * combined[state, joint, column]
+            own[player, state, action, column] += weight * combined[
+                state, joint, column]
+      _next_joint_action(digits, num_actions)
   values = profile_values(stacked, combined, discount).T.copy()
   rewards = np.empty((num_players, num_states, num_actions))
   for player in range(num_players):
