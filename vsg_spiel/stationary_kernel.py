@@ -3,18 +3,57 @@ each player, and their exact best responses by policy iteration.
 
 The same math as the numpy path of `exploitability` (`_stationary_mdps`,
 `_policy_iteration`; see its module docstring and `docs/design.md`, the
-discounted evaluation), compiled with numba for the games whose
-`MarkovGame.value_tensor` exists: there a NashConv call of the numpy path is
-about 60 numpy calls of interpreter overhead (a few hundred microseconds
-whatever the size), which this removes. The linear solves are LAPACK's LU
-(`np.linalg.solve`), as on the numpy path. `tests/test_stationary.py`
-checks that both paths give the same numbers to 1e-12.
+discounted evaluation), compiled with numba for the games that have a
+`MarkovGame.value_tensor` and at most 64 states
+(`exploitability._COMPILED_STATES`): there a NashConv call of the numpy
+path is about 60 numpy calls of interpreter overhead (a few hundred
+microseconds whatever the size), which this removes. The linear solves
+are LU with partial pivoting as LAPACK's unblocked getf2 (`_solve`: written
+out, as numba's `np.linalg.solve` alone takes some 15 s of CPU to compile;
+the kernels keep to loops over scalars, which compile fastest: about 7 s of
+CPU in all, once, into numba's cache). `tests/test_stationary.py` checks that both paths give
+the same numbers to 1e-12.
 
 Shapes: N players, S states, A = max_i A_i actions (padded), T = S + N.
 """
 
 import numba
 import numpy as np
+
+
+@numba.njit(cache=True)
+def _solve(system, right):
+  """Overwrites `right` (S, K) with system^-1 right by LU with partial
+  pivoting (`system` (S, S) overwritten). Here system = I - gamma P with
+  gamma < 1 and P's rows summing to 1: strictly diagonally dominant, so no
+  pivot is 0."""
+  size, columns = right.shape
+  for pivot_row in range(size):
+    best = pivot_row
+    for row in range(pivot_row + 1, size):
+      if abs(system[row, pivot_row]) > abs(system[best, pivot_row]):
+        best = row
+    if best != pivot_row:
+      for column in range(size):
+        system[pivot_row, column], system[best, column] = (
+            system[best, column], system[pivot_row, column])
+      for column in range(columns):
+        right[pivot_row, column], right[best, column] = (
+            right[best, column], right[pivot_row, column])
+    inverse = 1.0 / system[pivot_row, pivot_row]
+    for row in range(pivot_row + 1, size):
+      factor = system[row, pivot_row] * inverse
+      if factor != 0.0:
+        for column in range(pivot_row + 1, size):
+          system[row, column] -= factor * system[pivot_row, column]
+        for column in range(columns):
+          right[row, column] -= factor * right[pivot_row, column]
+  for row in range(size - 1, -1, -1):
+    for column in range(columns):
+      total = right[row, column]
+      for other in range(row + 1, size):
+        total -= system[row, other] * right[other, column]
+      right[row, column] = total / system[row, row]
 
 
 @numba.njit(cache=True)
@@ -37,11 +76,14 @@ def profile_values(stacked, combined, discount):
   """
   num_players, num_states, num_actions = stacked.shape
   num_joint, width = combined.shape[1], combined.shape[2]
-  system = np.eye(num_states)
+  system = np.zeros((num_states, num_states))
+  for state in range(num_states):
+    system[state, state] = 1.0
   stage = np.zeros((num_states, num_players))
   digits = np.empty(num_players, np.int64)
   for state in range(num_states):
-    digits[:] = 0
+    for player in range(num_players):
+      digits[player] = 0
     for joint in range(num_joint):
       weight = 1.0
       for player in range(num_players):
@@ -54,7 +96,8 @@ def profile_values(stacked, combined, discount):
         for column in range(num_states, width):
           stage[state, column - num_states] += weight * combined[state, joint,
                                                                  column]
-  return np.linalg.solve(system, stage)
+  _solve(system, stage)
+  return stage
 
 
 @numba.njit(cache=True)
@@ -75,13 +118,15 @@ def own_action_mdps(stacked, combined, legal, discount):
     actions; transitions (N, S, A, S), zero rows at padded actions.
   """
   num_players, num_states, num_actions = stacked.shape
-  num_joint, width = combined.shape[1], combined.shape[2]
-  own = np.zeros((num_players, num_states, num_actions, width))
+  num_joint = combined.shape[1]
+  rewards = np.zeros((num_players, num_states, num_actions))
+  transitions = np.zeros((num_players, num_states, num_actions, num_states))
   digits = np.empty(num_players, np.int64)
   before = np.empty(num_players + 1)  # prod_{j < i} pi_j(a_j | s)
   after = np.empty(num_players + 1)  # prod_{j >= i} pi_j(a_j | s)
   for state in range(num_states):
-    digits[:] = 0
+    for player in range(num_players):
+      digits[player] = 0
     for joint in range(num_joint):
       before[0] = after[num_players] = 1.0
       for player in range(num_players):
@@ -93,19 +138,23 @@ def own_action_mdps(stacked, combined, legal, discount):
         weight = before[player] * after[player + 1]
         if weight != 0.0:
           action = digits[player]
-          for column in range(width):
-            own[player, state, action, column] += weight * combined[
+          for column in range(num_states):
+            transitions[player, state, action, column] += weight * combined[
                 state, joint, column]
+          rewards[player, state, action] += weight * combined[
+              state, joint, num_states + player]
       _next_joint_action(digits, num_actions)
-  values = profile_values(stacked, combined, discount).T.copy()
-  rewards = np.empty((num_players, num_states, num_actions))
   for player in range(num_players):
     for state in range(num_states):
       for action in range(num_actions):
-        rewards[player, state, action] = (
-            own[player, state, action, num_states + player]
-            if legal[player, state, action] else -np.inf)
-  return values, rewards, np.ascontiguousarray(own[..., :num_states])
+        if not legal[player, state, action]:
+          rewards[player, state, action] = -np.inf
+  by_state = profile_values(stacked, combined, discount)
+  values = np.empty((num_players, num_states))
+  for player in range(num_players):
+    for state in range(num_states):
+      values[player, state] = by_state[state, player]
+  return values, rewards, transitions
 
 
 @numba.njit(cache=True)
@@ -149,7 +198,8 @@ def policy_iteration(rewards, transitions, values, discount, tolerance,
   for mdp in range(num_mdps):
     own_values = best[mdp]
     chosen = actions[mdp]
-    current[:] = own_values
+    for state in range(num_states):
+      current[state] = own_values[state]
     stopped = False
     for iteration in range(max_iterations):
       _action_values(rewards[mdp], transitions[mdp], discount, own_values,
@@ -163,7 +213,10 @@ def policy_iteration(rewards, transitions, values, discount, tolerance,
       threshold = tolerance * largest
       improved = False
       for state in range(num_states):
-        greedy = np.argmax(action_values[state])
+        greedy = 0  # the first best action, as np.argmax
+        for action in range(1, num_actions):
+          if action_values[state, action] > action_values[state, greedy]:
+            greedy = action
         if action_values[state, greedy] - current[state] > threshold:
           chosen[state] = greedy
           improved = True
@@ -172,14 +225,18 @@ def policy_iteration(rewards, transitions, values, discount, tolerance,
       if not improved:
         stopped = True
         break
-      system = np.eye(num_states)
-      stage = np.empty(num_states)
+      system = np.empty((num_states, num_states))
+      stage = np.empty((num_states, 1))
       for state in range(num_states):
-        row = transitions[mdp, state, chosen[state]]
+        action = chosen[state]
         for column in range(num_states):
-          system[state, column] -= discount * row[column]
-        stage[state] = rewards[mdp, state, chosen[state]]
-      own_values[:] = np.linalg.solve(system, stage)
+          system[state, column] = -discount * transitions[mdp, state, action,
+                                                          column]
+        system[state, state] += 1.0
+        stage[state, 0] = rewards[mdp, state, action]
+      _solve(system, stage)
+      for state in range(num_states):
+        own_values[state] = stage[state, 0]
     if not stopped:
       return best, actions, False
   return best, actions, True
