@@ -11,8 +11,8 @@ microseconds whatever the size), which this removes. The linear solves
 are LU with partial pivoting as LAPACK's unblocked getf2 (`_solve`: written
 out, as numba's `np.linalg.solve` alone takes some 15 s of CPU to compile;
 the kernels keep to loops over scalars, which compile fastest: about 7 s of
-CPU in all, once, into numba's cache). `tests/test_stationary.py` checks that both paths give
-the same numbers to 1e-12.
+CPU in all, once, into numba's cache). `tests/test_stationary.py` checks
+that both paths give the same numbers to 1e-12.
 
 Shapes: N players, S states, A = max_i A_i actions (padded), T = S + N.
 """
