@@ -210,6 +210,8 @@ class _Edges:
   policy_entries: np.ndarray  # their entries of the flattened policy table
   decision_positions: np.ndarray  # positions of the decision nodes
   decision_rows: np.ndarray  # and their rows
+  decision_children: np.ndarray  # (d, num_actions) node ids, or num_nodes
+  legal: np.ndarray  # (d, num_actions) their legal actions
 
   def transition_matrix(self, policy_table: np.ndarray) -> np.ndarray:
     """M of `policy_table` (num_rows, num_actions), shape (n, n)."""
@@ -270,7 +272,10 @@ def _edges(layers, root_ids, num_nodes) -> _Edges:
       decisions=np.arange(num_decisions),
       policy_entries=np.concatenate(entries),
       decision_positions=position[decision_ids],
-      decision_rows=np.concatenate([layer.decision_rows for layer in layers]))
+      decision_rows=np.concatenate([layer.decision_rows for layer in layers]),
+      decision_children=np.concatenate(
+          [layer.decision_children for layer in layers]),
+      legal=np.concatenate([layer.legal for layer in layers]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,6 +382,10 @@ class MeanFieldEngine:
     shared_registration: whether rewards are refreshed through
       `SharedDistribution` lists rather than by replaying the game.
   """
+
+  # The structure of the last `best_response_value` by policy iteration and
+  # the best response's action at each of its `_Edges` decision nodes.
+  _best_response_choice = (None, None)
 
   def __init__(self, game):
     check_mean_field_game(game)
@@ -976,10 +985,43 @@ class MeanFieldEngine:
         lambda layer, q: (policy[layer.decision_rows] * q).sum(axis=1))
 
   def best_response_value(self, mean_field: MeanField) -> np.ndarray:
-    """Best-response values against the mean field's flow (BestResponse)."""
-    return self.backward(
-        mean_field,
-        lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
+    """Best-response values against the mean field's flow (BestResponse).
+
+    Backward induction with a max at decision nodes; on small structures
+    (`_Edges`) policy iteration instead: the value of a pure policy is one
+    triangular solve, and the policy switches to the greedy action wherever
+    that gains more than 1e-12 (relative), starting from the last call's
+    best response on the structure. On a graph of depth D it stops within D
+    + 1 solves (each solve makes one more layer, from the last, greedy),
+    usually after one when the best response has not changed; the values
+    then solve the Bellman optimality equations up to 1e-12 per decision
+    step.
+    """
+    edges = mean_field.structure.edges
+    if edges is None:
+      return self.backward(
+          mean_field,
+          lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
+    cached = self._best_response_choice
+    choice = (cached[1] if cached[0] is mean_field.structure else
+              np.argmax(edges.legal, axis=1))
+    table = np.zeros((self.num_rows, self.num_actions))
+    values = np.zeros(len(mean_field.rewards))
+    decisions = np.arange(len(choice))
+    for _ in range(len(mean_field.structure.layers) + 1):
+      table[edges.decision_rows] = 0.0
+      table[edges.decision_rows, choice] = 1.0
+      values[edges.nodes] = edges.policy_value(table, mean_field.rewards)
+      q_values = np.where(edges.legal, values[edges.decision_children],
+                          -np.inf)
+      best = q_values.max(axis=1)
+      gain = best - q_values[decisions, choice]
+      improve = gain > 1e-12 * (1.0 + np.abs(best))
+      if not improve.any():
+        self._best_response_choice = (mean_field.structure, choice)
+        return values
+      choice = np.where(improve, q_values.argmax(axis=1), choice)
+    raise AssertionError("policy iteration did not stop within the depth")
 
   def nash_conv(self, mean_field: MeanField) -> float:
     """NashConv: sum over initial states of best response minus policy value."""
