@@ -177,11 +177,15 @@ def _value_at_seconds(run, seconds):
   return earlier[-1]["exploitability"] if earlier else None
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=None)
 def game_and_engine(game_name: str):
   """(game, its `MeanFieldEngine`, the seconds the engine took to build),
   built once per process: the report's cells of one game (one per
-  algorithm, and the temperature sweep) share them in a worker. The engine
+  algorithm, and the temperature sweep, which runs after every game's
+  algorithms) share them in a worker. Every game's engine is kept (a few MB
+  each for the default games): the engines of the larger Python games take
+  20-35 s to build, and a cache of the last two games rebuilt them for
+  their sweeps. The engine
   holds the game's structure, not an algorithm's state, so sharing leaves
   every result as it was; MF-BQL's time still includes the build, as
   measured when it was built."""
