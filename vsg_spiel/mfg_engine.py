@@ -185,7 +185,7 @@ class _Replay:
   fixed_rewards: np.ndarray  # (num_nodes + 1,) their rewards, 0 elsewhere
   # (parent positions, actions or support groups, strings or None: a child
   # step when None).
-  ops: tuple[tuple[list[int], list[int], Optional[list[str]]], ...]
+  ops: tuple[tuple[list[int], list[int], list[str] | None], ...]
   reward_items: list[tuple[int, int]]  # (position, population), non-chance
   reward_nodes: np.ndarray  # their nodes
 
@@ -291,7 +291,7 @@ class _Structure:
   dfs_rank: np.ndarray
   # The tree of those first visits, as game calls (None: rewards are not
   # read from OpenSpiel states).
-  replay: Optional[_Replay]
+  replay: _Replay | None
   # Mean-field nodes grouped by identical distribution support:
   # (support node ids, mean-field node ids) pairs.
   support_groups: tuple[tuple[np.ndarray, np.ndarray], ...]
