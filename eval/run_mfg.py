@@ -152,8 +152,9 @@ def openspiel_nash_conv(game, engine: mfg_engine.MeanFieldEngine,
   """OpenSpiel's `NashConv(game, policy).nash_conv()`, computed once per
   game and policy table in a process.
 
-  OpenSpiel's walk costs 20-30 s on the larger Python games (it is the
-  parity check at every final iterate, outside the budget), and the report's
+  OpenSpiel's walk costs seconds on the larger Python games (3.4 s of CPU
+  on python_mfg_predator_prey; 20-60 s of wall time in a report run on a
+  loaded machine), outside the budget, and the report's
   cells of a game often end at the same policy: on those games no solver
   gets past its constructor within the default budget, and all of them
   start from the uniform policy. The policy is read at every row of the
@@ -184,8 +185,9 @@ def game_and_engine(game_name: str):
   algorithm, and the temperature sweep, which runs after every game's
   algorithms) share them in a worker. Every game's engine is kept (a few MB
   each for the default games): the engines of the larger Python games take
-  20-35 s to build, and a cache of the last two games rebuilt them for
-  their sweeps. The engine
+  seconds to build (2.7 s of CPU for python_mfg_predator_prey; 20-60 s of
+  wall time in a report run on a loaded machine), and a cache of the last
+  two games rebuilt them for their sweeps. The engine
   holds the game's structure, not an algorithm's state, so sharing leaves
   every result as it was; MF-BQL's time still includes the build, as
   measured when it was built."""
