@@ -1188,6 +1188,8 @@ class _Tracer:
       norm = float(np.abs(h).max())
       if norm <= settings.tolerance * (1.0 + target):
         break
+      if not math.isfinite(norm):  # diverged (NaN passes no test below)
+        break
       if jac is None and norm > 0.1 * last:
         jac = system(v)[1]
         self.newton_iterations += 1
