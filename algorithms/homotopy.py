@@ -92,7 +92,9 @@ once (tens of seconds; `benchmarks/qre.py` prints both).
 """
 
 import collections
+import collections.abc
 import dataclasses
+import functools
 import itertools
 import math
 import time
@@ -252,14 +254,20 @@ class HomotopyResult:
   """How the trace ended."""
   definition: str
   """"soft" or "markov_logit"."""
-  branch: list
-  """The `BranchPoint`s visited, from alpha = inf."""
+  branch_points: collections.abc.Callable = dataclasses.field(repr=False)
+  """Makes `branch` (once, at its first use: most callers need only the
+  end point)."""
   steps: int
   """Accepted predictor-corrector steps."""
   newton_iterations: int
   """Evaluations of the equations (each Jacobian counts once)."""
   seconds: float
   """Wall time of `solve`."""
+
+  @functools.cached_property
+  def branch(self):
+    """The `BranchPoint`s visited, from alpha = inf (a list)."""
+    return self.branch_points()
 
   @property
   def lam(self):
@@ -357,7 +365,7 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
       mgame=mgame, profile=profile, temperature=alpha, residual=residual,
       nash_conv=float(np.sum(gains)), max_regret=float(np.max(gains)),
       converged=converged, message=message, definition=definition,
-      branch=tracer.branch_points(), steps=tracer.steps,
+      branch_points=tracer.branch_points, steps=tracer.steps,
       newton_iterations=tracer.newton_iterations,
       seconds=time.perf_counter() - start_time)
 
