@@ -204,6 +204,10 @@ class Settings:
     for name in ("max_corrector_iterations", "max_steps"):
       setattr(self, name, parameters.check_integer(
           f"Settings.{name}", getattr(self, name), 1))
+    # The fields `homotopy_kernel.trace` takes, as its float array (`solve`
+    # re-checks, and so refreshes, any settings it is given).
+    self.kernel_values = np.array([float(getattr(self, name))
+                                   for name in homotopy_kernel.SETTINGS])
 
 
 # Validated once; the tracer never assigns to its settings.
@@ -319,8 +323,10 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
     when the trace stopped before its goal, and then the result holds the
     last point reached. Its `seconds` is the whole call after the game's
     `MarkovGame` is had: building the equations (the payoff tensors of a
-    normal-form game), the trace, the landing and the certificate
-    (`residual`, `nash_conv`); `benchmarks/qre.py` times the same.
+    normal-form game; only at the first solve of a `MarkovGame`, they are
+    kept for the most recently used ones), the trace, the landing and the
+    certificate (`residual`, `nash_conv`); `benchmarks/qre.py` times the
+    same.
 
   Raises:
     ValueError: bad arguments (before any work), or a game the core rejects.
@@ -345,8 +351,9 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
                      f"{type(settings).__name__}")
   mgame = core.markov_game(game)
   start_time = time.perf_counter()
-  # Built anew (not `_equations`): the time of a solve includes its set-up.
-  equations = _Equations(mgame, definition)
+  # The equations depend on the game only: built at the first solve of a
+  # `MarkovGame` and kept for the most recently used ones.
+  equations = _equations(mgame, definition)
   target = None if temperature is None else equations.scale / temperature
   if equations.one_shot and not settings.polish_below:
     tracer = _KernelTrace(equations, settings)
@@ -549,6 +556,7 @@ class _Equations:
       # The products of the numpy evaluation, built at its first use
       # (`_one_shot_products`; the compiled trace does not use them).
       self._player_rows = None
+      self._profile_payoffs = None  # built at the first compiled trace
       return
     self.transitions = sparse.csr_matrix(mgame.transitions)
     self.index = []  # per player (S, A_i): the variable k, or -1
@@ -821,11 +829,13 @@ class _Equations:
     """A one-shot game with one state as (payoffs (N, P), actions (P, N)):
     the scaled payoffs of its P pure profiles over legal actions and the
     variable of each player's action in each (`homotopy_kernel`)."""
-    counts = [len(positions) for positions in self.positions]
-    payoffs = np.stack([tensor.ravel() for tensor in self._tensors])
-    actions = (np.indices(counts).reshape(self.num_players, -1).T +
-               self.group_starts)
-    return payoffs, np.ascontiguousarray(actions)
+    if self._profile_payoffs is None:
+      counts = [len(positions) for positions in self.positions]
+      payoffs = np.stack([tensor.ravel() for tensor in self._tensors])
+      actions = (np.indices(counts).reshape(self.num_players, -1).T +
+                 self.group_starts)
+      self._profile_payoffs = payoffs, np.ascontiguousarray(actions)
+    return self._profile_payoffs
 
   def one_shot_gains(self, pi):
     """Per player the deviation gain (payoff units) at the flat normalised
@@ -986,8 +996,7 @@ class _KernelTrace:
     self._game = equations.profile_payoffs() + (
         equations.group_starts_with_end,)
     kernel = homotopy_kernel
-    values = np.array([float(getattr(settings, name))
-                       for name in kernel.SETTINGS])
+    values = settings.kernel_values
     u, status, self.steps, self.newton_iterations, step, self.points = (
         kernel.trace(*self._game, math.nan if target_lam is None else
                      target_lam, math.nan if maxregret is None else maxregret,
