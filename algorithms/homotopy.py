@@ -80,11 +80,12 @@ q = lambda u, u = C pi / (N - 1) and dq/dy = lambda C diag(pi). With two
 players C = [[0, R_1], [R_2^T, 0]] is fixed; with three it is one product
 of a fixed stacked matrix of the payoff tensors with pi; with more, it is
 built by matrix-vector products per pair of players. All per-game tensors
-are built once per `solve`, before the trace (and kept for the most recently
-used games by `fixed_point_residual`). `solve` runs this trace of a
-normal-form game compiled (`homotopy_kernel`, numba: the same equations,
-steps, corrector and stopping rules, without numpy's per-call overhead,
-which dominated on games of a few actions), except with
+are built before the trace, at the first `solve` (or
+`fixed_point_residual`) of a `MarkovGame`, and kept for the most recently
+used games. `solve` runs this trace of a normal-form game compiled
+(`homotopy_kernel`, numba: the same equations, steps, corrector and stopping
+rules, without numpy's per-call overhead, which dominated on games of a few
+actions), except with
 `Settings.polish_below` > 0; the numpy tracer stays the reference it is
 tested against and traces every other game. The first compiled solve in a
 process loads the compiled code from numba's disk cache, or compiles it

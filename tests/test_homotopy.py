@@ -274,6 +274,28 @@ def test_one_shot_definitions_coincide():
     np.testing.assert_allclose(a, b, atol=1e-14)
 
 
+def test_a_games_kept_equations_give_the_same_result():
+  # `solve` keeps a MarkovGame's equations after its first solve: a second
+  # solve of the same object and a solve of a fresh copy of the game agree,
+  # and the lazily built branch matches the recorded steps.
+  rng = np.random.default_rng(7)
+  tables = [rng.integers(0, 10, size=(3, 3, 3)).astype(float)
+            for _ in range(3)]
+  mgame = core.markov_game(pyspiel.create_tensor_game(tables))
+  first = homotopy.solve(mgame, temperature=0.2)
+  again = homotopy.solve(mgame, temperature=0.2)
+  fresh = homotopy.solve(pyspiel.create_tensor_game(tables), temperature=0.2)
+  for result in (again, fresh):
+    assert (result.steps, result.newton_iterations) == (
+        first.steps, first.newton_iterations)
+    for table, first_table in zip(result.profile, first.profile):
+      np.testing.assert_array_equal(table, first_table)
+  assert len(first.branch) == first.steps + 1  # and the start point
+  assert first.branch[-1].temperature == pytest.approx(0.2, rel=1e-12)
+  for table, last in zip(first.profile, first.branch[-1].profile):
+    np.testing.assert_allclose(table, last, rtol=0, atol=1e-15)
+
+
 def test_policy_is_the_profile():
   result = homotopy.solve("matrix_bos", temperature=1.0)
   policy = result.policy()
