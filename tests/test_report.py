@@ -217,6 +217,15 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
   for figure in ("epsilon.png", "potential.png", "correlated.png",
                  "distancing.png"):
     assert (tmp_path / "figures" / figure).stat().st_size > 10_000
+  # Sections asked for in another order keep the report's order and
+  # numbers (the rerun reads the stored cells).
+  rerun = report(tmp_path, *QUICK, "--sections=distancing,epsilon")
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  text = (tmp_path / "report.md").read_text()
+  assert "## 2." not in text
+  assert (text.index('<a id="section-epsilon"></a>') < text.index("## 1.")
+          < text.index('<a id="section-distancing"></a>')
+          < text.index("## 6."))
 
 
 @pytest.mark.parametrize("flags, message", [

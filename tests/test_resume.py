@@ -101,3 +101,36 @@ def test_killed_binary_resumes_to_the_uninterrupted_result(tmp_path, binary):
                       deterministic(load(whole)))
   assert not [name for _, _, names in os.walk(killed) for name in names
               if name.startswith(".tmp-")]
+
+
+def test_interrupted_run_mai_exits_cleanly_and_resumes(tmp_path):
+  # Ctrl-C (SIGINT) in run_mai: exit code 130 and one line, no traceback, no
+  # half-written file; the rerun trains only the episodes after the last
+  # checkpoint.
+  flags = ["--game=differential", "--algorithms=mai", "--seeds=0",
+           "--episodes=150", "--steps=3", "--block_episodes=1",
+           "--agent_settings=hidden_sizes=4,batch_size=4,replay_capacity=32,"
+           "warmup_steps=2,importance_samples=2,importance_states=2,"
+           "jit_compile=false"]
+  progress = tmp_path / "differential" / "runs" / "mai" / "seed_0" / (
+      "progress.json")
+  process = subprocess.Popen(
+      [sys.executable, "-m", "vsg_spiel.eval.run_mai", f"--out={tmp_path}",
+       *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not progress.exists() and time.time() < deadline:
+    time.sleep(0.05)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=60)
+  assert process.returncode == 130, stderr[-3000:]
+  assert stderr.splitlines()[-1] == "interrupted"
+  assert "Traceback" not in stderr
+  done = json.loads(progress.read_text())["episodes_done"]
+  assert 1 <= done < 150
+  assert not [name for _, _, names in os.walk(tmp_path) for name in names
+              if name.startswith(".tmp-")]
+  resumed = run("run_mai", tmp_path, flags)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  record = json.loads(progress.read_text())
+  assert record["finished"] and record["sessions"][0] == [0, done]
+  assert record["sessions"][-1][1] == 150
