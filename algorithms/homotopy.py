@@ -80,11 +80,12 @@ q = lambda u, u = C pi / (N - 1) and dq/dy = lambda C diag(pi). With two
 players C = [[0, R_1], [R_2^T, 0]] is fixed; with three it is one product
 of a fixed stacked matrix of the payoff tensors with pi; with more, it is
 built by matrix-vector products per pair of players. All per-game tensors
-are built once per `solve`, before the trace (and kept for the most recently
-used games by `fixed_point_residual`). `solve` runs this trace of a
-normal-form game compiled (`homotopy_kernel`, numba: the same equations,
-steps, corrector and stopping rules, without numpy's per-call overhead,
-which dominated on games of a few actions), except with
+are built before the trace, at the first `solve` (or
+`fixed_point_residual`) of a `MarkovGame`, and kept for the most recently
+used games. `solve` runs this trace of a normal-form game compiled
+(`homotopy_kernel`, numba: the same equations, steps, corrector and stopping
+rules, without numpy's per-call overhead, which dominated on games of a few
+actions), except with
 `Settings.polish_below` > 0; the numpy tracer stays the reference it is
 tested against and traces every other game. The first compiled solve in a
 process loads the compiled code from numba's disk cache, or compiles it
@@ -92,7 +93,9 @@ once (tens of seconds; `benchmarks/qre.py` prints both).
 """
 
 import collections
+import collections.abc
 import dataclasses
+import functools
 import itertools
 import math
 import time
@@ -202,6 +205,10 @@ class Settings:
     for name in ("max_corrector_iterations", "max_steps"):
       setattr(self, name, parameters.check_integer(
           f"Settings.{name}", getattr(self, name), 1))
+    # The fields `homotopy_kernel.trace` takes, as its float array (`solve`
+    # re-checks, and so refreshes, any settings it is given).
+    self.kernel_values = np.array([float(getattr(self, name))
+                                   for name in homotopy_kernel.SETTINGS])
 
 
 # Validated once; the tracer never assigns to its settings.
@@ -252,14 +259,20 @@ class HomotopyResult:
   """How the trace ended."""
   definition: str
   """"soft" or "markov_logit"."""
-  branch: list
-  """The `BranchPoint`s visited, from alpha = inf."""
+  branch_points: collections.abc.Callable = dataclasses.field(repr=False)
+  """Makes `branch` (once, at its first use: most callers need only the
+  end point)."""
   steps: int
   """Accepted predictor-corrector steps."""
   newton_iterations: int
   """Evaluations of the equations (each Jacobian counts once)."""
   seconds: float
   """Wall time of `solve`."""
+
+  @functools.cached_property
+  def branch(self):
+    """The `BranchPoint`s visited, from alpha = inf (a list)."""
+    return self.branch_points()
 
   @property
   def lam(self):
@@ -311,8 +324,10 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
     when the trace stopped before its goal, and then the result holds the
     last point reached. Its `seconds` is the whole call after the game's
     `MarkovGame` is had: building the equations (the payoff tensors of a
-    normal-form game), the trace, the landing and the certificate
-    (`residual`, `nash_conv`); `benchmarks/qre.py` times the same.
+    normal-form game; only at the first solve of a `MarkovGame`, they are
+    kept for the most recently used ones), the trace, the landing and the
+    certificate (`residual`, `nash_conv`); `benchmarks/qre.py` times the
+    same.
 
   Raises:
     ValueError: bad arguments (before any work), or a game the core rejects.
@@ -337,8 +352,9 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
                      f"{type(settings).__name__}")
   mgame = core.markov_game(game)
   start_time = time.perf_counter()
-  # Built anew (not `_equations`): the time of a solve includes its set-up.
-  equations = _Equations(mgame, definition)
+  # The equations depend on the game only: built at the first solve of a
+  # `MarkovGame` and kept for the most recently used ones.
+  equations = _equations(mgame, definition)
   target = None if temperature is None else equations.scale / temperature
   if equations.one_shot and not settings.polish_below:
     tracer = _KernelTrace(equations, settings)
@@ -357,7 +373,7 @@ def solve(game, temperature=None, *, maxregret=None, definition="soft",
       mgame=mgame, profile=profile, temperature=alpha, residual=residual,
       nash_conv=float(np.sum(gains)), max_regret=float(np.max(gains)),
       converged=converged, message=message, definition=definition,
-      branch=tracer.branch_points(), steps=tracer.steps,
+      branch_points=tracer.branch_points, steps=tracer.steps,
       newton_iterations=tracer.newton_iterations,
       seconds=time.perf_counter() - start_time)
 
@@ -541,6 +557,7 @@ class _Equations:
       # The products of the numpy evaluation, built at its first use
       # (`_one_shot_products`; the compiled trace does not use them).
       self._player_rows = None
+      self._profile_payoffs = None  # built at the first compiled trace
       return
     self.transitions = sparse.csr_matrix(mgame.transitions)
     self.index = []  # per player (S, A_i): the variable k, or -1
@@ -813,11 +830,13 @@ class _Equations:
     """A one-shot game with one state as (payoffs (N, P), actions (P, N)):
     the scaled payoffs of its P pure profiles over legal actions and the
     variable of each player's action in each (`homotopy_kernel`)."""
-    counts = [len(positions) for positions in self.positions]
-    payoffs = np.stack([tensor.ravel() for tensor in self._tensors])
-    actions = (np.indices(counts).reshape(self.num_players, -1).T +
-               self.group_starts)
-    return payoffs, np.ascontiguousarray(actions)
+    if self._profile_payoffs is None:
+      counts = [len(positions) for positions in self.positions]
+      payoffs = np.stack([tensor.ravel() for tensor in self._tensors])
+      actions = (np.indices(counts).reshape(self.num_players, -1).T +
+                 self.group_starts)
+      self._profile_payoffs = payoffs, np.ascontiguousarray(actions)
+    return self._profile_payoffs
 
   def one_shot_gains(self, pi):
     """Per player the deviation gain (payoff units) at the flat normalised
@@ -978,8 +997,7 @@ class _KernelTrace:
     self._game = equations.profile_payoffs() + (
         equations.group_starts_with_end,)
     kernel = homotopy_kernel
-    values = np.array([float(getattr(settings, name))
-                       for name in kernel.SETTINGS])
+    values = settings.kernel_values
     u, status, self.steps, self.newton_iterations, step, self.points = (
         kernel.trace(*self._game, math.nan if target_lam is None else
                      target_lam, math.nan if maxregret is None else maxregret,
@@ -1187,6 +1205,8 @@ class _Tracer:
       self.newton_iterations += 1
       norm = float(np.abs(h).max())
       if norm <= settings.tolerance * (1.0 + target):
+        break
+      if not math.isfinite(norm):  # diverged (NaN passes no test below)
         break
       if jac is None and norm > 0.1 * last:
         jac = system(v)[1]

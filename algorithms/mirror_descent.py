@@ -63,34 +63,57 @@ class MirrorDescent(mfg_engine.EngineSolver):
 
   def _evaluate(self, learning_rate, first):
     """V of the policy OpenSpiel's depth-first walk evaluates (see above);
-    `first`: in the first iteration, the current policy's."""
+    `first`: in the first iteration, the current policy's.
+
+    That policy differs from the current one, softmax_a y(child(s, a)), only
+    at the rows with two or more legal actions one of whose children the
+    walk finished before s: everywhere else its value is the current
+    policy's (one triangular solve on small games, as in the routing games,
+    where no row is of that kind)."""
     mean_field = self._mean_field
-    if first:
+    steps = (None if first else
+             self._walk_steps(mean_field.structure, learning_rate))
+    if steps is None:
       return self._engine.policy_value(mean_field)
     values = np.zeros(len(mean_field.rewards))
-    cumulative = self._cumulative_value
-    steps = iter(self._walk_steps(mean_field.structure, learning_rate))
+    cumulative, policy = self._cumulative_value, mean_field.policy
+    steps = iter(steps)
 
     def walked_policy_value(layer, q_values):
       # `backward` visits the decision layers last to first.
-      children, finished_step = next(steps)
-      logits = cumulative[children] + finished_step * values[children]
-      return (logit.softmax(logits, layer.legal, axis=1) *
-              q_values).sum(axis=1)
+      step = next(steps)
+      if step is None:
+        probabilities = policy[layer.decision_rows]
+      else:
+        children, finished_step = step
+        probabilities = logit.softmax(
+            cumulative[children] + finished_step * values[children],
+            layer.legal, axis=1)
+      return (probabilities * q_values).sum(axis=1)
 
     return self._engine.backward(mean_field, walked_policy_value, values)
 
   def _walk_steps(self, structure, learning_rate):
-    """Per decision layer, last to first: its children and lr where the
-    depth-first walk finished the child before the state, else 0."""
+    """Per decision layer, last to first: None where the walked policy is
+    the current one, else its children and lr where the depth-first walk
+    finished the child before the state, 0 elsewhere; None if it is the
+    current policy at every layer."""
     if (self._walk is None or self._walk[0] is not structure or
         self._walk[1] != learning_rate):
       rank = structure.dfs_rank
-      steps = [(layer.decision_children, learning_rate * (
-          rank[layer.decision_children] < rank[layer.decision_ids, None]))
-               for layer in reversed(structure.layers)
-               if len(layer.decision_ids)]
-      self._walk = (structure, learning_rate, steps)
+      steps = []
+      for layer in reversed(structure.layers):
+        if not len(layer.decision_ids):
+          continue
+        finished = (rank[layer.decision_children] <
+                    rank[layer.decision_ids, None]) & layer.legal
+        walked = (finished.any(axis=1) &
+                  (layer.legal.sum(axis=1) > 1)).any()
+        steps.append((layer.decision_children, learning_rate * finished)
+                     if walked else None)
+      self._walk = (structure, learning_rate,
+                    steps if any(step is not None for step in steps)
+                    else None)
     return self._walk[2]
 
   def iteration(self, learning_rate: float | None = None):

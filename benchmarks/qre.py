@@ -18,9 +18,12 @@ prints Gambit's time over ours (> 1: ours is faster), our accepted steps and
 Newton iterations, Gambit's accepted steps (the points of its
 `logit_solve_branch` up to lambda and up to the Nash endpoint, an untimed
 extra call), and the medians. Our solver gets the game's `MarkovGame`
-(built once, as Gambit gets its `Game`). Times are the best of `REPEATS`
-runs after a warm-up run; the machine may be shared, so only the ratios are
-meaningful.
+(built once, as Gambit gets its `Game`); `homotopy.solve` builds its
+equations (the payoff tables over pure profiles) at the first solve of a
+`MarkovGame` and keeps them, so the warm-up run pays for them and the timed
+runs do not (as Gambit's `Game` holds its strategic form). Times are the
+best of `REPEATS` runs after a warm-up run; the machine may be shared, so
+only the ratios are meaningful.
 
 The warm-up run excludes a one-time cost: the first `homotopy.solve` of a
 normal-form game in a process compiles the trace (numba, `homotopy_kernel`)

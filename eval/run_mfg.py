@@ -129,7 +129,7 @@ def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
   except runner.OverBudget as error:
     return {"skipped": str(error)}
   start = time.perf_counter()
-  openspiel_value = nash_conv.NashConv(game, algorithm.policy()).nash_conv()
+  openspiel_value = openspiel_nash_conv(game, engine, algorithm.policy())
   return {
       "algorithm": name,
       "iterations": iteration,
@@ -142,6 +142,32 @@ def run_algorithm(name: str, game, engine: mfg_engine.MeanFieldEngine,
   }
 
 
+# OpenSpiel's NashConv of the policies evaluated in this process, by game
+# and policy table (see `openspiel_nash_conv`).
+_OPENSPIEL_NASH_CONV = {}
+
+
+def openspiel_nash_conv(game, engine: mfg_engine.MeanFieldEngine,
+                        policy) -> float:
+  """OpenSpiel's `NashConv(game, policy).nash_conv()`, computed once per
+  game and policy table in a process.
+
+  OpenSpiel's walk costs seconds on the larger Python games (3.4 s of CPU
+  on python_mfg_predator_prey; 20-60 s of wall time in a report run on a
+  loaded machine), outside the budget, and the report's
+  cells of a game often end at the same policy: on those games no solver
+  gets past its constructor within the default budget, and all of them
+  start from the uniform policy. The policy is read at every row of the
+  engine (the registry's solvers' policies are functions of the state
+  string, as the engine assumes); an equal table reuses the value.
+  """
+  table = engine.policy_function(policy)(np.arange(engine.num_rows))
+  key = (str(game), table.shape, table.tobytes())
+  if key not in _OPENSPIEL_NASH_CONV:
+    _OPENSPIEL_NASH_CONV[key] = nash_conv.NashConv(game, policy).nash_conv()
+  return _OPENSPIEL_NASH_CONV[key]
+
+
 def _value_at_iteration(run, iteration):
   return next(point["exploitability"] for point in reversed(run["curve"])
               if point["iteration"] <= iteration)
@@ -152,11 +178,16 @@ def _value_at_seconds(run, seconds):
   return earlier[-1]["exploitability"] if earlier else None
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=None)
 def game_and_engine(game_name: str):
   """(game, its `MeanFieldEngine`, the seconds the engine took to build),
   built once per process: the report's cells of one game (one per
-  algorithm, and the temperature sweep) share them in a worker. The engine
+  algorithm, and the temperature sweep, which runs after every game's
+  algorithms) share them in a worker. Every game's engine is kept (a few MB
+  each for the default games): the engines of the larger Python games take
+  seconds to build (2.7 s of CPU for python_mfg_predator_prey; 20-60 s of
+  wall time in a report run on a loaded machine), and a cache of the last
+  two games rebuilt them for their sweeps. The engine
   holds the game's structure, not an algorithm's state, so sharing leaves
   every result as it was; MF-BQL's time still includes the build, as
   measured when it was built."""

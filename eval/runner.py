@@ -28,6 +28,8 @@ import traceback
 from absl import logging
 import numpy as np
 
+from vsg_spiel import core
+from vsg_spiel import exploitability
 from vsg_spiel.eval import registry
 
 # Checkpoints in seconds run from this fraction of the budget to the budget.
@@ -95,14 +97,24 @@ class OverBudget(Exception):
 
 
 def compile_solvers():
-  """Compiles the homotopy's numba kernel (`homotopy.compile_kernel`) before
-  any cell runs: a timed cell would otherwise pay numba's first compilation
-  (about 35 s of CPU on a fresh install) inside its budget, and workers
-  forked afterwards inherit the compiled code."""
+  """Compiles the numba kernels, the homotopy's (`homotopy.compile_kernel`)
+  and the stationary evaluation's (`vsg_spiel.stationary_kernel`, through
+  one NashConv of a 2-state game), before any cell runs: a timed cell would
+  otherwise pay numba's first compilation (about 35 s and 7 s of CPU on a
+  fresh install) inside its budget, and workers forked afterwards inherit
+  the compiled code."""
   # pylint: disable-next=g-import-not-at-top
   from vsg_spiel.algorithms import homotopy
   logging.info("homotopy kernel ready in %.1f s (compiled once per install, "
                "then loaded from numba's cache)", homotopy.compile_kernel())
+  start = time.perf_counter()
+  game = core.MarkovGame.from_arrays(
+      rewards=np.ones((2, 2, 2, 2)),
+      transitions=np.full((2, 2, 2, 2), 0.5), discount=0.5,
+      initial_distribution=np.array([1.0, 0.0]))
+  exploitability.nash_conv(game, [np.full((2, 2), 0.5)] * 2)
+  logging.info("stationary kernel ready in %.1f s",
+               time.perf_counter() - start)
 
 
 @contextlib.contextmanager

@@ -212,7 +212,7 @@ def test_one_shot_jacobian_is_the_derivative_of_the_equations(shape):
 # (rock-paper-scissors; the symmetric pitchfork of a stag hunt, passed by
 # stepping across it; Shapley's game).
 @pytest.mark.parametrize("game", [
-    (3, 3), (2, 5), (4, 4), (2, 3, 2), (3, 3, 3), (2, 2, 2, 2),
+    (3, 3), (2, 5), (4, 4), (2, 3, 2), (3, 3, 3), (4, 4, 4), (2, 2, 2, 2),
     "matrix_rps", "matrix_sh", "matrix_shapleys_game", "matrix_pd"])
 def test_compiled_trace_equals_the_numpy_trace(game):
   # The compiled trace of a normal-form game (what `solve` runs) against
@@ -239,9 +239,11 @@ def test_compiled_trace_equals_the_numpy_trace(game):
         target, maxregret)
     assert (kernel_converged, kernel_message) == (converged, message)
     assert converged, message
-    # (Newton iterations may differ in the landing, which polishes to
-    # 1e-13 x (1 + lambda), at the rounding of the equations.)
     assert compiled.steps == numpy_trace.steps
+    # The same evaluations too: the landing starts from the same point
+    # between the last two branch points (a wrong start there shows as
+    # failed landings retried with ever shorter steps).
+    assert compiled.newton_iterations == numpy_trace.newton_iterations
     np.testing.assert_allclose(kernel_lam, lam, rtol=1e-10)
     np.testing.assert_allclose(equations.probabilities(kernel_x),
                                equations.probabilities(x), rtol=0,
@@ -255,7 +257,9 @@ def test_compiled_trace_equals_the_numpy_trace(game):
     for point, kernel_point in zip(branch, kernel_branch):
       for table, kernel_table in zip(point.profile, kernel_point.profile):
         np.testing.assert_allclose(kernel_table, table, rtol=0, atol=1e-10)
-      assert abs(kernel_point.residual - point.residual) <= 1e-10
+      # |H| holds lambda Q: its rounding grows with lambda.
+      assert abs(kernel_point.residual - point.residual) <= 1e-10 * (
+          1.0 + equations.scale / point.temperature)
     residual, gains = compiled.certificate(x, lam)
     numpy_residual, numpy_gains = numpy_trace.certificate(x, lam)
     np.testing.assert_allclose(residual, numpy_residual, rtol=0, atol=1e-13)
@@ -268,6 +272,28 @@ def test_one_shot_definitions_coincide():
   markov = homotopy.solve(game, temperature=0.7, definition="markov_logit")
   for a, b in zip(soft.profile, markov.profile):
     np.testing.assert_allclose(a, b, atol=1e-14)
+
+
+def test_a_games_kept_equations_give_the_same_result():
+  # `solve` keeps a MarkovGame's equations after its first solve: a second
+  # solve of the same object and a solve of a fresh copy of the game agree,
+  # and the lazily built branch matches the recorded steps.
+  rng = np.random.default_rng(7)
+  tables = [rng.integers(0, 10, size=(3, 3, 3)).astype(float)
+            for _ in range(3)]
+  mgame = core.markov_game(pyspiel.create_tensor_game(tables))
+  first = homotopy.solve(mgame, temperature=0.2)
+  again = homotopy.solve(mgame, temperature=0.2)
+  fresh = homotopy.solve(pyspiel.create_tensor_game(tables), temperature=0.2)
+  for result in (again, fresh):
+    assert (result.steps, result.newton_iterations) == (
+        first.steps, first.newton_iterations)
+    for table, first_table in zip(result.profile, first.profile):
+      np.testing.assert_array_equal(table, first_table)
+  assert len(first.branch) == first.steps + 1  # and the start point
+  assert first.branch[-1].temperature == pytest.approx(0.2, rel=1e-12)
+  for table, last in zip(first.profile, first.branch[-1].profile):
+    np.testing.assert_allclose(table, last, rtol=0, atol=1e-15)
 
 
 def test_policy_is_the_profile():

@@ -157,22 +157,28 @@ def test_rejects_objects_that_are_not_games():
                                   "mfg_crowd_modelling(size=5,horizon=4)"))
 def test_dense_solves_equal_layer_by_layer_loops(engines, name, monkeypatch):
   """Small structures' flows and policy values come from one triangular
-  solve; an engine that propagates layer by layer gives the same numbers
-  (chance nodes, distribution-dependent structure)."""
-  dense = engines[name]
+  solve, best responses from policy iteration (from the first legal
+  action, then from the last best response); an engine that propagates
+  layer by layer gives the same numbers (chance nodes,
+  distribution-dependent structure)."""
+  dense = mfg_engine.MeanFieldEngine(engines[name].game)
   results = []
-  for seed in (0, 1):
+  for seed in (0, 1, 2):
     mean_field = dense.mean_field(random_policy(dense, seed))
     assert mean_field.structure.edges is not None
     results.append((mean_field.flow, dense.policy_value(mean_field),
+                    dense.best_response_value(mean_field),
                     dense.nash_conv(mean_field)))
   monkeypatch.setattr(mfg_engine, "_DENSE_SOLVE_NODES", 0)
   layered = mfg_engine.MeanFieldEngine(pyspiel.load_game(name))
-  for seed, (flow, value, nash_conv_value) in zip((0, 1), results):
+  for seed, (flow, value, best_value, nash_conv_value) in zip((0, 1, 2),
+                                                              results):
     mean_field = layered.mean_field(random_policy(layered, seed))
     assert mean_field.structure.edges is None
     np.testing.assert_allclose(mean_field.flow, flow, rtol=0, atol=1e-14)
     np.testing.assert_allclose(layered.policy_value(mean_field), value,
                                rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(layered.best_response_value(mean_field),
+                               best_value, rtol=1e-12, atol=1e-12)
     assert layered.nash_conv(mean_field) == pytest.approx(
         nash_conv_value, rel=1e-12, abs=1e-13)

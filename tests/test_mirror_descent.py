@@ -15,7 +15,8 @@ from vsg_spiel.algorithms import mirror_descent
     "python_mfg_crowd_modelling(size=5,horizon=4)",
     "mfg_garnet(size=5,horizon=4)",
     "python_mfg_predator_prey(horizon=3)",
-    "python_mfg_dynamic_routing"))
+    "python_mfg_dynamic_routing",
+    "mfg_dynamic_routing"))
 def test_mirror_descent_reproduces_openspiel(name):
   engine = mfg_engine.MeanFieldEngine(pyspiel.load_game(name))
   ours = mirror_descent.MirrorDescent(engine.game, lr=0.5, engine=engine)

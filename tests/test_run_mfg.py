@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from vsg_spiel.eval import common
@@ -88,3 +89,34 @@ def test_checkpoints_are_sorted_and_end_at_the_last_iteration():
   assert points == sorted(set(points))
   assert points[0] == 1 and points[-1] == 100
   assert run_mfg.checkpoints(1) == [1]
+
+
+def test_openspiel_nash_conv_is_walked_once_per_policy(monkeypatch):
+  """The parity check reuses OpenSpiel's value for an equal policy table and
+  computes it for another policy; both equal OpenSpiel's NashConv."""
+  # pylint: disable-next=g-import-not-at-top
+  from open_spiel.python.mfg.algorithms import nash_conv
+  game, engine, _ = run_mfg.game_and_engine(
+      "mfg_crowd_modelling(size=4,horizon=3)")
+  uniform = engine.table_policy(engine.uniform_policy(
+      np.arange(engine.num_rows)))
+  skewed_table = engine.uniform_policy(np.arange(engine.num_rows))
+  skewed_table[0] = np.where(engine.legal[0],
+                             np.arange(engine.num_actions) + 1.0, 0.0)
+  skewed_table[0] /= skewed_table[0].sum()
+  skewed = engine.table_policy(skewed_table)
+  expected = [nash_conv.NashConv(game, policy).nash_conv()
+              for policy in (uniform, skewed)]
+  assert expected[0] != pytest.approx(expected[1], abs=1e-6)
+  walks = []
+  original = nash_conv.NashConv
+  monkeypatch.setattr(run_mfg.nash_conv, "NashConv",
+                      lambda *arguments: walks.append(1) or
+                      original(*arguments))
+  monkeypatch.setattr(run_mfg, "_OPENSPIEL_NASH_CONV", {})
+  values = [run_mfg.openspiel_nash_conv(game, engine, policy)
+            for policy in (uniform, engine.table_policy(
+                engine.uniform_policy(np.arange(engine.num_rows))), skewed)]
+  assert len(walks) == 2
+  assert values == pytest.approx([expected[0]] * 2 + [expected[1]],
+                                 abs=1e-12)

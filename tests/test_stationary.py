@@ -108,6 +108,39 @@ def test_krylov_solves_equal_value_iteration(
                                   sparse)
 
 
+@pytest.mark.parametrize("seed, players, states, actions, discount, sparse",
+                         GAMES)
+def test_numpy_path_equals_value_iteration_and_the_compiled_path(
+    monkeypatch, seed, players, states, actions, discount, sparse):
+  """Small games are evaluated by `stationary_kernel` (compiled); games
+  beyond core.SMALL_VALUE_TENSOR_ENTRIES by numpy (one contraction per
+  player, policy-iteration rounds batched over the players). With the
+  threshold at 0 every game here takes the numpy path: it must equal value
+  iteration, and the compiled path's numbers and best responses."""
+  rewards, transitions, initial = random_arrays(seed, players, states,
+                                                actions, sparse)
+  compiled = vsg_spiel.MarkovGame.from_arrays(rewards, transitions, discount,
+                                              initial)
+  assert compiled.value_tensor() is not None
+  monkeypatch.setattr(core, "SMALL_VALUE_TENSOR_ENTRIES", 0)
+  assert_equal_to_value_iteration(seed, players, states, actions, discount,
+                                  sparse)
+  numpy_path = vsg_spiel.MarkovGame.from_arrays(rewards, transitions,
+                                                discount, initial)
+  assert numpy_path.value_tensor() is None
+  profile = vsg_spiel.random_profile(compiled, np.random.default_rng(seed))
+  for function in (vsg_spiel.policy_values, vsg_spiel.deviation_gains,
+                   vsg_spiel.one_shot_deviation_gains,
+                   lambda *args: vsg_spiel.best_response_values(*args)[0]):
+    np.testing.assert_allclose(function(numpy_path, profile),
+                               function(compiled, profile), rtol=0,
+                               atol=1e-12)
+  for ours, theirs in zip(
+      vsg_spiel.best_response_values(numpy_path, profile)[1],
+      vsg_spiel.best_response_values(compiled, profile)[1]):
+    np.testing.assert_array_equal(ours, theirs)
+
+
 def test_krylov_solve_falls_back_to_lu_where_gmres_stalls():
   """A deterministic cycle longer than GMRES's iteration budget: GMRES
   cannot reach the residual, so the solve is LU's (exact)."""

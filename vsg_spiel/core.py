@@ -76,8 +76,9 @@ _BYTES_PER_ENTRY = 160
 PROBABILITY_TOLERANCE = 1e-9
 # MarkovGame.transition_tensor: dense P up to this many entries (32 MiB).
 DENSE_TRANSITION_ENTRIES = 2**22
-# MarkovGame.value_tensor: built up to this many transition entries (2 MiB),
-# where the evaluation is dominated by per-call overhead.
+# MarkovGame.value_tensor: built up to this many (padded) transition entries
+# (2 MiB), where the evaluation is dominated by per-call overhead; the
+# stationary evaluation of such games is compiled (`stationary_kernel`).
 SMALL_VALUE_TENSOR_ENTRIES = 2**18
 _MARKOV_TOLERANCE = 1e-12
 # The Markov check of observation keys (`_Enumerator._check_markov`): other
@@ -113,6 +114,7 @@ class MarkovGame:
     self.stationary = bool(stationary)
     self._transition_tensor = None  # dense P, built on demand
     self._value_tensor = None  # [P | rewards], built on demand
+    self._padded_legal_mask = None  # stacked legal masks, built on demand
     if self.stationary:
       self.discount = _check_stationary_discount(discount)
       if len(self.layers) != 1:
@@ -374,19 +376,39 @@ class MarkovGame:
 
 
   def value_tensor(self):
-    """[P | rewards]: the dense transition tensor with every player's reward
-    appended along the last axis, (S, A_1, ..., A_N, S + N), built once,
-    so that one contraction with the players' policies gives both the
-    induced transitions and the expected rewards; None unless
-    `transition_tensor` is dense and has at most
-    `SMALL_VALUE_TENSOR_ENTRIES` entries."""
+    """[P | rewards] over padded joint actions, built once: (S, A^N, S + N)
+    with A = max_i A_i, the joint actions (a_1, ..., a_N) in row-major
+    order, row [s, a] = (P(. | s, a), r_1(s, a), ..., r_N(s, a)) and zero
+    where some a_i >= A_i (a padded action). One contraction with the
+    players' (zero-padded) policies gives both the induced transitions and
+    the expected rewards. None unless `transition_tensor` is dense and the
+    padded transitions have at most `SMALL_VALUE_TENSOR_ENTRIES` entries."""
     if self._value_tensor is None:
       tensor = self.transition_tensor()
-      if tensor is None or tensor.size > SMALL_VALUE_TENSOR_ENTRIES:
+      num_states, max_actions = self.num_states, max(self.num_actions)
+      num_joint = max_actions**self.num_players
+      if tensor is None or (num_states**2 * num_joint >
+                            SMALL_VALUE_TENSOR_ENTRIES):
         return None
-      self._value_tensor = np.concatenate(
-          [tensor, np.moveaxis(self.rewards, 0, -1)], axis=-1)
+      combined = np.zeros((num_states,) + (max_actions,) * self.num_players +
+                          (num_states + self.num_players,))
+      actual = (slice(None),) + tuple(map(slice, self.num_actions))
+      combined[actual + (slice(num_states),)] = tensor
+      combined[actual + (slice(num_states, None),)] = np.moveaxis(
+          self.rewards, 0, -1)
+      self._value_tensor = combined.reshape(num_states, num_joint, -1)
     return self._value_tensor
+
+  def padded_legal_mask(self):
+    """The legal masks stacked, (N, S, A) bool with A = max_i A_i, False at
+    padded actions; built once."""
+    if self._padded_legal_mask is None:
+      mask = np.zeros((self.num_players, self.num_states,
+                       max(self.num_actions)), dtype=bool)
+      for player, legal in enumerate(self.legal_mask):
+        mask[player, :, :legal.shape[1]] = legal
+      self._padded_legal_mask = mask
+    return self._padded_legal_mask
 
 
 def _check_stationary_discount(discount):

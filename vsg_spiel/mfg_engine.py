@@ -50,9 +50,11 @@ engine recomputes them in one of two ways, chosen when it is built:
     mean-field node: no clones, no child states. Used only if, for a second
     distribution, it reproduces a full replay's rewards (to 1e-12).
   * replay (the C++ MFGs, and any game that copies or preprocesses the
-    registered distribution): one `child()` per node of the depth-first
-    tree, one `clone()` and `update_distribution()` per mean-field node, one
-    `rewards()` per non-chance node.
+    registered distribution): below the mean-field nodes, one `child()` per
+    edge of the depth-first tree, one `clone()` and `update_distribution()`
+    per mean-field node and one `rewards()` per non-chance node, batched by
+    depth; the states above every mean-field node, which read no
+    distribution, and their rewards are made once.
 
 Flow-dependent structure. In the dynamic routing games the waiting time that
 `update_distribution` assigns, and with it the child's string, depends on the
@@ -168,21 +170,24 @@ class Layer:
 
 
 @dataclasses.dataclass(frozen=True)
-class _ReplayStep:
-  """One depth of OpenSpiel's depth-first tree, replayed as one batch.
+class _Replay:
+  """OpenSpiel's depth-first tree as a program of batched game calls.
 
-  The depth's states are listed as: those reached with `child(action)` from a
-  state of the previous depth, then those reached by registering a
-  distribution at a mean-field node of the previous depth (a clone).
+  The states of the tree above every mean-field node (the initial states and
+  their descendants along `child()` edges) never read a distribution: they
+  and their rewards are computed once. The others are made by `ops`, run in
+  order, each appending its states to one list after the fixed ones:
+  `child(action)` of earlier states, or a clone of a mean-field state with
+  its support group's distribution registered (whose string must then be
+  the one given).
   """
-  child_parents: list[int]  # positions in the previous depth's list
-  child_actions: list[int]
-  update_parents: list[int]
-  update_groups: list[int]  # support group of each mean-field parent
-  update_strings: list[str]  # the strings the updated clones must have
+  fixed_states: tuple[pyspiel.State, ...]
+  fixed_rewards: np.ndarray  # (num_nodes + 1,) their rewards, 0 elsewhere
+  # (parent positions, actions or support groups, strings or None: a child
+  # step when None).
+  ops: tuple[tuple[list[int], list[int], list[str] | None], ...]
   reward_items: list[tuple[int, int]]  # (position, population), non-chance
-  reward_nodes: np.ndarray
-  nodes: np.ndarray  # the node at each position
+  reward_nodes: np.ndarray  # their nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +210,8 @@ class _Edges:
   policy_entries: np.ndarray  # their entries of the flattened policy table
   decision_positions: np.ndarray  # positions of the decision nodes
   decision_rows: np.ndarray  # and their rows
+  decision_children: np.ndarray  # (d, num_actions) node ids, or num_nodes
+  legal: np.ndarray  # (d, num_actions) their legal actions
 
   def transition_matrix(self, policy_table: np.ndarray) -> np.ndarray:
     """M of `policy_table` (num_rows, num_actions), shape (n, n)."""
@@ -265,7 +272,10 @@ def _edges(layers, root_ids, num_nodes) -> _Edges:
       decisions=np.arange(num_decisions),
       policy_entries=np.concatenate(entries),
       decision_positions=position[decision_ids],
-      decision_rows=np.concatenate([layer.decision_rows for layer in layers]))
+      decision_rows=np.concatenate([layer.decision_rows for layer in layers]),
+      decision_children=np.concatenate(
+          [layer.decision_children for layer in layers]),
+      legal=np.concatenate([layer.legal for layer in layers]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,8 +289,9 @@ class _Structure:
   # Position of each node in the order OpenSpiel's depth-first value walks
   # first visit them (num_nodes at the sentinel).
   dfs_rank: np.ndarray
-  # The tree of those first visits, by depth (depth 0: the initial states).
-  replay: tuple[_ReplayStep, ...]
+  # The tree of those first visits, as game calls (None: rewards are not
+  # read from OpenSpiel states).
+  replay: _Replay | None
   # Mean-field nodes grouped by identical distribution support:
   # (support node ids, mean-field node ids) pairs.
   support_groups: tuple[tuple[np.ndarray, np.ndarray], ...]
@@ -371,6 +382,10 @@ class MeanFieldEngine:
     shared_registration: whether rewards are refreshed through
       `SharedDistribution` lists rather than by replaying the game.
   """
+
+  # The structure of the last `best_response_value` by policy iteration and
+  # the best response's action at each of its `_Edges` decision nodes.
+  _best_response_choice = (None, None)
 
   def __init__(self, game):
     check_mean_field_game(game)
@@ -691,7 +706,7 @@ class MeanFieldEngine:
             kind[reachable_nodes] == DECISION]],
         num_nodes=num_nodes,
         dfs_rank=rank,
-        replay=self._replay_steps(layers, parent, action, support_groups),
+        replay=self._replay_program(layers, parent, action, support_groups),
         support_groups=support_groups)
 
   def _depth_first_tree(self, roots):
@@ -735,77 +750,87 @@ class MeanFieldEngine:
          np.array(nodes, np.int64))
         for support, nodes in groups.items())
 
-  def _replay_steps(self, layers, parent, action, support_groups):
-    """The depth-first tree as batches of game calls, one per depth."""
+  def _replay_program(self, layers, parent, action, support_groups):
+    """The depth-first tree as a `_Replay`: its fixed states, then one op
+    per depth and kind of edge (child, update) below a mean-field node."""
     group_of = {node: group for group, (_, nodes) in enumerate(support_groups)
                 for node in nodes.tolist()}
     kind, population = self._kind, self._population
-
-    def step(nodes, child_nodes=(), update_nodes=()):
-      return _ReplayStep(
-          child_parents=[position[parent[node]] for node in child_nodes],
-          child_actions=[int(action[node]) for node in child_nodes],
-          update_parents=[position[parent[node]] for node in update_nodes],
-          update_groups=[group_of[parent[node]] for node in update_nodes],
-          update_strings=[self.strings[node] for node in update_nodes],
-          reward_items=[(index, population[node])
-                        for index, node in enumerate(nodes)
-                        if kind[node] != CHANCE],
-          reward_nodes=np.array([node for node in nodes
-                                 if kind[node] != CHANCE], np.int64),
-          nodes=np.array(nodes, np.int64))
-
-    roots = [self._node_of_string[state.observation_string(_DEFAULT_PLAYER)]
-             for state in self._root_states]
-    steps = [step(roots)]
-    position = {node: index for index, node in enumerate(roots)}
+    fixed_states = list(self._root_states)
+    position = {self._node_of_string[state.observation_string(
+        _DEFAULT_PLAYER)]: index for index, state in enumerate(fixed_states)}
+    below = []
     for layer in layers[1:]:
-      child_nodes = [node for node in layer if kind[parent[node]] != MEAN_FIELD]
-      update_nodes = [node for node in layer
-                      if kind[parent[node]] == MEAN_FIELD]
-      nodes = child_nodes + update_nodes
-      steps.append(step(nodes, child_nodes, update_nodes))
-      position = {node: index for index, node in enumerate(nodes)}
-    return tuple(steps)
+      for node in layer:
+        if parent[node] in position and kind[parent[node]] != MEAN_FIELD:
+          position[node] = len(fixed_states)
+          fixed_states.append(
+              fixed_states[position[parent[node]]].child(int(action[node])))
+      below.append([node for node in layer if node not in position])
+    fixed_rewards = np.zeros(self.num_nodes + 1)
+    for node, index in position.items():
+      if kind[node] != CHANCE:
+        fixed_rewards[node] = fixed_states[index].rewards()[population[node]]
+    ops, reward_items, reward_nodes = [], [], []
+    size = len(fixed_states)
+    for nodes in below:
+      for update in (False, True):
+        made = [node for node in nodes
+                if (kind[parent[node]] == MEAN_FIELD) == update]
+        if not made:
+          continue
+        ops.append(([position[parent[node]] for node in made],
+                    [group_of[parent[node]] if update else int(action[node])
+                     for node in made],
+                    [self.strings[node] for node in made] if update else None))
+        for node in made:
+          position[node] = size
+          if kind[node] != CHANCE:
+            reward_items.append((size, population[node]))
+            reward_nodes.append(node)
+          size += 1
+    return _Replay(fixed_states=tuple(fixed_states),
+                   fixed_rewards=fixed_rewards, ops=tuple(ops),
+                   reward_items=reward_items,
+                   reward_nodes=np.array(reward_nodes, np.int64))
 
   # ------------------------------------------------------------- rewards
 
   def _replay(self, structure, flow, list_type=list):
     """Rewards of OpenSpiel's depth-first representatives under `flow`.
 
-    Replays the depth-first tree from the initial states, one depth at a
-    time: `child()` along tree edges, `clone()` + `update_distribution()`
-    after mean-field nodes, `rewards()` at every non-chance state.
+    Runs the structure's `_Replay` program: `child()` along tree edges,
+    `clone()` + `update_distribution()` after mean-field nodes, then
+    `rewards()` at every non-chance state below a mean-field node.
 
     Returns:
-      (rewards, states, registered): (num_nodes + 1,) rewards; per depth,
-      the replayed states (aligned with the step's `nodes`); the registered
-      distribution of each support group.
+      (rewards, states, registered): (num_nodes + 1,) rewards; the replayed
+      states, the fixed ones first (positions of the program); the
+      registered distribution of each support group.
+
+    Raises:
+      _StructureChanged: an updated clone's string is not the structure's.
     """
+    program = structure.replay
     registered = [list_type(flow[support].tolist())
                   for support, _ in structure.support_groups]
-    rewards = np.zeros(structure.num_nodes + 1)
-    states, replayed = self._root_states, []
-    for depth, step in enumerate(structure.replay):
-      if depth:
-        # Depths are often all children or all updates (the routing games
-        # alternate): skip the empty half.
-        updated = []
-        if step.update_parents:
-          updated = [_registered_clone(states[parent], registered[group])
-                     for parent, group in zip(step.update_parents,
-                                              step.update_groups)]
-          if [state.observation_string(_DEFAULT_PLAYER)
-              for state in updated] != step.update_strings:
-            raise _StructureChanged()
-        states = updated if not step.child_parents else [
-            states[parent].child(action) for parent, action
-            in zip(step.child_parents, step.child_actions)] + updated
-      rewards[step.reward_nodes] = [states[position].rewards()[population]
-                                    for position, population
-                                    in step.reward_items]
-      replayed.append(states)
-    return rewards, replayed, registered
+    states = list(program.fixed_states)
+    for parents, arguments, strings in program.ops:
+      if strings is None:
+        states += [states[parent].child(action)
+                   for parent, action in zip(parents, arguments)]
+        continue
+      updated = [_registered_clone(states[parent], registered[group])
+                 for parent, group in zip(parents, arguments)]
+      if [state.observation_string(_DEFAULT_PLAYER)
+          for state in updated] != strings:
+        raise _StructureChanged()
+      states += updated
+    rewards = program.fixed_rewards.copy()
+    rewards[program.reward_nodes] = [states[position].rewards()[population]
+                                     for position, population
+                                     in program.reward_items]
+    return rewards, states, registered
 
   def _share_registrations(self) -> Optional["_SharedRegistrations"]:
     """Representative states registering `SharedDistribution` lists, or None.
@@ -816,23 +841,15 @@ class MeanFieldEngine:
     structure = self._structure
     all_rows = np.arange(self.num_rows)
     flow = self._forward(structure, self.uniform_policy(all_rows))
-    base, replayed, registered = self._replay(structure, flow,
-                                              SharedDistribution)
+    base, states, registered = self._replay(structure, flow,
+                                            SharedDistribution)
     # Only states below a mean-field node read a registered distribution.
-    below = [np.zeros(len(structure.replay[0].nodes), bool)]
-    for step in structure.replay[1:]:
-      below.append(np.concatenate([below[-1][step.child_parents],
-                                   np.ones(len(step.update_parents), bool)]))
-    calls, nodes = [], []
-    for step, states, below_depth in zip(structure.replay, replayed, below):
-      for position, population in step.reward_items:
-        if below_depth[position]:
-          calls.append((states[position].rewards, population))
-          nodes.append(step.nodes[position])
+    calls = [(states[position].rewards, population)
+             for position, population in structure.replay.reward_items]
     shared = _SharedRegistrations(
         lists=tuple(zip([support for support, _ in structure.support_groups],
                         registered)),
-        nodes=np.array(nodes, np.int64), calls=calls, base=base)
+        nodes=structure.replay.reward_nodes, calls=calls, base=base)
     probe_flow = self._forward(structure, self._random_policy(all_rows))
     if not np.allclose(shared.rewards(probe_flow),
                        self._replay(structure, probe_flow)[0],
@@ -968,10 +985,43 @@ class MeanFieldEngine:
         lambda layer, q: (policy[layer.decision_rows] * q).sum(axis=1))
 
   def best_response_value(self, mean_field: MeanField) -> np.ndarray:
-    """Best-response values against the mean field's flow (BestResponse)."""
-    return self.backward(
-        mean_field,
-        lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
+    """Best-response values against the mean field's flow (BestResponse).
+
+    Backward induction with a max at decision nodes; on small structures
+    (`_Edges`) policy iteration instead: the value of a pure policy is one
+    triangular solve, and the policy switches to the greedy action wherever
+    that gains more than 1e-12 (relative), starting from the last call's
+    best response on the structure. On a graph of depth D it stops within D
+    + 1 solves (each solve makes one more layer, from the last, greedy),
+    usually after one when the best response has not changed; the values
+    then solve the Bellman optimality equations up to 1e-12 per decision
+    step.
+    """
+    edges = mean_field.structure.edges
+    if edges is None:
+      return self.backward(
+          mean_field,
+          lambda layer, q: np.where(layer.legal, q, -np.inf).max(axis=1))
+    cached = self._best_response_choice
+    choice = (cached[1] if cached[0] is mean_field.structure else
+              np.argmax(edges.legal, axis=1))
+    table = np.zeros((self.num_rows, self.num_actions))
+    values = np.zeros(len(mean_field.rewards))
+    decisions = np.arange(len(choice))
+    for _ in range(len(mean_field.structure.layers) + 1):
+      table[edges.decision_rows] = 0.0
+      table[edges.decision_rows, choice] = 1.0
+      values[edges.nodes] = edges.policy_value(table, mean_field.rewards)
+      q_values = np.where(edges.legal, values[edges.decision_children],
+                          -np.inf)
+      best = q_values.max(axis=1)
+      gain = best - q_values[decisions, choice]
+      improve = gain > 1e-12 * (1.0 + np.abs(best))
+      if not improve.any():
+        self._best_response_choice = (mean_field.structure, choice)
+        return values
+      choice = np.where(improve, q_values.argmax(axis=1), choice)
+    raise AssertionError("policy iteration did not stop within the depth")
 
   def nash_conv(self, mean_field: MeanField) -> float:
     """NashConv: sum over initial states of best response minus policy value."""

@@ -361,7 +361,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
         num_nodes=self._num_nodes,
         # No OpenSpiel depth-first walk to reproduce: all ranks equal.
         dfs_rank=np.full(self._num_nodes + 1, self._num_nodes, np.int64),
-        replay=(),
+        replay=None,
         support_groups=())
 
   # ---------------------------------------------------- backward induction

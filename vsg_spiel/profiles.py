@@ -108,14 +108,13 @@ def validate_profile(mgame, profile):
           f"policy of player {player} has shape {table.shape}; expected "
           f"(num_states, num_actions) = {mask.shape}")
     tables.append(table)
-  if len(tables) > 1 and len({mask.shape for mask in mgame.legal_mask}) == 1:
+  if len(tables) > 1 and min(mgame.num_actions) == max(mgame.num_actions):
     # Equal shapes: one pass over all players accepts a valid, normalised
-    # profile as it is; anything else is checked player by player below.
+    # profile as it is (every state has a legal action, so each row sums to
+    # 1); anything else is checked player by player below.
     rows = np.array(tables)
-    legal = np.array(mgame.legal_mask)
-    if (np.where(legal, rows, -np.abs(rows)).min() >= 0 and
-        (np.abs(rows.sum(axis=2) - legal.any(axis=2)) <=
-         _RENORMALISE_ABOVE).all()):
+    if (np.where(mgame.padded_legal_mask(), rows, -np.abs(rows)).min() >= 0
+        and (np.abs(rows.sum(axis=2) - 1.0) <= _RENORMALISE_ABOVE).all()):
       return tables
   return [_checked_rows(
       table, mask,
