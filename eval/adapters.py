@@ -4,7 +4,7 @@ baselines behind the `registry.Algorithm` protocol.
 MARKOV family (compare_nash, the zero-sum section of run_equilibria):
 
   vpg_annealed   VPG (Algorithm 1), marginal form, exact opponent model,
-                 the temperature annealed geometrically from a seeded random
+                 the temperature annealed geometrically from the uniform
                  profile, then checked by its residual at the final
                  temperature and, where it has not converged, following the
                  principal branch of logit QRE (`vpg.BranchAnnealedVPG`);
@@ -27,7 +27,13 @@ MARKOV family (compare_nash, the zero-sum section of run_equilibria):
                  trace each time (not run by default).
 
 VPG temperatures are in units of the game's stage-reward range
-(`reward_scale`), so the same settings suit every game.
+(`reward_scale`), so the same settings suit every game. Every MARKOV
+algorithm starts from the uniform profile: OpenSpiel's CFR, CFR+ and XFP
+(zero regrets, uniform average policy) and its tabular learners (zero Q
+tables) can start nowhere else, so ours start there too and the comparison
+is from one start. On a game whose uniform profile is already an
+equilibrium (matrix_rps) every algorithm is there from its first step;
+comparison records the start's NashConv so that the reports say so.
 
 MEAN_FIELD family (run_mfg): mf_bql (vsg_spiel's Algorithm 4) and OpenSpiel's
 MirrorDescent, FictitiousPlay, BoltzmannPolicyIteration and
@@ -39,6 +45,7 @@ mai_empirical (opponent_model="empirical") and mai_marginal
 (policy_form="marginal"), not run by default.
 """
 
+import copy
 import importlib
 import math
 import warnings
@@ -71,6 +78,14 @@ MARKOV, MEAN_FIELD = registry.MARKOV, registry.MEAN_FIELD
 # Nash-Q solves a stage game per step by support enumeration, which visits
 # about C(A_1 + A_2, A_1) support pairs; larger games are skipped.
 MAX_NASH_Q_SUPPORT_PAIRS = 10_000
+# OpenSpiel's CFR, CFR+ and XFP on a game implemented in Python call into
+# Python at every history of the turn-based tree. Measured in CPU seconds
+# (construction and first step): CFR 6,900 and XFP 1,700 histories per
+# second on python_vsg_differential(horizon=1) (1,723 histories), CFR
+# below 4,000 on the 3-player routing game of compare_nash (112,147). An
+# upper bound, so that only games far beyond the budget are skipped by it
+# (`registry.Entry.tree_histories_per_second`).
+TREE_HISTORIES_PER_SECOND = 10_000
 
 
 # ----------------------------------------------------------------------------
@@ -131,13 +146,29 @@ class CFRAlgorithm(MarkovAdapter):
     self._mgame = mgame
     self._game = pyspiel.convert_to_turn_based(mgame.game)
     self._solver = solver_class(self._game)
+    self._uniform = None  # The played policy's skeleton, built once.
 
   def step(self):
     self._solver.evaluate_and_update_policy()
 
   def policy(self):
-    return policy_lib.pyspiel_policy_to_python_policy(
-        self._game, self._solver.tabular_average_policy())
+    """The average policy as a `policy.TabularPolicy`, as OpenSpiel's
+    `pyspiel_policy_to_python_policy` gives it (uniform at information
+    states the solver has not reached), without enumerating the game's
+    states at every call: that enumeration was most of a checkpoint's
+    time."""
+    if self._uniform is None:
+      self._uniform = policy_lib.TabularPolicy(self._game)
+    average = copy.copy(self._uniform)
+    table = average.action_probability_array
+    for key, action_probs in (
+        self._solver.tabular_average_policy().policy_table().items()):
+      if action_probs:
+        row = table[average.state_lookup[key]]
+        row[:] = 0.0
+        actions, probabilities = zip(*action_probs)
+        row[list(actions)] = probabilities
+    return average
 
 
 class XFPAlgorithm(MarkovAdapter):
@@ -289,7 +320,7 @@ class HomotopyAlgorithm(MarkovAdapter):
 
 
 class BranchAnnealedVPGAlgorithm(SolverAlgorithm):
-  """`vpg.BranchAnnealedVPG` from a seeded random profile: VPG annealed
+  """`vpg.BranchAnnealedVPG` from the uniform profile: VPG annealed
   geometrically (temperatures in units of the stage-reward range), checked
   at the final temperature by its residual and, where it has not converged,
   following the principal branch of logit QRE; a step is one VPG iteration
@@ -303,8 +334,6 @@ class BranchAnnealedVPGAlgorithm(SolverAlgorithm):
         core.MarkovGame.from_openspiel(mgame.game),
         settings.vpg_final_temperature * reward_scale, settings.vpg_step,
         initial_temperature=settings.vpg_initial_temperature * reward_scale,
-        initial_profile=vsg_spiel.random_profile(
-            mgame, np.random.default_rng(settings.seed)),
         decay=settings.vpg_temperature_decay)
 
 
@@ -409,10 +438,13 @@ for _entry in (
     Entry("vpg", MARKOV, make_vpg, baseline=False, defaults=(COMPARE_NASH,)),
     Entry("vpg_sampled", MARKOV, make_vpg_sampled, baseline=False,
           defaults=(COMPARE_NASH,)),
-    Entry("cfr", MARKOV, make_cfr, defaults=(COMPARE_NASH, ZERO_SUM)),
+    Entry("cfr", MARKOV, make_cfr, defaults=(COMPARE_NASH, ZERO_SUM),
+          tree_histories_per_second=TREE_HISTORIES_PER_SECOND),
     Entry("cfr_plus", MARKOV, make_cfr_plus,
-          defaults=(COMPARE_NASH, ZERO_SUM)),
-    Entry("xfp", MARKOV, make_xfp, defaults=(COMPARE_NASH, ZERO_SUM)),
+          defaults=(COMPARE_NASH, ZERO_SUM),
+          tree_histories_per_second=TREE_HISTORIES_PER_SECOND),
+    Entry("xfp", MARKOV, make_xfp, defaults=(COMPARE_NASH, ZERO_SUM),
+          tree_histories_per_second=TREE_HISTORIES_PER_SECOND),
     Entry("qlearning", MARKOV, make_qlearning, rl_unsupported,
           defaults=(COMPARE_NASH,)),
     Entry("boltzmann_qlearning", MARKOV, make_boltzmann_qlearning,

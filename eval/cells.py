@@ -133,17 +133,19 @@ class CellStore:
       return None
     return stored["result"]
 
-  def seconds(self, cell):
-    """The compute time stored with a cell (0 when absent)."""
+  def seconds(self, cell, kind="seconds"):
+    """The compute time stored with a cell (0 when absent): its wall time
+    ("seconds") or the CPU time of its process ("cpu_seconds"; what a cell
+    costs on a shared machine)."""
     stored = self._read(cell)
-    seconds = stored.get("seconds", 0.0) if stored else 0.0
+    seconds = stored.get(kind, 0.0) if stored else 0.0
     return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
-  def save(self, cell, result, seconds):
+  def save(self, cell, result, seconds, cpu_seconds=None):
     common.atomic_write_json(self.path(cell), {
         "digest": cell.digest, "function": cell.function,
         "key": list(cell.key), "config": cell.config, "seconds": seconds,
-        "result": result})
+        "cpu_seconds": cpu_seconds, "result": result})
 
 
 @dataclasses.dataclass
@@ -191,10 +193,10 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
                len(cells) - len(pending), len(pending))
   progress = _Progress(len(pending))
   try:
-    for cell, (result, error), seconds in _dispatch(
+    for cell, (result, error), seconds, cpu_seconds in _dispatch(
         pending, workers, backend, ray_address, cell_verbosity(verbosity)):
       if error is None:
-        store.save(cell, result, seconds)
+        store.save(cell, result, seconds, cpu_seconds)
         results[cell.section, cell.key] = result
       else:
         failed[cell.section, cell.key] = error
@@ -267,9 +269,10 @@ def cell_logging(verbosity):
 
 
 def _isolated_execute(function, config, verbosity=logging.INFO):
-  """((result, None) or (None, reason), seconds): a cell never raises. It
-  logs at `verbosity` (`cell_logging`); its errors are always logged."""
-  start = time.perf_counter()
+  """((result, None) or (None, reason), wall seconds, CPU seconds of this
+  process): a cell never raises. It logs at `verbosity` (`cell_logging`);
+  its errors are always logged."""
+  start, cpu_start = time.perf_counter(), time.process_time()
   with cell_logging(verbosity):
     try:
       outcome = (execute(function, config), None)
@@ -277,7 +280,8 @@ def _isolated_execute(function, config, verbosity=logging.INFO):
       logging.error("cell %s(%s) failed:\n%s", function, config,
                     traceback.format_exc())
       outcome = (None, f"{type(error).__name__}: {error}".strip())
-  return outcome, time.perf_counter() - start
+  return (outcome, time.perf_counter() - start,
+          time.process_time() - cpu_start)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -302,7 +306,8 @@ def _exit_with_parent(parent):
 
 
 def _dispatch(cells, workers, backend, ray_address, verbosity):
-  """Yields (cell, (result, error), seconds) as cells finish."""
+  """Yields (cell, (result, error), seconds, CPU seconds) as cells
+  finish."""
   if not cells:
     return
   if backend == "ray":

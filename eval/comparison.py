@@ -19,10 +19,12 @@ Time is each algorithm's own work, cumulative: its construction (for VPG the
 enumeration of the game's tensors) and its steps, never the NashConv
 evaluations. A run stops after `time_budget` seconds of that time, after
 `max_iterations` steps, or at a checkpoint with NashConv <= 1e-6 x payoff
-range. A construction or first step still running after 3 x the budget
-(`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
+range. A construction or first step still running after 3 x the budget of
+CPU time (`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
 skipped on that game with the reason; later steps are not interrupted, so a
-run can overrun the budget by about a step.
+run can overrun the budget by about a step. OpenSpiel's CFR, CFR+ and XFP
+are skipped before they start on a Python game whose turn-based tree is too
+large for that time (`runner.tree_too_large`, the same on every machine).
 Where the game's turn-based tree is small enough, the final policy is also
 evaluated by OpenSpiel's `exploitability.nash_conv` and both numbers are
 recorded. An algorithm that cannot run on a game is recorded as skipped with
@@ -326,6 +328,9 @@ def run_game(game_string, algorithms, settings):
   runs = {name: runner.isolated(name, game_string, run_algorithm, name, mgame,
                                 settings, reward_scale, openspiel_game)
           for name in algorithms}
+  # Every algorithm starts from the uniform profile (eval/adapters.py).
+  start_nash_conv = vsg_spiel.nash_conv(mgame,
+                                        vsg_spiel.uniform_profile(mgame))
   return {
       "game": game_string, "slug": slug(game_string),
       "num_players": mgame.num_players, "num_states": mgame.num_states,
@@ -333,6 +338,7 @@ def run_game(game_string, algorithms, settings):
       "stage_reward_range": reward_scale, "payoff_range": payoff_range,
       "threshold_nash_conv": settings.threshold * payoff_range,
       "estimated_histories": histories,
+      "start_nash_conv": start_nash_conv,
       "openspiel_checked": openspiel_game is not None,
       "settings": dataclasses.asdict(settings),
       "algorithms": runs, "speedup": speedup(runs),
@@ -426,7 +432,8 @@ def game_markdown(game_result, out_dir):
       f"NashConv <= {settings['threshold']:g} x payoff range = "
       f"{game_result['threshold_nash_conv']:.4g}. Budget per algorithm: "
       f"{settings['time_budget']:g} s or {settings['max_iterations']} steps "
-      f"({runner.BUDGET_RULE[0].lower()}{runner.BUDGET_RULE[1:-1]}).",
+      f"({runner.BUDGET_RULE[0].lower()}{runner.BUDGET_RULE[1:-1]}; "
+      f"{runner.TREE_RULE[:-1]}).",
       "",
   ]
   runs = game_result["algorithms"]
@@ -453,7 +460,8 @@ def game_markdown(game_result, out_dir):
        "final NashConv",
        "time to threshold (s)", "steps to threshold",
        "time / vpg_annealed's", "OpenSpiel NashConv", "abs. diff"], rows))
-  lines += ["", speedup_sentence(game_result["speedup"]), ""]
+  lines += ["", start_sentence(game_result),
+            speedup_sentence(game_result["speedup"]), ""]
   if skipped:
     lines += skipped + [""]
   if not game_result["openspiel_checked"]:
@@ -464,6 +472,19 @@ def game_markdown(game_result, out_dir):
                                     out_dir)
   lines += [f"![NashConv on {game_result['game']}]({relative_figure})", ""]
   return "\n".join(lines)
+
+
+def start_sentence(game_result):
+  """Where every algorithm starts, in words: the uniform profile, and whether
+  it is already within the threshold (then no time here measures speed)."""
+  start = game_result["start_nash_conv"]
+  sentence = (f"Start: every algorithm from the uniform profile (NashConv "
+              f"{start:.4g}).")
+  if start <= game_result["threshold_nash_conv"]:
+    sentence += (" It is already within the threshold on this game, so "
+                 "every time to threshold here is that of a first step, not "
+                 "of a solve.")
+  return sentence
 
 
 def speedup_sentence(speedup_result):
@@ -496,7 +517,7 @@ def markdown_report(results, out_dir):
       "(\"setup\"; for VPG the enumeration of the game's tensors) and its "
       "steps, not the NashConv evaluations. A step is an iteration, or for "
       f"the RL baselines a batch of {first['rl_episodes']} episodes. " +
-      runner.BUDGET_RULE,
+      runner.BUDGET_RULE + " " + runner.TREE_RULE,
       "- NashConv: exact (`vsg_spiel.nash_conv`), at checkpoints spaced "
       f"logarithmically in steps and in seconds ({first['checkpoints']} "
       f"marks each, over 1..max steps and "

@@ -90,6 +90,14 @@ class Entry:
   # CONTINUOUS: () -> the agents' default settings, a frozen dataclass (an
   # ablation's differ from its algorithm's in the fields it changes).
   settings: Callable[[], Any] | None = None
+  # MARKOV algorithms that walk the turn-based tree in their construction
+  # and first step (OpenSpiel's CFR, CFR+, XFP): an upper bound on the
+  # histories (`core.turn_based_tree_size(outcomes=True)`) they visit per
+  # second on a game implemented in Python. With a time budget, such a game
+  # whose tree would take longer than `runner.INTERRUPT_FACTOR` x the budget
+  # at this speed is skipped before anything runs (`runner.build`), the same
+  # on every machine. None: no such estimate.
+  tree_histories_per_second: float | None = None
 
   def __post_init__(self):
     if self.family not in FAMILIES:

@@ -165,11 +165,15 @@ def environment_markdown(info):
             if key != "section_seconds"]
   lines += ["", "Every section's cells run in one pool, longest first, so "
             "sections overlap; per section, the compute its cells took "
-            "(summed over workers; stored cells reused from an earlier run "
-            "count with their stored time) and the time to summarise it.",
+            "(wall time and the CPU time of their processes, summed over "
+            "workers; on a shared machine the CPU time is the cost; stored "
+            "cells reused from an earlier run count with their stored time) "
+            "and the time to summarise it.",
             "", common.markdown_table(
-                ["section", "cells", "compute in cells (s)", "summary (s)"],
+                ["section", "cells", "compute in cells (s)",
+                 "CPU in cells (s)", "summary (s)"],
                 [[name, seconds["cells"], round(seconds["compute"], 1),
+                  round(seconds.get("cpu", 0.0), 1),
                   round(seconds["summary"], 1)]
                  for name, seconds in info["section_seconds"].items()]), ""]
   return "\n".join(lines)
@@ -220,6 +224,7 @@ def summarize_section(flags, name, settings, work, outcome, store):
     summary, data = "The section could not be summarised.", None
   seconds = {"cells": len(work),
              "compute": sum(store.seconds(cell) for cell in work),
+             "cpu": sum(store.seconds(cell, "cpu_seconds") for cell in work),
              "summary": time.perf_counter() - start}
   return (summary + "\n" + failures_markdown(failed),
           {"settings": dataclasses.asdict(settings), "results": data,

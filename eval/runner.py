@@ -4,13 +4,18 @@ isolation (a failure becomes a recorded reason, never a lost run).
 Time is the algorithm's own work, cumulative: its construction and its
 steps, never the evaluations at checkpoints. The budget is enforced on the
 construction and the first step: either, if it is still running after
-`INTERRUPT_FACTOR` times the budget, is interrupted and raises `OverBudget`
+`INTERRUPT_FACTOR` times the budget of CPU time (the process's, so that the
+load of a shared machine does not change the decision), is interrupted and
+raises `OverBudget`
 (the callers record the algorithm as skipped on that game, with the
 reason), so an algorithm whose one step is far beyond the budget costs a
 few budgets, not its step. The margin keeps an algorithm whose step is
 about the budget (or slowed down by a shared machine) running as before.
 Later steps are never interrupted, so a run can overrun its budget by about
-one step.
+one step. An algorithm that walks the turn-based tree (OpenSpiel's CFR,
+CFR+, XFP) is skipped before it starts where the tree's size says it would
+not fit (`tree_too_large`): that decision is the same on every machine,
+and the timed interruption is only the safety net.
 """
 
 import contextlib
@@ -29,15 +34,21 @@ from vsg_spiel.eval import registry
 
 # Checkpoints in seconds run from this fraction of the budget to the budget.
 FIRST_CHECKPOINT_FRACTION = 1e-4
-# A construction or first step still running after this many time budgets
+# A construction or first step that has used this many time budgets of CPU
 # is interrupted (see the module docstring).
 INTERRUPT_FACTOR = 3
 # The rule above, as the reports state it.
 BUDGET_RULE = (f"A construction or first step still running after "
-               f"{INTERRUPT_FACTOR} x the budget is interrupted and the "
+               f"{INTERRUPT_FACTOR} x the budget of CPU time is interrupted "
+               "and the "
                "algorithm is listed as skipped on that game; later steps are "
                "not interrupted, so a run can overrun the budget by about one "
                "step.")
+# The deterministic rule of `tree_too_large`, as the reports state it.
+TREE_RULE = ("OpenSpiel's tree-walking solvers (CFR, CFR+, XFP) are skipped "
+             "before they start on a Python game whose turn-based tree is "
+             f"too large for {INTERRUPT_FACTOR} x the budget at their highest "
+             "measured speed.")
 
 
 class LogSchedule:
@@ -108,12 +119,14 @@ def compile_solvers():
 
 @contextlib.contextmanager
 def interrupt_after(seconds, what, budget):
-  """Raises `OverBudget` ("`what` took more than `seconds` s", relative to
-  `budget`) inside the body once `seconds` of wall time have passed, by
-  SIGALRM: Python code is interrupted at once, C++ code at its next call
-  into Python (OpenSpiel's C++ solvers on a Python game) or when it
-  returns. Only in a process's main thread where SIGALRM exists; elsewhere
-  the body runs unlimited.
+  """Raises `OverBudget` ("`what` took more than `seconds` s of CPU",
+  relative to `budget`) inside the body once this process has used
+  `seconds` of CPU time, by SIGPROF (`ITIMER_PROF`): CPU time, not wall
+  time, so that a loaded machine, which stretches the wall time of the
+  same work, does not decide what is skipped. Python code is interrupted at
+  once, C++ code at its next call into Python (OpenSpiel's C++ solvers on a
+  Python game) or when it returns. Only in a process's main thread where
+  SIGPROF exists; elsewhere the body runs unlimited.
 
   Raises:
     OverBudget: the body was still running after `seconds`.
@@ -125,17 +138,17 @@ def interrupt_after(seconds, what, budget):
   def alarm(signum, frame):
     del signum, frame
     factor = seconds / budget
-    raise OverBudget(f"{what} took more than {seconds:g} s ({factor:g} x "
-                     f"the {budget:g} s budget; interrupted)")
-  previous = signal.signal(signal.SIGALRM, alarm)
-  signal.setitimer(signal.ITIMER_REAL, seconds)
+    raise OverBudget(f"{what} took more than {seconds:g} s of CPU "
+                     f"({factor:g} x the {budget:g} s budget; interrupted)")
+  previous = signal.signal(signal.SIGPROF, alarm)
+  signal.setitimer(signal.ITIMER_PROF, seconds)
   try:
     yield
   finally:
     try:
-      signal.setitimer(signal.ITIMER_REAL, 0)
+      signal.setitimer(signal.ITIMER_PROF, 0)
     finally:
-      signal.signal(signal.SIGALRM, previous)
+      signal.signal(signal.SIGPROF, previous)
 
 
 def run_timed(algorithm, setup_seconds, schedule, time_budget, max_iterations,
@@ -200,6 +213,28 @@ def failure(error):
   return {"failed": f"{type(error).__name__}: {error}".strip()}
 
 
+def tree_too_large(entry, mgame, time_budget):
+  """Why `entry` cannot walk `mgame`'s turn-based tree within
+  `INTERRUPT_FACTOR` x `time_budget` seconds at its
+  `tree_histories_per_second` (a game implemented in Python only; OpenSpiel's
+  C++ games are left to the timed guard), or None. Deterministic: the
+  estimate is a count on the game's tensors, not a measured time."""
+  rate = entry.tree_histories_per_second
+  if (rate is None or time_budget is None or
+      type(mgame.game).__module__ == "pyspiel"):
+    return None
+  # pylint: disable-next=g-import-not-at-top
+  from vsg_spiel import core
+  histories = core.turn_based_tree_size(mgame, outcomes=True)
+  limit = INTERRUPT_FACTOR * time_budget * rate
+  if histories <= limit:
+    return None
+  return (f"its turn-based tree has ~{histories} histories, more than the "
+          f"{limit:.0f} it can visit in {INTERRUPT_FACTOR} x the "
+          f"{time_budget:g} s budget on a Python game (at most ~{rate:.0f} "
+          "per second)")
+
+
 def build(entry, game, *arguments, time_budget=None):
   """Builds `entry`'s algorithm on `game` (the registry game for its
   family), timing the construction, interrupted after `INTERRUPT_FACTOR`
@@ -208,9 +243,11 @@ def build(entry, game, *arguments, time_budget=None):
   Returns:
     (algorithm, seconds), or (None, {"skipped": reason}) when the entry does
     not support the game (its `unsupported` check or `Unsupported` raised by
-    `make`) or its construction did not finish in time.
+    `make`), its tree is too large for the budget (`tree_too_large`) or its
+    construction did not finish in time.
   """
-  reason = entry.unsupported(game)
+  reason = entry.unsupported(game) or tree_too_large(entry, game,
+                                                     time_budget)
   if reason:
     return None, {"skipped": reason}
   start = time.perf_counter()

@@ -249,15 +249,22 @@ def test_homotopy_entry_reaches_the_threshold(game_string):
   assert run["time_to_threshold"] is not None
 
 
+def _busy(seconds):
+  """Uses `seconds` of CPU (the guard counts CPU time, not sleep)."""
+  end = time.process_time() + seconds
+  while time.process_time() < end:
+    pass
+
+
 class _Slow:
-  """A uniform player whose construction or step takes `seconds` (sleeps)."""
+  """A uniform player whose construction or step takes `seconds` of CPU."""
 
   def __init__(self, mgame, construction=0.0, step=0.0):
-    time.sleep(construction)
+    _busy(construction)
     self._mgame, self._step = mgame, step
 
   def step(self):
-    time.sleep(self._step)
+    _busy(self._step)
 
   def policy(self):
     return vsg_spiel.to_policy(self._mgame,
@@ -278,17 +285,88 @@ def test_a_step_longer_than_the_budget_is_interrupted_and_skipped(
   registry.register(registry.Entry(
       name, registry.MARKOV,
       lambda mgame, settings, scale: _Slow(mgame, construction, step)))
-  handler = signal.getsignal(signal.SIGALRM)
+  handler = signal.getsignal(signal.SIGPROF)
   try:
     result = comparison.run_game(RPS, [name], QUICK)
   finally:
     registry.unregister(name)
   assert runner.INTERRUPT_FACTOR == 3
   assert result["algorithms"][name] == {
-      "skipped": f"{slow_part} took more than 0.6 s (3 x the 0.2 s budget; "
-                 "interrupted)"}
-  assert signal.getsignal(signal.SIGALRM) == handler
+      "skipped": f"{slow_part} took more than 0.6 s of CPU (3 x the 0.2 s "
+                 "budget; interrupted)"}
+  assert signal.getsignal(signal.SIGPROF) == handler
   markdown = comparison.game_markdown(comparison.merge_games([result])[0],
                                       "out")
-  assert "a construction or first step still running after 3 x" in markdown
+  assert ("a construction or first step still running after 3 x the budget "
+          "of CPU time") in markdown
   assert f"- {name}: skipped, {slow_part} took more than 0.6 s" in markdown
+
+
+@pytest.mark.parametrize("name", ["cfr", "cfr_plus"])
+def test_cfr_plays_openspiel_converted_average_policy(name):
+  """The CFR adapter's policy (its states enumerated once) is OpenSpiel's
+  `pyspiel_policy_to_python_policy` of the average policy, entry for
+  entry, after each of a few steps (a C++ and a Python game)."""
+  from open_spiel.python import policy as policy_lib  # pylint: disable=g-import-not-at-top
+  for game_string in ("oshi_zumo(coins=3,size=1,horizon=3)", ROUTING):
+    algorithm = make_or_skip(name, vsg_spiel.markov_game(game_string), QUICK)
+    for _ in range(3):
+      algorithm.step()
+      ours = algorithm.policy()
+      theirs = policy_lib.pyspiel_policy_to_python_policy(
+          algorithm._game, algorithm._solver.tabular_average_policy())  # pylint: disable=protected-access
+      assert ours.state_lookup == theirs.state_lookup
+      np.testing.assert_array_equal(ours.action_probability_array,
+                                    theirs.action_probability_array)
+
+
+def test_tree_walkers_are_skipped_by_tree_size_not_by_a_clock():
+  """CFR, CFR+ and XFP are skipped before they start where the game's tree
+  would not fit 3 x the budget at their highest measured speed (the
+  3-player routing game of the default run, ~112,000 histories, at a 2 s
+  budget): the reason is the same on every machine and nothing is built.
+  A larger budget, a small game or an OpenSpiel C++ game is left to run."""
+  big = vsg_spiel.markov_game(comparison.DEFAULT_GAMES[0])
+  histories = core.turn_based_tree_size(big, outcomes=True)
+  rate = registry.get("cfr", registry.MARKOV).tree_histories_per_second
+  assert histories > runner.INTERRUPT_FACTOR * 2.0 * rate
+  for name in ("cfr", "cfr_plus", "xfp"):
+    entry = registry.get(name, registry.MARKOV)
+    start = time.perf_counter()
+    algorithm, outcome = runner.build(entry, big, QUICK, 1.0,
+                                      time_budget=2.0)
+    assert algorithm is None and time.perf_counter() - start < 5
+    assert outcome["skipped"] == (
+        f"its turn-based tree has ~{histories} histories, more than the "
+        f"{int(6 * rate)} it can visit in 3 x the 2 s budget on a Python "
+        f"game (at most ~{rate:.0f} per second)")
+    assert runner.tree_too_large(entry, big, histories / rate) is None
+    assert runner.tree_too_large(entry, big, None) is None
+    assert runner.tree_too_large(
+        entry, vsg_spiel.markov_game(ROUTING), 0.2) is None
+    assert runner.tree_too_large(
+        entry, vsg_spiel.markov_game("oshi_zumo(coins=4,size=1,horizon=4)"),
+        1e-6) is None
+  assert runner.tree_too_large(registry.get("vpg", registry.MARKOV), big,
+                               1e-6) is None
+
+
+def test_every_algorithm_starts_from_the_uniform_profile():
+  """One start for all (OpenSpiel's CFR and learners cannot take another):
+  vpg_annealed's first profile is the uniform one, and the report says
+  where a game's uniform start is already within the threshold."""
+  mgame = vsg_spiel.markov_game(RPS)
+  algorithm = make_or_skip("vpg_annealed", mgame, QUICK)
+  for ours, uniform in zip(algorithm.profile(),
+                           vsg_spiel.uniform_profile(mgame)):
+    np.testing.assert_array_equal(ours, uniform)
+  result = comparison.run_game(RPS, ["vpg"], QUICK)
+  assert result["start_nash_conv"] == 0.0
+  markdown = comparison.game_markdown(comparison.merge_games([result])[0],
+                                      "out")
+  assert ("Start: every algorithm from the uniform profile (NashConv 0). It "
+          "is already within the threshold") in markdown
+  bos = comparison.run_game("matrix_bos", ["vpg"], QUICK)
+  assert bos["start_nash_conv"] > bos["threshold_nash_conv"]
+  assert "already within" not in comparison.game_markdown(
+      comparison.merge_games([bos])[0], "out")

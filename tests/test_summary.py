@@ -74,6 +74,16 @@ def test_nash_counts_games_where_vpg_is_faster():
   verdict, text = summary.nash(results)
   assert verdict == summary.PARTLY
   assert "in 2/4 games (speed-ups 3.76, 0.128, > 5, not reached)" in text
+  assert "not counted" not in text
+  # A game whose uniform start is already within the threshold (matrix_rps)
+  # measures no speed: named, not counted.
+  results["games"].append(dict(game(ratio=50.0), game="matrix_rps",
+                               start_nash_conv=0.0,
+                               threshold_nash_conv=0.002))
+  verdict, text = summary.nash(results)
+  assert "in 2/4 games" in text
+  assert "not counted, the uniform start already within the threshold: " \
+      "matrix_rps" in text
 
 
 def test_mean_field_compares_at_equal_wall_time():
