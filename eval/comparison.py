@@ -20,9 +20,9 @@ enumeration of the game's tensors) and its steps, never the NashConv
 evaluations. A run stops after `time_budget` seconds of that time, after
 `max_iterations` steps, or at a checkpoint with NashConv <= 1e-6 x payoff
 range. A construction or first step still running after 3 x the budget of
-CPU time (`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
-skipped on that game with the reason; later steps are not interrupted, so a
-run can overrun the budget by about a step. OpenSpiel's CFR, CFR+ and XFP
+CPU time (`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm
+recorded as skipped on that game with the reason; later steps are not
+interrupted, so a run can overrun the budget by about a step. OpenSpiel's CFR, CFR+ and XFP
 are skipped before they start on a Python game whose turn-based tree is too
 large for that time (`runner.tree_too_large`, the same on every machine).
 Where the game's turn-based tree is small enough, the final policy is also

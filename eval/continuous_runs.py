@@ -401,6 +401,19 @@ def _mean_losses(loss_log):
 # Runs.
 
 
+def write_quietly(checkpoint, path):
+  """`checkpoint.write(path)` without TensorFlow's absl INFO line per save
+  ("Sharding callback duration"), which would sit among the progress lines;
+  at -v 1 (absl DEBUG) it is shown."""
+  verbosity = logging.get_verbosity()
+  if verbosity <= logging.INFO:
+    logging.set_verbosity(logging.WARNING)
+  try:
+    checkpoint.write(path)
+  finally:
+    logging.set_verbosity(verbosity)
+
+
 def run_directory(out_dir, game, algorithm, seed):
   return os.path.join(out_dir, game, "runs", algorithm, f"seed_{seed}")
 
@@ -488,7 +501,7 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
             [block_end, summaries.evaluation(block_end).tolist()])
       trained += block_end - progress["episodes_done"]
       prefix = f"ckpt-{block_end}"
-      checkpoint.write(os.path.join(run_dir, prefix))
+      write_quietly(checkpoint, os.path.join(run_dir, prefix))
       progress["episodes_done"] = block_end
       progress["checkpoint"] = prefix
       sessions = progress["sessions"]

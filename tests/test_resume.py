@@ -125,12 +125,15 @@ def test_interrupted_run_mai_exits_cleanly_and_resumes(tmp_path):
   assert process.returncode == 130, stderr[-3000:]
   assert stderr.splitlines()[-1] == "interrupted"
   assert "Traceback" not in stderr
+  assert "Sharding callback duration" not in stderr
   done = json.loads(progress.read_text())["episodes_done"]
   assert 1 <= done < 150
   assert not [name for _, _, names in os.walk(tmp_path) for name in names
               if name.startswith(".tmp-")]
   resumed = run("run_mai", tmp_path, flags)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "mai seed 0: 150/150 episodes" in resumed.stderr  # progress stays
+  assert "Sharding callback duration" not in resumed.stderr
   record = json.loads(progress.read_text())
   assert record["finished"] and record["sessions"][0] == [0, done]
   assert record["sessions"][-1][1] == 150
