@@ -18,17 +18,17 @@ settings suit every game. The payoff range is that range times the horizon;
 Time is each algorithm's own work, cumulative: its construction (for VPG the
 enumeration of the game's tensors) and its steps, never the NashConv
 evaluations. A run stops after `time_budget` seconds of that time, after
-`max_iterations` steps, or at a checkpoint with NashConv <= 1e-6 x payoff
-range. A construction or first step still running after 3 x the budget of
-CPU time (`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm
-recorded as skipped on that game with the reason; later steps are not
-interrupted, so a run can overrun the budget by about a step. OpenSpiel's
-CFR, CFR+ and XFP are skipped before they start on a Python game whose
-turn-based tree is too large for that time (`runner.tree_too_large`, the same on every machine).
-Where the game's turn-based tree is small enough, the final policy is also
-evaluated by OpenSpiel's `exploitability.nash_conv` and both numbers are
-recorded. An algorithm that cannot run on a game is recorded as skipped with
-the reason; one that fails, with its error, and the others still run.
+`max_iterations` steps, or at a checkpoint with NashConv <= 1e-6 x payoff range.
+A construction or first step still running after 3 x the budget of CPU time
+(`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as skipped
+on that game with the reason; later steps are not interrupted, so a run can
+overrun the budget by about a step. OpenSpiel's CFR, CFR+ and XFP are skipped
+before they start on a Python game whose turn-based tree is too large for that
+time (`runner.tree_too_large`, the same on every machine). Where the game's
+turn-based tree is small enough, the final policy is also evaluated by
+OpenSpiel's `exploitability.nash_conv` and both numbers are recorded. An
+algorithm that cannot run on a game is recorded as skipped with the reason; one
+that fails, with its error, and the others still run.
 """
 
 import dataclasses
