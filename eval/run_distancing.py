@@ -211,14 +211,19 @@ def published_outcome(record):
 PUBLISHED = (
     "Published experiment: Leonardos et al. (ICLR 2022, the distancing game "
     "of their experiments section) and Sun et al. (NeurIPS 2023, independent "
-    "NPG with exact policy evaluation) show NashConv / accuracy curves; no "
-    "iteration count to NashConv <= 1e-3 could be found in the text "
-    "available to us (only their figures show one, and we could not read "
-    "values off them), so the iterations above are not compared with a "
-    "published number. The loads "
-    "are compared with the outcome the experiment describes: no facility "
-    "above N/2 agents in the safe state and none above N/4 in the "
-    "distancing state.")
+    "NPG). Their papers' text gives no iteration count to NashConv <= 1e-3 "
+    "(only figures, whose values we could not read). Sun et al.'s public "
+    "code for this experiment (github.com/sundave1998/Independent-NPG-MPG, "
+    "congestion_exp.py: the same game, 8 agents, w = (1, 2, 4, 6), penalty "
+    "100, gamma 0.99, start distribution (1/2, 1/2), the uniform profile) "
+    "plots a different measure: the L1 distance of each iterate to the "
+    "run's last one, with Q estimated from 10 sampled 20-step rollouts, "
+    "step 0.001, for at most 250 iterations (or until two iterates differ "
+    "by less than 1e-15). So the iterations above can be set only against "
+    "that horizon (the published runs are at most 250 iterations long), "
+    "not against a published NashConv. The loads are compared "
+    "with the outcome the experiment describes: no facility above N/2 "
+    "agents in the safe state and none above N/4 in the distancing state.")
 
 
 def markdown(settings, records):
