@@ -111,16 +111,30 @@ def test_openspiel_final_nash_conv_equals_ours(game_result):
     assert run["openspiel_abs_difference"] < 1e-9, name
 
 
-def test_time_to_threshold_is_the_first_checkpoint_below_it(game_result):
+def test_time_to_threshold_is_where_nash_conv_settles_below_it(game_result):
   threshold = game_result["threshold_nash_conv"]
   for name, run in ran(game_result).items():
-    below = [point for point in run["checkpoints"]
-             if point["nash_conv"] <= threshold]
-    if below:
-      assert run["time_to_threshold"] == below[0]["seconds"], name
-      assert run["iterations_to_threshold"] == below[0]["iteration"], name
+    points = run["checkpoints"]
+    settled = [index for index in range(len(points))
+               if all(point["nash_conv"] <= threshold
+                      for point in points[index:])]
+    if settled:
+      assert run["time_to_threshold"] == points[settled[0]]["seconds"], name
+      assert run["iterations_to_threshold"] == (
+          points[settled[0]]["iteration"]), name
     else:
       assert run["time_to_threshold"] is None, name
+
+
+def test_a_dip_below_the_threshold_is_not_its_time():
+  # NashConv along annealed VPG on matrix_bos: below 1e-3 at step 355,
+  # back at 4 at step 399, settled from step 502.
+  points = [{"iteration": step, "nash_conv": value}
+            for step, value in [(1, 0.5), (355, 1.2e-4), (399, 4.0),
+                                (502, 0.0), (600, 0.0)]]
+  assert comparison.settled_below(points, 1e-3)["iteration"] == 502
+  assert comparison.settled_below(points[:3], 1e-3) is None
+  assert comparison.settled_below(points[1:2], 1e-3)["iteration"] == 355
 
 
 @pytest.mark.parametrize("game_string", ["matrix_sh", ROUTING])
