@@ -174,6 +174,11 @@ def test_non_finite_payoffs_of_an_openspiel_game_are_an_error(bad):
   game = pyspiel.create_matrix_game([[1.0, 0.0], [0.0, 1.0]],
                                     [[0.0, 1.0], [bad, 0.0]])
   uniform = [np.full((1, 2), 0.5), np.full((1, 2), 0.5)]
-  with pytest.raises(ValueError, match="player 1's reward or return is not "
-                     "finite.*must be finite"):
+  with pytest.raises(ValueError, match=r"player 1's reward or return is not "
+                     r"finite .* in the game 2x2 \(from "
+                     r"pyspiel.create_matrix_game\); .*must be finite"):
     vsg_spiel.nash_conv(game, uniform)
+  tensor = pyspiel.create_tensor_game([[[1.0, bad], [0.0, 1.0]]] * 2)
+  with pytest.raises(ValueError, match=r"in the game 2x2 \(from "
+                     r"pyspiel.create_tensor_game\)"):
+    vsg_spiel.nash_conv(tensor, uniform)

@@ -604,7 +604,7 @@ BAD_ARRAYS = {
     "initial negative": ({"initial_distribution": [1.5, -0.5, 0.0]},
                          r"initial_distribution\[1\] = -0.5 is negative"),
     "initial sum": ({"initial_distribution": [0.5, 0.2, 0.2]},
-                    "initial_distribution at all sums to 0.899"),
+                    "initial_distribution sums to 0.899"),
     "initial inf": ({"initial_distribution": [np.inf, 0, 0]},
                     r"initial_distribution\[0\] is inf"),
     "legal count": ({"legal": [np.ones((3, 2), bool)]},

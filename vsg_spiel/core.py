@@ -88,6 +88,22 @@ _HISTORIES_CHECKED = 4
 _HISTORIES_CHECKED_FINITE = 1
 
 
+def describe_game(game):
+  """`str(game)` for messages; for a game of `pyspiel.create_matrix_game` or
+  `create_tensor_game`, whose string is OpenSpiel's placeholder
+  "short_name()", its shape and maker instead."""
+  text = str(game)
+  if text != "short_name()":
+    return text
+  if isinstance(game, pyspiel.MatrixGame):
+    return (f"{game.num_rows()}x{game.num_cols()} (from "
+            "pyspiel.create_matrix_game)")
+  if isinstance(game, pyspiel.TensorGame):
+    return ("x".join(map(str, game.shape())) +
+            " (from pyspiel.create_tensor_game)")
+  return text
+
+
 class MarkovGame:
   """Tensors of a finite N-player Markov game; see the module docstring."""
 
@@ -447,7 +463,7 @@ def _check_probabilities(name, array, rows, axis_names):
   if bad.size:
     index = tuple(int(i) for i in bad[0])
     where = ", ".join(f"{axis}={i}" for axis, i in zip(axis_names, index))
-    raise ValueError(f"{name} at {where or 'all'} sums to "
+    raise ValueError(f"{name}{' at ' + where if where else ''} sums to "
                      f"{float(sums[index])!r}; "
                      f"probabilities must sum to 1 within "
                      f"{PROBABILITY_TOLERANCE:g}")
@@ -745,7 +761,8 @@ class _Enumerator:
                if state is not None else "before the first decision")
       raise ValueError(
           f"player {player}'s reward or return is not finite {where} in the "
-          f"game {self.game}; rewards and returns must be finite")
+          f"game {describe_game(self.game)}; rewards and returns must be "
+          "finite")
     return cls(
         initial_rewards=initial_rewards,
         rewards=stacked[:, order],
