@@ -188,15 +188,17 @@ def nash(results):
   parts, wins = [], 0
   for game in games:
     ratio = game["speedup"]
+    name = game["game"].split("(")[0]  # matrix_bos, python_vsg_routing
     if ratio["ratio"] is not None:
       wins += ratio["ratio"] > 1
-      parts.append(f"{_fmt(ratio['ratio'])}")
+      parts.append(f"{name} {_fmt(ratio['ratio'])}")
     elif ratio["ratio_lower_bound"] is not None:
       wins += ratio["ratio_lower_bound"] > 1
-      parts.append(f"> {_fmt(ratio['ratio_lower_bound'])}")
+      parts.append(f"{name} > {_fmt(ratio['ratio_lower_bound'])}")
     else:
-      parts.append("not reached" if ratio["vpg_annealed_seconds"] is None
-                   else "no baseline ran")
+      parts.append(name + (" not reached"
+                           if ratio["vpg_annealed_seconds"] is None
+                           else " no baseline ran"))
   text = (f"vpg_annealed faster than the fastest OpenSpiel baseline in "
           f"{wins}/{len(games)} games (speed-ups " + ", ".join(parts) + ")")
   if at_start:

@@ -66,14 +66,18 @@ def test_figure_2b_names_the_least_exploitable_baseline():
 
 
 def test_nash_counts_games_where_vpg_is_faster():
-  def game(ratio=None, bound=None, vpg=1.0):
-    return {"speedup": {"ratio": ratio, "ratio_lower_bound": bound,
+  def game(ratio=None, bound=None, vpg=1.0, name="matrix_bos"):
+    return {"game": name,
+            "speedup": {"ratio": ratio, "ratio_lower_bound": bound,
                         "vpg_annealed_seconds": vpg}}
-  results = {"games": [game(ratio=3.76), game(ratio=0.128), game(bound=5.0),
-                       game(vpg=None)]}
+  results = {"games": [game(ratio=3.76, name="python_vsg_routing(horizon=2)"),
+                       game(ratio=0.128), game(bound=5.0, name="matrix_sh"),
+                       game(vpg=None, name="matrix_mp")]}
   verdict, text = summary.nash(results)
   assert verdict == summary.PARTLY
-  assert "in 2/4 games (speed-ups 3.76, 0.128, > 5, not reached)" in text
+  # Each speed-up names its game.
+  assert ("in 2/4 games (speed-ups python_vsg_routing 3.76, matrix_bos "
+          "0.128, matrix_sh > 5, matrix_mp not reached)") in text
   assert "not counted" not in text
   # A game whose uniform start is already within the threshold (matrix_rps)
   # measures no speed: named, not counted.
