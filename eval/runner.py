@@ -40,10 +40,9 @@ INTERRUPT_FACTOR = 3
 # The rule above, as the reports state it.
 BUDGET_RULE = (f"A construction or first step still running after "
                f"{INTERRUPT_FACTOR} x the budget of CPU time is interrupted "
-               "and the "
-               "algorithm is listed as skipped on that game; later steps are "
-               "not interrupted, so a run can overrun the budget by about one "
-               "step.")
+               "and the algorithm is listed as skipped on that game; later "
+               "steps are not interrupted, so a run can overrun the budget by "
+               "about one step.")
 # The deterministic rule of `tree_too_large`, as the reports state it.
 TREE_RULE = ("OpenSpiel's tree-walking solvers (CFR, CFR+, XFP) are skipped "
              "before they start on a Python game whose turn-based tree is "
@@ -223,8 +222,6 @@ def tree_too_large(entry, mgame, time_budget):
   if (rate is None or time_budget is None or
       type(mgame.game).__module__ == "pyspiel"):
     return None
-  # pylint: disable-next=g-import-not-at-top
-  from vsg_spiel import core
   histories = core.turn_based_tree_size(mgame, outcomes=True)
   limit = INTERRUPT_FACTOR * time_budget * rate
   if histories <= limit:
