@@ -38,6 +38,16 @@ def demote(markdown):
   return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.MULTILINE)
 
 
+def summarize(name, results, settings, figures):
+  """Section `name`'s summary as a task of its own (the report runs it in a
+  worker as soon as the section's cells end): `SECTIONS[name].summarize`.
+
+  Returns:
+    (markdown, JSON-able data).
+  """
+  return SECTIONS[name].summarize(results, settings, figures)
+
+
 @dataclasses.dataclass(frozen=True)
 class Section:
   title: str
