@@ -375,7 +375,8 @@ def prepare_once(function):
   """Calls `function` ("module:function", no arguments) unless this process
   already has (or inherited it from the process that forked it)."""
   if function not in _PREPARED:
-    execute(function, {})
+    module_name, function_name = function.split(":")
+    getattr(importlib.import_module(module_name), function_name)()
     _PREPARED.add(function)
 
 

@@ -52,7 +52,6 @@ _START = _process_start()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from absl import flags as absl_flags
 from absl import logging
 
 import vsg_spiel
@@ -134,23 +133,12 @@ def validate(flags):
                        "'vsg_spiel[ray]'") from error
 
 
-def quiet_tensorflow(remaining):
-  """Parses absl's own flags (-v/--verbosity) among `remaining` and, when
-  cells log below INFO (the default: `cells.cell_verbosity`), turns off
-  TensorFlow's C++ INFO and WARNING lines (TF_CPP_MIN_LOG_LEVEL=2 unless the
-  environment sets it) before validation first imports TensorFlow; worker
-  processes inherit it."""
-  absl_flags.FLAGS(remaining, known_only=True)
-  verbosity = (absl_flags.FLAGS["verbosity"].value
-               if absl_flags.FLAGS["verbosity"].present else logging.INFO)
-  if cells_lib.cell_verbosity(verbosity) < logging.INFO:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def check(flags, remaining):
-  """The report's checks across flags (`settings.parse`'s `check`): quiets
-  TensorFlow first (`quiet_tensorflow`), since validation imports it."""
-  quiet_tensorflow(remaining)
+  """The report's checks across flags (`settings.parse`'s `check`), after
+  leaving TensorFlow's C++ INFO and WARNING lines out of the terminal unless
+  -v 1 asks for them (`common.quiet_tensorflow`; cells then log at INFO,
+  `cells.cell_verbosity`)."""
+  common.quiet_tensorflow(remaining)
   validate(flags)
 
 
@@ -240,10 +228,12 @@ def failures_markdown(failed):
 # cells up to 50 s, mean-field cells up to 6 s, the rest mostly below 5 s),
 # so that no long cell starts last and leaves the other workers idle.
 LONGEST_FIRST = ("distancing", "mai", "nash", "mfg", "equilibria", "epsilon")
-# Made once per worker process before its first cell of a section that needs
-# it (every section but Figure 2's, which run TensorFlow only): the numba
-# kernels, compiled, or loaded from numba's cache, outside the cells' time.
-PREPARE = "vsg_spiel.eval.runner:compile_solvers"
+# Made once per worker process before its first cell of a section, outside
+# the cells' time: Figure 2's cells need TensorFlow started (one thread, its
+# start-up lines left out), the others the numba kernels, compiled, or loaded
+# from numba's cache.
+PREPARE = {"mai": "vsg_spiel.eval.common:start_tensorflow"}
+COMPILE = "vsg_spiel.eval.runner:compile_solvers"
 
 
 def schedule(work, store):
@@ -306,7 +296,7 @@ def main(flags):
   timeline["outcome"] = outcome = cells_lib.run_cells(
       schedule(work, store), store, flags.workers, flags.backend,
       flags.ray_address,
-      prepare={name: PREPARE for name in selected if name != "mai"},
+      prepare={name: PREPARE.get(name, COMPILE) for name in selected},
       summaries=summary_tasks(flags, settings))
   timeline["cells"] = time.perf_counter()
   parts, results, seconds, failures = [], {}, {}, {}

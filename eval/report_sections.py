@@ -177,22 +177,12 @@ def mai_cell(game, algorithm, seed, experiment):
   cells, so the run's own block checkpoints go to a scratch directory."""
   # pylint: disable-next=g-import-not-at-top
   from vsg_spiel.eval import continuous_runs
-  _one_tensorflow_thread()
+  common.start_tensorflow(threads=1)  # done already by the report's PREPARE
   settings = continuous_runs.Experiment(game=game, algorithms=(algorithm,),
                                         seeds=(seed,), **experiment)
   with tempfile.TemporaryDirectory() as scratch:
     record, _ = continuous_runs.run_one(settings, algorithm, seed, scratch)
   return record
-
-
-def _one_tensorflow_thread():
-  """Worker processes run one cell each at a time: one TF thread apiece."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-  except RuntimeError:
-    pass  # TensorFlow already started in this process (workers=1).
 
 
 def _check_mai_games(games):
