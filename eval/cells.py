@@ -236,10 +236,10 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
       time (e.g. `runner.compile_solvers`); each one some pending cell needs
       also runs first as a task of its own (its time in `Outcome.prepared`).
     summaries: {section: function({key: result} of the section's completed
-      cells) -> ("module:function", config)}: the section's summary task,
-      queued ahead of the cells not yet started as soon as the section's
-      last cell has finished (at once when none is pending); its outcome is
-      in `Outcome.summaries`.
+      cells) -> ("module:function", config)}: the section's summary task
+      (prepared as its cells are), queued ahead of the cells not yet
+      started as soon as the section's last cell has finished (at once when
+      none is pending); its outcome is in `Outcome.summaries`.
 
   Returns:
     An `Outcome`.
@@ -264,7 +264,7 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
   unfinished = collections.Counter(cell.section for cell in pending)
   def summary_task(section):
     function, config = summaries[section](outcome.section(section))
-    return _Task(function, config, summary=section)
+    return _Task(function, config, prepare.get(section), summary=section)
   queue = collections.deque(
       [summary_task(section) for section in summaries
        if not unfinished[section]] +
