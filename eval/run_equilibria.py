@@ -127,37 +127,20 @@ def max_welfare_ce(payoffs):
 # The devices.
 
 def vpg_device(game_string, num_signals, temperature, initialisation, seed,
-               iterations, check_openspiel=False):
-  """The public-signal VPG device after `iterations`, measured by the
-  normal-form CE and CCE gaps of its joint distribution
+               joint, values, seconds):
+  """One public-signal VPG device's row: its joint distribution `joint`
+  (A_1, ..., A_N) measured by the normal-form CE and CCE gaps
   (`correlated_vpg.normal_form_ce_gaps`, equal to `pyspiel.ce_dist` and
   `pyspiel.cce_dist`, whose tree walk on a Python game is most of a
-  device's time); with `check_openspiel`, also by pyspiel, with the largest
-  absolute difference."""
-  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
-  solver = correlated_vpg.CorrelatedVPGSolver(
-      mgame, num_signals=num_signals, temperature=temperature,
-      initialisation=initialisation, seed=seed)
-  start = time.perf_counter()
-  for _ in range(iterations):
-    solver.iteration()
-  seconds = time.perf_counter() - start
-  values = solver.player_values()
-  joint = solver.joint_distribution()[0]
+  device's time), with its players' `values` and `seconds`."""
   ce_gaps, cce_gaps = correlated_vpg.normal_form_ce_gaps(
       joint, normal_form(game_string))
-  device = {"method": "vpg", "num_signals": num_signals,
-            "temperature": temperature, "initialisation": initialisation,
-            "seed": seed, "ce_dist": float(ce_gaps.sum()),
-            "cce_dist": float(cce_gaps.sum()), "values": values,
-            "welfare": float(values.sum()), "seconds": seconds,
-            "joint": joint}
-  if check_openspiel:
-    theirs = (solver.ce_dist().dist_value, solver.cce_dist().dist_value)
-    device["openspiel_abs_difference"] = max(
-        abs(theirs[0] - device["ce_dist"]),
-        abs(theirs[1] - device["cce_dist"]))
-  return device
+  return {"method": "vpg", "num_signals": num_signals,
+          "temperature": temperature, "initialisation": initialisation,
+          "seed": seed, "ce_dist": float(ce_gaps.sum()),
+          "cce_dist": float(cce_gaps.sum()), "values": values,
+          "welfare": float(values.sum()), "seconds": seconds,
+          "joint": joint}
 
 
 def _quiet_int_repeats(function):
@@ -271,16 +254,45 @@ def correlated_q_device(game_string, episodes, seed):
 
 
 def vpg_devices(game_string, signals, temperatures, iterations, seeds):
-  """VPG devices for every number of signals, temperature and start."""
+  """VPG devices for every number of signals, temperature and start, after
+  `iterations`. The devices of one temperature run together
+  (`correlated_vpg.CorrelatedVPGBatch`, each exactly as its own
+  `CorrelatedVPGSolver`); a device's seconds are its batch's divided by
+  its number of devices. The last device (the most signals, a random start)
+  is also run alone and measured by pyspiel: its row's
+  openspiel_abs_difference is the largest difference between pyspiel's
+  distances of that run and our gaps of the batched one."""
+  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
   starts = [("distinct", 0), ("shared", 0)] + [("random", seed)
                                                for seed in range(seeds)]
   runs = [(num_signals, temperature, initialisation, seed)
           for num_signals in signals for temperature in temperatures
           for initialisation, seed in starts]
-  last = len(runs) - 1  # the most signals, a random start
-  return [vpg_device(game_string, *run, iterations,
-                     check_openspiel=index == last)
-          for index, run in enumerate(runs)]
+  rows = [None] * len(runs)
+  for temperature in dict.fromkeys(temperatures):
+    indices = [index for index, run in enumerate(runs)
+               if run[1] == temperature]
+    start = time.perf_counter()
+    batch = correlated_vpg.CorrelatedVPGBatch(
+        mgame, [(runs[index][0],) + runs[index][2:] for index in indices],
+        temperature=temperature)
+    for _ in range(iterations):
+      batch.iteration()
+    seconds = (time.perf_counter() - start) / len(indices)
+    for index, joint, values in zip(indices, batch.joint_distributions(),
+                                    batch.player_values()):
+      rows[index] = vpg_device(game_string, *runs[index], joint[0], values,
+                               seconds)
+  num_signals, temperature, initialisation, seed = runs[-1]
+  alone = correlated_vpg.CorrelatedVPGSolver(
+      mgame, num_signals=num_signals, temperature=temperature,
+      initialisation=initialisation, seed=seed)
+  for _ in range(iterations):
+    alone.iteration()
+  rows[-1]["openspiel_abs_difference"] = max(
+      abs(alone.ce_dist().dist_value - rows[-1]["ce_dist"]),
+      abs(alone.cce_dist().dist_value - rows[-1]["cce_dist"]))
+  return rows
 
 
 def references(game_string):
