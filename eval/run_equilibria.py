@@ -25,6 +25,7 @@ Writes DIR/equilibria.md, DIR/equilibria.json and DIR/figures/*.png.
 
 import dataclasses
 import functools
+import importlib.util
 import itertools
 import os
 import time
@@ -143,20 +144,45 @@ def vpg_device(game_string, num_signals, temperature, initialisation, seed,
           "joint": joint}
 
 
-def _quiet_int_repeats(function):
-  """Runs `function` without the FutureWarning scipy.sparse.diags gives for
-  the integer repeat counts OpenSpiel's JPSRO passes it (the output is float64
-  as before); it would print among the progress lines once per worker."""
+# Whether OpenSpiel's CE programs can use CVXOPT (see `_openspiel_programs`).
+_CVXOPT_MISSING = importlib.util.find_spec("cvxopt") is None
+
+
+def _osqp_only(program, *args, **kwargs):
+  """`jpsro._try_two_solvers`'s fallback alone: `program` by OSQP."""
+  return program(*args, **{"solver_kwargs": jpsro.DEFAULT_OSQP_SOLVER_KWARGS,
+                           **kwargs})
+
+
+def _openspiel_programs(function):
+  """Runs `function`, which solves OpenSpiel's CE programs (JPSRO's meta
+  solvers, correlated Q-learning's stage games):
+
+    * without the FutureWarning scipy.sparse.diags gives for the integer
+      repeat counts OpenSpiel's JPSRO passes it (the output is float64 as
+      before); it would print among the progress lines once per worker;
+    * where cvxopt is not installed, straight to OSQP: `jpsro`'s
+      `_try_two_solvers` tries CVXOPT first and falls back on OSQP, so
+      without cvxopt every program was built twice, once only to fail (half
+      of a correlated Q-learning cell's time). The same program goes to the
+      same solver with the same settings, so the answers are the same.
+  """
   @functools.wraps(function)
-  def quiet(*args, **kwargs):
-    with warnings.catch_warnings():
-      warnings.filterwarnings("ignore", message="Input has data type int64",
-                              category=FutureWarning)
-      return function(*args, **kwargs)
-  return quiet
+  def run(*args, **kwargs):
+    both = jpsro._try_two_solvers  # pylint: disable=protected-access
+    if _CVXOPT_MISSING:
+      jpsro._try_two_solvers = _osqp_only  # pylint: disable=protected-access
+    try:
+      with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Input has data type int64",
+                                category=FutureWarning)
+        return function(*args, **kwargs)
+    finally:
+      jpsro._try_two_solvers = both  # pylint: disable=protected-access
+  return run
 
 
-@_quiet_int_repeats
+@_openspiel_programs
 def jpsro_device(game_string, iterations, seed):
   """JPSRO (target CE, max-Gini CE meta-solver to train, max-welfare CE to
   evaluate): its final evaluation device, measured by pyspiel."""
@@ -212,7 +238,7 @@ class _SameGameSolvedOnce:
     return self._solved[key]
 
 
-@_quiet_int_repeats
+@_openspiel_programs
 def correlated_q_device(game_string, episodes, seed):
   """Correlated Q-learning: joint-action learners whose one-step games are
   solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
