@@ -420,7 +420,9 @@ def ce_markdown(results):
            "start the signals at different/common recommendations, `random` "
            "from seeded noise) beside OpenSpiel's JPSRO (CE) and correlated "
            "Q-learning. " + distances_sentence(results) + " Values are "
-           "expected payoffs under the device.", ""]
+           "expected payoffs under the device; a VPG device's seconds are "
+           "its share of its batch (the devices of one temperature run as "
+           "one VPG, `CorrelatedVPGBatch`).", ""]
   for result in results:
     lines += [f"### `{result['game']}`", ""]
     references = [f"Nash equilibrium: values {np.round(ne['values'], 3)}, "
