@@ -106,7 +106,8 @@ def test_correlated_q_solving_each_stage_game_once_changes_nothing(
   assert shared["ce_dist"] == afresh["ce_dist"]
 
 
-@pytest.mark.skipif(not run_equilibria._CVXOPT_MISSING,  # pylint: disable=protected-access
+# pylint: disable-next=protected-access
+@pytest.mark.skipif(not run_equilibria._CVXOPT_MISSING,
                     reason="cvxopt installed: OpenSpiel's first solver works")
 def test_going_straight_to_osqp_changes_no_answer(monkeypatch):
   """Without cvxopt, the CE programs solved by OSQP directly give exactly
