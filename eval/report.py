@@ -224,10 +224,13 @@ def failures_markdown(failed):
 
 # Sections in the order their cells are started when no earlier run stored
 # their times: those whose cells take longest first (measured on the default
-# suite: Figure 2's runs 10-50 s each, the distancing runs 20-100 s, Nash
+# suite: Figure 2's runs 10-50 s each, the distancing runs 2-11 s, Nash
 # cells up to 50 s, mean-field cells up to 6 s, the rest mostly below 5 s),
 # so that no long cell starts last and leaves the other workers idle.
-LONGEST_FIRST = ("distancing", "mai", "nash", "mfg", "equilibria", "epsilon")
+# Figure 2's first also because they need no numba kernel: the workers run
+# them while one compiles the kernels (`COMPILE`, about 40 s on a fresh
+# clone), so that no other worker compiles them again meanwhile.
+LONGEST_FIRST = ("mai", "distancing", "nash", "mfg", "equilibria", "epsilon")
 # Made once per worker process before its first cell of a section, outside
 # the cells' time: Figure 2's cells need TensorFlow started (one thread, its
 # start-up lines left out), the others the numba kernels, compiled, or loaded

@@ -429,7 +429,7 @@ def test_cells_of_every_section_start_longest_sections_first(tmp_path):
           "distancing": [cell("distancing", 0)]}
   store = cells_lib.CellStore(str(tmp_path))
   assert [(c.section, c.key) for c in report_lib.schedule(work, store)] == [
-      ("distancing", (0,)), ("mai", (0,)), ("mai", (1,)), ("epsilon", (0,))]
+      ("mai", (0,)), ("mai", (1,)), ("distancing", (0,)), ("epsilon", (0,))]
 
 
 def test_stored_cpu_times_order_the_cells_longest_first(tmp_path):
