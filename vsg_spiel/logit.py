@@ -23,9 +23,10 @@ the masked logits (tests/test_logit.py checks it to 1e-14); they are written
 with numpy because scipy's versions cost several times as much on the small
 per-layer arrays the solvers pass (logsumexp 7-17x, log_softmax 2-8x in
 benchmarks/logit.py), a cost paid several times per layer and iteration; on
-large arrays the two cost about the same. `kl_regularised_response`, a
-dozen array operations per call, runs compiled (numba) on the (n, A) float
-arrays MF-BQL passes at every layer (`_kl_response_rows`: the same numbers
+large arrays the two cost about the same. `softmax` and
+`kl_regularised_response` (half a dozen and a dozen array operations per
+call) run compiled (numba) on the (n, A) float arrays the mean-field solvers
+pass at every layer (`_softmax_rows`, `_kl_response_rows`: the same numbers
 to rounding, checked to 1e-12 in tests/test_logit.py); other shapes keep the
 numpy path.
 """
@@ -60,6 +61,10 @@ def log_softmax(logits, legal, axis=-1):
 
 def softmax(logits, legal, axis=-1):
   """Probabilities softmax(logits) over the legal entries, 0 at the others."""
+  if _rows_of_floats(logits, logits, legal, axis):
+    probabilities = np.empty_like(logits)
+    _softmax_rows(logits, legal, probabilities)
+    return probabilities
   masked = np.where(legal, logits, -np.inf)
   weights = np.exp(masked - masked.max(axis=axis, keepdims=True))
   return weights / weights.sum(axis=axis, keepdims=True)
@@ -162,6 +167,26 @@ def _rows_of_floats(log_prior, q_values, legal, axis):
           legal.shape and log_prior.dtype == q_values.dtype == np.float64 and
           legal.dtype == np.bool_ and log_prior.flags.c_contiguous and
           q_values.flags.c_contiguous and legal.flags.c_contiguous)
+
+
+@numba.njit(cache=True)
+def _softmax_rows(logits, legal, probabilities):
+  """`softmax` on (n, A) rows, into `probabilities`: the numpy path's
+  operations in its order, per row."""
+  num_rows, width = logits.shape
+  for row in range(num_rows):
+    top = -np.inf
+    for action in range(width):
+      if legal[row, action]:
+        top = max(top, logits[row, action])
+    total = 0.0
+    for action in range(width):
+      weight = (np.exp(logits[row, action] - top) if legal[row, action]
+                else 0.0)
+      probabilities[row, action] = weight
+      total += weight
+    for action in range(width):
+      probabilities[row, action] /= total
 
 
 @numba.njit(cache=True)
