@@ -143,6 +143,25 @@ def test_mean_field_and_q_functions_equal_mfglib(name):
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_compiled_values_equal_backward_induction(name):
+  """policy_value and best_response_value (one compiled pass each) equal
+  `backward` with the policy's expectation and the max at every node
+  (root, decision, (t, s, a) and chance nodes) to 1e-12, and leave the
+  sentinel at 0."""
+  _, engine = _environment_and_engine(name)
+  table = random_table(engine, seed=5)
+  mean_field = engine.mean_field(lambda rows: table[rows])
+  for compiled, decision_value in (
+      (engine.policy_value,
+       lambda layer, q: np.sum(table[layer.decision_rows] * q, axis=1)),
+      (engine.best_response_value, lambda layer, q: np.max(q, axis=1))):
+    expected = engine.backward(mean_field, decision_value)
+    values = compiled(mean_field)
+    assert values.shape == (engine.num_nodes + 1,) and values[-1] == 0.0
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_exploitability_equals_mfglib(name):
   """engine.nash_conv == mfglib.scoring.exploitability_score, same policy."""
   env, engine = _environment_and_engine(name)

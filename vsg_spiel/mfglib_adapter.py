@@ -211,6 +211,14 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
         self._transition_template[t, :, :order.shape[1]] = np.where(
             kept, np.take_along_axis(matrix, order, axis=1), 0.0)
     self._structure_template = self._structure(self._layers(transitions))
+    # Per t, last to first: t and the slices of its decision and (t, s, a)
+    # nodes.
+    self._backward_steps = [
+        (t, slice(self._decision_base + t * self.num_states,
+                  self._decision_base + (t + 1) * self.num_states),
+         slice(self._reward_base + t * pairs,
+               self._reward_base + (t + 1) * pairs))
+        for t in reversed(range(num_steps))]
 
   # --------------------------------------------------------------- sizes
 
@@ -413,32 +421,20 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     """The engine's backward induction, one step per t (the same values,
     up to rounding).
 
-    Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a] with one compiled product
-    per t instead of the engine's gathers per layer; `decision_value` gets
-    the decision layer of t and Q_t (a new array), as
-    `MeanFieldEngine.backward` gives.
+    Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a], one compiled call per t
+    instead of the engine's gathers per layer; `decision_value` gets the
+    decision layer of t and Q_t (a new array), as `MeanFieldEngine.backward`
+    gives.
     """
-    num_states, pairs = self.num_states, self.num_states * self.num_actions
-    rewards, layers = mean_field.rewards, mean_field.structure.layers
-    values = np.zeros(len(rewards)) if values is None else values
-    for t in reversed(range(self.horizon + 1)):
-      start = self._reward_base + t * pairs
-      action_values = rewards[start:start + pairs].copy()
-      decisions = slice(self._decision_base + t * num_states,
-                        self._decision_base + (t + 1) * num_states)
-      if t < self.horizon:
-        chance = values[self._chance_base + t * pairs:
-                        self._chance_base + (t + 1) * pairs]
-        _expectations(self._successors[t],
-                      mean_field.transition_probabilities[t],
-                      values[decisions.stop:decisions.stop + num_states],
-                      chance)
-        action_values += chance
-      values[start:start + pairs] = action_values
+    layers = mean_field.structure.layers
+    values = np.zeros(self._num_nodes + 1) if values is None else values
+    for t, decisions, q_values in self._backward_steps:
+      _q_step(t, self.num_states, mean_field.rewards, self._successors,
+              mean_field.transition_probabilities, values)
       values[decisions] = decision_value(
           layers[1 + 3 * t],
-          action_values.reshape(num_states, self.num_actions))
-    values[0] = self._mu0 @ values[1:1 + num_states]
+          values[q_values].reshape(self.num_states, self.num_actions).copy())
+    values[0] = self._mu0 @ values[1:1 + self.num_states]
     return values
 
   def policy_value(self, mean_field) -> np.ndarray:
@@ -569,16 +565,34 @@ def _propagate(steps, successors, probabilities, start, stop, state_flow,
 
 
 @numba.njit(cache=True)
-def _expectations(successors, probabilities, next_values, out):
-  """out[(s, a)] = sum_s' P(s'|s, a) next_values[s'] over the pair's
-  compact outcomes (successors, probabilities (|S| |A|, K)), in order."""
-  for pair in range(successors.shape[0]):
-    total = 0.0
-    for k in range(successors.shape[1]):
-      probability = probabilities[pair, k]
-      if probability != 0.0:
-        total += probability * next_values[successors[pair, k]]
-    out[pair] = total
+def _q_step(t, num_states, rewards, successors, probabilities, values):
+  """Q_t(s, a) = r_t[s, a] + sum_s' P_t(s'|s, a) V_{t+1}(s') into `values`
+  at the (t, s, a) nodes (the sum at the chance nodes (t, s, a) for t < T),
+  V_{t+1} read from the decision nodes of t + 1.
+
+  Args:
+    t: the time step, 0..T.
+    num_states: |S|.
+    rewards: (num_nodes + 1,) r at the (t, s, a) nodes.
+    successors, probabilities: (T, |S| |A|, K) the compact P.
+    values: (num_nodes + 1,) the engine's node values, in and out.
+  """
+  horizon, pairs, width = successors.shape
+  reward_start = 1 + (horizon + 1) * num_states + t * pairs
+  chance_start = 1 + (horizon + 1) * (num_states + pairs) + t * pairs
+  next_start = 1 + (t + 1) * num_states
+  for pair in range(pairs):
+    q_value = rewards[reward_start + pair]
+    if t < horizon:
+      expectation = 0.0
+      for k in range(width):
+        probability = probabilities[t, pair, k]
+        if probability != 0.0:
+          expectation += (probability *
+                          values[next_start + successors[t, pair, k]])
+      values[chance_start + pair] = expectation
+      q_value += expectation
+    values[reward_start + pair] = q_value
 
 
 @numba.njit(cache=True)
@@ -586,10 +600,9 @@ def _values(rewards, steps, successors, probabilities, mu0, best_response,
             values):
   """Backward induction over an MFGLibEngine's nodes, into `values`.
 
-  Q_t(s, a) = r_t[s, a] + sum_s' P_t(s'|s, a) V_{t+1}(s') at the (t, s, a)
-  nodes (the sum at the chance nodes), V_t(s) = max_a Q_t(s, a)
-  (`best_response`) or sum_a pi_t(a|s) Q_t(s, a) at the decision nodes,
-  sum_s mu0(s) V_0(s) at the root, 0 at the sentinel.
+  Q_t at the (t, s, a) nodes and the chance nodes (`_q_step`), V_t(s) =
+  max_a Q_t(s, a) (`best_response`) or sum_a pi_t(a|s) Q_t(s, a) at the
+  decision nodes, sum_s mu0(s) V_0(s) at the root, 0 at the sentinel.
 
   Args:
     rewards: (num_nodes + 1,) r at the (t, s, a) nodes.
@@ -600,26 +613,15 @@ def _values(rewards, steps, successors, probabilities, mu0, best_response,
     values: (num_nodes + 1,) the output.
   """
   num_steps, num_states, num_actions = steps.shape
-  pairs, horizon = num_states * num_actions, num_steps - 1
+  pairs = num_states * num_actions
   reward_base = 1 + num_steps * num_states
-  chance_base = reward_base + num_steps * pairs
-  for t in range(horizon, -1, -1):
-    next_base = 1 + (t + 1) * num_states
+  for t in range(num_steps - 1, -1, -1):
+    _q_step(t, num_states, rewards, successors, probabilities, values)
     for state in range(num_states):
       value = -np.inf if best_response else 0.0
       for action in range(num_actions):
-        pair = state * num_actions + action
-        q_value = rewards[reward_base + t * pairs + pair]
-        if t < horizon:
-          expectation = 0.0
-          for k in range(successors.shape[2]):
-            probability = probabilities[t, pair, k]
-            if probability != 0.0:
-              expectation += (probability *
-                              values[next_base + successors[t, pair, k]])
-          values[chance_base + t * pairs + pair] = expectation
-          q_value += expectation
-        values[reward_base + t * pairs + pair] = q_value
+        q_value = values[reward_base + t * pairs + state * num_actions +
+                         action]
         if best_response:
           value = max(value, q_value)
         else:
