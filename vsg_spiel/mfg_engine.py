@@ -620,10 +620,7 @@ class MeanFieldEngine:
           registered = [mass.get(self._node_of_string.get(string, -1), 0.0)
                         for string in support]
           child_state = state.clone()
-          # Shared: the states below copy a reference in every child() (a
-          # Python game deep-copies a plain list into each child), and no
-          # state changes the list.
-          child_state.update_distribution(SharedDistribution(registered))
+          child_state.update_distribution(registered)
           child = reach(child_state)
           edges[node] = (support, child)
           next_mass[child] += mass[node]
