@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vsg_spiel.eval import common
+from vsg_spiel.eval import registry
 from vsg_spiel.eval import run_mfg
 
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,7 +132,6 @@ def test_openspiel_solvers_policies_equal_their_tables(game_name):
   (and the iterates have moved from the uniform policy)."""
   # pylint: disable-next=g-import-not-at-top
   from open_spiel.python.mfg.algorithms import nash_conv
-  from vsg_spiel.eval import registry  # pylint: disable=g-import-not-at-top
   game, engine, _ = run_mfg.game_and_engine(game_name)
   settings = run_mfg.MeanFieldSettings(learning_rate=1.0)
   uniform = engine.uniform_policy(np.arange(engine.num_rows))
