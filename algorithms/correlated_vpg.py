@@ -52,23 +52,41 @@ def augment_with_signal(mgame, signal_distribution):
 
   Augmented state index s * W + w; layers, rewards and legal actions are
   the original's repeated over w; P((s', w') | (s, w), a) =
-  P(s' | s, a) sigma(w').
+  P(s' | s, a) sigma(w'). The one-device case of `augment_with_signals`.
   """
-  sigma = np.asarray(signal_distribution, dtype=np.float64)
-  num_signals = len(sigma)
+  return augment_with_signals(mgame, [signal_distribution])
+
+
+def augment_with_signals(mgame, signal_distributions):
+  """Several signal-augmented copies of the game side by side, one per
+  device d with its signal distribution sigma_d (W_d signals).
+
+  The signals of all devices are numbered k = 0 .. K-1 (K = sum_d W_d),
+  device after device, and the augmented state index is s * K + k, so each
+  layer stays one contiguous block; rewards and legal actions are the
+  original's repeated over k; P((s', k') | (s, k), a) = P(s' | s, a)
+  sigma_d(k') when k and k' are signals of the same device d, else 0 (a
+  play never leaves its device); the initial distribution is
+  mu_0(s) sigma_d(k) / D. No state of one device reaches another's, so any
+  iteration that updates every state from its own successors runs each
+  device's own iteration, all at once.
+  """
+  sigmas = [np.asarray(sigma, dtype=np.float64)
+            for sigma in signal_distributions]
+  device = np.repeat(np.arange(len(sigmas)), [len(s) for s in sigmas])
+  flat = np.concatenate(sigmas)
+  num_signals = len(flat)
   num_states, joint = mgame.num_states, mgame.num_joint_actions
   base = mgame.transitions.tocoo()
   states, joint_actions = np.divmod(base.row, joint)
-  signal, next_signal = np.meshgrid(np.arange(num_signals),
-                                    np.arange(num_signals), indexing="ij")
-  rows = ((states[:, None, None] * num_signals + signal) * joint +
-          joint_actions[:, None, None])
-  cols = base.col[:, None, None] * num_signals + next_signal
-  probabilities = base.data[:, None, None] * sigma[next_signal]
+  # The signal pairs (k, k') of one device, k major.
+  signal, next_signal = np.nonzero(device[:, None] == device[None, :])
+  rows = ((states[:, None] * num_signals + signal) * joint +
+          joint_actions[:, None])
+  cols = base.col[:, None] * num_signals + next_signal
+  probabilities = base.data[:, None] * flat[next_signal]
   transitions = sparse.csr_matrix(
-      (np.broadcast_to(probabilities, rows.shape).ravel(),
-       (np.broadcast_to(rows, rows.shape).ravel(),
-        np.broadcast_to(cols, rows.shape).ravel())),
+      (probabilities.ravel(), (rows.ravel(), cols.ravel())),
       shape=(num_states * num_signals * joint, num_states * num_signals))
   return core.MarkovGame(
       rewards=np.repeat(mgame.rewards, num_signals, axis=1),
@@ -76,14 +94,58 @@ def augment_with_signal(mgame, signal_distribution):
       legal_mask=[np.repeat(mask, num_signals, axis=0)
                   for mask in mgame.legal_mask],
       initial_distribution=np.outer(mgame.initial_distribution,
-                                    sigma).ravel(),
+                                    flat / len(sigmas)).ravel(),
       layers=[np.arange(layer[0] * num_signals,
                         (layer[-1] + 1) * num_signals)
               for layer in mgame.layers],
       discount=mgame.discount,
       initial_rewards=mgame.initial_rewards,
-      state_keys=[(key, w) for key in mgame.state_keys
-                  for w in range(num_signals)])
+      state_keys=[(key, k) for key in mgame.state_keys
+                  for k in range(num_signals)])
+
+
+def _finite_horizon_game(game, name):
+  """The game's `MarkovGame`; ValueError if it is stationary."""
+  mgame = core.markov_game(game)
+  if mgame.stationary:
+    raise ValueError(
+        f"{name} needs a finite-horizon game (it works by backward "
+        "induction over the layers); the game is a stationary discounted "
+        "game: use vpg.VPGSolver or homotopy.solve")
+  return mgame
+
+
+def initial_profile(legal_mask, num_signals, initialisation, rng):
+  """A device's starting policies on its augmented game (see the module
+  docstring): per player an array (S * W, A_i) over the augmented legal
+  masks `legal_mask` (state index s * W + w); "random" draws from `rng`."""
+  profile = []
+  for player, mask in enumerate(legal_mask):
+    if initialisation == "uniform":
+      logits = np.zeros(mask.shape)
+    elif initialisation == "random":
+      logits = rng.normal(size=mask.shape)
+    else:
+      logits = np.zeros(mask.shape)
+      signals = np.arange(len(mask)) % num_signals
+      offset = player if initialisation == "distinct" else 0
+      # The (w + offset)-th legal action of each state.
+      ranks = (signals + offset) % mask.sum(axis=1)
+      chosen = np.argmax(np.cumsum(mask, axis=1) > ranks[:, None], axis=1)
+      logits[np.arange(len(chosen)), chosen] = 1.0
+    profile.append(logit.softmax(logits, mask, axis=1))
+  return profile
+
+
+def device_joint_distribution(signal_policies, signal_distribution):
+  """mu(a | s) = sum_w sigma(w) prod_i pi_i(a^i|s,w): (S, A_1, ..., A_N),
+  from per player pi_i as (S, W, A_i) and sigma (W,)."""
+  joint = np.einsum("w,sw->sw", signal_distribution,
+                    np.ones(signal_policies[0].shape[:2]))
+  for policy in signal_policies:
+    joint = joint[..., None] * policy.reshape(
+        policy.shape[:2] + (1,) * (joint.ndim - 2) + policy.shape[2:])
+  return joint.sum(axis=1)
 
 
 class CorrelatedVPGSolver:
@@ -119,12 +181,7 @@ class CorrelatedVPGSolver:
     parameters.check_choice("initialisation", initialisation, INITIALISATIONS)
     signal_step = parameters.check_real("signal_step", signal_step, 0.0, 1.0,
                                         low_open=True)
-    self.mgame = core.markov_game(game)
-    if self.mgame.stationary:
-      raise ValueError(
-          f"{type(self).__name__} needs a finite-horizon game (it "
-          "works by backward induction over the layers); the game is a "
-          "stationary discounted game: use vpg.VPGSolver or homotopy.solve")
+    self.mgame = _finite_horizon_game(game, type(self).__name__)
     self.num_signals = num_signals
     self.signal_distribution = sigma
     self.learn_signal_distribution = learn_signal_distribution
@@ -134,25 +191,8 @@ class CorrelatedVPGSolver:
     self.solver = vpg.VPGSolver(
         self.augmented, temperature=temperature, step=step,
         opponent_model=opponent_model, policy_form=policy_form, seed=seed,
-        initial_profile=self._initial_profile(initialisation, rng))
-
-  def _initial_profile(self, initialisation, rng):
-    profile = []
-    for player, mask in enumerate(self.augmented.legal_mask):
-      if initialisation == "uniform":
-        logits = np.zeros(mask.shape)
-      elif initialisation == "random":
-        logits = rng.normal(size=mask.shape)
-      else:
-        logits = np.zeros(mask.shape)
-        signals = np.arange(self.augmented.num_states) % self.num_signals
-        offset = player if initialisation == "distinct" else 0
-        # The (w + offset)-th legal action of each state.
-        ranks = (signals + offset) % mask.sum(axis=1)
-        chosen = np.argmax(np.cumsum(mask, axis=1) > ranks[:, None], axis=1)
-        logits[np.arange(len(chosen)), chosen] = 1.0
-      profile.append(logit.softmax(logits, mask, axis=1))
-    return profile
+        initial_profile=initial_profile(self.augmented.legal_mask,
+                                        num_signals, initialisation, rng))
 
   # --------------------------------------------------------------------------
   # The uniform solver interface.
@@ -237,13 +277,8 @@ class CorrelatedVPGSolver:
 
   def joint_distribution(self):
     """mu(a | s) = sum_w sigma(w) prod_i pi_i(a^i|s,w): (S, A_1, ..., A_N)."""
-    policies = self.signal_policies()
-    joint = np.einsum("w,sw->sw", self.signal_distribution,
-                      np.ones(policies[0].shape[:2]))
-    for policy in policies:
-      joint = joint[..., None] * policy.reshape(
-          policy.shape[:2] + (1,) * (joint.ndim - 2) + policy.shape[2:])
-    return joint.sum(axis=1)
+    return device_joint_distribution(self.signal_policies(),
+                                     self.signal_distribution)
 
   def augmented_deviation_gains(self):
     """Gains of deviations that may condition on the signal (the augmented
@@ -294,6 +329,102 @@ class CorrelatedVPGSolver:
     """OpenSpiel's distance to a coarse correlated equilibrium."""
     device, turn_based = self.correlation_device()
     return pyspiel.cce_dist(turn_based, device)
+
+
+class CorrelatedVPGBatch:
+  """Several public-signal devices of one game, each exactly as
+  `CorrelatedVPGSolver` with a uniform, fixed sigma would run it, in one
+  VPG on `augment_with_signals`: the devices share no state, so one
+  iteration, vectorised over the signal states of all of them, is one
+  iteration of each (a sweep over devices then costs about as many
+  iterations as one device, not one per device).
+
+  Args:
+    game: a pyspiel game (or string, or `MarkovGame`) the core accepts.
+    devices: a non-empty sequence of (num_signals, initialisation, seed),
+      each as `CorrelatedVPGSolver`'s arguments of those names.
+    temperature, step, opponent_model, policy_form: shared by every device,
+      as `CorrelatedVPGSolver`'s.
+
+  Raises:
+    ValueError: a parameter out of range, named in the message (devices
+      empty, a device's num_signals an integer >= 1, its initialisation one
+      of INITIALISATIONS, its seed None or an integer >= 0, and
+      `VPGSolver`'s).
+  """
+
+  def __init__(self, game, devices, *, temperature=0.05, step=0.1,
+               opponent_model="exact", policy_form="marginal"):
+    devices = list(devices)
+    if not devices:
+      raise ValueError("devices must hold at least one (num_signals, "
+                       "initialisation, seed); got none")
+    for num_signals, initialisation, seed in devices:
+      parameters.check_integer("num_signals", num_signals, 1)
+      parameters.check_choice("initialisation", initialisation,
+                              INITIALISATIONS)
+      if seed is not None:
+        parameters.check_integer("seed", seed, 0)
+    self.mgame = _finite_horizon_game(game, type(self).__name__)
+    self.signal_distributions = [np.full(int(num_signals), 1.0 / num_signals)
+                                 for num_signals, _, _ in devices]
+    self.augmented = augment_with_signals(self.mgame,
+                                          self.signal_distributions)
+    sizes = [len(sigma) for sigma in self.signal_distributions]
+    self._offsets = np.cumsum([0] + sizes)
+    # Each device's start, drawn as its own solver draws it, at its signals.
+    num_states, total = self.mgame.num_states, self._offsets[-1]
+    start = [np.zeros((num_states, total, actions))
+             for actions in self.mgame.num_actions]
+    for (num_signals, initialisation, seed), first in zip(devices,
+                                                          self._offsets):
+      own = initial_profile(
+          [np.repeat(mask, num_signals, axis=0)
+           for mask in self.mgame.legal_mask], num_signals, initialisation,
+          np.random.default_rng(seed))
+      for whole, part in zip(start, own):
+        whole[:, first:first + num_signals] = part.reshape(
+            num_states, num_signals, -1)
+    self.solver = vpg.VPGSolver(
+        self.augmented, temperature=temperature, step=step,
+        opponent_model=opponent_model, policy_form=policy_form,
+        initial_profile=[policy.reshape(num_states * total, -1)
+                         for policy in start])
+
+  @property
+  def iteration_count(self):
+    return self.solver.iteration_count
+
+  def iteration(self):
+    """One VPG iteration of every device."""
+    self.solver.iteration()
+
+  def signal_policies(self):
+    """Per device, pi_i(a^i | s, w) per player as (S, W_d, A_i) (marginal
+    over the predicted opponent action), as
+    `CorrelatedVPGSolver.signal_policies`."""
+    stacked = [policy.reshape(self.mgame.num_states, self._offsets[-1], -1)
+               for policy in self.solver.profile()]
+    return [[policy[:, first:last] for policy in stacked]
+            for first, last in zip(self._offsets[:-1], self._offsets[1:])]
+
+  def joint_distributions(self):
+    """Per device, mu(a | s) as (S, A_1, ..., A_N)
+    (`device_joint_distribution`)."""
+    return [device_joint_distribution(policies, sigma) for policies, sigma in
+            zip(self.signal_policies(), self.signal_distributions)]
+
+  def player_values(self):
+    """Per device, each player's expected return under it: (D, N)."""
+    values = []
+    for policies, sigma in zip(self.signal_policies(),
+                               self.signal_distributions):
+      augmented = augment_with_signal(self.mgame, sigma)
+      profile = [policy.reshape(augmented.num_states, -1)
+                 for policy in policies]
+      values.append(augmented.start_values(
+          exploitability.policy_values(augmented, profile)))
+    return np.array(values)
 
 
 def _round_of_states(mgame):

@@ -25,6 +25,7 @@ Writes DIR/equilibria.md, DIR/equilibria.json and DIR/figures/*.png.
 
 import dataclasses
 import functools
+import importlib.util
 import itertools
 import os
 import time
@@ -127,53 +128,61 @@ def max_welfare_ce(payoffs):
 # The devices.
 
 def vpg_device(game_string, num_signals, temperature, initialisation, seed,
-               iterations, check_openspiel=False):
-  """The public-signal VPG device after `iterations`, measured by the
-  normal-form CE and CCE gaps of its joint distribution
+               joint, values, seconds):
+  """One public-signal VPG device's row: its joint distribution `joint`
+  (A_1, ..., A_N) measured by the normal-form CE and CCE gaps
   (`correlated_vpg.normal_form_ce_gaps`, equal to `pyspiel.ce_dist` and
   `pyspiel.cce_dist`, whose tree walk on a Python game is most of a
-  device's time); with `check_openspiel`, also by pyspiel, with the largest
-  absolute difference."""
-  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
-  solver = correlated_vpg.CorrelatedVPGSolver(
-      mgame, num_signals=num_signals, temperature=temperature,
-      initialisation=initialisation, seed=seed)
-  start = time.perf_counter()
-  for _ in range(iterations):
-    solver.iteration()
-  seconds = time.perf_counter() - start
-  values = solver.player_values()
-  joint = solver.joint_distribution()[0]
+  device's time), with its players' `values` and `seconds`."""
   ce_gaps, cce_gaps = correlated_vpg.normal_form_ce_gaps(
       joint, normal_form(game_string))
-  device = {"method": "vpg", "num_signals": num_signals,
-            "temperature": temperature, "initialisation": initialisation,
-            "seed": seed, "ce_dist": float(ce_gaps.sum()),
-            "cce_dist": float(cce_gaps.sum()), "values": values,
-            "welfare": float(values.sum()), "seconds": seconds,
-            "joint": joint}
-  if check_openspiel:
-    theirs = (solver.ce_dist().dist_value, solver.cce_dist().dist_value)
-    device["openspiel_abs_difference"] = max(
-        abs(theirs[0] - device["ce_dist"]),
-        abs(theirs[1] - device["cce_dist"]))
-  return device
+  return {"method": "vpg", "num_signals": num_signals,
+          "temperature": temperature, "initialisation": initialisation,
+          "seed": seed, "ce_dist": float(ce_gaps.sum()),
+          "cce_dist": float(cce_gaps.sum()), "values": values,
+          "welfare": float(values.sum()), "seconds": seconds,
+          "joint": joint}
 
 
-def _quiet_int_repeats(function):
-  """Runs `function` without the FutureWarning scipy.sparse.diags gives for
-  the integer repeat counts OpenSpiel's JPSRO passes it (the output is float64
-  as before); it would print among the progress lines once per worker."""
+# Whether OpenSpiel's CE programs can use CVXOPT (see `_openspiel_programs`).
+_CVXOPT_MISSING = importlib.util.find_spec("cvxopt") is None
+
+
+def _osqp_only(program, *args, **kwargs):
+  """`jpsro._try_two_solvers`'s fallback alone: `program` by OSQP."""
+  return program(*args, **{"solver_kwargs": jpsro.DEFAULT_OSQP_SOLVER_KWARGS,
+                           **kwargs})
+
+
+def _openspiel_programs(function):
+  """Runs `function`, which solves OpenSpiel's CE programs (JPSRO's meta
+  solvers, correlated Q-learning's stage games):
+
+    * without the FutureWarning scipy.sparse.diags gives for the integer
+      repeat counts OpenSpiel's JPSRO passes it (the output is float64 as
+      before); it would print among the progress lines once per worker;
+    * where cvxopt is not installed, straight to OSQP: `jpsro`'s
+      `_try_two_solvers` tries CVXOPT first and falls back on OSQP, so
+      without cvxopt every program was built twice, once only to fail (half
+      of a correlated Q-learning cell's time). The same program goes to the
+      same solver with the same settings, so the answers are the same.
+  """
   @functools.wraps(function)
-  def quiet(*args, **kwargs):
-    with warnings.catch_warnings():
-      warnings.filterwarnings("ignore", message="Input has data type int64",
-                              category=FutureWarning)
-      return function(*args, **kwargs)
-  return quiet
+  def run(*args, **kwargs):
+    both = jpsro._try_two_solvers  # pylint: disable=protected-access
+    if _CVXOPT_MISSING:
+      jpsro._try_two_solvers = _osqp_only  # pylint: disable=protected-access
+    try:
+      with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Input has data type int64",
+                                category=FutureWarning)
+        return function(*args, **kwargs)
+    finally:
+      jpsro._try_two_solvers = both  # pylint: disable=protected-access
+  return run
 
 
-@_quiet_int_repeats
+@_openspiel_programs
 def jpsro_device(game_string, iterations, seed):
   """JPSRO (target CE, max-Gini CE meta-solver to train, max-welfare CE to
   evaluate): its final evaluation device, measured by pyspiel."""
@@ -229,7 +238,7 @@ class _SameGameSolvedOnce:
     return self._solved[key]
 
 
-@_quiet_int_repeats
+@_openspiel_programs
 def correlated_q_device(game_string, episodes, seed):
   """Correlated Q-learning: joint-action learners whose one-step games are
   solved by OpenSpiel's CorrelatedEqSolver; the device is that solver's
@@ -271,16 +280,45 @@ def correlated_q_device(game_string, episodes, seed):
 
 
 def vpg_devices(game_string, signals, temperatures, iterations, seeds):
-  """VPG devices for every number of signals, temperature and start."""
+  """VPG devices for every number of signals, temperature and start, after
+  `iterations`. The devices of one temperature run together
+  (`correlated_vpg.CorrelatedVPGBatch`, each exactly as its own
+  `CorrelatedVPGSolver`); a device's seconds are its batch's divided by
+  its number of devices. The last device (the most signals, a random start)
+  is also run alone and measured by pyspiel: its row's
+  openspiel_abs_difference is the largest difference between pyspiel's
+  distances of that run and our gaps of the batched one."""
+  mgame = vsg_spiel.markov_game(game_string)  # enumerated once per process
   starts = [("distinct", 0), ("shared", 0)] + [("random", seed)
                                                for seed in range(seeds)]
   runs = [(num_signals, temperature, initialisation, seed)
           for num_signals in signals for temperature in temperatures
           for initialisation, seed in starts]
-  last = len(runs) - 1  # the most signals, a random start
-  return [vpg_device(game_string, *run, iterations,
-                     check_openspiel=index == last)
-          for index, run in enumerate(runs)]
+  rows = [None] * len(runs)
+  for temperature in dict.fromkeys(temperatures):
+    indices = [index for index, run in enumerate(runs)
+               if run[1] == temperature]
+    start = time.perf_counter()
+    batch = correlated_vpg.CorrelatedVPGBatch(
+        mgame, [(runs[index][0],) + runs[index][2:] for index in indices],
+        temperature=temperature)
+    for _ in range(iterations):
+      batch.iteration()
+    seconds = (time.perf_counter() - start) / len(indices)
+    for index, joint, values in zip(indices, batch.joint_distributions(),
+                                    batch.player_values()):
+      rows[index] = vpg_device(game_string, *runs[index], joint[0], values,
+                               seconds)
+  num_signals, temperature, initialisation, seed = runs[-1]
+  alone = correlated_vpg.CorrelatedVPGSolver(
+      mgame, num_signals=num_signals, temperature=temperature,
+      initialisation=initialisation, seed=seed)
+  for _ in range(iterations):
+    alone.iteration()
+  rows[-1]["openspiel_abs_difference"] = max(
+      abs(alone.ce_dist().dist_value - rows[-1]["ce_dist"]),
+      abs(alone.cce_dist().dist_value - rows[-1]["cce_dist"]))
+  return rows
 
 
 def references(game_string):
@@ -382,7 +420,9 @@ def ce_markdown(results):
            "start the signals at different/common recommendations, `random` "
            "from seeded noise) beside OpenSpiel's JPSRO (CE) and correlated "
            "Q-learning. " + distances_sentence(results) + " Values are "
-           "expected payoffs under the device.", ""]
+           "expected payoffs under the device; a VPG device's seconds are "
+           "its share of its batch (the devices of one temperature run as "
+           "one VPG, `CorrelatedVPGBatch`).", ""]
   for result in results:
     lines += [f"### `{result['game']}`", ""]
     references = [f"Nash equilibrium: values {np.round(ne['values'], 3)}, "

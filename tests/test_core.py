@@ -126,3 +126,32 @@ def test_rejects_openspiel_policy_that_does_not_sum_to_one():
   tabular.action_probability_array[:] = 0.2
   with pytest.raises(ValueError, match="sum to"):
     vsg_spiel.nash_conv(game, tabular)
+
+
+@pytest.mark.parametrize("keep", [None, 0, 2, 3])
+def test_expect_over_actions_with_stored_contraction_order(keep):
+  """Four players (a contraction order is stored per shape): equal to the
+  explicit product-sum, and the stored order gives the same bits on a second
+  call with other values of the same shapes."""
+  rng = np.random.default_rng(keep or 0)
+  sizes = (2, 3, 2, 4)
+  for _ in range(2):
+    joint = rng.normal(size=(5,) + sizes)
+    policies = [rng.dirichlet(np.ones(size), size=5) for size in sizes]
+    weights = np.ones((5,) + sizes)
+    for player, policy in enumerate(policies):
+      if player != keep:
+        shape = [5, 1, 1, 1, 1]
+        shape[1 + player] = sizes[player]
+        weights = weights * policy.reshape(shape)
+    axes = tuple(1 + player for player in range(4) if player != keep)
+    expected = (weights * joint).sum(axis=axes)
+    got = vsg_spiel.core.expect_over_actions(joint, policies, keep=keep)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    operands = [joint, [Ellipsis, 4, 0, 1, 2, 3]]
+    for player, policy in enumerate(policies):
+      if player != keep:
+        operands += [policy, [4, player]]
+    np.testing.assert_array_equal(got, np.einsum(
+        *operands, [Ellipsis, 4] + ([] if keep is None else [keep]),
+        optimize=True))

@@ -97,3 +97,71 @@ def test_bad_arguments_raise(kwargs, message):
   with pytest.raises(ValueError, match=message):
     correlated_vpg.CorrelatedVPGSolver(pyspiel.load_game("matrix_cd"),
                                        **kwargs)
+
+
+BATCH_DEVICES = [(1, "distinct", 0), (2, "shared", 0), (3, "random", 1),
+                 (2, "random", 2)]
+
+
+@pytest.mark.parametrize("game_string, policy_form", [
+    ("matrix_shapleys_game", "marginal"),
+    ("python_iterated_prisoners_dilemma(max_game_length=2)", "marginal"),
+    ("python_iterated_prisoners_dilemma(max_game_length=2)", "conditional"),
+])
+def test_batch_runs_each_device_as_its_own_solver(game_string, policy_form):
+  """The batched devices' joint distributions and values equal those of
+  each device run alone, after iterations that moved them (multi-stage:
+  the signal is redrawn inside each device only)."""
+  mgame = vsg_spiel.markov_game(game_string)
+  batch = correlated_vpg.CorrelatedVPGBatch(
+      mgame, BATCH_DEVICES, temperature=0.1, policy_form=policy_form)
+  starts = batch.joint_distributions()
+  for _ in range(40):
+    batch.iteration()
+  joints, values = batch.joint_distributions(), batch.player_values()
+  assert batch.iteration_count == 40
+  for index, (num_signals, initialisation, seed) in enumerate(BATCH_DEVICES):
+    alone = correlated_vpg.CorrelatedVPGSolver(
+        mgame, num_signals=num_signals, temperature=0.1,
+        initialisation=initialisation, seed=seed, policy_form=policy_form)
+    for _ in range(40):
+      alone.iteration()
+    np.testing.assert_allclose(joints[index], alone.joint_distribution(),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(values[index], alone.player_values(),
+                               rtol=0, atol=1e-12)
+  # The devices moved.
+  assert max(np.abs(joint - start).max()
+             for joint, start in zip(joints, starts)) > 0.1
+
+
+def test_augmented_devices_never_reach_each_other():
+  mgame = vsg_spiel.markov_game(
+      "python_iterated_prisoners_dilemma(max_game_length=2)")
+  augmented = correlated_vpg.augment_with_signals(
+      mgame, [[1.0], [0.25, 0.75]])
+  assert augmented.num_states == 3 * mgame.num_states
+  assert augmented.initial_distribution.sum() == pytest.approx(1.0)
+  coo = augmented.transitions.tocoo()
+  device = np.array([0, 1, 1])
+  source = (coo.row // mgame.num_joint_actions) % 3
+  np.testing.assert_array_equal(device[source], device[coo.col % 3])
+  # One device's game is augment_with_signal's, state for state.
+  alone = correlated_vpg.augment_with_signal(mgame, [0.25, 0.75])
+  states = (np.arange(mgame.num_states)[:, None] * 3 + [1, 2]).ravel()
+  joint = mgame.num_joint_actions
+  rows = (states[:, None] * joint + np.arange(joint)).ravel()
+  block = augmented.transitions[rows][:, states]
+  np.testing.assert_array_equal(block.toarray(),
+                                alone.transitions.toarray())
+
+
+@pytest.mark.parametrize("devices, message", [
+    ([], "devices"),
+    ([(0, "distinct", 0)], "num_signals"),
+    ([(2, "latin", 0)], "initialisation"),
+    ([(2, "random", -1)], "seed"),
+])
+def test_batch_bad_devices_raise(devices, message):
+  with pytest.raises(ValueError, match=message):
+    correlated_vpg.CorrelatedVPGBatch(pyspiel.load_game("matrix_cd"), devices)

@@ -46,6 +46,29 @@ def test_marginal_row_is_within_the_bound_and_measured_by_openspiel():
                              atol=1e-9)
 
 
+def test_routing_rows_measured_by_the_core_equal_openspiel():
+  """The default routing game's tree is past the default OpenSpiel limit, so
+  its rows are measured by the core; on a smaller routing game both measure
+  the same row, and agree."""
+  default = epsilon.EpsilonSettings()
+  routing = [game for game in default.games if "routing" in game]
+  assert routing and all(
+      core.turn_based_tree_size(vsg_spiel.markov_game(game)) >
+      default.openspiel_max_nodes for game in routing)
+  small = "python_vsg_routing(network=braess,num_players=2,horizon=2,"
+  small += "split_levels=1)"
+  by_openspiel = epsilon.epsilon_row(small, 0.3, "conditional", "exact",
+                                     SETTINGS)
+  by_core = epsilon.epsilon_row(small, 0.3, "conditional", "exact",
+                                dict(SETTINGS, openspiel_max_nodes=0))
+  assert by_openspiel["measured_by"] == "open_spiel"
+  assert by_core["measured_by"] == "vsg_spiel"
+  assert by_openspiel["max_deviation_gain"] > 1e-3  # not all zero
+  np.testing.assert_allclose(by_core["deviation_gains"],
+                             by_openspiel["deviation_gains"], rtol=0,
+                             atol=1e-9)
+
+
 def test_failing_rows_are_kept_with_their_profile():
   row = epsilon.epsilon_row("matrix_bos", 0.1, "conditional", "exact",
                             SETTINGS)

@@ -106,6 +106,26 @@ def test_correlated_q_solving_each_stage_game_once_changes_nothing(
   assert shared["ce_dist"] == afresh["ce_dist"]
 
 
+# pylint: disable-next=protected-access
+@pytest.mark.skipif(not run_equilibria._CVXOPT_MISSING,
+                    reason="cvxopt installed: OpenSpiel's first solver works")
+def test_going_straight_to_osqp_changes_no_answer(monkeypatch):
+  """Without cvxopt, the CE programs solved by OSQP directly give exactly
+  what OpenSpiel's CVXOPT-then-OSQP fallback gives."""
+  direct = run_equilibria.correlated_q_device("matrix_shapleys_game", 12,
+                                              seed=1)
+  jpsro_direct = run_equilibria.jpsro_device("matrix_bos", 2, seed=0)
+  monkeypatch.setattr(run_equilibria, "_CVXOPT_MISSING", False)
+  fallback = run_equilibria.correlated_q_device("matrix_shapleys_game", 12,
+                                                seed=1)
+  jpsro_fallback = run_equilibria.jpsro_device("matrix_bos", 2, seed=0)
+  np.testing.assert_array_equal(direct["joint"], fallback["joint"])
+  assert direct["ce_dist"] == fallback["ce_dist"]
+  assert jpsro_direct["ce_dist"] == jpsro_fallback["ce_dist"]
+  np.testing.assert_array_equal(jpsro_direct["values"],
+                                jpsro_fallback["values"])
+
+
 def test_vpg_devices_gaps_equal_pyspiel_on_the_checked_device():
   devices = run_equilibria.vpg_devices("matrix_cd", signals=[1, 2],
                                        temperatures=[0.1], iterations=30,

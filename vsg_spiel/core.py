@@ -577,7 +577,25 @@ def expect_over_actions(joint_values, policies, keep=None):
     if player != keep:
       operands += [policy, [state_label, player]]
   output = [Ellipsis, state_label] + ([] if keep is None else [keep])
-  return np.einsum(*operands, output, optimize=len(policies) > 2)
+  if num_players <= 2:
+    return np.einsum(*operands, output)
+  # numpy's greedy contraction order (what optimize=True takes), found once
+  # per shape: finding it cost more than contracting on the 8-player
+  # distancing game. The same order gives the same numbers.
+  shapes = (joint_values.shape, keep) + tuple(policy.shape
+                                              for policy in policies)
+  path = _CONTRACTION_PATHS.get(shapes)
+  if path is None:
+    if len(_CONTRACTION_PATHS) >= _MAX_CONTRACTION_PATHS:
+      _CONTRACTION_PATHS.clear()
+    path = _CONTRACTION_PATHS[shapes] = np.einsum_path(
+        *operands, output, optimize="greedy")[0]
+  return np.einsum(*operands, output, optimize=path)
+
+
+# expect_over_actions' contraction orders by operand shapes and kept player.
+_CONTRACTION_PATHS = {}
+_MAX_CONTRACTION_PATHS = 1024
 
 
 def key_of(state_key, state, stationary=False):
