@@ -160,14 +160,15 @@ def openspiel_nash_conv(game, engine: mfg_engine.MeanFieldEngine,
   table with OpenSpiel's NashConv), and OpenSpiel's walks then read that
   table (`MeanFieldEngine.table_policy`; a string the engine has not met
   goes to the solver's policy) rather than query the solver's policy at
-  every state they visit: a MirrorDescent or Munchausen policy
-  makes a `child()` per action per query, which on the larger Python games
-  was 20-55% of this walk's CPU (1.8 s of 5.9 s for MirrorDescent on
-  python_mfg_crowd_avoidance, 4.3 s of 8.0 s for BoltzmannPolicyIteration;
+  every state they visit: the policies of MirrorDescent,
+  BoltzmannPolicyIteration and MunchausenMirrorDescent (OpenSpiel's
+  `ProjectedPolicy`) make a `child()` per action per query, 10-55% of this
+  walk's CPU on the larger Python games (benchmarks/mfg_report_cost.py;
   values equal to 1.4e-14). The walk still costs seconds there (2-4 s of
-  CPU), outside the budget, and the report's cells of a game often end at
-  the same table (on those games most solvers stop within a step or two of
-  the uniform policy): an equal table reuses the value.
+  CPU), outside the budget, and the report's cells of a game can end at
+  the same table (every solver starts from the uniform policy, and one that
+  does no step within the budget ends there): an equal table reuses the
+  value.
   """
   table = engine.policy_function(policy)(np.arange(engine.num_rows))
   key = (str(game), table.shape, table.tobytes())
