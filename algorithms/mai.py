@@ -204,15 +204,21 @@ class MAIAgent(continuous_common.ReplayAgent):
   # -------------------------------------------------------------------------
   # Distributions and values.
 
-  def predict_opponents(self, observations, noise):
-    """a_hat ~ rho(.|s): the others' box actions (B, (N-1) d) in player order
-    and each opponent's log density log rho_j (B, N-1)."""
+  def opponent_distribution(self, observations):
+    """rho(.|s): the squashed Gaussians' (mean, log std), each
+    (B, N-1, d), one row per opponent in player order."""
     mean, log_std = continuous_common.gaussian_head(
         self.opponent_model(observations))
     factors = (-1, len(self.opponents), self.spec.action_size)
+    return tf.reshape(mean, factors), tf.reshape(log_std, factors)
+
+  def predict_opponents(self, distribution, noise):
+    """a_hat ~ rho(.|s) of `distribution` (`opponent_distribution`'s): the
+    others' box actions (B, (N-1) d) in player order and each opponent's
+    log density log rho_j (B, N-1)."""
+    mean, log_std = distribution
     actions, log_densities = continuous_common.squashed_gaussian(
-        tf.reshape(mean, factors), tf.reshape(log_std, factors),
-        tf.reshape(noise, factors))
+        mean, log_std, tf.reshape(noise, (-1, *mean.shape[1:])))
     return tf.reshape(actions, (-1, self.others_size)), log_densities
 
   def own_action(self, observations, predicted, noise):
@@ -275,23 +281,31 @@ class MAIAgent(continuous_common.ReplayAgent):
     own, others = continuous_common.split_own(
         batch["joint_action"], self._player, self.spec.action_size)
     next_predicted, next_log_rho = self.predict_opponents(
-        batch["next_observation"], noise["next_opponents"])
+        self.opponent_distribution(batch["next_observation"]),
+        noise["next_opponents"])
     next_own, next_log_pi = self.own_action(
         batch["next_observation"], next_predicted, noise["next_own"])
     next_sample = (batch["next_observation"], next_own, next_predicted,
                    next_log_pi, next_log_rho)
+    # rho(.|s) once per state of the batch: the policy loss uses it, the
+    # importance estimates its first `states` rows (each state's rows of
+    # samples share them).
+    distribution = self.opponent_distribution(observations)
     states = self._importance_states()
+    first = tuple(part[:states] for part in distribution)
     losses = {
         "critic": self.critic_loss(batch, own, others, next_sample, alpha),
-        "policy": self.policy_loss(observations, noise, alpha),
+        "policy": self.policy_loss(observations, distribution, noise, alpha),
         "opponent_model": (
-            self.empirical_opponent_model_loss(observations, others)
+            self.empirical_opponent_model_loss(distribution, others)
             if self.empirical_model else
-            self.opponent_model_loss(observations[:states], noise, alpha)),
+            self.opponent_model_loss(observations[:states], first, noise,
+                                     alpha)),
     }
     if self.estimates_rewards:
       losses["reward_estimate"] = self.reward_estimate_loss(
-          observations[:states], own[:states], others[:states], noise, alpha)
+          observations[:states], first, own[:states], others[:states],
+          noise, alpha)
       losses["opponent_critic"] = self.opponent_critic_loss(
           batch, own, others, next_sample, alpha)
     return losses
@@ -313,7 +327,7 @@ class MAIAgent(continuous_common.ReplayAgent):
                                 others)
     return self.td_loss(q_values, batch, next_value)
 
-  def policy_loss(self, observations, noise, alpha):
+  def policy_loss(self, observations, distribution, noise, alpha):
     """Eq. 8 through the reparameterisation (eq. 10):
     E_{a_hat, a = f_theta(eps; s, a_hat)}[alpha log pi(a|s, a_hat)
     - Q(s, a, a_hat)], with a_hat held fixed and drawn half from rho, half
@@ -321,8 +335,8 @@ class MAIAgent(continuous_common.ReplayAgent):
     minimiser is the same for any a_hat distribution (why pibar too:
     docs/design.md, "Tuning notes"). The marginal
     policy form draws a_hat from rho only: its pi(.|s) is then the soft best
-    response to rho(.|s)."""
-    predicted, _ = self.predict_opponents(observations, noise["opponents"])
+    response to rho(.|s). `distribution` is rho(.|s) at `observations`."""
+    predicted, _ = self.predict_opponents(distribution, noise["opponents"])
     if not self.conditional:
       batch_size = tf.shape(observations)[0]
       actions, log_pi = self.own_action(observations, predicted,
@@ -341,7 +355,7 @@ class MAIAgent(continuous_common.ReplayAgent):
   # Opponent modelling (Algorithm 3): rho (eq. 5) and the reward fit
   # (eqs. 6-7).
 
-  def opponent_model_loss(self, observations, noise, alpha):
+  def opponent_model_loss(self, observations, distribution, noise, alpha):
     """Eq. 5 (Prop. 5.9), rho_j ∝ pibar_j exp(E_{a ~ pi(.|s, a_hat)}
     [Q^j(s, a_hat, a)] / alpha), fitted by weighted maximum likelihood:
     -E_s[sum_k w_k log rho_j(a_hat_k|s)] over `importance_samples`
@@ -349,15 +363,13 @@ class MAIAgent(continuous_common.ReplayAgent):
     rho itself, with self-normalised weights
     w_k ∝ pibar(a_hat_k) exp(Q^j(s, a_hat_k, a_k) / alpha) / q(a_hat_k),
     q = (pibar + rho) / 2 the proposal density and a_k ~ pi(.|s, a_hat_k).
-    This minimises KL(target || rho)."""
+    This minimises KL(target || rho). `distribution` is rho(.|s) at
+    `observations` (one row per state)."""
     k = self.settings.importance_samples
     d, num_opponents = self.spec.action_size, len(self.opponents)
     repeated = tf.repeat(observations, k, axis=0)
-    mean, log_std = continuous_common.gaussian_head(
-        self.opponent_model(repeated))
+    mean, log_std = (tf.repeat(part, k, axis=0) for part in distribution)
     factors = (-1, num_opponents, d)
-    mean = tf.reshape(mean, factors)
-    log_std = tf.reshape(log_std, factors)
     model_proposals, _ = continuous_common.squashed_gaussian(
         mean, log_std, tf.reshape(noise["model_proposals"], factors))
     from_prior = tf.tile(tf.range(k) < k // 2,
@@ -386,21 +398,20 @@ class MAIAgent(continuous_common.ReplayAgent):
           weights * tf.reshape(log_rho[:, index], (-1, k)), axis=-1))
     return loss
 
-  def empirical_opponent_model_loss(self, observations, others):
+  def empirical_opponent_model_loss(self, distribution, others):
     """The empirical opponent model (opponent_model="empirical"): rho fitted
     by maximum likelihood to the opponents' observed actions,
-    -E_D[sum_j log rho_j(a^j|s)]."""
+    -E_D[sum_j log rho_j(a^j|s)]; `distribution` is rho(.|s) at the
+    batch's states."""
     return -tf.reduce_mean(tf.reduce_sum(
-        self._log_rho(observations, others), axis=-1))
+        self._log_rho(distribution, others), axis=-1))
 
-  def _log_rho(self, observations, others):
-    """log rho_j(a^j|s) (B, N-1) of the others' box actions (B, (N-1) d)."""
-    mean, log_std = continuous_common.gaussian_head(
-        self.opponent_model(observations))
-    factors = (-1, len(self.opponents), self.spec.action_size)
+  def _log_rho(self, distribution, others):
+    """log rho_j(a^j|s) (B, N-1) of the others' box actions (B, (N-1) d)
+    under rho(.|s) of `distribution`."""
+    mean, log_std = distribution
     return continuous_common.squashed_gaussian_log_density(
-        tf.reshape(mean, factors), tf.reshape(log_std, factors),
-        tf.reshape(others, factors))
+        mean, log_std, tf.reshape(others, (-1, *mean.shape[1:])))
 
   def opponent_log_likelihood(self, observations, joint_actions):
     """log rho_j(a^j | s) of the opponents' played actions.
@@ -416,17 +427,21 @@ class MAIAgent(continuous_common.ReplayAgent):
     _, others = continuous_common.split_own(
         tf.convert_to_tensor(joint_actions, tf.float32), self.player_id,
         self.spec.action_size)
-    return self._log_rho(tf.convert_to_tensor(observations, tf.float32),
-                         others).numpy()
+    return self._log_rho(self.opponent_distribution(
+        tf.convert_to_tensor(observations, tf.float32)), others).numpy()
 
-  def reward_estimate_loss(self, observations, own, others, noise, alpha):
+  def reward_estimate_loss(self, observations, distribution, own, others,
+                           noise, alpha):
     """Eqs. 6-7: for each opponent j, -E_data[rhat^j(s, a)] +
     E_s[sum_k w_k rhat^j(s, a^j_k, a^{-j})] with a^j_k ~ rho_j(.|s) and the
-    self-normalised importance weights w of the module docstring."""
+    self-normalised importance weights w of the module docstring.
+    `distribution` is rho(.|s) at `observations`."""
     k = self.settings.importance_samples
     d = self.spec.action_size
     repeated = tf.repeat(observations, k, axis=0)
-    samples, log_rho = self.predict_opponents(repeated, noise["importance"])
+    samples, log_rho = self.predict_opponents(
+        tuple(tf.repeat(part, k, axis=0) for part in distribution),
+        noise["importance"])
     samples, log_rho = tf.stop_gradient(samples), tf.stop_gradient(log_rho)
     repeated_own = tf.repeat(own, k, axis=0)
     repeated_others = tf.repeat(others, k, axis=0)
@@ -489,7 +504,8 @@ class MAIAgent(continuous_common.ReplayAgent):
     else:
       opponent_noise = self.generator.normal((batch_size, self.others_size))
       own_noise = self.generator.normal((batch_size, self.spec.action_size))
-    predicted, _ = self.predict_opponents(observations, opponent_noise)
+    predicted, _ = self.predict_opponents(
+        self.opponent_distribution(observations), opponent_noise)
     actions, _ = self.own_action(observations, predicted, own_noise)
     return actions
 

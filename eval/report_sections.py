@@ -171,18 +171,21 @@ NASH = Section(
 # ----------------------------------------------------------------------------
 # 3. Figure 2a/2b: MAI versus MADDPG, MASQL and independent DDPG.
 
-def mai_cell(game, algorithm, seed, experiment):
-  """One (algorithm, seed) run of run_mai: its progress record with the
-  per-episode returns and the final evaluation. The report stores whole
-  cells, so the run's own block checkpoints go to a scratch directory."""
+def mai_cell(game, algorithm, seeds, experiment):
+  """run_mai's runs of one algorithm on one game, one per seed, in one
+  process, so that the seeds share the agents' compiled training step
+  (traced and compiled once per process): the progress records (the
+  per-episode returns and the final evaluation) in the order of `seeds`.
+  The report stores whole cells, so the runs' own block checkpoints go to a
+  scratch directory."""
   # pylint: disable-next=g-import-not-at-top
   from vsg_spiel.eval import continuous_runs
   common.start_tensorflow(threads=1)  # done already by the report's PREPARE
   settings = continuous_runs.Experiment(game=game, algorithms=(algorithm,),
-                                        seeds=(seed,), **experiment)
+                                        seeds=tuple(seeds), **experiment)
   with tempfile.TemporaryDirectory() as scratch:
-    record, _ = continuous_runs.run_one(settings, algorithm, seed, scratch)
-  return record
+    return [continuous_runs.run_one(settings, algorithm, seed, scratch)[0]
+            for seed in seeds]
 
 
 def _check_mai_games(games):
@@ -196,7 +199,8 @@ def _check_mai_games(games):
 
 @dataclasses.dataclass(frozen=True)
 class MaiSectionSettings:
-  """Figure 2's runs: run_mai's experiments, one cell per seed."""
+  """Figure 2's runs: run_mai's experiments, one cell per algorithm and
+  game (its seeds run in one process)."""
   games: tuple[str, ...] = setting(("differential", "routing"),
                                    "run_mai's games.", check=_check_mai_games)
   algorithms: tuple[str, ...] = setting(
@@ -221,12 +225,12 @@ class MaiSectionSettings:
 def _mai_cells(settings):
   recording = ({"tensorboard_dir": settings.tensorboard_dir}
                if settings.tensorboard_dir else {})
-  return [Cell("mai", (game, algorithm, seed),
+  return [Cell("mai", (game, algorithm),
                "vsg_spiel.eval.report_sections:mai_cell",
-               dict(game=game, algorithm=algorithm, seed=seed,
+               dict(game=game, algorithm=algorithm,
+                    seeds=list(range(settings.num_seeds)),
                     experiment={**settings.experiments[game], **recording}))
-          for game in settings.games for algorithm in settings.algorithms
-          for seed in range(settings.num_seeds)]
+          for game in settings.games for algorithm in settings.algorithms]
 
 
 def _mai_summary(results, settings, figures):
@@ -237,9 +241,7 @@ def _mai_summary(results, settings, figures):
     experiment = continuous_runs.Experiment(
         game=game, algorithms=tuple(settings.algorithms),
         seeds=tuple(range(settings.num_seeds)), **settings.experiments[game])
-    records = {algorithm: [results[game, algorithm, seed]
-                           for seed in range(settings.num_seeds)
-                           if (game, algorithm, seed) in results]
+    records = {algorithm: results.get((game, algorithm), [])
                for algorithm in settings.algorithms}
     summary = continuous_runs.summarize(experiment, records)
     figure = continuous_runs.figure_file(game)

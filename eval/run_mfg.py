@@ -14,7 +14,8 @@ first iteration still running after 3 x the budget
 (`runner.INTERRUPT_FACTOR`) is interrupted and the algorithm recorded as
 skipped on that game. Exploitability
 (NashConv) is measured by the engine at checkpoints (equal to OpenSpiel's
-NashConv to 1e-8) and by OpenSpiel's `NashConv` at every final iterate.
+NashConv to 1e-8) and by OpenSpiel's `NashConv` at every final iterate (of
+its policy table, read once per state string: `openspiel_nash_conv`).
 
 Writes, under --out:
   results.json              every curve and number;
@@ -149,22 +150,31 @@ _OPENSPIEL_NASH_CONV = {}
 
 def openspiel_nash_conv(game, engine: mfg_engine.MeanFieldEngine,
                         policy) -> float:
-  """OpenSpiel's `NashConv(game, policy).nash_conv()`, computed once per
-  game and policy table in a process.
+  """OpenSpiel's `NashConv(game, table).nash_conv()` of `policy` read as a
+  table at every row of the engine, computed once per game and table in a
+  process.
 
-  OpenSpiel's walk costs seconds on the larger Python games (3.4 s of CPU
-  on python_mfg_predator_prey; 20-60 s of wall time in a report run on a
-  loaded machine), outside the budget, and the report's
-  cells of a game often end at the same policy: on those games no solver
-  gets past its constructor within the default budget, and all of them
-  start from the uniform policy. The policy is read at every row of the
-  engine (the registry's solvers' policies are functions of the state
-  string, as the engine assumes); an equal table reuses the value.
+  The policy is read once per state string (the registry's solvers'
+  policies are functions of the state string, as the engine assumes;
+  tests/test_run_mfg.py checks every OpenSpiel solver's policy against its
+  table with OpenSpiel's NashConv), and OpenSpiel's walks then read that
+  table (`MeanFieldEngine.table_policy`; a string the engine has not met
+  goes to the solver's policy) rather than query the solver's policy at
+  every state they visit: the policies of MirrorDescent,
+  BoltzmannPolicyIteration and MunchausenMirrorDescent (OpenSpiel's
+  `ProjectedPolicy`) make a `child()` per action per query, 10-55% of this
+  walk's CPU on the larger Python games (benchmarks/mfg_report_cost.py;
+  values equal to 1.4e-14). The walk still costs seconds there (2-4 s of
+  CPU), outside the budget, and the report's cells of a game can end at
+  the same table (every solver starts from the uniform policy, and one that
+  does no step within the budget ends there): an equal table reuses the
+  value.
   """
   table = engine.policy_function(policy)(np.arange(engine.num_rows))
   key = (str(game), table.shape, table.tobytes())
   if key not in _OPENSPIEL_NASH_CONV:
-    _OPENSPIEL_NASH_CONV[key] = nash_conv.NashConv(game, policy).nash_conv()
+    _OPENSPIEL_NASH_CONV[key] = nash_conv.NashConv(
+        game, engine.table_policy(table, fallback=policy)).nash_conv()
   return _OPENSPIEL_NASH_CONV[key]
 
 
@@ -320,7 +330,8 @@ def markdown(results, settings_json):
   lines = ["# MF-BQL and OpenSpiel's mean-field solvers", "",
            "Exploitability is OpenSpiel's NashConv (the engine's value at "
            "checkpoints; `OpenSpiel NashConv` is OpenSpiel's own value at "
-           "the final iterate). Seconds count constructors and iteration() "
+           "the final iterate, walking its policy read once per state "
+           "string). Seconds count constructors and iteration() "
            "calls only; MF-BQL's include building the engine. " +
            runner.BUDGET_RULE, "",
            f"Settings: `{settings_json}`", ""]

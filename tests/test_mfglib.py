@@ -143,6 +143,25 @@ def test_mean_field_and_q_functions_equal_mfglib(name):
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_compiled_values_equal_backward_induction(name):
+  """policy_value and best_response_value (one compiled pass each) equal
+  `backward` with the policy's expectation and the max at every node
+  (root, decision, (t, s, a) and chance nodes) to 1e-12, and leave the
+  sentinel at 0."""
+  _, engine = _environment_and_engine(name)
+  table = random_table(engine, seed=5)
+  mean_field = engine.mean_field(lambda rows: table[rows])
+  for compiled, decision_value in (
+      (engine.policy_value,
+       lambda layer, q: np.sum(table[layer.decision_rows] * q, axis=1)),
+      (engine.best_response_value, lambda layer, q: np.max(q, axis=1))):
+    expected = engine.backward(mean_field, decision_value)
+    values = compiled(mean_field)
+    assert values.shape == (engine.num_nodes + 1,) and values[-1] == 0.0
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_exploitability_equals_mfglib(name):
   """engine.nash_conv == mfglib.scoring.exploitability_score, same policy."""
   env, engine = _environment_and_engine(name)
@@ -242,6 +261,50 @@ def test_functions_that_read_the_mean_field_are_re_read():
           mean_field_from_policy(pi, env=env).numpy(), rtol=0, atol=1e-12)
       assert engine.nash_conv(mean_field) == pytest.approx(
           exploitability_score(env, pi), rel=1e-10, abs=1e-9)
+
+
+def test_environment_calls_per_iteration():
+  """Our iterations and NashConv call r_t and P_t once each where they read
+  the mean field (conservative_treasure_hunting: r_1..r_5, P_1..P_4);
+  MFGLib's PriorDescent and OnlineMirrorDescent steps call every r_t once
+  and every P_t twice (benchmarks/mfg.py's env columns)."""
+  env, engine = _environment_and_engine("conservative_treasure_hunting")
+  calls = []
+  originals = {kind: getattr(env, kind)
+               for kind in ("reward_fn", "transition_fn")}
+  for kind, function in originals.items():
+    def counted(environment, t, state_action, kind=kind, function=function):
+      calls.append((kind, t))
+      return function(environment, t, state_action)
+    setattr(env, kind, counted)
+  try:
+    ours = [(kind, t) for kind, statics in (
+        ("reward_fn", engine.static_rewards),
+        ("transition_fn", engine.static_transitions))
+            for t, static in enumerate(statics) if not static]
+    assert len(ours) == 9
+    for solver in (mf_bayesian_q.MFBayesianQLearning(engine.game,
+                                                     engine=engine),
+                   mirror_descent.MirrorDescent(engine.game, engine=engine)):
+      calls.clear()
+      solver.iteration()
+      assert sorted(calls) == sorted(ours)
+      calls.clear()
+      solver.nash_conv()
+      assert not calls
+    engine.nash_conv(engine.mean_field(engine.uniform_policy))
+    assert sorted(calls[-9:]) == sorted(ours)
+    theirs = sorted([("reward_fn", t) for t in range(env.T + 1)] +
+                    2 * [("transition_fn", t) for t in range(env.T)])
+    for algorithm in (PriorDescent(eta=1.0, n_inner=1),
+                      OnlineMirrorDescent(alpha=0.1)):
+      state = algorithm.init_state(env, uniform_tensor(env))
+      calls.clear()
+      algorithm.step_next_state(state, atol=None, rtol=None)
+      assert sorted(calls) == theirs
+  finally:
+    for kind, function in originals.items():
+      setattr(env, kind, function)
 
 
 def test_bad_input():

@@ -258,6 +258,20 @@ def test_report_cells_record_only_when_asked():
              for cell in report_sections._mai_cells(recording))  # pylint: disable=protected-access
 
 
+def test_report_cell_runs_each_seed_as_a_run_of_its_own_would():
+  """A Figure 2 cell runs its seeds one after the other in one process,
+  sharing the agents' training step: each seed's record equals that of the
+  seed run alone (nothing carries over from the seed before)."""
+  experiment = dict(episodes=3, steps=3, agent_settings=TINY_AGENTS,
+                    evaluation_samples=8)
+  both = report_sections.mai_cell("differential", "mai", [0, 1], experiment)
+  alone = report_sections.mai_cell("differential", "mai", [1], experiment)
+  assert [record["config"]["seed"] for record in both] == [0, 1]
+  assert both[1]["episode_returns"] == alone[0]["episode_returns"]
+  assert both[1]["final"] == alone[0]["final"]
+  assert both[0]["episode_returns"] != both[1]["episode_returns"]
+
+
 def test_routing_evaluation_of_the_equilibrium_is_exact():
   """A policy that always plays the exact equilibrium split (on the grid:
   the uniform split of the default game at scale 1 is (1/3, 1/3, 1/3),

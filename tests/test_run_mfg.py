@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vsg_spiel.eval import common
+from vsg_spiel.eval import registry
 from vsg_spiel.eval import run_mfg
 
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,3 +121,32 @@ def test_openspiel_nash_conv_is_walked_once_per_policy(monkeypatch):
   assert len(walks) == 2
   assert values == pytest.approx([expected[0]] * 2 + [expected[1]],
                                  abs=1e-12)
+
+
+@pytest.mark.parametrize("game_name", (
+    "python_mfg_crowd_modelling(size=4,horizon=3)",
+    "mfg_crowd_modelling(size=4,horizon=3)"))
+def test_openspiel_solvers_policies_equal_their_tables(game_name):
+  """What lets the parity check walk a table: after two iterations, each
+  OpenSpiel solver's policy has OpenSpiel's NashConv of its engine table
+  (and the iterates have moved from the uniform policy)."""
+  # pylint: disable-next=g-import-not-at-top
+  from open_spiel.python.mfg.algorithms import nash_conv
+  game, engine, _ = run_mfg.game_and_engine(game_name)
+  settings = run_mfg.MeanFieldSettings(learning_rate=1.0)
+  uniform = engine.uniform_policy(np.arange(engine.num_rows))
+  for name in run_mfg.ALGORITHMS:
+    entry = registry.get(name, registry.MEAN_FIELD)
+    if not entry.baseline:
+      continue
+    algorithm = entry.make(game, engine, settings)
+    algorithm.step()
+    algorithm.step()
+    policy = algorithm.policy()
+    table = engine.policy_function(policy)(np.arange(engine.num_rows))
+    assert np.abs(table - uniform).max() > 1e-3, name
+    theirs = nash_conv.NashConv(game, policy).nash_conv()
+    assert nash_conv.NashConv(game, engine.table_policy(table)).nash_conv() \
+        == pytest.approx(theirs, abs=1e-12), name
+    assert run_mfg.openspiel_nash_conv(game, engine, policy) == \
+        pytest.approx(theirs, abs=1e-12), name

@@ -23,9 +23,15 @@ the masked logits (tests/test_logit.py checks it to 1e-14); they are written
 with numpy because scipy's versions cost several times as much on the small
 per-layer arrays the solvers pass (logsumexp 7-17x, log_softmax 2-8x in
 benchmarks/logit.py), a cost paid several times per layer and iteration; on
-large arrays the two cost about the same.
+large arrays the two cost about the same. `softmax` and
+`kl_regularised_response` (half a dozen and a dozen array operations per
+call) run compiled (numba) on the (n, A) float arrays the mean-field solvers
+pass at every layer (`_softmax_rows`, `_kl_response_rows`: the same numbers
+to rounding, checked to 1e-12 in tests/test_logit.py); other shapes keep the
+numpy path.
 """
 
+import numba
 import numpy as np
 
 from vsg_spiel import parameters
@@ -55,6 +61,10 @@ def log_softmax(logits, legal, axis=-1):
 
 def softmax(logits, legal, axis=-1):
   """Probabilities softmax(logits) over the legal entries, 0 at the others."""
+  if _rows_of_floats(logits, logits, legal, axis):
+    probabilities = np.empty_like(logits)
+    _softmax_rows(logits, legal, probabilities)
+    return probabilities
   masked = np.where(legal, logits, -np.inf)
   weights = np.exp(masked - masked.max(axis=axis, keepdims=True))
   return weights / weights.sum(axis=axis, keepdims=True)
@@ -128,6 +138,12 @@ def kl_regularised_response(log_prior, q_values, legal, temperature,
     (log_posterior, value): log pi like `log_prior` (-inf outside the
     prior's support) and alpha log Z with `axis` removed.
   """
+  if _rows_of_floats(log_prior, q_values, legal, axis):
+    log_posterior = np.empty_like(log_prior)
+    value = np.empty(len(log_prior))
+    _kl_response_rows(log_prior, q_values, legal, float(temperature),
+                      log_posterior, value)
+    return log_posterior, value
   support = legal & (log_prior > -np.inf)
   top = np.max(np.where(support, q_values, -np.inf), axis=axis,
                keepdims=True)
@@ -139,6 +155,69 @@ def kl_regularised_response(log_prior, q_values, legal, temperature,
                                   axis)
   value = temperature * log_normaliser + top
   return logits - log_normaliser, np.squeeze(value, axis=axis)
+
+
+def _rows_of_floats(log_prior, q_values, legal, axis):
+  """Whether the arguments are (n, A) C-contiguous float64 arrays (legal
+  boolean) of one shape, actions on the last axis: `_kl_response_rows`'s
+  case."""
+  return (axis in (1, -1) and type(log_prior) is np.ndarray and
+          type(q_values) is np.ndarray and type(legal) is np.ndarray and
+          log_prior.ndim == 2 and log_prior.shape == q_values.shape ==
+          legal.shape and log_prior.dtype == q_values.dtype == np.float64 and
+          legal.dtype == np.bool_ and log_prior.flags.c_contiguous and
+          q_values.flags.c_contiguous and legal.flags.c_contiguous)
+
+
+@numba.njit(cache=True)
+def _softmax_rows(logits, legal, probabilities):
+  """`softmax` on (n, A) rows, into `probabilities`: the numpy path's
+  operations in its order, per row."""
+  num_rows, width = logits.shape
+  for row in range(num_rows):
+    top = -np.inf
+    for action in range(width):
+      if legal[row, action]:
+        top = max(top, logits[row, action])
+    total = 0.0
+    for action in range(width):
+      weight = (np.exp(logits[row, action] - top) if legal[row, action]
+                else 0.0)
+      probabilities[row, action] = weight
+      total += weight
+    for action in range(width):
+      probabilities[row, action] /= total
+
+
+@numba.njit(cache=True)
+def _kl_response_rows(log_prior, q_values, legal, temperature,
+                      log_posterior, value):
+  """`kl_regularised_response` on (n, A) rows, into `log_posterior` (n, A)
+  and `value` (n,): the numpy path's operations in its order, per row (a
+  row without support gives NaN, as there)."""
+  num_rows, width = log_prior.shape
+  for row in range(num_rows):
+    top = -np.inf
+    for action in range(width):
+      if (legal[row, action] and log_prior[row, action] > -np.inf and
+          q_values[row, action] > top):
+        top = q_values[row, action]
+    logit_top = -np.inf
+    for action in range(width):
+      if legal[row, action] and log_prior[row, action] > -np.inf:
+        logit = log_prior[row, action] + (
+            q_values[row, action] - top) / temperature
+        logit_top = max(logit_top, logit)
+      else:
+        logit = -np.inf
+      log_posterior[row, action] = logit
+    total = 0.0
+    for action in range(width):
+      total += np.exp(log_posterior[row, action] - logit_top)
+    log_normaliser = logit_top + np.log(total)
+    value[row] = temperature * log_normaliser + top
+    for action in range(width):
+      log_posterior[row, action] -= log_normaliser
 
 
 def check_temperature(value, return_bound=0.0, name="temperature"):

@@ -28,14 +28,23 @@ sum_{s, a} P_t[s', s, a] L_t[s, a], L_t = mu_t pi_t, as MFGLib's
 Functions that do not depend on the mean field are read once: when the engine
 is built, r_t and P_t are probed, per t, under three different L_t (uniform,
 random, concentrated on one pair); where the three results are identical they
-are kept (P_t as a sparse array), the others are read at every `mean_field`
-call (P_t kept dense). MFGLib's own algorithms call both functions at every
-step; `benchmarks/mfg.py` says which of its timings this cache affects.
-The probe is necessary, not sufficient: a function that reads L_t only where
-all three probes agree (e.g. a threshold no probe crosses) would be cached
-wrongly. MFGLib's ten environments are checked against MFGLib per iteration
-(tests/test_mfglib.py); for an environment of your own, compare
-`static_rewards`/`static_transitions` with what you know of it.
+are kept, the others are read at every `mean_field` call. MFGLib's own
+algorithms call both functions at every step; `benchmarks/mfg.py` says which
+of its timings this cache affects. The probe is necessary, not sufficient: a
+function that reads L_t only where all three probes agree (e.g. a threshold
+no probe crosses) would be cached wrongly. MFGLib's ten environments are
+checked against MFGLib per iteration (tests/test_mfglib.py); for an
+environment of your own, compare `static_rewards`/`static_transitions` with
+what you know of it.
+
+P_t is kept compact, as each pair (s, a)'s next states and their
+probabilities, (T, |S| |A|, K) arrays with K the most next states of any
+pair (1 in building_evacuation, 5 in crowd_motion; |S| where P_t reads the
+mean field, filled by each `mean_field` call). The forward pass, the value
+functions and NashConv run over them compiled (numba: one call per pass
+where P is static), so that an iteration's time is mostly the environment's
+own reward and transition calls; `backward` keeps the engine's contract, a
+solver's function of Q per t.
 
 MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
 imported when an engine is built from an environment.
@@ -44,8 +53,8 @@ imported when an engine is built from an environment.
 import dataclasses
 from collections.abc import Sequence
 
+import numba
 import numpy as np
-from scipy import sparse
 
 from vsg_spiel import mfg_engine
 
@@ -114,7 +123,8 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
   Policies are arrays (num_rows, num_actions), row t * num_states + s: the
   same numbers as MFGLib's policy tensors (T + 1, *S, *A) reshaped
   (`policy_table`, `policy_tensor`). `backward`, `policy_value`,
-  `best_response_value` and `nash_conv` are the engine's.
+  `best_response_value` and `nash_conv` give the engine's numbers, over
+  the compact transitions.
 
   Attributes:
     environment: the MFGLib environment.
@@ -150,6 +160,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     self.flow_dependent = False
     self.shared_registration = False
     self._dtype = env.mu0.dtype
+    self._state_action_shape = tuple(env.S) + tuple(env.A)
     self._mu0 = env.mu0.detach().cpu().numpy().astype(float).ravel()
     # Node ids: the root, then decision nodes (t, s), then (t, s, a) nodes
     # carrying rewards (mean field for t < T, terminal at T), then chance
@@ -164,27 +175,50 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
                           num_steps * self.num_states, self.num_actions))
     self._legal_rows = np.ones((num_steps * self.num_states,
                                 self.num_actions), bool)
-    self._rewards = [self._probe(self._reward, t)
-                     for t in range(num_steps)]
+    self._rows = np.arange(self.num_rows)
+    rewards = [self._probe(self._reward, t) for t in range(num_steps)]
     transitions = [self._probe(self._transition_matrix, t)
                    for t in range(self.horizon)]
-    self.static_rewards = tuple(reward is not None
-                                for reward in self._rewards)
+    self.static_rewards = tuple(reward is not None for reward in rewards)
     self.static_transitions = tuple(matrix is not None
                                     for matrix in transitions)
-    # mu_{t+1} = P_t^T L_t, as sparse (|S|, |S| * |A|) matrices where P_t is
-    # static; dense chance layers (every s' an outcome) elsewhere, whose
-    # probabilities each mean_field call replaces.
-    self._forward_matrices = [None if matrix is None else
-                              sparse.csr_matrix(matrix.T)
-                              for matrix in transitions]
-    # E_{s' ~ P_t(. | s, a)} V(s') = P_t V, (|S| * |A|, |S|) sparse.
-    self._backward_matrices = [None if matrix is None else
-                               sparse.csr_matrix(matrix)
-                               for matrix in transitions]
-    self._structure_template = self._structure(self._layers(
-        [np.ones((pairs, self.num_states)) if matrix is None else matrix
-         for matrix in transitions]))
+    self._dynamic_rewards = [t for t, reward in enumerate(rewards)
+                             if reward is None]
+    self._dynamic_transitions = [t for t, matrix in enumerate(transitions)
+                                 if matrix is None]
+    # Rewards at every node, the static r_t filled in.
+    self._reward_template = np.zeros(self._num_nodes + 1)
+    for t, reward in enumerate(rewards):
+      if reward is not None:
+        start = self._reward_base + t * pairs
+        self._reward_template[start:start + pairs] = reward
+    # P_t compact: per pair (s, a), its next states (ascending) and their
+    # probabilities, padded with probability 0; every s' where P_t reads
+    # the mean field, its probabilities NaN until a mean_field call.
+    width = (self.num_states if self._dynamic_transitions else
+             max([_nonzero_first(matrix)[0].shape[1]
+                  for matrix in transitions if matrix is not None],
+                 default=1))
+    self._successors = np.zeros((self.horizon, pairs, width), np.int64)
+    self._transition_template = np.zeros((self.horizon, pairs, width))
+    for t, matrix in enumerate(transitions):
+      if matrix is None:
+        self._successors[t] = np.arange(width)
+        self._transition_template[t] = np.nan
+      else:
+        order, kept = _nonzero_first(matrix)
+        self._successors[t, :, :order.shape[1]] = np.where(kept, order, 0)
+        self._transition_template[t, :, :order.shape[1]] = np.where(
+            kept, np.take_along_axis(matrix, order, axis=1), 0.0)
+    self._structure_template = self._structure(self._layers(transitions))
+    # Per t, last to first: t and the slices of its decision and (t, s, a)
+    # nodes.
+    self._backward_steps = [
+        (t, slice(self._decision_base + t * self.num_states,
+                  self._decision_base + (t + 1) * self.num_states),
+         slice(self._reward_base + t * pairs,
+               self._reward_base + (t + 1) * pairs))
+        for t in reversed(range(num_steps))]
 
   # --------------------------------------------------------------- sizes
 
@@ -252,23 +286,32 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     return flow.reshape((self.horizon + 1,) + tuple(self.environment.S) +
                         tuple(self.environment.A))
 
-  def _call(self, function, t: int, state_action: np.ndarray) -> np.ndarray:
-    """`function(t, L_t)` (env.reward or env.prob) as a float numpy array."""
-    shape = tuple(self.environment.S) + tuple(self.environment.A)
-    argument = self._torch.from_numpy(state_action.reshape(shape))
+  def _call(self, function, t: int, state_action: np.ndarray):
+    """`function(t, L_t)` (env.reward or env.prob), a numpy view of its
+    tensor (L_t (|S| * |A|,) float)."""
+    argument = self._torch.from_numpy(state_action.reshape(
+        self._state_action_shape))
     if argument.dtype != self._dtype:
       argument = argument.to(self._dtype)
-    return np.asarray(function(t, argument).detach().cpu().numpy(), float)
+    return function(t, argument).detach().cpu().numpy()
 
-  def _reward(self, t: int, state_action: np.ndarray) -> np.ndarray:
-    """r_t as (|S| * |A|,)."""
-    return self._call(self.environment.reward, t, state_action).ravel()
+  def _reward(self, t: int, state_action: np.ndarray,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """r_t as (|S| * |A|,), into `out` (a new array if None)."""
+    out = np.empty(len(state_action)) if out is None else out
+    out.reshape(self._state_action_shape)[...] = self._call(
+        self.environment.reward, t, state_action)
+    return out
 
-  def _transition_matrix(self, t: int, state_action: np.ndarray
-                         ) -> np.ndarray:
-    """P_t as (|S| * |A|, |S|): row (s, a), column s'."""
-    probabilities = self._call(self.environment.prob, t, state_action)
-    return probabilities.reshape(self.num_states, -1).T
+  def _transition_matrix(self, t: int, state_action: np.ndarray,
+                         out: np.ndarray | None = None) -> np.ndarray:
+    """P_t as (|S| * |A|, |S|): row (s, a), column s', into `out` (a new
+    array if None)."""
+    out = (np.empty((len(state_action), self.num_states)) if out is None
+           else out)
+    out[...] = self._call(self.environment.prob, t, state_action).reshape(
+        self.num_states, -1).T
+    return out
 
   def _probe(self, function, t: int) -> np.ndarray | None:
     """`function(t, L)` (`_reward` or `_transition_matrix`) if three
@@ -282,8 +325,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     random = np.random.default_rng(_PROBE_SEED).uniform(0.05, 1.0, pairs)
     concentrated = np.zeros(pairs)
     concentrated[pairs // 2] = 1.0
-    # Copies: the environment may return (and later change) its own tensor.
-    results = [np.array(function(t, probe / probe.sum()))
+    results = [function(t, probe / probe.sum())
                for probe in (uniform, random, concentrated)]
     if any(not np.array_equal(results[0], other) for other in results[1:]):
       return None
@@ -313,10 +355,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     Stored sparsely: each row's nonzero outcomes first, padded with the
     sentinel (node num_nodes, next-layer position len(next_ids)).
     """
-    nonzero = probabilities > 0
-    width = max(int(nonzero.sum(axis=1).max(initial=0)), 1)
-    order = np.argsort(~nonzero, axis=1, kind="stable")[:, :width]
-    kept = np.take_along_axis(nonzero, order, axis=1)
+    order, kept = _nonzero_first(probabilities)
     return self._layer(
         ids, chance_ids=ids,
         chance_children=np.where(kept, next_ids[order], self._num_nodes),
@@ -324,8 +363,13 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
         chance_probabilities=np.where(
             kept, np.take_along_axis(probabilities, order, axis=1), 0.0))
 
-  def _layers(self, transitions: Sequence[np.ndarray]):
-    """The engine's layers, given P_t as (|S| * |A|, |S|) for t < T."""
+  def _layers(self, transitions: Sequence[np.ndarray | None]):
+    """The engine's layers, given P_t as (|S| * |A|, |S|) for t < T.
+
+    Where P_t is None (it reads the mean field) the chance layer has every
+    s' as an outcome, with probabilities NaN: this engine reads P_t from the
+    mean field (`EnvironmentMeanField`), never from these layers.
+    """
     num_states, pairs = self.num_states, self.num_states * self.num_actions
     layers = [self._chance_layer(np.zeros(1, np.int64), self._mu0[None, :],
                                  self._decision_base + np.arange(num_states))]
@@ -346,8 +390,15 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       layers.append(self._layer(reward_ids, mean_field_ids=reward_ids,
                                 mean_field_children=chance_ids,
                                 mean_field_next=np.arange(pairs)))
-      layers.append(self._chance_layer(chance_ids, transitions[t],
-                                       decision_ids + num_states))
+      if transitions[t] is None:
+        layer = self._chance_layer(chance_ids, np.ones((pairs, num_states)),
+                                   decision_ids + num_states)
+        layers.append(dataclasses.replace(
+            layer, chance_probabilities=np.full((pairs, num_states),
+                                                np.nan)))
+      else:
+        layers.append(self._chance_layer(chance_ids, transitions[t],
+                                         decision_ids + num_states))
     return tuple(layers)
 
   def _structure(self, layers):
@@ -370,84 +421,214 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     """The engine's backward induction, one step per t (the same values,
     up to rounding).
 
-    Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a] with one (sparse) product
-    per t instead of the engine's gathers per layer; `decision_value` gets
-    the decision layer of t and Q_t, as `MeanFieldEngine.backward` gives.
+    Q_t(s, a) = r_t[s, a] + (P_t V_{t+1})[s, a], one compiled call per t
+    instead of the engine's gathers per layer; `decision_value` gets the
+    decision layer of t and Q_t (a new array), as `MeanFieldEngine.backward`
+    gives.
     """
-    pairs = self.num_states * self.num_actions
-    rewards, layers = mean_field.rewards, mean_field.structure.layers
-    values = np.zeros(len(rewards)) if values is None else values
-    next_values = None
-    for t in reversed(range(self.horizon + 1)):
-      start = self._reward_base + t * pairs
-      action_values = rewards[start:start + pairs].copy()
-      if t < self.horizon:
-        matrix = self._backward_matrices[t]
-        if matrix is None:  # the dense chance layer of this mean field
-          matrix = layers[3 + 3 * t].chance_probabilities
-        chance_start = self._chance_base + t * pairs
-        values[chance_start:chance_start + pairs] = matrix @ next_values
-        action_values += values[chance_start:chance_start + pairs]
-      values[start:start + pairs] = action_values
-      layer = layers[1 + 3 * t]
-      next_values = decision_value(
-          layer, action_values.reshape(self.num_states, self.num_actions))
-      values[layer.decision_ids] = next_values
-    values[0] = self._mu0 @ next_values
+    layers = mean_field.structure.layers
+    values = np.zeros(self._num_nodes + 1) if values is None else values
+    for t, decisions, q_values in self._backward_steps:
+      _q_step(t, self.num_states, mean_field.rewards, self._successors,
+              mean_field.transition_probabilities, values)
+      values[decisions] = decision_value(
+          layers[1 + 3 * t],
+          values[q_values].reshape(self.num_states, self.num_actions).copy())
+    values[0] = self._mu0 @ values[1:1 + self.num_states]
     return values
+
+  def policy_value(self, mean_field) -> np.ndarray:
+    """Values of the mean field's own policy at every node (one compiled
+    pass; `MeanFieldEngine.policy_value`'s numbers up to rounding)."""
+    return self._values(mean_field, best_response=False)
+
+  def best_response_value(self, mean_field) -> np.ndarray:
+    """Best-response values against the mean field's flow at every node
+    (one compiled pass; `MeanFieldEngine.best_response_value`'s numbers up
+    to rounding)."""
+    return self._values(mean_field, best_response=True)
+
+  def _values(self, mean_field, best_response):
+    values = np.empty(self._num_nodes + 1)
+    _values(mean_field.rewards, self._steps(mean_field.policy),
+            self._successors, mean_field.transition_probabilities,
+            self._mu0, best_response, values)
+    return values
+
+  def _steps(self, table):
+    """A (num_rows, num_actions) table as (T + 1, |S|, |A|), C-ordered."""
+    return np.ascontiguousarray(table, float).reshape(
+        self.horizon + 1, self.num_states, self.num_actions)
 
   # --------------------------------------------------------- mean field
 
   def mean_field(self, policy: mfg_engine.PolicyFunction
-                 ) -> mfg_engine.MeanField:
+                 ) -> "EnvironmentMeanField":
     """The flow of `policy` and the rewards under it.
 
     Forward: L_t = mu_t pi_t, mu_{t+1} = sum_{s, a} P_t(L_t)[., s, a] L_t,
     mu_0 = mu0; rewards r_t(L_t). One env.reward call per t and one
-    env.prob call per t < T, except where they are static.
+    env.prob call per t < T, except where they are static; the steps
+    between env.prob calls are one compiled call.
 
     Args:
       policy: a PolicyFunction over rows (e.g. `uniform_policy`, or
         `lambda rows: table[rows]`).
 
     Returns:
-      A MeanField: flow 1 at the root, mu_t(s) at decision nodes, L_t(s, a)
-      at the (t, s, a) nodes; rewards r_t[s, a] at the (t, s, a) nodes.
+      An EnvironmentMeanField: flow 1 at the root, mu_t(s) at decision
+      nodes, L_t(s, a) at the (t, s, a) nodes; rewards r_t[s, a] at the
+      (t, s, a) nodes; P_t under the flow.
     """
     num_states, pairs = self.num_states, self.num_states * self.num_actions
-    table = np.asarray(policy(np.arange(self.num_rows)), float)
-    steps = table.reshape(self.horizon + 1, num_states, self.num_actions)
-    state_flow = np.empty((self.horizon + 1, num_states))
-    state_action = np.empty((self.horizon + 1, pairs))
-    rewards = np.zeros(self._num_nodes + 1)
-    transitions = {}
-    mu = self._mu0
-    for t in range(self.horizon + 1):
-      state_flow[t] = mu
-      state_action[t] = (mu[:, None] * steps[t]).ravel()
-      start = self._reward_base + t * pairs
-      static_reward = self._rewards[t]
-      rewards[start:start + pairs] = (
-          self._reward(t, state_action[t]) if static_reward is None
-          else static_reward)
-      if t < self.horizon:
-        if self._forward_matrices[t] is not None:
-          mu = self._forward_matrices[t] @ state_action[t]
-        else:
-          # A copy: the layers keep it, the environment may reuse its tensor.
-          transitions[t] = self._transition_matrix(t, state_action[t]).copy()
-          mu = state_action[t] @ transitions[t]
-    flow = np.zeros(self._num_nodes + 1)
-    flow[0] = 1.0
-    flow[self._decision_base:self._reward_base] = state_flow.ravel()
-    flow[self._reward_base:self._chance_base] = state_action.ravel()
+    table = np.ascontiguousarray(policy(self._rows), float)
+    flow = np.empty(self._num_nodes + 1)
+    flow[0], flow[-1] = 1.0, 0.0
+    state_flow = flow[self._decision_base:self._reward_base].reshape(
+        self.horizon + 1, num_states)
+    state_action = flow[self._reward_base:self._chance_base].reshape(
+        self.horizon + 1, pairs)
+    state_flow[0] = self._mu0
+    probabilities = self._transition_template
+    if self._dynamic_transitions:
+      probabilities = probabilities.copy()
+    steps, start = self._steps(table), 0
+    for t in self._dynamic_transitions:
+      _propagate(steps, self._successors, probabilities, start, t,
+                 state_flow, state_action)
+      self._transition_matrix(t, state_action[t], out=probabilities[t])
+      start = t
+    _propagate(steps, self._successors, probabilities, start, self.horizon,
+               state_flow, state_action)
     flow[self._chance_base:self._num_nodes] = state_action[:-1].ravel()
-    structure = self._structure_template
-    if transitions:
-      layers = list(structure.layers)
-      for t, matrix in transitions.items():
-        # Layers: root, then (decisions, rewards, chance) per t < T.
-        layers[3 + 3 * t] = dataclasses.replace(layers[3 + 3 * t],
-                                                chance_probabilities=matrix)
-      structure = dataclasses.replace(structure, layers=tuple(layers))
-    return mfg_engine.MeanField(structure, table, flow, rewards)
+    rewards = self._reward_template.copy()
+    for t in self._dynamic_rewards:
+      start = self._reward_base + t * pairs
+      self._reward(t, state_action[t], out=rewards[start:start + pairs])
+    return EnvironmentMeanField(self._structure_template, table, flow,
+                                rewards, probabilities)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvironmentMeanField(mfg_engine.MeanField):
+  """A MeanField of an MFGLibEngine, with the transitions under its flow.
+
+  Attributes:
+    transition_probabilities: (T, |S| * |A|, K) P_t(s' | s, a) of the
+      pair's k-th next state (the engine's compact form).
+  """
+  transition_probabilities: np.ndarray
+
+
+def _nonzero_first(probabilities):
+  """Per row of `probabilities` (n, m), its columns with nonzero entries
+  first, ascending: (order, kept), (n, k) with k the most nonzero entries
+  of a row (at least 1), kept False at the padding. NaN counts as
+  nonzero."""
+  nonzero = ~(probabilities == 0)
+  width = max(int(nonzero.sum(axis=1).max(initial=0)), 1)
+  order = np.argsort(~nonzero, axis=1, kind="stable")[:, :width]
+  return order, np.take_along_axis(nonzero, order, axis=1)
+
+
+@numba.njit(cache=True)
+def _propagate(steps, successors, probabilities, start, stop, state_flow,
+               state_action):
+  """The forward pass from t = start (mu_start given) to t = stop.
+
+  For t = start..stop: L_t(s, a) = mu_t(s) pi_t(a|s) into state_action[t];
+  for t < stop: mu_{t+1}(s') = sum_{s, a} P_t(s'|s, a) L_t(s, a) into
+  state_flow[t + 1], summed over the pairs in order (as a CSR product).
+
+  Args:
+    steps: (T + 1, |S|, |A|) the policy.
+    successors, probabilities: (T, |S| |A|, K) the compact P.
+    start, stop: 0 <= start <= stop <= T.
+    state_flow: (T + 1, |S|) mu, row `start` given.
+    state_action: (T + 1, |S| |A|) L.
+  """
+  _, num_states, num_actions = steps.shape
+  width = successors.shape[2]
+  for t in range(start, stop + 1):
+    for state in range(num_states):
+      for action in range(num_actions):
+        state_action[t, state * num_actions + action] = (
+            state_flow[t, state] * steps[t, state, action])
+    if t < stop:
+      state_flow[t + 1] = 0.0
+      for pair in range(num_states * num_actions):
+        weight = state_action[t, pair]
+        for k in range(width):
+          probability = probabilities[t, pair, k]
+          if probability != 0.0:
+            state_flow[t + 1, successors[t, pair, k]] += probability * weight
+
+
+@numba.njit(cache=True)
+def _q_step(t, num_states, rewards, successors, probabilities, values):
+  """Q_t(s, a) = r_t[s, a] + sum_s' P_t(s'|s, a) V_{t+1}(s') into `values`
+  at the (t, s, a) nodes (the sum at the chance nodes (t, s, a) for t < T),
+  V_{t+1} read from the decision nodes of t + 1.
+
+  Args:
+    t: the time step, 0..T.
+    num_states: |S|.
+    rewards: (num_nodes + 1,) r at the (t, s, a) nodes.
+    successors, probabilities: (T, |S| |A|, K) the compact P.
+    values: (num_nodes + 1,) the engine's node values, in and out.
+  """
+  horizon, pairs, width = successors.shape
+  reward_start = 1 + (horizon + 1) * num_states + t * pairs
+  chance_start = 1 + (horizon + 1) * (num_states + pairs) + t * pairs
+  next_start = 1 + (t + 1) * num_states
+  for pair in range(pairs):
+    q_value = rewards[reward_start + pair]
+    if t < horizon:
+      expectation = 0.0
+      for k in range(width):
+        probability = probabilities[t, pair, k]
+        if probability != 0.0:
+          expectation += (probability *
+                          values[next_start + successors[t, pair, k]])
+      values[chance_start + pair] = expectation
+      q_value += expectation
+    values[reward_start + pair] = q_value
+
+
+@numba.njit(cache=True)
+def _values(rewards, steps, successors, probabilities, mu0, best_response,
+            values):
+  """Backward induction over an MFGLibEngine's nodes, into `values`.
+
+  Q_t at the (t, s, a) nodes and the chance nodes (`_q_step`), V_t(s) =
+  max_a Q_t(s, a) (`best_response`) or sum_a pi_t(a|s) Q_t(s, a) at the
+  decision nodes, sum_s mu0(s) V_0(s) at the root, 0 at the sentinel.
+
+  Args:
+    rewards: (num_nodes + 1,) r at the (t, s, a) nodes.
+    steps: (T + 1, |S|, |A|) the policy.
+    successors, probabilities: (T, |S| |A|, K) the compact P.
+    mu0: (|S|,).
+    best_response: max (True) or the policy's expectation (False).
+    values: (num_nodes + 1,) the output.
+  """
+  num_steps, num_states, num_actions = steps.shape
+  pairs = num_states * num_actions
+  reward_base = 1 + num_steps * num_states
+  for t in range(num_steps - 1, -1, -1):
+    _q_step(t, num_states, rewards, successors, probabilities, values)
+    for state in range(num_states):
+      value = -np.inf if best_response else 0.0
+      for action in range(num_actions):
+        q_value = values[reward_base + t * pairs + state * num_actions +
+                         action]
+        if best_response:
+          value = max(value, q_value)
+        else:
+          value += steps[t, state, action] * q_value
+      values[1 + t * num_states + state] = value
+  root = 0.0
+  for state in range(num_states):
+    root += mu0[state] * values[1 + state]
+  values[0] = root
+  values[-1] = 0.0
