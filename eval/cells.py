@@ -20,8 +20,19 @@ Cells run in worker processes (`backend="process"`, `workers` of them, which
 exit when the main process dies), in this process (`workers=1`), or on a Ray
 cluster (`backend="ray"`, the optional `ray` extra). `output_lock` keeps two
 runs off one output directory.
+
+Around the cells, `run_cells` runs two kinds of task in the same workers, so
+that no core idles while the main process works alone: a section's
+preparation (e.g. compiling numba kernels), once per process before its first
+cell of that section and outside the cell's time, and first as a task of its
+own so that one worker prepares while the others start other cells; and a
+section's summary, as soon as its last cell has finished, ahead of the cells
+not yet started. With `workers` processes, `workers` tasks are in flight at a
+time, taken in order from the queue, so the order of `cells` is the order
+they start (a caller puts the longest first: `longest_first`).
 """
 
+import collections
 import concurrent.futures
 import contextlib
 import ctypes
@@ -141,6 +152,14 @@ class CellStore:
     seconds = stored.get(kind, 0.0) if stored else 0.0
     return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
+  def cost(self, cell):
+    """The CPU seconds stored with the cell by an earlier run, whatever its
+    configuration then (an estimate of what computing it costs), or None
+    when none is stored."""
+    stored = self._read(cell)
+    cost = stored.get("cpu_seconds") if stored else None
+    return float(cost) if isinstance(cost, (int, float)) else None
+
   def save(self, cell, result, seconds, cpu_seconds=None):
     common.atomic_write_json(self.path(cell), {
         "digest": cell.digest, "function": cell.function,
@@ -148,12 +167,34 @@ class CellStore:
         "cpu_seconds": cpu_seconds, "result": result})
 
 
+def longest_first(cells, store):
+  """`cells` in the order to start them: those without a stored CPU time
+  first, in their given order (new cells, of unknown cost), then the others
+  by the CPU seconds an earlier run stored with them (`CellStore.cost`),
+  longest first, so that no long cell starts last while the other workers
+  idle (longest-processing-time-first scheduling)."""
+  costs = [store.cost(cell) for cell in cells]
+  unknown = [cell for cell, cost in zip(cells, costs) if cost is None]
+  known = sorted(((cost, index) for index, cost in enumerate(costs)
+                  if cost is not None), key=lambda pair: -pair[0])
+  return unknown + [cells[index] for _, index in known]
+
+
 @dataclasses.dataclass
 class Outcome:
   """What `run_cells` returns: results of the cells that completed and the
-  reasons of those that failed, both keyed by (section, key)."""
+  reasons of those that failed, both keyed by (section, key); the sections'
+  summaries, {section: (result or None, reason or None, wall seconds, CPU
+  seconds)}; the preparations run as tasks of their own, {function: (reason
+  or None, wall seconds, CPU seconds)}; the time the tasks took."""
   results: dict
   failed: dict
+  summaries: dict = dataclasses.field(default_factory=dict)
+  prepared: dict = dataclasses.field(default_factory=dict)
+  # Wall seconds of the cells computed by this run, and of every task run
+  # (cells, summaries, preparations), summed over workers.
+  cell_seconds: float = 0.0
+  busy_seconds: float = 0.0
 
   def section(self, name):
     """{key: result} of one section's completed cells."""
@@ -166,11 +207,39 @@ class Outcome:
             for (section, key), reason in self.failed.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Task:
+  """What a worker runs: a cell (`cell` set), a section's summary
+  (`summary` names the section) or a preparation (neither)."""
+  function: str
+  config: dict
+  prepare: str | None = None
+  cell: Cell | None = None
+  summary: str | None = None
+
+
 def run_cells(cells, store, workers=1, backend="process", ray_address=None,
-              verbosity=None):
-  """Runs the `cells` the store lacks, each isolated, storing each as it
-  finishes; logs a running count and an estimate of the time left. Cells
-  log at `cell_verbosity(verbosity)`.
+              verbosity=None, prepare=None, summaries=None):
+  """Runs the `cells` the store lacks, in their order, each isolated,
+  storing each as it finishes; logs a running count and an estimate of the
+  time left. Cells log at `cell_verbosity(verbosity)`.
+
+  Args:
+    cells: [Cell], in the order to start them.
+    store: a `CellStore`.
+    workers: processes of the process backend (1: this process).
+    backend: one of BACKENDS.
+    ray_address: the Ray cluster's (None: a local instance).
+    verbosity: absl verbosity of this process (default: its current one).
+    prepare: {section: "module:function"}, called without arguments once in
+      each process before its first cell of that section, outside the cell's
+      time (e.g. `runner.compile_solvers`); each one some pending cell needs
+      also runs first as a task of its own (its time in `Outcome.prepared`).
+    summaries: {section: function({key: result} of the section's completed
+      cells) -> ("module:function", config)}: the section's summary task
+      (prepared as its cells are), queued ahead of the cells not yet
+      started as soon as the section's last cell has finished (at once when
+      none is pending); its outcome is in `Outcome.summaries`.
 
   Returns:
     An `Outcome`.
@@ -182,28 +251,58 @@ def run_cells(cells, store, workers=1, backend="process", ray_address=None,
   keys = [(cell.section, cell.key) for cell in cells]
   if len(set(keys)) != len(keys):
     raise ValueError("two cells share a section and key")
-  results, failed, pending = {}, {}, []
+  prepare, summaries = prepare or {}, summaries or {}
+  outcome, pending = Outcome({}, {}), []
   for cell in cells:
     stored = store.load(cell)
     if stored is None:
       pending.append(cell)
     else:
-      results[cell.section, cell.key] = stored
+      outcome.results[cell.section, cell.key] = stored
   logging.info("%d cells: %d stored, %d to compute", len(cells),
                len(cells) - len(pending), len(pending))
+  unfinished = collections.Counter(cell.section for cell in pending)
+  def summary_task(section):
+    function, config = summaries[section](outcome.section(section))
+    return _Task(function, config, prepare.get(section), summary=section)
+  queue = collections.deque(
+      [summary_task(section) for section in summaries
+       if not unfinished[section]] +
+      [_Task(f"{__name__}:prepare_once", {"function": function})
+       for function in dict.fromkeys(prepare.get(cell.section)
+                                     for cell in pending) if function] +
+      [_Task(cell.function, cell.config, prepare.get(cell.section), cell)
+       for cell in pending])
   progress = _Progress(len(pending))
   try:
-    for cell, (result, error), seconds, cpu_seconds in _dispatch(
-        pending, workers, backend, ray_address, cell_verbosity(verbosity)):
+    for task, (result, error), seconds, cpu_seconds in _dispatch(
+        queue, workers, backend, ray_address, cell_verbosity(verbosity)):
+      outcome.busy_seconds += seconds
+      if task.summary is not None:
+        outcome.summaries[task.summary] = (result, error, seconds,
+                                           cpu_seconds)
+        continue
+      if task.cell is None:
+        outcome.prepared[task.config["function"]] = (error, seconds,
+                                                     cpu_seconds)
+        logging.info("%s in %.1f s (%.1f s of CPU)%s",
+                     task.config["function"], seconds, cpu_seconds,
+                     f": FAILED {error}" if error else "")
+        continue
+      cell = task.cell
+      outcome.cell_seconds += seconds
       if error is None:
         store.save(cell, result, seconds, cpu_seconds)
-        results[cell.section, cell.key] = result
+        outcome.results[cell.section, cell.key] = result
       else:
-        failed[cell.section, cell.key] = error
+        outcome.failed[cell.section, cell.key] = error
       progress.done(cell, seconds, error)
+      unfinished[cell.section] -= 1
+      if not unfinished[cell.section] and cell.section in summaries:
+        queue.appendleft(summary_task(cell.section))
   except KeyboardInterrupt:
-    raise Interrupted(len(results)) from None
-  return Outcome(results, failed)
+    raise Interrupted(len(outcome.results)) from None
+  return outcome
 
 
 class Interrupted(KeyboardInterrupt):
@@ -268,13 +367,32 @@ def cell_logging(verbosity):
     tensorflow_logger.setLevel(previous[1])
 
 
-def _isolated_execute(function, config, verbosity=logging.INFO):
+# The preparations this process has made (`prepare_once`).
+_PREPARED = set()
+
+
+def prepare_once(function):
+  """Calls `function` ("module:function", no arguments) unless this process
+  already has (or inherited it from the process that forked it)."""
+  if function not in _PREPARED:
+    module_name, function_name = function.split(":")
+    getattr(importlib.import_module(module_name), function_name)()
+    _PREPARED.add(function)
+
+
+def _isolated_execute(function, config, verbosity=logging.INFO,
+                      prepare=None):
   """((result, None) or (None, reason), wall seconds, CPU seconds of this
   process): a cell never raises. It logs at `verbosity` (`cell_logging`);
-  its errors are always logged."""
+  its errors are always logged. `prepare` ("module:function") is made first
+  (`prepare_once`), outside the time; a failure to prepare fails the
+  cell."""
   start, cpu_start = time.perf_counter(), time.process_time()
   with cell_logging(verbosity):
     try:
+      if prepare is not None:
+        prepare_once(prepare)
+      start, cpu_start = time.perf_counter(), time.process_time()
       outcome = (execute(function, config), None)
     except Exception as error:  # pylint: disable=broad-except
       logging.error("cell %s(%s) failed:\n%s", function, config,
@@ -305,28 +423,35 @@ def _exit_with_parent(parent):
   threading.Thread(target=watch, daemon=True).start()
 
 
-def _dispatch(cells, workers, backend, ray_address, verbosity):
-  """Yields (cell, (result, error), seconds, CPU seconds) as cells
-  finish."""
-  if not cells:
-    return
+def _dispatch(queue, workers, backend, ray_address, verbosity):
+  """Yields (task, (result, error), seconds, CPU seconds) as `_Task`s
+  finish, taking them from the front of `queue` (a deque, to which the
+  caller may add between yields) as workers free up: `workers` in flight
+  (all at once on Ray, whose scheduler places them)."""
+  def run(task):
+    return (task.function, task.config, verbosity, task.prepare)
   if backend == "ray":
-    yield from _dispatch_ray(cells, ray_address, verbosity)
+    yield from _dispatch_ray(queue, ray_address, run)
   elif workers <= 1:
-    for cell in cells:
-      yield (cell,) + _isolated_execute(cell.function, cell.config,
-                                        verbosity)
+    while queue:
+      task = queue.popleft()
+      yield (task,) + _isolated_execute(*run(task))
   else:
     # The pool's workers are the children started after this point.
     others = set(multiprocessing.active_children())
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, initializer=_exit_with_parent,
         initargs=(os.getpid(),)) as pool:
-      futures = {pool.submit(_isolated_execute, cell.function, cell.config,
-                             verbosity): cell for cell in cells}
+      running = {}
       try:
-        for future in concurrent.futures.as_completed(futures):
-          yield (futures[future],) + future.result()
+        while queue or running:
+          while queue and len(running) < workers:
+            task = queue.popleft()
+            running[pool.submit(_isolated_execute, *run(task))] = task
+          done, _ = concurrent.futures.wait(
+              running, return_when=concurrent.futures.FIRST_COMPLETED)
+          for future in done:
+            yield (running.pop(future),) + future.result()
       except BaseException:
         # Running cells are stopped, not awaited (finished ones are stored).
         pool.shutdown(wait=False, cancel_futures=True)
@@ -335,19 +460,21 @@ def _dispatch(cells, workers, backend, ray_address, verbosity):
         raise
 
 
-def _dispatch_ray(cells, ray_address, verbosity):
+def _dispatch_ray(queue, ray_address, run):
   import ray  # pylint: disable=g-import-not-at-top
   if not ray.is_initialized():
     ray.init(address=ray_address, log_to_driver=False,
              include_dashboard=False)
   remote = ray.remote(_isolated_execute)
-  pending = {remote.remote(cell.function, cell.config, verbosity): cell
-             for cell in cells}
+  pending = {}
   try:
-    while pending:
+    while queue or pending:
+      while queue:
+        task = queue.popleft()
+        pending[remote.remote(*run(task))] = task
       ready, _ = ray.wait(list(pending), num_returns=1)
-      cell = pending.pop(ready[0])
-      yield (cell,) + tuple(ray.get(ready[0]))
+      task = pending.pop(ready[0])
+      yield (task,) + tuple(ray.get(ready[0]))
   except BaseException:
     for reference in pending:
       ray.cancel(reference, force=True)

@@ -1,7 +1,10 @@
 """What every eval binary shares: atomic output files, tables and figures."""
 
+import contextlib
 import json
 import os
+import re
+import sys
 import tempfile
 
 from absl import flags
@@ -172,3 +175,69 @@ def define_game_list(name, default, help_text):
   """A list flag of OpenSpiel game strings (see `GameListParser`)."""
   return flags.DEFINE(GameListParser(), name, default, help_text,
                       serializer=flags.ListSerializer(","))
+
+
+# TensorFlow's C++ log lines (absl's format, e.g. "I0000 00:00:17.5 12
+# cudart_stub.cc:31] ...") and the banner absl prints before its logging
+# starts.
+_TENSORFLOW_START_LINE = re.compile(
+    r"^([IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before "
+    r"absl::InitializeLog\(\))")
+
+
+def quiet_tensorflow(argv):
+  """Parses absl's own flags (-v/--verbosity) among `argv` and, at the
+  default verbosity (INFO or less), turns TensorFlow's C++ INFO and WARNING
+  lines off (TF_CPP_MIN_LOG_LEVEL=2 unless the environment sets it), before
+  TensorFlow loads; processes started later inherit it. -v 1 leaves them
+  on."""
+  flags.FLAGS(list(argv), known_only=True)
+  verbosity = (flags.FLAGS["verbosity"].value
+               if flags.FLAGS["verbosity"].present else 0)
+  if verbosity <= 0:  # absl's INFO
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_start():
+  """While TensorFlow starts in the body: when TF_CPP_MIN_LOG_LEVEL turns
+  its INFO lines off (`quiet_tensorflow`), also the start-up lines no
+  setting reaches (the CUDA stubs' "Could not find cuda drivers" and
+  "failed call to cuInit" on a machine without a GPU) are left out, by
+  capturing file descriptor 2; anything else written there meanwhile (e.g.
+  a Python warning) is passed on after the body."""
+  if os.environ.get("TF_CPP_MIN_LOG_LEVEL") not in ("2", "3"):
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      sys.stderr.write("".join(
+          line for line in captured.read().decode(
+              "utf-8", "replace").splitlines(True)
+          if not _TENSORFLOW_START_LINE.match(line)))
+
+
+def start_tensorflow(threads=1):
+  """Imports and starts TensorFlow's runtime (`quiet_tensorflow_start`),
+  with `threads` intra- and inter-op threads (unchanged if its runtime
+  already started in this process); returns the module."""
+  with quiet_tensorflow_start():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    try:
+      tf.config.threading.set_intra_op_parallelism_threads(threads)
+      tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+      pass  # The runtime already started in this process.
+    # Starts the runtime and XLA (the agents' compiled steps), which probe
+    # for devices.
+    tf.function(lambda: tf.constant(0.0) + 1.0, jit_compile=True)()
+  return tf

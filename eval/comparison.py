@@ -391,16 +391,36 @@ def figure_path(out_dir, game_result):
                       f"nash_conv_{game_result['slug']}.png")
 
 
+def _plot_floor(game_result):
+  """The NashConv drawn for 0: PLOT_FLOOR_FRACTION x the payoff range, or,
+  where the range is 0 or not finite, 1e-12 (a log axis needs a positive
+  floor)."""
+  payoff_range = game_result["payoff_range"]
+  if np.isfinite(payoff_range) and payoff_range > 0:
+    return PLOT_FLOOR_FRACTION * payoff_range
+  return 1e-12
+
+
 def plot_game(game_result, path):
-  """NashConv against iterations and against seconds, one line per run."""
+  """NashConv against iterations and against seconds, one line per run, on
+  log axes. A checkpoint whose NashConv is not finite (a diverged run) is
+  left out, as is a run with none left; with no point at all, or a
+  threshold that is not positive and finite, the figure says so instead of
+  failing (matplotlib cannot place an empty or infinite series on a log
+  axis)."""
   plt = common.pyplot()
   figure, (by_iterations, by_seconds) = plt.subplots(
       1, 2, figsize=(13, 4.8), sharey=True)
-  floor = PLOT_FLOOR_FRACTION * game_result["payoff_range"]
+  floor = _plot_floor(game_result)
+  plotted = 0
   for index, (name, run) in enumerate(game_result["algorithms"].items()):
     if not _ran(run):
       continue
-    points = run["checkpoints"]
+    points = [point for point in run["checkpoints"]
+              if np.isfinite(point["nash_conv"])]
+    if not points:
+      continue
+    plotted += 1
     nash_convs = np.maximum([point["nash_conv"] for point in points], floor)
     style = {"color": f"C{index}", "label": name, "marker": "o",
              "markersize": 3, "linewidth": 1.5,
@@ -409,21 +429,29 @@ def plot_game(game_result, path):
                        **style)
     by_seconds.plot([point["seconds"] for point in points], nash_convs,
                     **style)
+  threshold = game_result["threshold_nash_conv"]
   threshold_label = (f"threshold: {game_result['settings']['threshold']:g} x "
                      f"payoff range")
   for axes in (by_iterations, by_seconds):
-    axes.axhline(game_result["threshold_nash_conv"], color="black",
-                 linestyle=":", linewidth=1, label=threshold_label)
-    axes.set_xscale("log")
-    axes.set_yscale("log")
+    if np.isfinite(threshold) and threshold > 0:
+      axes.axhline(threshold, color="black", linestyle=":", linewidth=1,
+                   label=threshold_label)
+    if plotted:
+      axes.set_xscale("log")
+      axes.set_yscale("log")
     axes.grid(True, which="major", alpha=0.3)
-  by_iterations.set_ylim(bottom=floor / 2)
+  if plotted:
+    by_iterations.set_ylim(bottom=floor / 2)
+  else:
+    by_iterations.text(0.5, 0.5, "no finite NashConv to plot",
+                       transform=by_iterations.transAxes, ha="center")
   by_iterations.set_xlabel("iterations (steps; RL: batches of episodes)")
   by_seconds.set_xlabel("wall-clock seconds of the algorithm's own work")
   by_iterations.set_ylabel(
       f"NashConv (reward units; 0 drawn at {PLOT_FLOOR_FRACTION:g} x range)")
-  by_seconds.legend(loc="center left", bbox_to_anchor=(1.02, 0.5),
-                    fontsize="small")
+  if by_seconds.get_legend_handles_labels()[0]:
+    by_seconds.legend(loc="center left", bbox_to_anchor=(1.02, 0.5),
+                      fontsize="small")
   figure.suptitle(f"NashConv of the played policy: {game_result['game']} "
                   f"(payoff range {game_result['payoff_range']:.4g})")
   common.save_figure(figure, path)

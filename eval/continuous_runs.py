@@ -31,6 +31,7 @@ seed_<seed>; without it nothing is recorded.
 """
 
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -39,14 +40,16 @@ import time
 from absl import logging
 import numpy as np
 import pyspiel
-import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 import vsg_spiel
-from vsg_spiel.algorithms import continuous_common
 from vsg_spiel.eval import common
 from vsg_spiel.eval import registry
 from vsg_spiel.eval import settings as settings_lib
+
+# TensorFlow (with the agents' `continuous_common`) is imported where a run
+# needs it, so that a bad flag is reported before TensorFlow loads
+# (`python -m vsg_spiel.eval.run_mai --episodes=0` answers at once).
+# pylint: disable=g-import-not-at-top
 
 setting = settings_lib.setting
 CONTINUOUS = registry.CONTINUOUS
@@ -326,6 +329,8 @@ class TrainingSummaries:
   """
 
   def __init__(self, log_dir, environment, agents):
+    import tensorflow as tf
+    from vsg_spiel.algorithms import continuous_common
     self._writer = tf.summary.create_file_writer(log_dir)
     self._environment = environment
     self._evaluation_environment = continuous_common.ContinuousEnvironment(
@@ -338,6 +343,7 @@ class TrainingSummaries:
   def play_episode(self, episode):
     """Plays training episode number `episode` (1-based), records it and
     returns each player's return, shape (N,)."""
+    from vsg_spiel.algorithms import continuous_common
     trajectory = []
     returns = continuous_common.play_episode(self._environment, self._agents,
                                              trajectory=trajectory)
@@ -365,6 +371,7 @@ class TrainingSummaries:
   def evaluation(self, episode):
     """Plays and records the deterministic policies' episode after training
     episode `episode`; returns each player's return, shape (N,)."""
+    from vsg_spiel.algorithms import continuous_common
     self._evaluation_environment.episodes_started = 0
     returns = continuous_common.play_episode(
         self._evaluation_environment, self._agents, is_evaluation=True)
@@ -379,14 +386,19 @@ class TrainingSummaries:
       agent.on_losses = None
 
 
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+@functools.cache
+def _scalar_metadata():
+  from tensorflow.core.framework import summary_pb2
+  return summary_pb2.SummaryMetadata(
+      plugin_data=summary_pb2.SummaryMetadata.PluginData(
+          plugin_name="scalars"))
 
 
 def _scalar(tag, value):
   """One float32 scalar at the default writer's step."""
+  import tensorflow as tf
   tf.summary.write(tag, tf.cast(value, tf.float32),
-                   metadata=_SCALAR_METADATA)
+                   metadata=_scalar_metadata())
 
 
 def _mean_losses(loss_log):
@@ -449,6 +461,8 @@ def run_one(experiment, algorithm, seed, out_dir, episode_budget=None):
   "evaluation_returns": [[episode, returns per player], ...] of the blocks
   trained while recording.
   """
+  import tensorflow as tf
+  from vsg_spiel.algorithms import continuous_common
   run_dir = run_directory(out_dir, experiment.game, algorithm, seed)
   progress_path = os.path.join(run_dir, PROGRESS_FILE)
   game = experiment.load_game()

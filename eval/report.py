@@ -14,7 +14,7 @@ the paper with its verdict and number, computed from the results
   5. equilibria: correlated (public signal) and zero-sum results;
   6. distancing: Theorem 5.8 on the distancing game (Leonardos et al.),
      annealed VPG versus independent NPG;
-  7. the environment and the wall time of each section.
+  7. the environment and where the wall time went.
 
 The work is split into cells (section, game, algorithm, seed) that run in
 worker processes (--workers) or on Ray (--backend=ray), are stored as they
@@ -31,9 +31,27 @@ import importlib.metadata
 import os
 import platform
 import time
-import traceback
 
-from absl import flags as absl_flags
+
+def _process_start():
+  """The `perf_counter` time this process started (Linux: from /proc, so
+  that the interpreter's start and the imports count), else now."""
+  try:
+    with open("/proc/self/stat", encoding="ascii") as stream:
+      ticks = int(stream.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime", encoding="ascii") as stream:
+      uptime = float(stream.read().split()[0])
+  except (OSError, ValueError, IndexError):
+    return time.perf_counter()
+  return time.perf_counter() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
+# The report's clock: the environment section counts the interpreter's
+# start and the heavy imports below in the start-up time.
+_START = _process_start()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+
 from absl import logging
 
 import vsg_spiel
@@ -43,6 +61,7 @@ from vsg_spiel.eval import report_sections
 from vsg_spiel.eval import runner
 from vsg_spiel.eval import settings as settings_lib
 from vsg_spiel.eval import summary as summary_lib
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 setting = settings_lib.setting
 SECTIONS = report_sections.SECTIONS
@@ -114,29 +133,23 @@ def validate(flags):
                        "'vsg_spiel[ray]'") from error
 
 
-def quiet_tensorflow(remaining):
-  """Parses absl's own flags (-v/--verbosity) among `remaining` and, when
-  cells log below INFO (the default: `cells.cell_verbosity`), turns off
-  TensorFlow's C++ INFO and WARNING lines (TF_CPP_MIN_LOG_LEVEL=2 unless the
-  environment sets it) before validation first imports TensorFlow; worker
-  processes inherit it."""
-  absl_flags.FLAGS(remaining, known_only=True)
-  verbosity = (absl_flags.FLAGS["verbosity"].value
-               if absl_flags.FLAGS["verbosity"].present else logging.INFO)
-  if cells_lib.cell_verbosity(verbosity) < logging.INFO:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def check(flags, remaining):
-  """The report's checks across flags (`settings.parse`'s `check`): quiets
-  TensorFlow first (`quiet_tensorflow`), since validation imports it."""
-  quiet_tensorflow(remaining)
+  """The report's checks across flags (`settings.parse`'s `check`), after
+  leaving TensorFlow's C++ INFO and WARNING lines out of the terminal unless
+  -v 1 asks for them (`common.quiet_tensorflow`; cells then log at INFO,
+  `cells.cell_verbosity`)."""
+  common.quiet_tensorflow(remaining)
   validate(flags)
 
 
-def environment(flags, section_seconds, wall_seconds):
+def environment(flags, section_seconds, timeline):
+  """The environment and the time breakdown; `timeline` holds the
+  `perf_counter` times "pool" (the pool started) and "cells" (its last task
+  ended) and the `cells.Outcome`."""
   versions = {name: importlib.metadata.version(name)
               for name in ("open_spiel", "tensorflow", "numpy")}
+  outcome, now = timeline["outcome"], time.perf_counter()
+  pool_seconds = timeline["cells"] - timeline["pool"]
   return {
       "vsg_spiel": vsg_spiel.__version__, **versions,
       "python": platform.python_version(),
@@ -144,7 +157,16 @@ def environment(flags, section_seconds, wall_seconds):
       "workers": flags.workers, "backend": flags.backend,
       "suite": flags.suite,
       "section_seconds": section_seconds,
-      "wall_seconds": round(wall_seconds, 1),
+      "wall_seconds": round(now - _START, 1),
+      "startup_seconds": round(timeline["pool"] - _START, 1),
+      "pool_seconds": round(pool_seconds, 1),
+      "finish_seconds": round(now - timeline["cells"], 1),
+      "compile_seconds": round(sum(seconds for _, seconds, _ in
+                                   outcome.prepared.values()), 1),
+      "cells_seconds": round(outcome.cell_seconds, 1),
+      "idle_worker_seconds": round(
+          max(flags.workers * pool_seconds - outcome.busy_seconds, 0.0), 1)
+                             if flags.backend == "process" else None,
   }
 
 
@@ -163,18 +185,28 @@ def environment_markdown(info):
   lines = [f"## {len(SECTIONS) + 1}. Environment", ""]
   lines += [f"- {key}: {value}" for key, value in info.items()
             if key != "section_seconds"]
-  lines += ["", "Every section's cells run in one pool, longest first, so "
+  lines += ["", "Where the wall time went: startup_seconds from the start "
+            "(imports, flags) to the pool's start; "
+            "pool_seconds while the workers ran the cells (cells_seconds: "
+            "the wall time of the cells this run computed, summed over "
+            "workers), the numba compilation (compile_seconds, in one worker "
+            "while the others run cells) and the sections' summaries (each "
+            "in a worker once its section's cells end); idle_worker_seconds: "
+            "workers x pool_seconds less the time their tasks took; "
+            "finish_seconds writing the report.",
+            "", "Every section's cells run in one pool, longest first, so "
             "sections overlap; per section, the compute its cells took "
             "(wall time and the CPU time of their processes, summed over "
             "workers; on a shared machine the CPU time is the cost; stored "
             "cells reused from an earlier run count with their stored time) "
-            "and the time to summarise it.",
+            "and the time to summarise it (wall and CPU, in a worker).",
             "", common.markdown_table(
                 ["section", "cells", "compute in cells (s)",
-                 "CPU in cells (s)", "summary (s)"],
+                 "CPU in cells (s)", "summary (s)", "summary CPU (s)"],
                 [[name, seconds["cells"], round(seconds["compute"], 1),
                   round(seconds.get("cpu", 0.0), 1),
-                  round(seconds["summary"], 1)]
+                  round(seconds["summary"], 1),
+                  round(seconds.get("summary_cpu", 0.0), 1)]
                  for name, seconds in info["section_seconds"].items()]), ""]
   return "\n".join(lines)
 
@@ -190,49 +222,69 @@ def failures_markdown(failed):
                         for what, reason in failed.items()]) + "\n"
 
 
-# Sections in the order their cells are started: those whose cells take
-# longest first (measured on the default suite: Figure 2's runs 10-50 s
-# each, the distancing runs 20-100 s, Nash cells up to 50 s, mean-field
-# cells up to 6 s, the rest mostly below 5 s), so that no long cell starts
-# last and leaves the other workers idle.
-LONGEST_FIRST = ("distancing", "mai", "nash", "mfg", "equilibria", "epsilon")
+# Sections in the order their cells are started when no earlier run stored
+# their times: those whose cells take longest first (measured on the default
+# suite: Figure 2's runs 10-50 s each, the distancing runs 2-11 s, Nash
+# cells up to 50 s, mean-field cells up to 6 s, the rest mostly below 5 s),
+# so that no long cell starts last and leaves the other workers idle.
+# Figure 2's first also because they need no numba kernel: the workers run
+# them while one compiles the kernels (`COMPILE`, about 40 s on a fresh
+# clone), so that no other worker compiles them again meanwhile.
+LONGEST_FIRST = ("mai", "distancing", "nash", "mfg", "equilibria", "epsilon")
+# Made once per worker process before its first cell of a section, outside
+# the cells' time: Figure 2's cells need TensorFlow started (one thread, its
+# start-up lines left out), the others the numba kernels, compiled, or loaded
+# from numba's cache.
+PREPARE = {"mai": "vsg_spiel.eval.common:start_tensorflow"}
+COMPILE = "vsg_spiel.eval.runner:compile_solvers"
 
 
-def schedule(work):
-  """The cells of every section ({name: [Cell]}) in one list, longest
-  sections first (`LONGEST_FIRST`), each section's cells in its order."""
-  return [cell for name in sorted(work, key=LONGEST_FIRST.index)
-          for cell in work[name]]
+def schedule(work, store):
+  """The cells of every section ({name: [Cell]}) in one list, in the order
+  to start them: `cells.longest_first`, by the CPU times an earlier run
+  stored in `store`; cells without one first, longest sections first
+  (`LONGEST_FIRST`), each section's cells in its order."""
+  return cells_lib.longest_first(
+      [cell for name in sorted(work, key=LONGEST_FIRST.index)
+       for cell in work[name]], store)
 
 
-def summarize_section(flags, name, settings, work, outcome, store):
+def summary_tasks(flags, settings):
+  """`cells.run_cells`'s summaries: per section, its results -> the task
+  (`report_sections.summarize`) that writes its figures and returns its
+  (markdown, JSON data), run in a worker once the section's cells end."""
+  figures = os.path.join(flags.out, "figures")
+  def task(name):
+    return lambda results: ("vsg_spiel.eval.report_sections:summarize", dict(
+        name=name, results=results, settings=settings[name],
+        figures=figures))
+  return {name: task(name) for name in settings}
+
+
+def summarize_section(name, settings, work, outcome, store):
   """(markdown, JSON data, {cell: reason} of failures, seconds) of one
-  section from the outcome of the cells; a failure to summarise is itself
-  recorded, never raised."""
-  section = SECTIONS[name]
-  start = time.perf_counter()
+  section from the outcome of its cells and summary task; a failure to
+  summarise is itself recorded, never raised."""
   failed = {what: reason
             for what, reason in runner.outcome_failures(outcome).items()
             if what.startswith(f"{name}/")}
-  try:
-    summary, data = section.summarize(outcome.section(name), settings,
-                                      os.path.join(flags.out, "figures"))
-  except Exception as error:  # pylint: disable=broad-except
-    logging.error("section %s: summary failed:\n%s", name,
-                  traceback.format_exc())
-    failed[f"{name} summary"] = f"{type(error).__name__}: {error}"
+  result, error, seconds, cpu_seconds = outcome.summaries.get(
+      name, (None, "the summary did not run", 0.0, 0.0))
+  if error is None:
+    summary, data = result
+  else:
+    failed[f"{name} summary"] = error
     summary, data = "The section could not be summarised.", None
   seconds = {"cells": len(work),
              "compute": sum(store.seconds(cell) for cell in work),
              "cpu": sum(store.seconds(cell, "cpu_seconds") for cell in work),
-             "summary": time.perf_counter() - start}
+             "summary": seconds, "summary_cpu": cpu_seconds}
   return (summary + "\n" + failures_markdown(failed),
           {"settings": dataclasses.asdict(settings), "results": data,
            "failed": failed}, failed, seconds)
 
 
 def main(flags):
-  start = time.perf_counter()
   store = cells_lib.CellStore(flags.out)
   # The report keeps the sections' own order (and numbers), whatever the
   # order of --sections.
@@ -243,18 +295,22 @@ def main(flags):
   for name in selected:
     logging.info("section %s: %d cells, %s", name, len(work[name]),
                  settings[name])
-  runner.compile_solvers()
-  outcome = cells_lib.run_cells(schedule(work), store, flags.workers,
-                                flags.backend, flags.ray_address)
+  timeline = {"pool": time.perf_counter()}
+  timeline["outcome"] = outcome = cells_lib.run_cells(
+      schedule(work, store), store, flags.workers, flags.backend,
+      flags.ray_address,
+      prepare={name: PREPARE.get(name, COMPILE) for name in selected},
+      summaries=summary_tasks(flags, settings))
+  timeline["cells"] = time.perf_counter()
   parts, results, seconds, failures = [], {}, {}, {}
   for name in selected:
     number = list(SECTIONS).index(name) + 1
     markdown, results[name], failed, seconds[name] = summarize_section(
-        flags, name, settings[name], work[name], outcome, store)
+        name, settings[name], work[name], outcome, store)
     failures.update(failed)
     parts += [f'<a id="{summary_lib.anchor(name)}"></a>', "",
               f"## {number}. {SECTIONS[name].title}", "", markdown, ""]
-  info = environment(flags, seconds, time.perf_counter() - start)
+  info = environment(flags, seconds, timeline)
   parts.append(environment_markdown(info))
   results["environment"] = info
   parts = ["# vsg_spiel exploitability report", "",

@@ -38,6 +38,16 @@ def demote(markdown):
   return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.MULTILINE)
 
 
+def summarize(name, results, settings, figures):
+  """Section `name`'s summary as a task of its own (the report runs it in a
+  worker as soon as the section's cells end): `SECTIONS[name].summarize`.
+
+  Returns:
+    (markdown, JSON-able data).
+  """
+  return SECTIONS[name].summarize(results, settings, figures)
+
+
 @dataclasses.dataclass(frozen=True)
 class Section:
   title: str
@@ -170,22 +180,12 @@ def mai_cell(game, algorithm, seeds, experiment):
   scratch directory."""
   # pylint: disable-next=g-import-not-at-top
   from vsg_spiel.eval import continuous_runs
-  _one_tensorflow_thread()
+  common.start_tensorflow(threads=1)  # done already by the report's PREPARE
   settings = continuous_runs.Experiment(game=game, algorithms=(algorithm,),
                                         seeds=tuple(seeds), **experiment)
   with tempfile.TemporaryDirectory() as scratch:
     return [continuous_runs.run_one(settings, algorithm, seed, scratch)[0]
             for seed in seeds]
-
-
-def _one_tensorflow_thread():
-  """Worker processes run one cell each at a time: one TF thread apiece."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-  except RuntimeError:
-    pass  # TensorFlow already started in this process (workers=1).
 
 
 def _check_mai_games(games):

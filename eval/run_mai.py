@@ -15,10 +15,10 @@ with the same --out resumes, and what `--tensorboard_dir` records).
 
 import dataclasses
 import os
+import sys
 import time
 
-import tensorflow as tf
-
+from vsg_spiel.eval import common
 from vsg_spiel.eval import continuous_runs
 from vsg_spiel.eval import settings as settings_lib
 
@@ -30,10 +30,15 @@ class RunMaiFlags(continuous_runs.Experiment):
   threads: int = settings_lib.setting(
       1, "TensorFlow intra- and inter-op threads.", at_least=1)
 
+  def __post_init__(self):
+    # The fields are checked first; TensorFlow loads with the agents'
+    # settings checked after them (`quiet_tensorflow_start`).
+    with common.quiet_tensorflow_start():
+      super().__post_init__()
+
 
 def main(flags):
-  tf.config.threading.set_intra_op_parallelism_threads(flags.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(flags.threads)
+  common.start_tensorflow(flags.threads)
   start = time.perf_counter()
   records, complete = continuous_runs.run_experiment(flags, flags.out)
   summary = continuous_runs.write_outputs(flags, records, flags.out)
@@ -47,4 +52,6 @@ def main(flags):
 if __name__ == "__main__":
   # No lock on --out: runs live in directories of their own (algorithm,
   # seed), so processes running other seeds may share an --out.
+  # Without -v 1, TensorFlow's C++ start-up lines are left out.
+  common.quiet_tensorflow(sys.argv)
   settings_lib.run(RunMaiFlags, main, lock=False)

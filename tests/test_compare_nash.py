@@ -384,3 +384,35 @@ def test_every_algorithm_starts_from_the_uniform_profile():
   assert bos["start_nash_conv"] > bos["threshold_nash_conv"]
   assert "already within" not in comparison.game_markdown(
       comparison.merge_games([bos])[0], "out")
+
+
+def _plotted_game(runs, payoff_range=1.0):
+  """A merged game result holding `runs` ({name: [(iteration, seconds,
+  nash_conv)]})."""
+  return {"game": "g", "slug": "g", "payoff_range": payoff_range,
+          "threshold_nash_conv": 1e-3 * payoff_range,
+          "settings": {"threshold": 1e-3},
+          "algorithms": {name: {"checkpoints": [
+              {"iteration": i, "seconds": s, "nash_conv": v}
+              for i, s, v in points]} for name, points in runs.items()}}
+
+
+@pytest.mark.parametrize("runs, payoff_range", [
+    ({"vpg": [(1, 0.1, np.nan), (2, 0.2, np.nan)]}, 1.0),  # diverged
+    ({"vpg": [(1, 0.1, np.inf), (2, 0.2, np.inf)]}, 1.0),
+    ({"vpg": [(1, 0.1, 1.0), (2, 0.2, np.inf)],
+      "cfr": [(1, 0.1, np.nan)]}, 1.0),
+    ({"vpg": []}, 1.0),  # no checkpoint
+    ({}, 1.0),  # every algorithm skipped or failed
+    ({"vpg": [(1, 0.1, 0.0), (2, 0.2, 0.0)]}, 0.0),  # a constant game
+    ({"vpg": [(1, 0.1, 1.0), (2, 0.2, 0.5)]}, np.nan),
+    ({"vpg": [(0, 0.0, 1.0), (2, 0.2, 0.5)]}, np.inf),
+])
+def test_nash_conv_figure_is_written_for_any_series(runs, payoff_range,
+                                                    tmp_path):
+  """Before, empty, NaN or infinite series and a zero or non-finite payoff
+  range on the log axes raised from matplotlib ("Data cannot be
+  log-scaled", "Axis limits cannot be NaN or Inf")."""
+  path = tmp_path / "figure.png"
+  comparison.plot_game(_plotted_game(runs, payoff_range), str(path))
+  assert path.stat().st_size > 1000

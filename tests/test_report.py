@@ -418,7 +418,7 @@ def test_failing_algorithm_is_reported_and_the_run_exits_non_zero(tmp_path):
   assert game["algorithms"]["vpg"]["iterations"] >= 1
 
 
-def test_cells_of_every_section_start_longest_sections_first():
+def test_cells_of_every_section_start_longest_sections_first(tmp_path):
   from vsg_spiel.eval import report as report_lib  # pylint: disable=g-import-not-at-top
   assert set(report_lib.LONGEST_FIRST) == set(report_lib.SECTIONS)
   def cell(section, index):
@@ -427,5 +427,123 @@ def test_cells_of_every_section_start_longest_sections_first():
   work = {"epsilon": [cell("epsilon", 0)],
           "mai": [cell("mai", 0), cell("mai", 1)],
           "distancing": [cell("distancing", 0)]}
-  assert [(c.section, c.key) for c in report_lib.schedule(work)] == [
-      ("distancing", (0,)), ("mai", (0,)), ("mai", (1,)), ("epsilon", (0,))]
+  store = cells_lib.CellStore(str(tmp_path))
+  assert [(c.section, c.key) for c in report_lib.schedule(work, store)] == [
+      ("mai", (0,)), ("mai", (1,)), ("distancing", (0,)), ("epsilon", (0,))]
+
+
+def test_stored_cpu_times_order_the_cells_longest_first(tmp_path):
+  """Times stored by an earlier run, even of another configuration, order
+  the cells longest first; cells without one start first, in their
+  order."""
+  store = cells_lib.CellStore(str(tmp_path))
+  cells = square_cells(str(tmp_path / "calls.txt"), range(5))
+  for cell, cpu_seconds in zip(cells[1:], (1.0, 30.0, 0.5)):
+    store.save(cell, {"square": 0}, cpu_seconds + 1, cpu_seconds)
+  stale = cells_lib.Cell("test", cells[4].key, cells[4].function,
+                         {**cells[4].config, "value": 9})
+  store.save(stale, {"square": 81}, 8.0, 7.0)
+  ordered = cells_lib.longest_first(cells, store)
+  assert [cell.key[1] for cell in ordered] == [0, 2, 4, 1, 3]
+  assert store.cost(cells[0]) is None and store.cost(cells[4]) == 7.0
+
+
+def logged(event, log):
+  """Appends `event` and this process's id to the file `log`."""
+  with open(log, "a", encoding="utf-8") as stream:
+    stream.write(f"{event} {os.getpid()}\n")
+
+
+def logged_cell(name, log, seconds=0.0):
+  logged(f"start {name}", log)
+  time.sleep(seconds)
+  return {"name": name}
+
+
+def logged_summary(section, results, log):
+  logged(f"summary {section}", log)
+  return {"section": section, "keys": sorted(key[0] for key in results)}
+
+
+def logged_preparation():
+  logged("prepare", os.environ["PREPARATION_LOG"])
+  time.sleep(0.5)
+
+
+def events(log):
+  with open(log, encoding="utf-8") as stream:
+    return [line.rsplit(" ", 1) for line in stream.read().splitlines()]
+
+
+def test_a_section_is_summarised_in_a_worker_as_soon_as_its_cells_end(
+    tmp_path):
+  """Section a's summary starts before section b's cells that had not
+  started when a's last cell ended, in a worker; its result and time are in
+  the outcome. A section whose cells are all stored is summarised too."""
+  log = str(tmp_path / "log.txt")
+  def cell(section, name, seconds):
+    return cells_lib.Cell(section, (name,), f"{__name__}:logged_cell",
+                          {"name": name, "log": log, "seconds": seconds})
+  cells = [cell("a", "a1", 0.0), cell("b", "b1", 0.5)] + [
+      cell("b", f"b{index}", 0.0) for index in range(2, 5)]
+  store = cells_lib.CellStore(str(tmp_path / "out"))
+  stored = cell("c", "c1", 0.0)
+  cells_lib.run_cells([stored], store)
+  summaries = {section: (lambda results, section=section: (
+      f"{__name__}:logged_summary",
+      {"section": section, "results": results, "log": log}))
+               for section in "abc"}
+  outcome = cells_lib.run_cells(cells + [stored], store, workers=2,
+                                summaries=summaries)
+  order = [event for event, _ in events(log)]
+  assert order.index("summary a") < order.index("start b2")
+  assert order.index("summary c") < order.index("start b2")
+  assert order[-1] == "summary b"
+  processes = {event: pid for event, pid in events(log)}
+  assert processes["summary a"] != str(os.getpid())
+  result, error, seconds, cpu_seconds = outcome.summaries["b"]
+  assert error is None and seconds > 0 and cpu_seconds >= 0
+  assert result == {"section": "b", "keys": ["b1", "b2", "b3", "b4"]}
+  assert outcome.summaries["c"][0] == {"section": "c", "keys": ["c1"]}
+
+
+def failing_summary():
+  raise RuntimeError("no figure")
+
+
+def test_a_failing_summary_is_recorded(tmp_path):
+  store = cells_lib.CellStore(str(tmp_path))
+  outcome = cells_lib.run_cells(
+      square_cells(str(tmp_path / "calls.txt"), [2]), store,
+      summaries={"test": lambda results: (f"{__name__}:failing_summary",
+                                          {})})
+  assert outcome.summaries["test"][:2] == (None, "RuntimeError: no figure")
+  assert outcome.results == {("test", ("square", 2)): {"square": 4}}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_preparation_runs_once_per_process_outside_the_cells_time(
+    tmp_path, workers, monkeypatch):
+  """The preparation runs first as a task of its own, then once in each
+  other process before its first cell of a section that needs it (never
+  for a section that does not), and no cell's time includes it."""
+  log = str(tmp_path / "log.txt")
+  monkeypatch.setenv("PREPARATION_LOG", log)
+  monkeypatch.setattr(cells_lib, "_PREPARED", set())  # none in this process
+  preparation = f"{__name__}:logged_preparation"
+  cells = [cells_lib.Cell(section, (index,), f"{__name__}:logged_cell",
+                          {"name": f"{section}{index}", "log": log})
+           for section in ("needs", "plain") for index in range(4)]
+  outcome = cells_lib.run_cells(
+      cells, cells_lib.CellStore(str(tmp_path / "out")), workers=workers,
+      prepare={"needs": f"{__name__}:logged_preparation"})
+  (prepared,) = outcome.prepared
+  assert prepared == preparation and outcome.prepared[prepared][0] is None
+  found = events(log)
+  assert found[0][0] == "prepare"
+  preparing = [pid for event, pid in found if event == "prepare"]
+  assert len(preparing) == len(set(preparing))  # once per process
+  needing = {pid for event, pid in found if event.startswith("start needs")}
+  assert needing <= set(preparing)
+  assert all(cells_lib.CellStore(str(tmp_path / "out")).seconds(cell) < 0.5
+             for cell in cells)

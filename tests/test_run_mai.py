@@ -359,3 +359,50 @@ def test_binary_rejects_bad_flags_at_once(flags, message, tmp_path):
   assert "Available games" not in result.stderr
   assert "--episodes:" not in result.stderr  # absl's help
   assert not (tmp_path / "never_written").exists()
+
+
+_PARSE_ONLY = r"""
+import sys
+from absl import app
+from vsg_spiel.eval import run_mai, settings
+try:
+  settings.parse(run_mai.RunMaiFlags, ["run_mai"] + sys.argv[1:])
+except app.UsageError as error:
+  print(f"{error}|{'tensorflow' in sys.modules}")
+"""
+
+
+@pytest.mark.parametrize("flag", ["--episodes=0", "--seeds=0,0",
+                                  "--game=nowhere", "--threads=0"])
+def test_bad_flag_is_reported_before_tensorflow_loads(flag):
+  result = subprocess.run([sys.executable, "-c", _PARSE_ONLY, flag],
+                          capture_output=True, text=True, timeout=300,
+                          check=False)
+  message, loaded = result.stdout.strip().rsplit("|", 1)
+  assert message.startswith(flag.split("=")[0]), result.stderr[-2000:]
+  assert loaded == "False"
+
+
+def test_tensorflow_start_lines_are_left_out_unless_asked(tmp_path):
+  """The CUDA stubs' lines on a machine without a GPU, which
+  TF_CPP_MIN_LOG_LEVEL does not reach, are left out at the default
+  verbosity; other writes to stderr meanwhile pass."""
+  program = ("import os, sys\n"
+             "from vsg_spiel.eval import common\n"
+             "common.quiet_tensorflow(sys.argv)\n"
+             "with common.quiet_tensorflow_start():\n"
+             "  os.write(2, b'I0000 00:00:1796079127.273247 12 "
+             "cudart_stub.cc:31] no cuda\\n')\n"
+             "  os.write(2, b'WARNING: All log messages before "
+             "absl::InitializeLog() is called are written to STDERR\\n')\n"
+             "  print('kept', file=sys.stderr)\n")
+  env = {key: value for key, value in os.environ.items()
+         if key != "TF_CPP_MIN_LOG_LEVEL"}
+  quiet = subprocess.run([sys.executable, "-c", program], env=env,
+                         capture_output=True, text=True, timeout=300,
+                         check=True)
+  assert quiet.stderr == "kept\n"
+  verbose = subprocess.run([sys.executable, "-c", program, "-v", "1"],
+                           env=env, capture_output=True, text=True,
+                           timeout=300, check=True)
+  assert "cudart_stub" in verbose.stderr and "kept" in verbose.stderr
