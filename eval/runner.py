@@ -30,6 +30,7 @@ import numpy as np
 
 from vsg_spiel import core
 from vsg_spiel import exploitability
+from vsg_spiel import logit
 from vsg_spiel.eval import registry
 
 # Checkpoints in seconds run from this fraction of the budget to the budget.
@@ -96,12 +97,13 @@ class OverBudget(Exception):
 
 
 def compile_solvers():
-  """Compiles the numba kernels, the homotopy's (`homotopy.compile_kernel`)
-  and the stationary evaluation's (`vsg_spiel.stationary_kernel`, through
-  one NashConv of a 2-state game), before any cell runs: a timed cell would
-  otherwise pay numba's first compilation (about 35 s and 7 s of CPU on a
-  fresh install) inside its budget, and workers forked afterwards inherit
-  the compiled code."""
+  """Compiles the numba kernels, the homotopy's (`homotopy.compile_kernel`),
+  the stationary evaluation's (`vsg_spiel.stationary_kernel`, through one
+  NashConv of a 2-state game) and `vsg_spiel.logit`'s row kernels (through
+  one softmax and one KL-regularised response on a (2, 2) array), before
+  any cell runs: a timed cell would otherwise pay numba's first compilation
+  (about 35 s, 7 s and 2 s of CPU on a fresh install) inside its budget,
+  and workers forked afterwards inherit the compiled code."""
   # pylint: disable-next=g-import-not-at-top
   from vsg_spiel.algorithms import homotopy
   logging.info("homotopy kernel ready in %.1f s (compiled once per install, "
@@ -113,6 +115,12 @@ def compile_solvers():
       initial_distribution=np.array([1.0, 0.0]))
   exploitability.nash_conv(game, [np.full((2, 2), 0.5)] * 2)
   logging.info("stationary kernel ready in %.1f s",
+               time.perf_counter() - start)
+  start = time.perf_counter()
+  rows, legal = np.zeros((2, 2)), np.ones((2, 2), dtype=bool)
+  logit.softmax(rows, legal)
+  logit.kl_regularised_response(rows, rows, legal, 1.0)
+  logging.info("logit row kernels ready in %.1f s",
                time.perf_counter() - start)
 
 
