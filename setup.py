@@ -59,11 +59,13 @@ setuptools.setup(
         # tests are skipped when they are absent). Gambit's logit QRE is the
         # reference of the homotopy solver (16.7 builds from source on
         # Python 3.11, about an hour on 2 cores); sgamesolver (stochastic-game
-        # QRE homotopy) builds from source and needs numpy and Cython
-        # installed first, then `pip install --no-build-isolation
-        # sgamesolver`. MFGLib (tests/test_mfglib.py, benchmarks/mfg.py):
-        # torch is pinned to the CPU build kept on this project's machines (a
-        # newer or open range downloads the multi-GB CUDA build); mfglib
+        # QRE homotopy) builds from source and needs numpy, Cython, wheel and
+        # a setuptools newer than a fresh venv's installed first (`pip install
+        # -U numpy Cython setuptools wheel`), then `pip install
+        # --no-build-isolation sgamesolver`. MFGLib (tests/test_mfglib.py,
+        # benchmarks/mfg.py): torch is pinned to the CPU build kept on this
+        # project's machines (a newer or open range downloads the multi-GB
+        # CUDA build); mfglib
         # 0.3.0 itself requires osqp<1.0, which cvxpy>=1.9 (above) excludes,
         # so it is not listed: install it afterwards with
         # `pip install --no-deps mfglib==0.3.0` (osqp serves only its
