@@ -5,8 +5,9 @@ DIR/figures/*.png. report.md opens with a summary: one line per claim of
 the paper with its verdict and number, computed from the results
 (eval/summary.py), each linking to its section:
 
-  1. epsilon: Theorem 4.2 measured (ELBO gap, true gains and NashConv by
-     OpenSpiel's tools versus the bound), Prop. 5.5 and Theorem 5.8;
+  1. epsilon: Theorem 4.2 measured (ELBO gap, true gains and NashConv
+     versus the bound; true gains by OpenSpiel's nash_conv on small trees,
+     else by the exact core), Prop. 5.5 and Theorem 5.8;
   2. nash: NashConv against iterations and wall time, VPG versus OpenSpiel's
      baselines;
   3. mai: Figure 2a/2b, MAI versus MADDPG, MASQL and independent DDPG;
@@ -21,7 +22,7 @@ worker processes (--workers) or on Ray (--backend=ray), are stored as they
 finish, and are reused by a rerun with the same --out unless their
 configuration changed (see eval/cells.py). --suite=quick runs a smoke
 version in about a minute, --suite=full the paper-scale settings; the default
-takes about ten minutes on two cores. A cell that fails is reported with its
+takes about four and a half minutes on two idle cores (README). A cell that fails is reported with its
 reason, the others complete, and the process then exits with status 1. One
 run at a time holds an output directory.
 """
@@ -224,8 +225,9 @@ def failures_markdown(failed):
 
 # Sections in the order their cells are started when no earlier run stored
 # their times: those whose cells take longest first (measured on the default
-# suite: Figure 2's runs 10-50 s each, the distancing runs 2-11 s, Nash
-# cells up to 50 s, mean-field cells up to 6 s, the rest mostly below 5 s),
+# suite: Figure 2's cells, one per game and algorithm running both seeds,
+# 12-25 s of CPU each on idle cores, the distancing runs 2-11 s, Nash cells
+# up to 50 s, mean-field cells up to 6 s, the rest mostly below 5 s),
 # so that no long cell starts last and leaves the other workers idle.
 # Figure 2's first also because they need no numba kernel: the workers run
 # them while one compiles the kernels (`COMPILE`, about 40 s on a fresh
