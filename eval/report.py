@@ -22,9 +22,9 @@ worker processes (--workers) or on Ray (--backend=ray), are stored as they
 finish, and are reused by a rerun with the same --out unless their
 configuration changed (see eval/cells.py). --suite=quick runs a smoke
 version in about a minute, --suite=full the paper-scale settings; the default
-takes about four and a half minutes on two idle cores (README). A cell that fails is reported with its
-reason, the others complete, and the process then exits with status 1. One
-run at a time holds an output directory.
+takes about four and a half minutes on two idle cores (README). A cell that
+fails is reported with its reason, the others complete, and the process then
+exits with status 1. One run at a time holds an output directory.
 """
 
 import dataclasses
