@@ -231,7 +231,7 @@ def test_opponent_model_kl_is_the_cross_entropy_of_the_played_actions():
   rho's squashed-Gaussian density written out in numpy."""
   experiment = tiny(algorithms=("mai",))
   game = experiment.load_game()
-  environment = continuous_runs.continuous_common.ContinuousEnvironment(game)
+  environment = continuous_common.ContinuousEnvironment(game)
   agents = registry.get("mai", registry.CONTINUOUS).make(
       environment.spec, experiment.agent_settings_of("mai", game), 0)
   rng = np.random.default_rng(0)
@@ -280,7 +280,7 @@ def test_routing_evaluation_of_the_equilibrium_is_exact():
   experiment = tiny(game="routing", game_parameters=(
       "regime_scales=1 ", "regime_transition=1 ", "split_levels=3"))
   game = experiment.load_game()
-  environment = continuous_runs.continuous_common.ContinuousEnvironment(game)
+  environment = continuous_common.ContinuousEnvironment(game)
 
   class Equilibrium:
     stochastic_policy = False
