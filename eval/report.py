@@ -125,7 +125,12 @@ def validate(flags):
           SECTIONS[name].overrides[flag] for flag in OVERRIDES
           if getattr(flags, flag) is not None])
     except ValueError as error:
-      raise ValueError(f"{error} (section {name})") from error
+      message = str(error)
+      for flag, field in SECTIONS[name].overrides.items():
+        if flag != field and message.startswith(f"--{field}:"):
+          message = (f"--{flag}:{message[len(field) + 3:]} (the section's "
+                     f"{field})")
+      raise ValueError(f"{message} (section {name})") from error
   if flags.backend == "ray":
     try:
       import ray  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import

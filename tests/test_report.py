@@ -232,6 +232,9 @@ def test_quick_report_writes_markdown_json_and_figures(tmp_path):
     (["--sections=epsilon,bogus"], "--sections: 'bogus' is not allowed"),
     (["--num_seeds=0"], "--num_seeds: 0 is not allowed"),
     (["--sections=epsilon", "--games=kuhn_poker"], "imperfect information"),
+    # The flag given is named, not the section's field it sets.
+    (["--sections=equilibria", "--games=kuhn_poker"],
+     "--games: kuhn_poker"),
     (["--games=matrix_rps"], "the sections ['distancing'] do not take it"),
     (["--backend=spark"], "spark"),
     (["--iterations=0"], "--iterations: 0 is not allowed"),
