@@ -399,6 +399,21 @@ class CorrelatedVPGBatch:
     """One VPG iteration of every device."""
     self.solver.iteration()
 
+  tolerance = 1e-8
+  """`converged` holds when `residual` is at most this (probabilities)."""
+
+  @property
+  def residual(self):
+    """The largest of the devices' `CorrelatedVPGSolver.residual`s (the
+    devices share no state, so `VPGSolver.residual` on the side-by-side
+    game is their maximum)."""
+    return self.solver.residual
+
+  @property
+  def converged(self):
+    """Whether every device is within `tolerance` of its fixed point."""
+    return self.residual <= self.tolerance
+
   def signal_policies(self):
     """Per device, pi_i(a^i | s, w) per player as (S, W_d, A_i) (marginal
     over the predicted opponent action), as

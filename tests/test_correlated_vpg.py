@@ -120,6 +120,7 @@ def test_batch_runs_each_device_as_its_own_solver(game_string, policy_form):
     batch.iteration()
   joints, values = batch.joint_distributions(), batch.player_values()
   assert batch.iteration_count == 40
+  residuals = []
   for index, (num_signals, initialisation, seed) in enumerate(BATCH_DEVICES):
     alone = correlated_vpg.CorrelatedVPGSolver(
         mgame, num_signals=num_signals, temperature=0.1,
@@ -130,6 +131,10 @@ def test_batch_runs_each_device_as_its_own_solver(game_string, policy_form):
                                rtol=0, atol=1e-12)
     np.testing.assert_allclose(values[index], alone.player_values(),
                                rtol=0, atol=1e-12)
+    residuals.append(alone.residual)
+  # The batch's residual is its devices' largest, and says not converged.
+  assert batch.residual == pytest.approx(max(residuals), rel=0, abs=1e-12)
+  assert batch.converged == (max(residuals) <= batch.tolerance)
   # The devices moved.
   assert max(np.abs(joint - start).max()
              for joint, start in zip(joints, starts)) > 0.1
