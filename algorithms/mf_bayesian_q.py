@@ -33,9 +33,11 @@ Q of the new posterior itself (eq. 11 is solved exactly by backward induction).
 On OpenSpiel's game trees r(s, a, L_t) is the reward of the decision state s
 under the distribution registered at the mean-field node before it, and the
 expectation runs over the chance and mean-field nodes after the action; the
-engine (vsg_spiel.mfg_engine) does that bookkeeping and this module only
-supplies the decision-node step. Policies are kept as log-probabilities,
-arrays (num_rows, num_distinct_actions) over the engine's decision states.
+engine (vsg_spiel.mfg_engine) does that bookkeeping: its
+`kl_regularised_best_response` is steps 1-2 (`soft_bellman_step` at each
+decision layer; one compiled pass on MFGLib's environments). Policies are
+kept as log-probabilities, arrays (num_rows, num_distinct_actions) over the
+engine's decision states.
 """
 
 
@@ -74,7 +76,8 @@ def soft_bellman_step(log_prior: np.ndarray, q_values: np.ndarray,
 
 def soft_backward(engine: mfg_engine.MeanFieldEngine,
                   mean_field: mfg_engine.MeanField, log_prior: np.ndarray,
-                  temperature: float) -> tuple[np.ndarray, np.ndarray]:
+                  temperature: float, posterior: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
   """Eq. 11 by backward induction under a fixed flow, eq. 12 at every state.
 
   Args:
@@ -82,6 +85,7 @@ def soft_backward(engine: mfg_engine.MeanFieldEngine,
     mean_field: the flow L (and the rewards under it).
     log_prior: (num_rows, num_actions) log pibar.
     temperature: alpha > 0.
+    posterior: None, or a (num_rows, num_actions) array that receives pi.
 
   Returns:
     (log_posterior, soft_values): log pi for every row (rows the flow's
@@ -89,16 +93,8 @@ def soft_backward(engine: mfg_engine.MeanFieldEngine,
     over the initial states is the optimum of the KL-regularised objective
     E_pi[sum_t r_t - alpha KL(pi(.|s_t) || pibar(.|s_t))].
   """
-  log_posterior = log_prior.copy()
-
-  def posterior_soft_value(layer, q_values):
-    rows = layer.decision_rows
-    log_posterior[rows], soft_values = soft_bellman_step(
-        log_prior[rows], q_values, layer.legal, temperature)
-    return soft_values
-
-  soft_values = engine.backward(mean_field, posterior_soft_value)
-  return log_posterior, soft_values
+  return engine.kl_regularised_best_response(mean_field, log_prior,
+                                             temperature, posterior)
 
 
 class MFBayesianQLearning(mfg_engine.EngineSolver):
@@ -147,6 +143,7 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
         self._engine.uniform_policy if initial_prior is None
         else self._engine.policy_function(initial_prior))
     self._log_policy = np.zeros((0, self._engine.num_actions))
+    self._policy = self._log_policy.copy()  # exp(log pi), the same rows
     self._iteration = 0
     self._mean_field = self._engine.mean_field(self._policy_rows)
 
@@ -155,10 +152,14 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
       return np.log(self._initial_prior_rows(rows))
 
   def _policy_rows(self, rows):
-    """exp(log pi) at `rows`; states new to the engine start at the prior."""
+    """pi at `rows`; states new to the engine start at the prior."""
     self._log_policy = self._engine.grow_table(self._log_policy,
                                                self._log_initial_prior)
-    return np.exp(self._log_policy[rows])
+    known = len(self._policy)
+    if known < len(self._log_policy):
+      self._policy = np.concatenate([self._policy,
+                                     np.exp(self._log_policy[known:])])
+    return self._policy.take(rows, axis=0)
 
   def iteration(self):
     """One iteration of Algorithm 4."""
@@ -167,8 +168,10 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
     log_prior = self._engine.grow_table(self._log_policy,
                                         self._log_initial_prior)
     # Eqs. 11-12 under the flow L_k of the previous iterate.
+    self._policy = np.empty_like(log_prior)
     self._log_policy, _ = soft_backward(self._engine, self._mean_field,
-                                        log_prior, self._temperature)
+                                        log_prior, self._temperature,
+                                        self._policy)
     # The flow L_{k+1} of the new policy, and the rewards under it.
     self._mean_field = self._engine.mean_field(self._policy_rows)
 
@@ -197,7 +200,7 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
   def profile(self) -> np.ndarray:
     """pi(a|s): array (num_rows, num_distinct_actions) over the engine's
     decision rows, 0 at illegal actions."""
-    return np.exp(self._log_policy)
+    return self._policy.copy()
 
   @property
   def temperature(self) -> float:

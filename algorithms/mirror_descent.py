@@ -57,9 +57,10 @@ class MirrorDescent(mfg_engine.EngineSolver):
   def _projected_policy(self, rows):
     """softmax_a of the cumulative value of child(s, a) (a PolicyFunction)."""
     self._grow_cumulative_value()
-    children = self._engine.children_by_action[rows]
-    return logit.softmax(self._cumulative_value[children],
-                         self._engine.legal[rows], axis=1)
+    # take: rows of a 2-d array several times faster than indexing.
+    children = self._engine.children_by_action.take(rows, axis=0)
+    return logit.softmax(self._cumulative_value.take(children),
+                         self._engine.legal.take(rows, axis=0), axis=1)
 
   def _evaluate(self, learning_rate, first):
     """V of the policy OpenSpiel's depth-first walk evaluates (see above);
@@ -131,9 +132,15 @@ class MirrorDescent(mfg_engine.EngineSolver):
     the policy an iteration evaluates (`first`: the first iteration)."""
     self._grow_cumulative_value()
     values = self._evaluate(learning_rate, first)
-    reachable = self._mean_field.structure.reachable_nodes
+    # V is 0 at the nodes the flow's structure does not reach and at its
+    # sentinel (the last entry), so adding lr * V leaves y there; the engine
+    # may have found nodes since this mean field (another solver sharing
+    # it), which V does not cover yet.
+    values *= learning_rate  # the evaluation's own array
+    if len(values) == len(self._cumulative_value):
+      return np.add(values, self._cumulative_value, out=values)
     cumulative = self._cumulative_value.copy()
-    cumulative[reachable] += learning_rate * values[reachable]
+    cumulative[:len(values)] += values
     return cumulative
 
   @property

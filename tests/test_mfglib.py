@@ -26,6 +26,7 @@ from mfglib.alg.q_fn import QFn
 from mfglib.scoring import exploitability_score
 from mfglib.utils import mean_field_from_policy
 
+from vsg_spiel import mfg_engine
 from vsg_spiel import mfglib_adapter
 from vsg_spiel.algorithms import mf_bayesian_q
 from vsg_spiel.algorithms import mirror_descent
@@ -147,7 +148,7 @@ def test_compiled_values_equal_backward_induction(name):
   """policy_value and best_response_value (one compiled pass each) equal
   `backward` with the policy's expectation and the max at every node
   (root, decision, (t, s, a) and chance nodes) to 1e-12, and leave the
-  sentinel at 0."""
+  sentinel at 0; so do NashConv and the KL-regularised best response."""
   _, engine = _environment_and_engine(name)
   table = random_table(engine, seed=5)
   mean_field = engine.mean_field(lambda rows: table[rows])
@@ -159,6 +160,23 @@ def test_compiled_values_equal_backward_induction(name):
     values = compiled(mean_field)
     assert values.shape == (engine.num_nodes + 1,) and values[-1] == 0.0
     np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12)
+  # NashConv (one compiled call) and the KL-regularised best response (one
+  # compiled pass) equal the engine's generic code on the same backward.
+  assert engine.nash_conv(mean_field) == pytest.approx(
+      mfg_engine.MeanFieldEngine.nash_conv(engine, mean_field),
+      rel=1e-12, abs=1e-12)
+  log_prior = np.log(random_table(engine, seed=6))
+  for temperature in (0.3, 1.0):
+    responses = [np.full(log_prior.shape, np.nan) for _ in range(2)]
+    compiled = engine.kl_regularised_best_response(
+        mean_field, log_prior, temperature, responses[0])
+    generic = mfg_engine.MeanFieldEngine.kl_regularised_best_response(
+        engine, mean_field, log_prior, temperature, responses[1])
+    for ours, expected in zip(compiled + (responses[0],),
+                              generic + (responses[1],)):
+      assert ours.shape == expected.shape
+      np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(responses[0].sum(axis=1), 1.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
@@ -263,37 +281,77 @@ def test_functions_that_read_the_mean_field_are_re_read():
           exploitability_score(env, pi), rel=1e-10, abs=1e-9)
 
 
+def through_torch(env):
+  """`env` with its functions wrapped, so that MFGLibEngine does not
+  recognise MFGLib's example classes and calls them through torch."""
+  from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
+  return Environment(
+      T=env.T, S=env.S, A=env.A, mu0=env.mu0, r_max=env.r_max,
+      reward_fn=lambda e, t, state_action: env.reward_fn(e, t, state_action),
+      transition_fn=(lambda e, t, state_action:
+                     env.transition_fn(e, t, state_action)))
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_native_ports_equal_the_torch_path(name):
+  """The engine on MFGLib's examples uses the numba ports; on the same
+  functions wrapped it calls them through torch, and the mean field, the
+  rewards under it and NashConv agree to 1e-12."""
+  env, engine = _environment_and_engine(name)
+  torch_engine = mfglib_adapter.MFGLibEngine(through_torch(env))
+  assert engine.native_reward and engine.native_transition
+  assert not (torch_engine.native_reward or torch_engine.native_transition)
+  assert torch_engine.static_rewards == engine.static_rewards
+  assert torch_engine.static_transitions == engine.static_transitions
+  table = random_table(engine, seed=7)
+  ours = engine.mean_field(lambda rows: table[rows])
+  theirs = torch_engine.mean_field(lambda rows: table[rows])
+  for field in ("flow", "rewards", "transition_probabilities"):
+    np.testing.assert_allclose(getattr(ours, field), getattr(theirs, field),
+                               rtol=0, atol=1e-12, err_msg=field)
+  assert engine.nash_conv(ours) == pytest.approx(
+      torch_engine.nash_conv(theirs), rel=1e-12, abs=1e-12)
+
+
 def test_environment_calls_per_iteration():
-  """Our iterations and NashConv call r_t and P_t once each where they read
-  the mean field (conservative_treasure_hunting: r_1..r_5, P_1..P_4);
-  MFGLib's PriorDescent and OnlineMirrorDescent steps call every r_t once
-  and every P_t twice (benchmarks/mfg.py's env columns)."""
-  env, engine = _environment_and_engine("conservative_treasure_hunting")
+  """Through torch, our iterations and NashConv call r_t and P_t once each
+  where they read the mean field (conservative_treasure_hunting: r_1..r_5,
+  P_1..P_4); on the numba ports they call no torch function; MFGLib's
+  PriorDescent and OnlineMirrorDescent steps call every r_t once and every
+  P_t twice (benchmarks/mfg.py's env columns)."""
+  native_env, native_engine = _environment_and_engine(
+      "conservative_treasure_hunting")
   calls = []
-  originals = {kind: getattr(env, kind)
+  originals = {kind: getattr(native_env, kind)
                for kind in ("reward_fn", "transition_fn")}
   for kind, function in originals.items():
     def counted(environment, t, state_action, kind=kind, function=function):
       calls.append((kind, t))
       return function(environment, t, state_action)
-    setattr(env, kind, counted)
+    setattr(native_env, kind, counted)
   try:
+    env = through_torch(native_env)
+    engine = mfglib_adapter.MFGLibEngine(env)
     ours = [(kind, t) for kind, statics in (
         ("reward_fn", engine.static_rewards),
         ("transition_fn", engine.static_transitions))
             for t, static in enumerate(statics) if not static]
     assert len(ours) == 9
-    for solver in (mf_bayesian_q.MFBayesianQLearning(engine.game,
-                                                     engine=engine),
-                   mirror_descent.MirrorDescent(engine.game, engine=engine)):
-      calls.clear()
-      solver.iteration()
-      assert sorted(calls) == sorted(ours)
-      calls.clear()
-      solver.nash_conv()
-      assert not calls
+    for solver_engine, expected in ((engine, ours), (native_engine, [])):
+      for solver in (
+          mf_bayesian_q.MFBayesianQLearning(solver_engine.game,
+                                            engine=solver_engine),
+          mirror_descent.MirrorDescent(solver_engine.game,
+                                       engine=solver_engine)):
+        calls.clear()
+        solver.iteration()
+        assert sorted(calls) == sorted(expected)
+        calls.clear()
+        solver.nash_conv()
+        assert not calls
+    calls.clear()
     engine.nash_conv(engine.mean_field(engine.uniform_policy))
-    assert sorted(calls[-9:]) == sorted(ours)
+    assert sorted(calls) == sorted(ours)
     theirs = sorted([("reward_fn", t) for t in range(env.T + 1)] +
                     2 * [("transition_fn", t) for t in range(env.T)])
     for algorithm in (PriorDescent(eta=1.0, n_inner=1),
@@ -304,7 +362,7 @@ def test_environment_calls_per_iteration():
       assert sorted(calls) == theirs
   finally:
     for kind, function in originals.items():
-      setattr(env, kind, function)
+      setattr(native_env, kind, function)
 
 
 def test_bad_input():

@@ -84,6 +84,8 @@ from open_spiel.python import policy as policy_lib
 from open_spiel.python.mfg import tabular_distribution
 import open_spiel.python.mfg.games  # noqa: F401  (registers python_mfg_*)
 
+from vsg_spiel import logit
+
 DECISION, CHANCE, MEAN_FIELD, TERMINAL = range(4)
 _KIND_OF_TYPE = {
     pyspiel.StateType.DECISION: DECISION,
@@ -1022,6 +1024,42 @@ class MeanFieldEngine:
         return values
       choice = np.where(improve, q_values.argmax(axis=1), choice)
     raise AssertionError("policy iteration did not stop within the depth")
+
+  def kl_regularised_best_response(
+      self, mean_field: MeanField, log_prior: np.ndarray, temperature: float,
+      response: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The best response to the flow, KL-regularised towards a prior.
+
+    Backward induction with `logit.kl_regularised_response` at decision
+    nodes: Q(s, a) = r(s) + V(child(s, a)),
+      pi(a|s) = pibar(a|s) exp(Q(s, a) / alpha) / Z(s),
+      V(s)    = alpha log Z(s),  Z(s) = sum_a pibar(a|s) exp(Q(s, a) / alpha)
+    (the paper's eqs. 11-12, docs/design.md; MF-BQL's step).
+
+    Args:
+      mean_field: the flow (and the rewards under it).
+      log_prior: (num_rows, num_actions) log pibar, -inf at illegal actions.
+      temperature: alpha > 0.
+      response: None, or a (num_rows, num_actions) array that receives pi
+        itself (exp of log pi, up to rounding).
+
+    Returns:
+      (log_response, values): (num_rows, num_actions) log pi (rows the
+      flow's structure does not reach keep their prior) and
+      (num_nodes + 1,) V at every node.
+    """
+    log_response = log_prior.copy()
+
+    def response_value(layer, q_values):
+      rows = layer.decision_rows
+      log_response[rows], values = logit.kl_regularised_response(
+          log_prior[rows], q_values, layer.legal, temperature, axis=1)
+      return values
+
+    values = self.backward(mean_field, response_value)
+    if response is not None:
+      np.exp(log_response, out=response)
+    return log_response, values
 
   def nash_conv(self, mean_field: MeanField) -> float:
     """NashConv: sum over initial states of best response minus policy value."""

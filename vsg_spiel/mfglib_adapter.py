@@ -37,14 +37,21 @@ checked against MFGLib per iteration (tests/test_mfglib.py); for an
 environment of your own, compare `static_rewards`/`static_transitions` with
 what you know of it.
 
+MFGLib's ten example environments are evaluated by numba ports of their
+reward and transition formulas (`vsg_spiel.mfglib_native`, read from each
+environment's own parameters and checked against MFGLib's functions to
+1e-12 by tests/test_mfglib_native.py): a call takes about a microsecond
+where MFGLib's torch call takes 10-60 (60 ms for linear_quadratic's
+transition). Any other environment's functions are called through torch
+(`native_reward`, `native_transition` say which).
+
 P_t is kept compact, as each pair (s, a)'s next states and their
 probabilities, (T, |S| |A|, K) arrays with K the most next states of any
 pair (1 in building_evacuation, 5 in crowd_motion; |S| where P_t reads the
 mean field, filled by each `mean_field` call). The forward pass, the value
-functions and NashConv run over them compiled (numba: one call per pass
-where P is static), so that an iteration's time is mostly the environment's
-own reward and transition calls; `backward` keeps the engine's contract, a
-solver's function of Q per t.
+functions, NashConv and the KL-regularised best response (MF-BQL's step)
+run over them compiled (numba: one call per pass where P is static);
+`backward` keeps the engine's contract, a solver's function of Q per t.
 
 MFGLib and PyTorch are optional (the README's "Peer libraries"); they are
 imported when an engine is built from an environment.
@@ -57,6 +64,7 @@ import numba
 import numpy as np
 
 from vsg_spiel import mfg_engine
+from vsg_spiel import mfglib_native
 
 ENVIRONMENT_NAMES = (
     "beach_bar", "building_evacuation", "conservative_treasure_hunting",
@@ -133,6 +141,9 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     static_rewards: per t = 0..T, whether r_t was found not to depend on L_t
       (then it is read once).
     static_transitions: per t = 0..T - 1, the same for P_t.
+    native_reward, native_transition: whether r_t and P_t are computed by
+      the numba ports of MFGLib's examples (`vsg_spiel.mfglib_native`)
+      rather than by the environment's torch functions.
   """
 
   def __init__(self, env):  # pylint: disable=super-init-not-called
@@ -162,6 +173,14 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     self._dtype = env.mu0.dtype
     self._state_action_shape = tuple(env.S) + tuple(env.A)
     self._mu0 = env.mu0.detach().cpu().numpy().astype(float).ravel()
+    self._native_reward, self._native_transition = (
+        mfglib_native.native_functions(env))
+    self.native_reward = self._native_reward is not None
+    self.native_transition = self._native_transition is not None
+    # (t, L_t, out) -> out, as `mean_field` calls them.
+    self._reward_into = self._native_reward or self.reward
+    self._transition_into = self._native_transition or self.transition_matrix
+    self._steps_shape = (self.horizon + 1, self.num_states, self.num_actions)
     # Node ids: the root, then decision nodes (t, s), then (t, s, a) nodes
     # carrying rewards (mean field for t < T, terminal at T), then chance
     # nodes (t, s, a) for t < T.
@@ -176,15 +195,19 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     self._legal_rows = np.ones((num_steps * self.num_states,
                                 self.num_actions), bool)
     self._rows = np.arange(self.num_rows)
-    rewards = [self._probe(self._reward, t) for t in range(num_steps)]
-    transitions = [self._probe(self._transition_matrix, t)
+    rewards = [self._probe(self.reward, t) for t in range(num_steps)]
+    transitions = [self._probe(self.transition_matrix, t)
                    for t in range(self.horizon)]
     self.static_rewards = tuple(reward is not None for reward in rewards)
     self.static_transitions = tuple(matrix is not None
                                     for matrix in transitions)
-    self._dynamic_rewards = [t for t, reward in enumerate(rewards)
+    # Per t that reads the mean field: t and the slice of its (t, s, a)
+    # nodes, where the flow holds L_t and the rewards r_t.
+    self._dynamic_rewards = [(t, self._pairs_of(t))
+                             for t, reward in enumerate(rewards)
                              if reward is None]
-    self._dynamic_transitions = [t for t, matrix in enumerate(transitions)
+    self._dynamic_transitions = [(t, self._pairs_of(t))
+                                 for t, matrix in enumerate(transitions)
                                  if matrix is None]
     # Rewards at every node, the static r_t filled in.
     self._reward_template = np.zeros(self._num_nodes + 1)
@@ -219,6 +242,12 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
          slice(self._reward_base + t * pairs,
                self._reward_base + (t + 1) * pairs))
         for t in reversed(range(num_steps))]
+
+  def _pairs_of(self, t: int) -> slice:
+    """The (t, s, a) nodes of time step t."""
+    pairs = self.num_states * self.num_actions
+    return slice(self._reward_base + t * pairs,
+                 self._reward_base + (t + 1) * pairs)
 
   # --------------------------------------------------------------- sizes
 
@@ -295,26 +324,40 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       argument = argument.to(self._dtype)
     return function(t, argument).detach().cpu().numpy()
 
-  def _reward(self, t: int, state_action: np.ndarray,
-              out: np.ndarray | None = None) -> np.ndarray:
-    """r_t as (|S| * |A|,), into `out` (a new array if None)."""
+  def reward(self, t: int, state_action: np.ndarray,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """r_t(L_t) as (|S| * |A|,), into `out` (a new array if None).
+
+    Args:
+      t: the time step, 0..T.
+      state_action: (|S| * |A|,) L_t, states then actions in C order.
+      out: (|S| * |A|,) float64 or None.
+
+    By the numba port (`vsg_spiel.mfglib_native`) where `native_reward`,
+    else by the environment's own (torch) function.
+    """
     out = np.empty(len(state_action)) if out is None else out
+    if self._native_reward is not None:
+      return self._native_reward(t, state_action, out)
     out.reshape(self._state_action_shape)[...] = self._call(
         self.environment.reward, t, state_action)
     return out
 
-  def _transition_matrix(self, t: int, state_action: np.ndarray,
-                         out: np.ndarray | None = None) -> np.ndarray:
-    """P_t as (|S| * |A|, |S|): row (s, a), column s', into `out` (a new
-    array if None)."""
+  def transition_matrix(self, t: int, state_action: np.ndarray,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """P_t(L_t) as (|S| * |A|, |S|): row (s, a), column s', into `out` (a
+    new array if None); by the numba port where `native_transition`, as
+    `reward`."""
     out = (np.empty((len(state_action), self.num_states)) if out is None
            else out)
+    if self._native_transition is not None:
+      return self._native_transition(t, state_action, out)
     out[...] = self._call(self.environment.prob, t, state_action).reshape(
         self.num_states, -1).T
     return out
 
   def _probe(self, function, t: int) -> np.ndarray | None:
-    """`function(t, L)` (`_reward` or `_transition_matrix`) if three
+    """`function(t, L)` (`reward` or `transition_matrix`) if three
     different L give the same array, else None.
 
     Probes: the uniform L, a random L and one concentrated on a single
@@ -448,6 +491,28 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     to rounding)."""
     return self._values(mean_field, best_response=True)
 
+  def kl_regularised_best_response(self, mean_field, log_prior, temperature,
+                                   response=None):
+    """`MeanFieldEngine.kl_regularised_best_response` in one compiled pass
+    (`logit.kl_regularised_response`'s operations: the same log pi and V;
+    pi as the normalised exponentials, not exp(log pi))."""
+    log_response = np.empty((self.num_rows, self.num_actions))
+    values = np.empty(self._num_nodes + 1)
+    if response is None:
+      response = np.empty_like(log_response)
+    _kl_regularised_values(
+        mean_field.rewards, self._steps(log_prior), float(temperature),
+        self._successors, mean_field.transition_probabilities, self._mu0,
+        self._steps(log_response), self._steps(response), values)
+    return log_response, values
+
+  def nash_conv(self, mean_field) -> float:
+    """`MeanFieldEngine.nash_conv` in one compiled call: best-response
+    minus policy value at the root, mu0-weighted."""
+    return _nash_conv(mean_field.rewards, self._steps(mean_field.policy),
+                      self._successors, mean_field.transition_probabilities,
+                      self._mu0, np.empty(self._num_nodes + 1))
+
   def _values(self, mean_field, best_response):
     values = np.empty(self._num_nodes + 1)
     _values(mean_field.rewards, self._steps(mean_field.policy),
@@ -457,8 +522,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
 
   def _steps(self, table):
     """A (num_rows, num_actions) table as (T + 1, |S|, |A|), C-ordered."""
-    return np.ascontiguousarray(table, float).reshape(
-        self.horizon + 1, self.num_states, self.num_actions)
+    return np.ascontiguousarray(table, float).reshape(self._steps_shape)
 
   # --------------------------------------------------------- mean field
 
@@ -480,31 +544,23 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       nodes, L_t(s, a) at the (t, s, a) nodes; rewards r_t[s, a] at the
       (t, s, a) nodes; P_t under the flow.
     """
-    num_states, pairs = self.num_states, self.num_states * self.num_actions
     table = np.ascontiguousarray(policy(self._rows), float)
+    steps = table.reshape(self._steps_shape)
     flow = np.empty(self._num_nodes + 1)
-    flow[0], flow[-1] = 1.0, 0.0
-    state_flow = flow[self._decision_base:self._reward_base].reshape(
-        self.horizon + 1, num_states)
-    state_action = flow[self._reward_base:self._chance_base].reshape(
-        self.horizon + 1, pairs)
-    state_flow[0] = self._mu0
     probabilities = self._transition_template
     if self._dynamic_transitions:
       probabilities = probabilities.copy()
-    steps, start = self._steps(table), 0
-    for t in self._dynamic_transitions:
-      _propagate(steps, self._successors, probabilities, start, t,
-                 state_flow, state_action)
-      self._transition_matrix(t, state_action[t], out=probabilities[t])
+    start = 0
+    for t, pairs in self._dynamic_transitions:
+      _propagate(steps, self._successors, probabilities, self._mu0, start, t,
+                 flow)
+      self._transition_into(t, flow[pairs], probabilities[t])
       start = t
-    _propagate(steps, self._successors, probabilities, start, self.horizon,
-               state_flow, state_action)
-    flow[self._chance_base:self._num_nodes] = state_action[:-1].ravel()
+    _propagate(steps, self._successors, probabilities, self._mu0, start,
+               self.horizon, flow)
     rewards = self._reward_template.copy()
-    for t in self._dynamic_rewards:
-      start = self._reward_base + t * pairs
-      self._reward(t, state_action[t], out=rewards[start:start + pairs])
+    for t, pairs in self._dynamic_rewards:
+      self._reward_into(t, flow[pairs], rewards[pairs])
     return EnvironmentMeanField(self._structure_template, table, flow,
                                 rewards, probabilities)
 
@@ -532,36 +588,48 @@ def _nonzero_first(probabilities):
 
 
 @numba.njit(cache=True)
-def _propagate(steps, successors, probabilities, start, stop, state_flow,
-               state_action):
-  """The forward pass from t = start (mu_start given) to t = stop.
+def _propagate(steps, successors, probabilities, mu0, start, stop, flow):
+  """The forward pass from t = start (mu_start in `flow`) to t = stop.
 
-  For t = start..stop: L_t(s, a) = mu_t(s) pi_t(a|s) into state_action[t];
-  for t < stop: mu_{t+1}(s') = sum_{s, a} P_t(s'|s, a) L_t(s, a) into
-  state_flow[t + 1], summed over the pairs in order (as a CSR product).
+  At start 0: flow 1 at the root, 0 at the sentinel, mu_0 = mu0. For t =
+  start..stop: L_t(s, a) = mu_t(s) pi_t(a|s) at the (t, s, a) nodes and,
+  for t < T, their chance nodes; for t < stop: mu_{t+1}(s') = sum_{s, a}
+  P_t(s'|s, a) L_t(s, a) at the decision nodes of t + 1, summed over the
+  pairs in order (as a CSR product).
 
   Args:
     steps: (T + 1, |S|, |A|) the policy.
     successors, probabilities: (T, |S| |A|, K) the compact P.
+    mu0: (|S|,).
     start, stop: 0 <= start <= stop <= T.
-    state_flow: (T + 1, |S|) mu, row `start` given.
-    state_action: (T + 1, |S| |A|) L.
+    flow: (num_nodes + 1,) the engine's node flows, in and out.
   """
-  _, num_states, num_actions = steps.shape
-  width = successors.shape[2]
+  num_steps, num_states, num_actions = steps.shape
+  horizon, pairs, width = successors.shape
+  reward_base = 1 + num_steps * num_states
+  chance_base = reward_base + num_steps * pairs
+  if start == 0:
+    flow[0], flow[-1] = 1.0, 0.0
+    flow[1:1 + num_states] = mu0
   for t in range(start, stop + 1):
+    state_base = 1 + t * num_states
+    pair_base = reward_base + t * pairs
     for state in range(num_states):
       for action in range(num_actions):
-        state_action[t, state * num_actions + action] = (
-            state_flow[t, state] * steps[t, state, action])
+        weight = flow[state_base + state] * steps[t, state, action]
+        flow[pair_base + state * num_actions + action] = weight
+        if t < horizon:
+          flow[chance_base + t * pairs + state * num_actions + action] = (
+              weight)
     if t < stop:
-      state_flow[t + 1] = 0.0
-      for pair in range(num_states * num_actions):
-        weight = state_action[t, pair]
+      next_base = state_base + num_states
+      flow[next_base:next_base + num_states] = 0.0
+      for pair in range(pairs):
+        weight = flow[pair_base + pair]
         for k in range(width):
           probability = probabilities[t, pair, k]
           if probability != 0.0:
-            state_flow[t + 1, successors[t, pair, k]] += probability * weight
+            flow[next_base + successors[t, pair, k]] += probability * weight
 
 
 @numba.njit(cache=True)
@@ -627,8 +695,80 @@ def _values(rewards, steps, successors, probabilities, mu0, best_response,
         else:
           value += steps[t, state, action] * q_value
       values[1 + t * num_states + state] = value
+  _root_value(mu0, values)
+
+
+@numba.njit(cache=True)
+def _nash_conv(rewards, steps, successors, probabilities, mu0, values):
+  """V*(root) - V^pi(root) (`_values` twice, `values` a scratch array)."""
+  _values(rewards, steps, successors, probabilities, mu0, True, values)
+  best_response = values[0]
+  _values(rewards, steps, successors, probabilities, mu0, False, values)
+  return best_response - values[0]
+
+
+@numba.njit(cache=True)
+def _kl_regularised_values(rewards, log_prior, temperature, successors,
+                           probabilities, mu0, log_response, response,
+                           values):
+  """Backward induction with the KL-regularised response at the decision
+  nodes, into `log_response`, `response` and `values`.
+
+  Q_t as in `_values`; per state, `logit._kl_response_rows`'s operations in
+  its order (every action legal): top = max_a Q_t(s, a), logits log
+  pibar_t(a|s) + (Q_t(s, a) - top) / alpha, log pi_t = logits - log Z',
+  V_t(s) = alpha log Z' + top, Z' = sum_a exp(logits - max logits), and
+  pi_t = exp(logits - max logits) / Z' (one exp per action).
+
+  Args:
+    rewards: (num_nodes + 1,) r at the (t, s, a) nodes.
+    log_prior: (T + 1, |S|, |A|) log pibar.
+    temperature: alpha > 0.
+    successors, probabilities: (T, |S| |A|, K) the compact P.
+    mu0: (|S|,).
+    log_response: (T + 1, |S|, |A|) the output log pi.
+    response: (T + 1, |S|, |A|) the output pi.
+    values: (num_nodes + 1,) the output values.
+  """
+  num_steps, num_states, num_actions = log_prior.shape
+  pairs = num_states * num_actions
+  reward_base = 1 + num_steps * num_states
+  for t in range(num_steps - 1, -1, -1):
+    _q_step(t, num_states, rewards, successors, probabilities, values)
+    for state in range(num_states):
+      q_values = values[reward_base + t * pairs + state * num_actions:
+                        reward_base + t * pairs + (state + 1) * num_actions]
+      prior, logits = log_prior[t, state], log_response[t, state]
+      weights = response[t, state]
+      top = -np.inf
+      for action in range(num_actions):
+        if prior[action] > -np.inf and q_values[action] > top:
+          top = q_values[action]
+      logit_top = -np.inf
+      for action in range(num_actions):
+        logit = -np.inf
+        if prior[action] > -np.inf:
+          logit = prior[action] + (q_values[action] - top) / temperature
+          logit_top = max(logit_top, logit)
+        logits[action] = logit
+      total = 0.0
+      for action in range(num_actions):
+        weights[action] = np.exp(logits[action] - logit_top)
+        total += weights[action]
+      log_normaliser = logit_top + np.log(total)
+      values[1 + t * num_states + state] = (temperature * log_normaliser +
+                                            top)
+      for action in range(num_actions):
+        logits[action] -= log_normaliser
+        weights[action] /= total
+  _root_value(mu0, values)
+
+
+@numba.njit(cache=True)
+def _root_value(mu0, values):
+  """values[0] = sum_s mu0(s) V_0(s), the sentinel values[-1] = 0."""
   root = 0.0
-  for state in range(num_states):
+  for state in range(len(mu0)):
     root += mu0[state] * values[1 + state]
   values[0] = root
   values[-1] = 0.0
