@@ -193,7 +193,8 @@ class MFBayesianQLearning(mfg_engine.EngineSolver):
                         initial=0.0))
 
   def policy(self) -> mfg_engine.TablePolicy:
-    """The current policy as an OpenSpiel policy (a snapshot)."""
+    """The current policy as an OpenSpiel policy (a snapshot; on an
+    MFGLibEngine, MFGLib's policy tensor, `engine.table_policy`)."""
     return self._engine.table_policy(self.profile(),
                                      fallback=self._initial_prior)
 

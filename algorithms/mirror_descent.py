@@ -163,7 +163,8 @@ class MirrorDescent(mfg_engine.EngineSolver):
     return float(np.max(np.abs(following - current), initial=0.0))
 
   def policy(self) -> mfg_engine.TablePolicy:
-    """The current policy as an OpenSpiel policy (a snapshot)."""
+    """The current policy as an OpenSpiel policy (a snapshot; on an
+    MFGLibEngine, MFGLib's policy tensor, `engine.table_policy`)."""
     return self._engine.table_policy(self.profile())
 
   def profile(self) -> np.ndarray:

@@ -28,6 +28,7 @@ from mfglib.utils import mean_field_from_policy
 
 from vsg_spiel import mfg_engine
 from vsg_spiel import mfglib_adapter
+from vsg_spiel import mfglib_native
 from vsg_spiel.algorithms import mf_bayesian_q
 from vsg_spiel.algorithms import mirror_descent
 
@@ -373,3 +374,53 @@ def test_bad_input():
   _, engine = _environment_and_engine("beach_bar")
   with pytest.raises(ValueError, match="pi must have shape"):
     engine.policy_table(torch.ones(2, 2))
+  with pytest.raises(ValueError, match="table must have shape"):
+    engine.policy_tensor(np.ones((2, 2)))
+  with pytest.raises(ValueError, match="needs its engine: engine="):
+    mf_bayesian_q.MFBayesianQLearning(engine.game)
+  _, other = _environment_and_engine("left_right")
+  with pytest.raises(ValueError, match="mean_field must be made by this"):
+    engine.nash_conv(other.mean_field(other.uniform_policy))
+  from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
+  for field, value, message in (
+      ("T", 1.5, "env.T must be an integer >= 0"),
+      ("T", -1, "env.T must be an integer >= 0"),
+      ("mu0", np.full(3, 1 / 3), "env.mu0 must be a torch tensor of shape"),
+      ("mu0", torch.ones(4) / 4, "env.mu0 must be a torch tensor of shape"),
+      ("mu0", torch.tensor([0.5, 0.5, 0.5]),
+       "env.mu0 must be a probability distribution")):
+    broken = Environment.left_right()
+    setattr(broken, field, value)
+    with pytest.raises(ValueError, match=message):
+      mfglib_adapter.MFGLibEngine(broken)
+
+
+def test_example_functions_of_other_sizes():
+  """An example's function built for other sizes than the environment's:
+  the engine raises MFGLib's own error where MFGLib's function does, and
+  where a port and the function disagree it calls the function."""
+  from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
+  from mfglib.env.examples import beach_bar  # pylint: disable=g-import-not-at-top
+  env = Environment.beach_bar(n=6)
+  env.reward_fn = beach_bar.RewardFn(4, 2, 1e-20)
+  with pytest.raises(RuntimeError):
+    env.reward(0, torch.ones(6, 3) / 18)
+  with pytest.raises(RuntimeError):
+    mfglib_adapter.MFGLibEngine(env)
+
+
+def test_ports_that_disagree_are_not_used(monkeypatch):
+  """A port is used only where it gives the environment's own numbers
+  (here ports of another parameter set's functions stand for a faulty
+  port): the engine falls back to torch and still equals MFGLib."""
+  from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
+  env = Environment.beach_bar(n=5)
+  wrong = mfglib_native.native_functions(
+      Environment.beach_bar(n=5, bar_loc=0, p_still=0.1))
+  monkeypatch.setattr(mfglib_native, "native_functions", lambda e: wrong)
+  engine = mfglib_adapter.MFGLibEngine(env)
+  assert not (engine.native_reward or engine.native_transition)
+  table = random_table(engine, seed=8)
+  assert engine.nash_conv(engine.mean_field(lambda rows: table[rows])) == (
+      pytest.approx(exploitability_score(env, engine.policy_tensor(table)),
+                    rel=1e-10, abs=1e-12))

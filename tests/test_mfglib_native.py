@@ -141,3 +141,33 @@ def test_unrecognised_functions_stay_on_torch():
   env.reward_fn = original
   reward, transition = native_functions(env)
   assert callable(reward) and transition is None
+
+
+def test_parameters_given_as_tensors():
+  """0-d tensor parameters (MFGLib's constructors accept them) are read as
+  numbers."""
+  compare(Environment.linear_quadratic(
+      T=2, el=2, m=1, sigma=torch.tensor(1.5), delta=torch.tensor(0.2),
+      k=torch.tensor(0.5), kappa=torch.tensor(0.8),
+      c_term=torch.tensor(2.0)), ATOL)
+  compare(Environment.beach_bar(log_eps=torch.tensor(1e-9)), ATOL)
+
+
+@pytest.mark.parametrize("name", ["beach_bar", "crowd_motion",
+                                  "building_evacuation"])
+def test_float32_parameters_round_as_in_mfglib(name):
+  """A float32 environment's log_eps of 1e-50 is 0 in MFGLib's arithmetic:
+  r is infinite where a state has no mass, in the port as in MFGLib (a
+  float64 1e-50 would give finite rewards there)."""
+  torch.set_default_dtype(torch.float32)  # The fixture restores it.
+  env = getattr(Environment, name)(log_eps=1e-50)
+  reward, _ = native_functions(env)
+  num_states = math.prod(env.S)
+  field = mean_fields(env)[3]  # no mass on the even states
+  argument = torch.from_numpy(field.astype(np.float32).reshape(env.S + env.A))
+  ours = reward(0, field, np.full(len(field), np.nan))
+  theirs = env.reward(0, argument).numpy().reshape(-1).astype(np.float64)
+  assert np.isinf(theirs).sum() >= num_states // 2
+  np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+  finite = np.isfinite(theirs)
+  np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-5)

@@ -1119,9 +1119,17 @@ class EngineSolver:
     if not (engine is None or isinstance(engine, MeanFieldEngine)):
       raise ValueError("engine must be a MeanFieldEngine or None; got "
                        f"{type(engine).__name__}")
+    if engine is None and not isinstance(game, pyspiel.Game):
+      raise ValueError(
+          f"game must be a pyspiel.Game, got {type(game).__name__}; a game "
+          "without one (e.g. an MFGLibEngine's engine.game) needs its "
+          "engine: engine=")
     self._engine = engine or MeanFieldEngine(game)
     if self._engine.game is not game:
-      raise ValueError("engine was built for a different game")
+      raise ValueError(
+          f"engine was built for a different game: game must be the "
+          f"engine's own engine.game ({self._engine.game}); got "
+          f"{type(game).__name__} {game}")
 
   tolerance = 1e-8
   """`converged` holds when `residual` is at most this (probabilities)."""

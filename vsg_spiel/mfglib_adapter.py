@@ -152,9 +152,14 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     Args:
       env: an `mfglib.env.Environment`.
 
+    The engine reads the environment here, once: mu0, T, the functions'
+    values where they ignore the mean field, and the numba ports'
+    parameters. Build a new engine after changing the environment.
+
     Raises:
       ValueError: `env` is not an MFGLib environment (it lacks T, S, A, mu0,
-        reward or prob).
+        reward or prob), its T is not an integer >= 0, or its mu0 is not a
+        tensor of shape S holding a probability distribution.
       ImportError: torch is not installed.
     """
     missing = [name for name in ("T", "S", "A", "mu0", "reward", "prob")
@@ -163,6 +168,18 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       raise ValueError("env must be an mfglib.env.Environment; "
                        f"{type(env).__name__} has no {', '.join(missing)}")
     self._torch = import_torch()
+    if (isinstance(env.T, bool) or not isinstance(env.T, (int, np.integer))
+        or env.T < 0):
+      raise ValueError(f"env.T must be an integer >= 0; got {env.T!r}")
+    if not (isinstance(env.mu0, self._torch.Tensor) and
+            tuple(env.mu0.shape) == tuple(env.S)):
+      raise ValueError(f"env.mu0 must be a torch tensor of shape env.S = "
+                       f"{tuple(env.S)}; got {type(env.mu0).__name__} "
+                       f"{tuple(getattr(env.mu0, 'shape', ()))}")
+    self._mu0 = env.mu0.detach().cpu().numpy().astype(float).ravel()
+    if not (np.all(self._mu0 >= 0) and abs(self._mu0.sum() - 1.0) <= 1e-6):
+      raise ValueError("env.mu0 must be a probability distribution "
+                       f"(entries >= 0, sum 1); its sum is {self._mu0.sum()}")
     self.environment = env
     self.game = EnvironmentGame(env)
     self.horizon = int(env.T)
@@ -172,15 +189,22 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     self.shared_registration = False
     self._dtype = env.mu0.dtype
     self._state_action_shape = tuple(env.S) + tuple(env.A)
-    self._mu0 = env.mu0.detach().cpu().numpy().astype(float).ravel()
-    self._native_reward, self._native_transition = (
-        mfglib_native.native_functions(env))
+    self._steps_shape = (self.horizon + 1, self.num_states, self.num_actions)
+    native_reward, native_transition = mfglib_native.native_functions(env)
+    # A port is used where it reproduces the environment's own function
+    # under the uniform mean field at every t (it does not, e.g., for an
+    # example's function built for other sizes than env's).
+    self._native_reward = self._agreeing(
+        native_reward, self._torch_reward, (self.horizon + 1,), ())
+    self._native_transition = self._agreeing(
+        native_transition, self._torch_transition_matrix, (self.horizon,),
+        (self.num_states,))
     self.native_reward = self._native_reward is not None
     self.native_transition = self._native_transition is not None
     # (t, L_t, out) -> out, as `mean_field` calls them.
-    self._reward_into = self._native_reward or self.reward
-    self._transition_into = self._native_transition or self.transition_matrix
-    self._steps_shape = (self.horizon + 1, self.num_states, self.num_actions)
+    self._reward_into = self._native_reward or self._torch_reward
+    self._transition_into = (self._native_transition or
+                             self._torch_transition_matrix)
     # Node ids: the root, then decision nodes (t, s), then (t, s, a) nodes
     # carrying rewards (mean field for t < T, terminal at T), then chance
     # nodes (t, s, a) for t < T.
@@ -305,13 +329,18 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     """A (num_rows, num_actions) policy as MFGLib's tensor (T + 1, *S, *A)."""
     shape = (self.horizon + 1,) + tuple(self.environment.S) + tuple(
         self.environment.A)
+    if np.shape(table) not in ((self.num_rows, self.num_actions), shape):
+      raise ValueError(
+          f"table must have shape {(self.num_rows, self.num_actions)} "
+          f"(rows, actions) or {shape}; got {np.shape(table)}")
     return self._torch.as_tensor(np.reshape(table, shape), dtype=self._dtype)
 
   def state_action_mean_field(self, mean_field: mfg_engine.MeanField
                               ) -> np.ndarray:
     """MFGLib's mean field L, (T + 1, *S, *A), of an engine mean field."""
     pairs = (self.horizon + 1) * self.num_states * self.num_actions
-    flow = mean_field.flow[self._reward_base:self._reward_base + pairs]
+    flow = self._own(mean_field).flow[self._reward_base:
+                                      self._reward_base + pairs]
     return flow.reshape((self.horizon + 1,) + tuple(self.environment.S) +
                         tuple(self.environment.A))
 
@@ -337,11 +366,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     else by the environment's own (torch) function.
     """
     out = np.empty(len(state_action)) if out is None else out
-    if self._native_reward is not None:
-      return self._native_reward(t, state_action, out)
-    out.reshape(self._state_action_shape)[...] = self._call(
-        self.environment.reward, t, state_action)
-    return out
+    return self._reward_into(t, state_action, out)
 
   def transition_matrix(self, t: int, state_action: np.ndarray,
                         out: np.ndarray | None = None) -> np.ndarray:
@@ -350,11 +375,34 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     `reward`."""
     out = (np.empty((len(state_action), self.num_states)) if out is None
            else out)
-    if self._native_transition is not None:
-      return self._native_transition(t, state_action, out)
+    return self._transition_into(t, state_action, out)
+
+  def _torch_reward(self, t, state_action, out):
+    """`reward` by the environment's own function."""
+    out.reshape(self._state_action_shape)[...] = self._call(
+        self.environment.reward, t, state_action)
+    return out
+
+  def _torch_transition_matrix(self, t, state_action, out):
+    """`transition_matrix` by the environment's own function."""
     out[...] = self._call(self.environment.prob, t, state_action).reshape(
         self.num_states, -1).T
     return out
+
+  def _agreeing(self, port, function, steps, row_shape):
+    """`port` if it gives `function`'s numbers (to 1e-5 relative, float32
+    environments' rounding) under the uniform mean field at every t of
+    range(*steps), else None. Outputs are (|S| |A|,) + row_shape."""
+    if port is None:
+      return None
+    pairs = self.num_states * self.num_actions
+    uniform = np.full(pairs, 1.0 / pairs)
+    for t in range(*steps):
+      ours = port(t, uniform, np.zeros((pairs,) + row_shape))
+      theirs = function(t, uniform, np.zeros((pairs,) + row_shape))
+      if not np.allclose(ours, theirs, rtol=1e-5, atol=1e-8, equal_nan=True):
+        return None
+    return port
 
   def _probe(self, function, t: int) -> np.ndarray | None:
     """`function(t, L)` (`reward` or `transition_matrix`) if three
@@ -469,7 +517,7 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     decision layer of t and Q_t (a new array), as `MeanFieldEngine.backward`
     gives.
     """
-    layers = mean_field.structure.layers
+    layers = self._own(mean_field).structure.layers
     values = np.zeros(self._num_nodes + 1) if values is None else values
     for t, decisions, q_values in self._backward_steps:
       _q_step(t, self.num_states, mean_field.rewards, self._successors,
@@ -501,7 +549,8 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     if response is None:
       response = np.empty_like(log_response)
     _kl_regularised_values(
-        mean_field.rewards, self._steps(log_prior), float(temperature),
+        self._own(mean_field).rewards, self._steps(log_prior),
+        float(temperature),
         self._successors, mean_field.transition_probabilities, self._mu0,
         self._steps(log_response), self._steps(response), values)
     return log_response, values
@@ -509,16 +558,24 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
   def nash_conv(self, mean_field) -> float:
     """`MeanFieldEngine.nash_conv` in one compiled call: best-response
     minus policy value at the root, mu0-weighted."""
-    return _nash_conv(mean_field.rewards, self._steps(mean_field.policy),
+    return _nash_conv(self._own(mean_field).rewards,
+                      self._steps(mean_field.policy),
                       self._successors, mean_field.transition_probabilities,
                       self._mu0, np.empty(self._num_nodes + 1))
 
   def _values(self, mean_field, best_response):
     values = np.empty(self._num_nodes + 1)
-    _values(mean_field.rewards, self._steps(mean_field.policy),
+    _values(self._own(mean_field).rewards, self._steps(mean_field.policy),
             self._successors, mean_field.transition_probabilities,
             self._mu0, best_response, values)
     return values
+
+  def _own(self, mean_field):
+    """`mean_field` if this engine's `mean_field` made it, else ValueError."""
+    if getattr(mean_field, "structure", None) is not self._structure_template:
+      raise ValueError("mean_field must be made by this engine's "
+                       "mean_field(); got one of another engine or game")
+    return mean_field
 
   def _steps(self, table):
     """A (num_rows, num_actions) table as (T + 1, |S|, |A|), C-ordered."""

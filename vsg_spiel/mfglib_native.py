@@ -53,6 +53,16 @@ def _array(value) -> np.ndarray:
   return np.ascontiguousarray(np.asarray(value).astype(np.float64))
 
 
+def _scalar(value, env) -> float:
+  """A scalar parameter (a number or a 0-d tensor) as a float, rounded to
+  the environment's dtype first: MFGLib's arithmetic casts it to the
+  tensors' dtype (a float32 environment's log_eps 1e-50 is 0 there)."""
+  if hasattr(value, "detach"):
+    value = value.detach().cpu().numpy()
+  dtype = np.dtype(str(env.mu0.dtype).removeprefix("torch."))
+  return float(np.asarray(value, np.float64).astype(dtype))
+
+
 def _sizes(env) -> tuple[int, int]:
   return math.prod(env.S), math.prod(env.A)
 
@@ -114,7 +124,7 @@ def _beach_bar_reward(base, log_eps, t, state_action, out):
 
 def _beach_bar(fn, env):
   base = _array(fn.c1) + _array(fn.c2)  # MFGLib adds c1 + c2 first.
-  return functools.partial(_beach_bar_reward, base, float(fn.log_eps))
+  return functools.partial(_beach_bar_reward, base, _scalar(fn.log_eps, env))
 
 
 @numba.njit(cache=True)
@@ -130,7 +140,7 @@ def _building_evacuation_reward(reward, eta_eps, t, state_action, out):
 
 
 def _building_evacuation(fn, env):
-  eta_eps = np.array([float(fn.eta), float(fn.log_eps)])
+  eta_eps = np.array([_scalar(fn.eta, env), _scalar(fn.log_eps, env)])
   return functools.partial(_building_evacuation_reward,
                            _array(fn.r).reshape(-1), eta_eps)
 
@@ -201,11 +211,11 @@ def _crowd_motion_reward(bases, log_eps, t, state_action, out):
 
 def _crowd_motion(fn, env):
   num_states, num_actions = _sizes(env)
-  bases = float(fn.c) * np.stack([_array(c1) for c1 in fn.c1s])
+  bases = _scalar(fn.c, env) * np.stack([_array(c1) for c1 in fn.c1s])
   return functools.partial(
       _crowd_motion_reward,
       np.ascontiguousarray(bases.reshape(-1, num_states, num_actions)),
-      float(fn.log_eps))
+      _scalar(fn.log_eps, env))
 
 
 @numba.njit(cache=True, inline="always")
@@ -244,12 +254,13 @@ def _equilibrium_price_reward(quantity, costs, constants, t, state_action,
 
 
 def _equilibrium_price(fn, env):
-  c0, c1, c2, c3, c4 = (float(c) for c in fn.c)
+  c0, c1, c2, c3, c4 = (_scalar(c, env) for c in fn.c)
   s, q, h = (_array(x).reshape(-1)
              for x in (fn.s_tensor, fn.q_tensor, fn.h_tensor))
   costs = np.stack([-c1 * (q * q), -c2 * h,
                     -(c2 + c3) * np.maximum(q - s, 0.0), -c4 * s])
-  constants = np.array([float(fn.d), float(fn.e0), 1 / fn.sigma, c0])
+  constants = np.array([_scalar(fn.d, env), _scalar(fn.e0, env),
+                        _scalar(1 / float(fn.sigma), env), c0])
   return functools.partial(_equilibrium_price_reward, q, costs, constants)
 
 
@@ -301,7 +312,9 @@ def _linear_quadratic_reward(tables, constants, horizon, t, state_action,
 
 def _linear_quadratic_reward_port(fn, env):
   tables = np.stack([_array(fn.r_c1), _array(fn.r_c21), _array(fn.r_c22)])
-  constants = np.array([-0.5 * fn.c_term, 0.5 * fn.kappa, float(fn.delta)])
+  constants = np.array([_scalar(-0.5 * float(fn.c_term), env),
+                        _scalar(0.5 * float(fn.kappa), env),
+                        _scalar(fn.delta, env)])
   return functools.partial(_linear_quadratic_reward, tables, constants,
                            int(fn.T))
 
@@ -329,9 +342,9 @@ def _linear_quadratic_transition(noise, noise_pr, constants, el_m, t,
 
 def _linear_quadratic_transition_port(fn, env):
   # sigma eps sqrt(delta), as MFGLib multiplies (float64 elementwise).
-  noise = fn.sigma * _array(fn.epsilon) * math.sqrt(fn.delta)
-  constants = np.array([float(fn.k), float(fn.delta)])
-  el_m = np.array([fn.el, fn.m], dtype=np.int64)
+  noise = float(fn.sigma) * _array(fn.epsilon) * math.sqrt(float(fn.delta))
+  constants = np.array([_scalar(fn.k, env), _scalar(fn.delta, env)])
+  el_m = np.array([int(fn.el), int(fn.m)], dtype=np.int64)
   return functools.partial(_linear_quadratic_transition, noise,
                            _array(fn.epsilon_pr), constants, el_m)
 
