@@ -293,11 +293,11 @@ def main_mfglib(names):
     row = benchmark_mfglib(name)
     met = min(row["bql_ratio"], row["md_ratio"], row["nc_ratio"]) >= 30
     print(f"{row['game']:30s} {row['nodes']:6d} {row['build_s']:6.2f}s | "
-          f"{row['bql_ours_ms']:6.2f}ms {row['bql_theirs_ms']:7.2f}ms "
+          f"{row['bql_ours_ms']:6.3f}ms {row['bql_theirs_ms']:7.2f}ms "
           f"{row['bql_ratio']:5.1f}x | "
           f"{row['md_ours_ms']:6.3f}ms {row['md_theirs_ms']:6.2f}ms "
           f"{row['md_ratio']:5.1f}x | "
-          f"{row['nc_ours_ms']:6.2f}ms {row['nc_theirs_ms']:7.2f}ms "
+          f"{row['nc_ours_ms']:6.3f}ms {row['nc_theirs_ms']:7.2f}ms "
           f"{row['nc_ratio']:5.1f}x | "
           f"{row['env_ms']:6.3f}ms {row['their_env_ms']:8.2f}ms | "
           f"{'30x':>3s}{'' if met else '!'} {row['md_diff']:8.1e} "
