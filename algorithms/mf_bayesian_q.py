@@ -34,8 +34,9 @@ On OpenSpiel's game trees r(s, a, L_t) is the reward of the decision state s
 under the distribution registered at the mean-field node before it, and the
 expectation runs over the chance and mean-field nodes after the action; the
 engine (vsg_spiel.mfg_engine) does that bookkeeping: its
-`kl_regularised_best_response` is steps 1-2 (`soft_bellman_step` at each
-decision layer; one compiled pass on MFGLib's environments). Policies are
+`kl_regularised_best_response` is steps 1-2, `soft_bellman_step`'s closed
+form (`logit.kl_regularised_response`) at each decision layer (one compiled
+pass on MFGLib's environments). Policies are
 kept as log-probabilities, arrays (num_rows, num_distinct_actions) over the
 engine's decision states.
 """

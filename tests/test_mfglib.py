@@ -398,7 +398,7 @@ def test_bad_input():
 def test_example_functions_of_other_sizes():
   """An example's function built for other sizes than the environment's:
   the engine raises MFGLib's own error where MFGLib's function does, and
-  where a port and the function disagree it calls the function."""
+  where the port leaves entries unwritten it calls the function."""
   from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
   from mfglib.env.examples import beach_bar  # pylint: disable=g-import-not-at-top
   env = Environment.beach_bar(n=6)
@@ -407,6 +407,20 @@ def test_example_functions_of_other_sizes():
     env.reward(0, torch.ones(6, 3) / 18)
   with pytest.raises(RuntimeError):
     mfglib_adapter.MFGLibEngine(env)
+  # left_right's RewardFn in a 4-state environment: MFGLib's function gives
+  # r = 0 at the fourth state, its port (three states) writes nothing there.
+  from mfglib.env.examples import left_right  # pylint: disable=g-import-not-at-top
+  four_states = Environment(
+      T=1, S=(4,), A=(2,), mu0=torch.ones(4) / 4, r_max=2.0,
+      reward_fn=left_right.RewardFn(),
+      transition_fn=lambda e, t, state_action: torch.ones(4, 4, 2) / 4)
+  engine = mfglib_adapter.MFGLibEngine(four_states)
+  assert not engine.native_reward
+  state_action = np.full(8, 1 / 8)
+  np.testing.assert_array_equal(
+      engine.reward(0, state_action),
+      four_states.reward(0, torch.from_numpy(state_action.reshape(4, 2))
+                         ).numpy().ravel())
 
 
 def test_ports_that_disagree_are_not_used(monkeypatch):

@@ -392,13 +392,16 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
   def _agreeing(self, port, function, steps, row_shape):
     """`port` if it gives `function`'s numbers (to 1e-5 relative, float32
     environments' rounding) under the uniform mean field at every t of
-    range(*steps), else None. Outputs are (|S| |A|,) + row_shape."""
+    range(*steps), every entry written, else None. Outputs are (|S| |A|,)
+    + row_shape."""
     if port is None:
       return None
     pairs = self.num_states * self.num_actions
     uniform = np.full(pairs, 1.0 / pairs)
     for t in range(*steps):
-      ours = port(t, uniform, np.zeros((pairs,) + row_shape))
+      # NaN where the port writes nothing (a port of an example built for
+      # fewer states than env's).
+      ours = port(t, uniform, np.full((pairs,) + row_shape, np.nan))
       theirs = function(t, uniform, np.zeros((pairs,) + row_shape))
       if not np.allclose(ours, theirs, rtol=1e-5, atol=1e-8, equal_nan=True):
         return None
