@@ -385,14 +385,37 @@ def test_bad_input():
   for field, value, message in (
       ("T", 1.5, "env.T must be an integer >= 0"),
       ("T", -1, "env.T must be an integer >= 0"),
-      ("mu0", np.full(3, 1 / 3), "env.mu0 must be a torch tensor of shape"),
-      ("mu0", torch.ones(4) / 4, "env.mu0 must be a torch tensor of shape"),
+      ("mu0", np.full(3, 1 / 3), "env.mu0 must be a floating-point torch"),
+      ("mu0", torch.ones(4) / 4, "env.mu0 must be a floating-point torch"),
+      ("mu0", torch.tensor([1, 0, 0]), "env.mu0 must be a floating-point"),
+      ("S", 3, "env.S must be a non-empty tuple of positive integers"),
       ("mu0", torch.tensor([0.5, 0.5, 0.5]),
        "env.mu0 must be a probability distribution")):
     broken = Environment.left_right()
     setattr(broken, field, value)
     with pytest.raises(ValueError, match=message):
       mfglib_adapter.MFGLibEngine(broken)
+
+
+def test_calls_check_their_arrays():
+  """reward and transition_matrix check t and the arrays' shapes before a
+  port (which does not check bounds) runs; a torch function returning the
+  wrong shape is named."""
+  _, engine = _environment_and_engine("beach_bar")
+  pairs = engine.num_states * engine.num_actions
+  for call, last in ((engine.reward, engine.horizon),
+                     (engine.transition_matrix, engine.horizon - 1)):
+    with pytest.raises(ValueError, match="state_action must be"):
+      call(0, np.ones(2) / 2)
+    with pytest.raises(ValueError, match="out must be"):
+      call(0, np.full(pairs, 1 / pairs), np.empty(1))
+    with pytest.raises(ValueError, match=f"t must be an integer in 0..{last}"):
+      call(last + 1, np.full(pairs, 1 / pairs))
+  from mfglib.env import Environment  # pylint: disable=g-import-not-at-top
+  env = Environment.left_right()
+  env.reward_fn = lambda e, t, state_action: torch.zeros(2, 2)
+  with pytest.raises(ValueError, match=r"env.reward\(t=0, L_t\) must return"):
+    mfglib_adapter.MFGLibEngine(env)
 
 
 def test_example_functions_of_other_sizes():
@@ -406,6 +429,14 @@ def test_example_functions_of_other_sizes():
   with pytest.raises(RuntimeError):
     env.reward(0, torch.ones(6, 3) / 18)
   with pytest.raises(RuntimeError):
+    mfglib_adapter.MFGLibEngine(env)
+  # A port runs only on the sizes it was built for (numba does not check
+  # bounds): rock_paper_scissors' on 2 states is not used, and MFGLib's own
+  # function raises its IndexError.
+  env = Environment.rock_paper_scissors()
+  env.S, env.mu0 = (2,), torch.tensor([1.0, 0.0])
+  assert mfglib_native.native_functions(env) == (None, None)
+  with pytest.raises(IndexError):
     mfglib_adapter.MFGLibEngine(env)
   # left_right's RewardFn in a 4-state environment: MFGLib's function gives
   # r = 0 at the fourth state, its port (three states) writes nothing there.

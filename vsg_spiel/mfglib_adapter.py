@@ -171,10 +171,19 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     if (isinstance(env.T, bool) or not isinstance(env.T, (int, np.integer))
         or env.T < 0):
       raise ValueError(f"env.T must be an integer >= 0; got {env.T!r}")
+    for name in ("S", "A"):
+      shape = getattr(env, name)
+      if not (isinstance(shape, tuple) and shape and
+              all(isinstance(n, int) and n > 0 for n in shape)):
+        raise ValueError(f"env.{name} must be a non-empty tuple of positive "
+                         f"integers; got {shape!r}")
     if not (isinstance(env.mu0, self._torch.Tensor) and
+            env.mu0.is_floating_point() and
             tuple(env.mu0.shape) == tuple(env.S)):
-      raise ValueError(f"env.mu0 must be a torch tensor of shape env.S = "
-                       f"{tuple(env.S)}; got {type(env.mu0).__name__} "
+      raise ValueError(f"env.mu0 must be a floating-point torch tensor of "
+                       f"shape env.S = {tuple(env.S)}; got "
+                       f"{type(env.mu0).__name__} "
+                       f"{getattr(env.mu0, 'dtype', '')} "
                        f"{tuple(getattr(env.mu0, 'shape', ()))}")
     self._mu0 = env.mu0.detach().cpu().numpy().astype(float).ravel()
     if not (np.all(self._mu0 >= 0) and abs(self._mu0.sum() - 1.0) <= 1e-6):
@@ -344,14 +353,21 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     return flow.reshape((self.horizon + 1,) + tuple(self.environment.S) +
                         tuple(self.environment.A))
 
-  def _call(self, function, t: int, state_action: np.ndarray):
+  def _call(self, function, t: int, state_action: np.ndarray, shape):
     """`function(t, L_t)` (env.reward or env.prob), a numpy view of its
-    tensor (L_t (|S| * |A|,) float)."""
+    tensor (L_t (|S| * |A|,) float), which must have `shape`."""
     argument = self._torch.from_numpy(state_action.reshape(
         self._state_action_shape))
     if argument.dtype != self._dtype:
       argument = argument.to(self._dtype)
-    return function(t, argument).detach().cpu().numpy()
+    result = function(t, argument)
+    if tuple(getattr(result, "shape", ())) != shape:
+      name = "env.reward" if function == self.environment.reward else (
+          "env.prob")
+      raise ValueError(f"{name}(t={t}, L_t) must return a tensor of shape "
+                       f"{shape}; got {type(result).__name__} "
+                       f"{tuple(getattr(result, 'shape', ()))}")
+    return result.detach().cpu().numpy()
 
   def reward(self, t: int, state_action: np.ndarray,
              out: np.ndarray | None = None) -> np.ndarray:
@@ -365,7 +381,9 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     By the numba port (`vsg_spiel.mfglib_native`) where `native_reward`,
     else by the environment's own (torch) function.
     """
-    out = np.empty(len(state_action)) if out is None else out
+    pairs = self.num_states * self.num_actions
+    out = np.empty(pairs) if out is None else out
+    self._check_call(t, self.horizon, state_action, out, (pairs,))
     return self._reward_into(t, state_action, out)
 
   def transition_matrix(self, t: int, state_action: np.ndarray,
@@ -373,20 +391,37 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
     """P_t(L_t) as (|S| * |A|, |S|): row (s, a), column s', into `out` (a
     new array if None); by the numba port where `native_transition`, as
     `reward`."""
-    out = (np.empty((len(state_action), self.num_states)) if out is None
-           else out)
+    shape = (self.num_states * self.num_actions, self.num_states)
+    out = np.empty(shape) if out is None else out
+    self._check_call(t, self.horizon - 1, state_action, out, shape)
     return self._transition_into(t, state_action, out)
+
+  def _check_call(self, t, last, state_action, out, shape):
+    """ValueError unless 0 <= t <= last, L_t is (|S| |A|,) and `out` a
+    C-contiguous float64 array of `shape` (the ports do not check bounds)."""
+    if not (isinstance(t, (int, np.integer)) and 0 <= t <= last):
+      raise ValueError(f"t must be an integer in 0..{last}; got {t!r}")
+    for name, array, expected in (("state_action", state_action, shape[:1]),
+                                  ("out", out, shape)):
+      if not (isinstance(array, np.ndarray) and array.shape == expected and
+              array.dtype == np.float64 and array.flags.c_contiguous):
+        raise ValueError(
+            f"{name} must be a C-contiguous float64 array of shape "
+            f"{expected}; got {type(array).__name__} "
+            f"{getattr(array, 'dtype', '')} {getattr(array, 'shape', '')}")
 
   def _torch_reward(self, t, state_action, out):
     """`reward` by the environment's own function."""
     out.reshape(self._state_action_shape)[...] = self._call(
-        self.environment.reward, t, state_action)
+        self.environment.reward, t, state_action, self._state_action_shape)
     return out
 
   def _torch_transition_matrix(self, t, state_action, out):
     """`transition_matrix` by the environment's own function."""
-    out[...] = self._call(self.environment.prob, t, state_action).reshape(
-        self.num_states, -1).T
+    out[...] = self._call(
+        self.environment.prob, t, state_action,
+        tuple(self.environment.S) + self._state_action_shape).reshape(
+            self.num_states, -1).T
     return out
 
   def _agreeing(self, port, function, steps, row_shape):
@@ -605,6 +640,9 @@ class MFGLibEngine(mfg_engine.MeanFieldEngine):
       (t, s, a) nodes; P_t under the flow.
     """
     table = np.ascontiguousarray(policy(self._rows), float)
+    if table.shape != self._legal_rows.shape:
+      raise ValueError(f"policy(rows) must return (num_rows, num_actions) = "
+                       f"{self._legal_rows.shape}; got {table.shape}")
     steps = table.reshape(self._steps_shape)
     flow = np.empty(self._num_nodes + 1)
     probabilities = self._transition_template

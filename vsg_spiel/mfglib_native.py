@@ -93,16 +93,25 @@ def _copy_matrix(table, t, state_action, out):
   return out
 
 
+def _split(shape, env) -> tuple[int, int]:
+  """(|S|, |A|) of an array of shape S + A, S with env.S's number of axes."""
+  return math.prod(shape[:len(env.S)]), math.prod(shape[len(env.S):])
+
+
 def _stored_transition(fn, env):
   """Transition from the stored tensor fn.p (P[s', s, a]), as (S A, S)."""
-  num_states, _ = _sizes(env)
-  table = _array(fn.p).reshape(num_states, -1).T.copy()
-  return functools.partial(_copy_matrix, table)
+  shape = tuple(fn.p.shape)
+  next_states, sizes = _split(shape, env)[0], _split(shape[len(env.S):], env)
+  if next_states != sizes[0]:
+    return None, None
+  table = _array(fn.p).reshape(next_states, -1).T.copy()
+  return sizes, functools.partial(_copy_matrix, table)
 
 
 def _stored_reward(fn, env):
   """Reward from the stored tensor fn.r (susceptible_infected)."""
-  return functools.partial(_copy_vector, _array(fn.r).reshape(-1))
+  return (_split(tuple(fn.r.shape), env),
+          functools.partial(_copy_vector, _array(fn.r).reshape(-1)))
 
 
 @numba.njit(cache=True, inline="always")
@@ -124,7 +133,8 @@ def _beach_bar_reward(base, log_eps, t, state_action, out):
 
 def _beach_bar(fn, env):
   base = _array(fn.c1) + _array(fn.c2)  # MFGLib adds c1 + c2 first.
-  return functools.partial(_beach_bar_reward, base, _scalar(fn.log_eps, env))
+  return base.shape, functools.partial(_beach_bar_reward, base,
+                                       _scalar(fn.log_eps, env))
 
 
 @numba.njit(cache=True)
@@ -141,8 +151,10 @@ def _building_evacuation_reward(reward, eta_eps, t, state_action, out):
 
 def _building_evacuation(fn, env):
   eta_eps = np.array([_scalar(fn.eta, env), _scalar(fn.log_eps, env)])
-  return functools.partial(_building_evacuation_reward,
-                           _array(fn.r).reshape(-1), eta_eps)
+  reward = _array(fn.r).reshape(-1)
+  # MFGLib expands r over its 6 actions.
+  return (reward.size, 6), functools.partial(_building_evacuation_reward,
+                                             reward, eta_eps)
 
 
 @numba.njit(cache=True, inline="always")
@@ -194,11 +206,13 @@ def _treasure_transition(c, t, state_action, out):
 
 
 def _treasure_hunting_reward(fn, env):
-  return functools.partial(_treasure_reward, _array(fn.r))
+  r = _array(fn.r)
+  return (r.size, r.size), functools.partial(_treasure_reward, r)
 
 
 def _treasure_hunting_transition(fn, env):
-  return functools.partial(_treasure_transition, _array(fn.c))
+  return ((int(fn.n), int(fn.n)),
+          functools.partial(_treasure_transition, _array(fn.c)))
 
 
 @numba.njit(cache=True)
@@ -210,11 +224,11 @@ def _crowd_motion_reward(bases, log_eps, t, state_action, out):
 
 
 def _crowd_motion(fn, env):
-  num_states, num_actions = _sizes(env)
   bases = _scalar(fn.c, env) * np.stack([_array(c1) for c1 in fn.c1s])
-  return functools.partial(
+  sizes = (bases.shape[1] * bases.shape[2], bases.shape[3])  # torus x 5
+  return sizes, functools.partial(
       _crowd_motion_reward,
-      np.ascontiguousarray(bases.reshape(-1, num_states, num_actions)),
+      np.ascontiguousarray(bases.reshape((len(bases),) + sizes)),
       _scalar(fn.log_eps, env))
 
 
@@ -261,7 +275,8 @@ def _equilibrium_price(fn, env):
                     -(c2 + c3) * np.maximum(q - s, 0.0), -c4 * s])
   constants = np.array([_scalar(fn.d, env), _scalar(fn.e0, env),
                         _scalar(1 / float(fn.sigma), env), c0])
-  return functools.partial(_equilibrium_price_reward, q, costs, constants)
+  return (_split(tuple(fn.q_tensor.shape), env),
+          functools.partial(_equilibrium_price_reward, q, costs, constants))
 
 
 @numba.njit(cache=True)
@@ -276,7 +291,8 @@ def _left_right_reward(num_actions, t, state_action, out):
 
 
 def _left_right(fn, env):
-  return functools.partial(_left_right_reward, _sizes(env)[1])
+  num_actions = _sizes(env)[1]  # MFGLib's RewardFn takes env.A
+  return (3, num_actions), functools.partial(_left_right_reward, num_actions)
 
 
 @numba.njit(cache=True, inline="always")
@@ -315,8 +331,8 @@ def _linear_quadratic_reward_port(fn, env):
   constants = np.array([_scalar(-0.5 * float(fn.c_term), env),
                         _scalar(0.5 * float(fn.kappa), env),
                         _scalar(fn.delta, env)])
-  return functools.partial(_linear_quadratic_reward, tables, constants,
-                           int(fn.T))
+  return tables.shape[1:], functools.partial(
+      _linear_quadratic_reward, tables, constants, int(fn.T))
 
 
 @numba.njit(cache=True)
@@ -345,8 +361,9 @@ def _linear_quadratic_transition_port(fn, env):
   noise = float(fn.sigma) * _array(fn.epsilon) * math.sqrt(float(fn.delta))
   constants = np.array([_scalar(fn.k, env), _scalar(fn.delta, env)])
   el_m = np.array([int(fn.el), int(fn.m)], dtype=np.int64)
-  return functools.partial(_linear_quadratic_transition, noise,
-                           _array(fn.epsilon_pr), constants, el_m)
+  return (2 * el_m + 1).tolist(), functools.partial(
+      _linear_quadratic_transition, noise, _array(fn.epsilon_pr), constants,
+      el_m)
 
 
 @numba.njit(cache=True)
@@ -387,13 +404,15 @@ def _random_linear_transition(p1, p2, t, state_action, out):
 
 
 def _random_linear_reward_port(fn, env):
-  return functools.partial(_random_linear_reward, _array(fn.r1),
-                           _array(fn.r2))
+  r1 = _array(fn.r1)
+  return r1.shape, functools.partial(_random_linear_reward, r1,
+                                     _array(fn.r2))
 
 
 def _random_linear_transition_port(fn, env):
-  return functools.partial(_random_linear_transition, _array(fn.p1),
-                           _array(fn.p2))
+  p1 = _array(fn.p1)
+  return p1.shape[1:], functools.partial(_random_linear_transition, p1,
+                                         _array(fn.p2))
 
 
 @numba.njit(cache=True)
@@ -411,7 +430,7 @@ def _rock_paper_scissors_reward(t, state_action, out):
 
 
 def _rock_paper_scissors(fn, env):
-  return _rock_paper_scissors_reward
+  return (4, 3), _rock_paper_scissors_reward
 
 
 @numba.njit(cache=True)
@@ -430,11 +449,12 @@ def _susceptible_infected_transition(t, state_action, out):
 
 
 def _susceptible_infected(fn, env):
-  return _susceptible_infected_transition
+  return (2, 2), _susceptible_infected_transition
 
 
 # name -> (RewardFn port builder, TransitionFn port builder), each called as
-# builder(fn, env) -> port.
+# builder(fn, env) -> (sizes, port): the port and the (|S|, |A|) its arrays
+# were built for (numba does not check bounds: a port runs only on those).
 _PORTS = {
     "beach_bar": (_beach_bar, _stored_transition),
     "building_evacuation": (_building_evacuation, _stored_transition),
@@ -458,15 +478,18 @@ def _port(fn, env, class_name: str, which: int) -> Callable | None:
   if kind.__name__ != class_name or not module.startswith(_EXAMPLES):
     return None
   builders = _PORTS.get(module[len(_EXAMPLES):])
-  return None if builders is None else builders[which](fn, env)
+  if builders is None:
+    return None
+  sizes, port = builders[which](fn, env)
+  return port if sizes is not None and tuple(sizes) == _sizes(env) else None
 
 
 def native_functions(env) -> tuple[Callable | None, Callable | None]:
   """(reward, transition): numba ports of env.reward_fn and env.transition_fn
   where they are one of MFGLib's ten examples' RewardFn / TransitionFn
   (recognised by their class: type(fn).__module__ ==
-  "mfglib.env.examples.<name>" and __name__ "RewardFn"/"TransitionFn"), else
-  None for that function.
+  "mfglib.env.examples.<name>" and __name__ "RewardFn"/"TransitionFn") built
+  for env's sizes |S| and |A|, else None for that function.
 
   reward(t, state_action, out) -> out: state_action (|S| |A|,) float64, L_t
     flattened in C order (states then actions, each in C order); out
